@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Tally",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tally", targets: ["Tools"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "EventJSON", targets: ["EventJSON"]),
+        .library(name: "Workload", targets: ["Workload"]),
+        .library(name: "Server", targets: ["Server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // System libraries from Debian: libzstd-dev, liblz4-dev, libxxhash-dev (see README).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it.
+        .target(name: "CTallyCRC"),
+        .target(
+            name: "Engine",
+            dependencies: [
+                "CZstd", "CLZ4", "CXXHash", "CTallyCRC",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [.define("TALLY_INTERNAL_CHECKS", .when(configuration: .debug))]
+        ),
+        // The ingest JSON reader: request bytes -> Engine column builders. Used by Server and Tools.
+        .target(name: "EventJSON", dependencies: ["Engine"]),
+        // Realistic synthetic workload (Zipf sites, paths, referrers, visitors, sessions).
+        .target(name: "Workload", dependencies: ["Engine"]),
+        .target(name: "Server", dependencies: ["Engine", "EventJSON"]),
+        .executableTarget(
+            name: "Tools",
+            dependencies: [
+                "Engine", "EventJSON", "Workload", "Server",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "TallyTestSupport", dependencies: ["Engine", "Workload"], path: "Sources/TallyTestSupport"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport", "Workload", "EventJSON"]),
+        .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
+        .testTarget(name: "ToolsTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
+    ]
+)

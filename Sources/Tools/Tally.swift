@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Tally: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "Tally: a self-hosted web-analytics event store.",
+        subcommands: []
+    )
+}
