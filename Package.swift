@@ -42,8 +42,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TallyTestSupport", dependencies: ["Engine", "Workload"], path: "Sources/TallyTestSupport"),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport", "Workload", "EventJSON"]),
+        .target(name: "TallyTestSupport", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport"]),
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
         .testTarget(name: "ToolsTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
     ]

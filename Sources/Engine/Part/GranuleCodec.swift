@@ -1,0 +1,218 @@
+/// Encodes one granule of one column into a block payload (before compression) and back.
+///
+/// Every payload starts with a null flag byte: 0 = no nulls, 1 = a null bitmap of
+/// ceil(n/8) bytes follows (bit i of byte i/8, least significant first, set = null).
+/// The body follows, laid out as its `ColumnEncoding` says.
+enum GranuleCodec {
+    static func writeNulls(_ nulls: NullBitmap?, _ range: Range<Int>, into w: inout ByteWriter) {
+        guard let nulls, nulls.nullCount > 0, range.contains(where: { nulls[$0] }) else {
+            w.u8(0)
+            return
+        }
+        w.u8(1)
+        var byte: UInt8 = 0
+        for (k, i) in range.enumerated() {
+            if nulls[i] { byte |= 1 << UInt8(k & 7) }
+            if k & 7 == 7 {
+                w.u8(byte)
+                byte = 0
+            }
+        }
+        if range.count & 7 != 0 { w.u8(byte) }
+    }
+
+    static func encodeInt64(_ col: Int64Column, _ range: Range<Int>, delta: Bool, into w: inout ByteWriter)
+        -> ColumnEncoding
+    {
+        writeNulls(col.nulls, range, into: &w)
+        col.values.withUnsafeBufferPointer { v in
+            if delta {
+                var prev: Int64 = 0
+                for i in range {
+                    w.i64(v[i] &- prev)
+                    prev = v[i]
+                }
+            } else {
+                for i in range { w.i64(v[i]) }
+            }
+        }
+        return delta ? .int64Delta : .int64Plain
+    }
+
+    static func encodeStrings(_ col: StringColumn, _ range: Range<Int>, into w: inout ByteWriter) -> ColumnEncoding {
+        writeNulls(col.nulls, range, into: &w)
+        for i in range { w.varint(UInt64(Int(col.ends[i]) - col.start(i))) }
+        let s = col.start(range.lowerBound)
+        let e = range.isEmpty ? s : Int(col.ends[range.upperBound - 1])
+        w.raw(col.bytes[s..<e])
+        return .stringPlain
+    }
+
+    /// Binary identifiers when every value in the range has the same canonical form and
+    /// none is null; otherwise plain strings.
+    static func encodeIdentifiers(_ col: StringColumn, _ range: Range<Int>, into w: inout ByteWriter) -> ColumnEncoding {
+        var form: IdentifierForm?
+        var uniform = !range.isEmpty
+        for i in range where uniform {
+            if col.isNull(i) {
+                uniform = false
+                break
+            }
+            let f = col.withValue(i) { IdentifierCodec.detect($0) }
+            if f == nil || (form != nil && f != form) { uniform = false }
+            form = f
+        }
+        guard uniform, let form else { return encodeStrings(col, range, into: &w) }
+        w.u8(0)
+        w.u8(form.rawValue)
+        let base = w.count
+        w.bytes.append(contentsOf: repeatElement(0, count: range.count * 16))
+        w.bytes.withUnsafeMutableBytes { out in
+            for (k, i) in range.enumerated() {
+                col.withValue(i) { IdentifierCodec.encode($0, form: form, into: out.baseAddress! + base + k * 16) }
+            }
+        }
+        return .identifierBinary
+    }
+
+    static func encodeCodes(_ codes: ArraySlice<UInt32>, nulls: NullBitmap?, _ range: Range<Int>, dictionarySize: Int,
+                            into w: inout ByteWriter) -> ColumnEncoding {
+        writeNulls(nulls, range, into: &w)
+        let width: UInt8 = dictionarySize <= 256 ? 1 : (dictionarySize <= 65536 ? 2 : 4)
+        w.u8(width)
+        switch width {
+        case 1: for c in codes { w.u8(UInt8(truncatingIfNeeded: c)) }
+        case 2: for c in codes { w.u16(UInt16(truncatingIfNeeded: c)) }
+        default: for c in codes { w.u32(c) }
+        }
+        return .dictionaryCodes
+    }
+
+    // MARK: Decoding
+
+    struct Malformed: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    /// Reads the null flag and bitmap; returns nil when the granule has no nulls.
+    static func readNulls(_ r: inout ByteReader, rows: Int) throws -> UnsafeRawBufferPointer? {
+        let flag = try r.u8()
+        switch flag {
+        case 0: return nil
+        case 1: return try r.raw((rows + 7) / 8)
+        default: throw Malformed(message: "null flag \(flag) is neither 0 nor 1")
+        }
+    }
+
+    @inline(__always) static func bit(_ bits: UnsafeRawBufferPointer?, _ k: Int) -> Bool {
+        guard let bits else { return false }
+        return (bits[k >> 3] >> UInt8(k & 7)) & 1 == 1
+    }
+
+    static func decodeInt64(_ payload: UnsafeRawBufferPointer, encoding: ColumnEncoding, rows: Int,
+                            into col: inout Int64Column) throws {
+        var r = ByteReader(payload)
+        let nulls = try readNulls(&r, rows: rows)
+        let body = try r.raw(rows * 8)
+        guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after \(rows) int64 values") }
+        let base = col.values.count
+        col.values.reserveCapacity(base + rows)
+        switch encoding {
+        case .int64Plain:
+            for k in 0..<rows { col.values.append(Int64(littleEndian: body.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))) }
+        case .int64Delta:
+            var prev: Int64 = 0
+            for k in 0..<rows {
+                prev = prev &+ Int64(littleEndian: body.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
+                col.values.append(prev)
+            }
+        default:
+            throw Malformed(message: "encoding \(encoding) is not an int64 encoding")
+        }
+        if col.nulls != nil {
+            for k in 0..<rows { col.nulls!.append(bit(nulls, k)) }
+        } else if nulls != nil {
+            throw Malformed(message: "null bitmap in a non-nullable column")
+        }
+    }
+
+    static func decodeStrings(_ payload: UnsafeRawBufferPointer, encoding: ColumnEncoding, rows: Int,
+                              dictionary: StringColumn?, into col: inout StringColumn) throws {
+        var r = ByteReader(payload)
+        let nulls = try readNulls(&r, rows: rows)
+        if nulls != nil && col.nulls == nil { throw Malformed(message: "null bitmap in a non-nullable column") }
+        col.ends.reserveCapacity(col.ends.count + rows)
+        switch encoding {
+        case .stringPlain:
+            var lengths = [Int](repeating: 0, count: rows)
+            var total = 0
+            for k in 0..<rows {
+                lengths[k] = try r.count(limit: r.remaining)
+                total += lengths[k]
+            }
+            let body = try r.raw(total)
+            col.bytes.append(contentsOf: body)
+            var end = col.bytes.count - total
+            for k in 0..<rows {
+                end += lengths[k]
+                col.ends.append(UInt32(truncatingIfNeeded: end))
+                col.nulls?.append(bit(nulls, k))
+            }
+        case .dictionaryCodes:
+            guard let dictionary else { throw Malformed(message: "dictionary codes without a dictionary") }
+            let width = Int(try r.u8())
+            guard width == 1 || width == 2 || width == 4 else { throw Malformed(message: "code width \(width)") }
+            let body = try r.raw(rows * width)
+            for k in 0..<rows {
+                let code: Int
+                switch width {
+                case 1: code = Int(body[k])
+                case 2: code = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self)))
+                default: code = Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)))
+                }
+                if bit(nulls, k) {
+                    col.appendNull()
+                    continue
+                }
+                guard code < dictionary.count else {
+                    throw Malformed(message: "code \(code) outside a dictionary of \(dictionary.count)")
+                }
+                col.append(from: dictionary, row: code)
+            }
+        case .identifierBinary:
+            guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
+            let body = try r.raw(rows * 16)
+            for k in 0..<rows {
+                IdentifierCodec.decode(UnsafeRawBufferPointer(rebasing: body[k * 16..<k * 16 + 16]), form: form, into: &col.bytes)
+                col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
+                col.nulls?.append(false)
+            }
+        default:
+            throw Malformed(message: "encoding \(encoding) is not a string encoding")
+        }
+        guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after \(rows) values") }
+    }
+
+    // MARK: Dictionaries
+
+    static func encodeDictionary(_ values: StringColumn, order: [Int32], into w: inout ByteWriter) {
+        w.varint(UInt64(order.count))
+        for code in order {
+            values.withValue(Int(code)) { v in
+                w.varint(UInt64(v.count))
+                w.raw(v)
+            }
+        }
+    }
+
+    static func decodeDictionary(_ payload: UnsafeRawBufferPointer) throws -> StringColumn {
+        var r = ByteReader(payload)
+        let n = try r.count(limit: payload.count)
+        var col = StringColumn()
+        col.ends.reserveCapacity(n)
+        for _ in 0..<n { col.append(try r.raw(try r.count(limit: r.remaining))) }
+        guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after a dictionary of \(n)") }
+        return col
+    }
+}

@@ -1,0 +1,200 @@
+/// An open, immutable part file: its footer in memory and its blocks read on demand.
+///
+/// Reference counted: snapshots hold parts, and a part's file stays open (and, once a
+/// merge replaces it, undeleted) while any snapshot holds it.
+public final class Part: Sendable {
+    public let name: String
+    public let path: String
+    public let number: Int
+    public let footer: PartFooter
+    public let fileSize: Int
+    /// The part's site_id and event_type dictionaries (the primary index refers to their codes).
+    public let sites: StringColumn
+    public let eventTypes: StringColumn
+    let file: any StoredFile
+
+    public var partition: Partition { footer.partition }
+    public var rows: Int { footer.rows }
+
+    /// Opens and validates the trailer, footer and key dictionaries of a part file.
+    static func open(path: String, name: String, number: Int, fs: any FileSystem) throws(TallyError) -> Part {
+        let file = try fs.openForReading(path)
+        let size = try file.size()
+        guard size >= PartFormat.headerSize + PartFormat.trailerSize else {
+            throw .corruption("part \(name) is \(size) bytes, shorter than a header and trailer")
+        }
+        let header = try file.read(at: 0, count: PartFormat.headerSize)
+        guard Array(header[0..<8]) == PartFormat.magic else {
+            throw .corruption("part \(name) does not start with the part magic at offset 0")
+        }
+        let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        guard version == PartFormat.version else {
+            throw TallyError(.unsupportedVersion,
+                             "part \(name) has format version \(version); this build reads version \(PartFormat.version)")
+        }
+        let trailer = try file.read(at: size - PartFormat.trailerSize, count: PartFormat.trailerSize)
+        guard Array(trailer[16..<24]) == PartFormat.endMagic else {
+            throw .corruption("part \(name) has no end magic at offset \(size - 8) (truncated or not a part)")
+        }
+        let (footerOffset, footerLength, footerCRC) = trailer.withUnsafeBytes {
+            (Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))),
+             Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        }
+        guard footerOffset >= PartFormat.headerSize, footerOffset + footerLength == size - PartFormat.trailerSize else {
+            throw .corruption("part \(name) trailer at offset \(size - PartFormat.trailerSize) points outside the file")
+        }
+        let footerBytes = try file.read(at: footerOffset, count: footerLength)
+        guard CRC32C.checksum(footerBytes) == footerCRC else {
+            throw .corruption("checksum mismatch in part \(name) footer at offset \(footerOffset)")
+        }
+        let footer: PartFooter
+        do {
+            footer = try footerBytes.withUnsafeBytes { try PartFooter.parse($0, fileSize: footerOffset) }
+        } catch let e as TallyError {
+            throw TallyError(e.code, "part \(name) footer: \(e.message)")
+        } catch {
+            throw .corruption("malformed footer in part \(name) at offset \(footerOffset): \(error)")
+        }
+        let sites = try readDictionary(.siteID, footer: footer, file: file, name: name)
+        let types = try readDictionary(.eventType, footer: footer, file: file, name: name)
+        return Part(name: name, path: path, number: number, footer: footer, fileSize: size, sites: sites,
+                    eventTypes: types, file: file)
+    }
+
+    private init(name: String, path: String, number: Int, footer: PartFooter, fileSize: Int, sites: StringColumn,
+                 eventTypes: StringColumn, file: any StoredFile) {
+        self.name = name
+        self.path = path
+        self.number = number
+        self.footer = footer
+        self.fileSize = fileSize
+        self.sites = sites
+        self.eventTypes = eventTypes
+        self.file = file
+    }
+
+    func readBlock(_ ref: BlockRef, what: String) throws(TallyError) -> (ColumnEncoding, [UInt8]) {
+        try Self.readBlock(ref, what: what, file: file, name: name)
+    }
+
+    /// Reads, checks and decompresses one block; returns its encoding and raw payload.
+    static func readBlock(_ ref: BlockRef, what: String, file: any StoredFile, name: String)
+        throws(TallyError) -> (ColumnEncoding, [UInt8])
+    {
+        guard ref.length >= PartFormat.blockHeaderSize else {
+            throw .corruption("block of \(what) in part \(name) at offset \(ref.offset) is \(ref.length) bytes")
+        }
+        let bytes = try file.read(at: ref.offset, count: ref.length)
+        guard bytes.count == ref.length else {
+            throw .corruption("part \(name) is truncated: \(what) block at offset \(ref.offset) needs \(ref.length) bytes")
+        }
+        return try bytes.withBytes { (b) throws(TallyError) -> (ColumnEncoding, [UInt8]) in
+            let stored = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+            let rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+            let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            let body = UnsafeRawBufferPointer(rebasing: b[PartFormat.blockHeaderSize...])
+            var actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<12]))
+            actual = CRC32C.checksum(body, continuing: actual)
+            guard actual == crc, stored == body.count else {
+                throw .corruption("checksum mismatch in part \(name) \(what) block at offset \(ref.offset)")
+            }
+            guard let codec = Codec(rawValue: b[0]), let encoding = ColumnEncoding(rawValue: b[1]) else {
+                throw .corruption("unknown codec \(b[0]) or encoding \(b[1]) in part \(name) \(what) block at offset \(ref.offset)")
+            }
+            var raw: [UInt8] = []
+            do {
+                try Codec.decompress(body, codec: codec, rawLength: rawLength, into: &raw)
+            } catch {
+                throw .corruption("part \(name) \(what) block at offset \(ref.offset): \(error)")
+            }
+            return (encoding, raw)
+        }
+    }
+
+    func dictionary(_ column: EventColumn) throws(TallyError) -> StringColumn {
+        try Self.readDictionary(column, footer: footer, file: file, name: name)
+    }
+
+    static func readDictionary(_ column: EventColumn, footer: PartFooter, file: any StoredFile, name: String)
+        throws(TallyError) -> StringColumn
+    {
+        guard let meta = footer.column(column), !meta.dictionary.isNone else {
+            throw .corruption("part \(name) has no dictionary for \(column.name)")
+        }
+        let (_, raw) = try readBlock(meta.dictionary, what: "\(column.name) dictionary", file: file, name: name)
+        do {
+            let d = try raw.withUnsafeBytes { try GranuleCodec.decodeDictionary($0) }
+            guard d.count == meta.dictionarySize else {
+                throw GranuleCodec.Malformed(message: "\(d.count) values, footer says \(meta.dictionarySize)")
+            }
+            return d
+        } catch {
+            throw .corruption("malformed \(column.name) dictionary in part \(name) at offset \(meta.dictionary.offset): \(error)")
+        }
+    }
+
+    /// Decodes granule `g` of `column`, appending its values to `batch`'s column.
+    /// `dictionaries` caches dictionaries read for this part.
+    func read(_ column: EventColumn, granule g: Int, into batch: inout EventBatch,
+              dictionaries: inout [EventColumn: StringColumn]) throws(TallyError) {
+        guard let meta = footer.column(column) else { throw .corruption("part \(name) has no column \(column.name)") }
+        let ref = meta.granules[g]
+        let rows = footer.granules[g].rows
+        let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
+        do {
+            try raw.withUnsafeBytes { (b) throws in
+                switch column.kind {
+                case .int64:
+                    try GranuleCodec.decodeInt64(b, encoding: encoding, rows: rows, into: &batch[int: column])
+                case .string, .identifier:
+                    try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: nil,
+                                                   into: &batch[string: column])
+                case .lowCardinality:
+                    let dict: StringColumn
+                    if let d = dictionaries[column] { dict = d } else {
+                        dict = column == .siteID ? sites : (column == .eventType ? eventTypes : try dictionary(column))
+                        dictionaries[column] = dict
+                    }
+                    try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: dict,
+                                                   into: &batch[string: column])
+                }
+            }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
+        }
+    }
+
+    /// The bloom filter of `column` (one of `PartFormat.bloomColumns`) for granule `g`.
+    func bloom(_ column: EventColumn, granule g: Int) throws(TallyError) -> SplitBlockBloomFilter? {
+        guard let k = PartFormat.bloomColumns.firstIndex(of: column), k < footer.granules[g].blooms.count else { return nil }
+        let ref = footer.granules[g].blooms[k]
+        let (_, raw) = try readBlock(ref, what: "\(column.name) bloom filter of granule \(g)")
+        do {
+            return try raw.withUnsafeBytes { try SplitBlockBloomFilter(serialized: $0) }
+        } catch {
+            throw .corruption("malformed \(column.name) bloom filter in part \(name) at offset \(ref.offset): \(error)")
+        }
+    }
+
+    /// The code of `value` in one of the part's key dictionaries, or where it would be inserted.
+    static func lookup(_ value: String, in dict: StringColumn) -> (code: UInt32, found: Bool) {
+        var v = value
+        return v.withUTF8 { u in
+            let key = UnsafeRawBufferPointer(u)
+            var lo = 0
+            var hi = dict.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                let c = dict.withValue(mid) { ByteOrder.compare($0, key) }
+                if c == 0 { return (UInt32(mid), true) }
+                if c < 0 { lo = mid + 1 } else { hi = mid }
+            }
+            return (UInt32(lo), false)
+        }
+    }
+
+    deinit { file.close() }
+}

@@ -1,0 +1,58 @@
+extension EventStore {
+    /// Writes everything buffered so far into new parts, one per month partition, then
+    /// deletes WAL segments that parts now cover. Queries see the rows throughout: in the
+    /// buffer until the parts are published, in the parts after.
+    public func flush() throws(TallyError) {
+        try flushLock.withLock { (_) throws(TallyError) in
+            let (entries, lsn) = state.withLock { st -> ([BufferEntry], UInt64) in
+                st.flushing = st.active
+                st.active = []
+                st.activeRows = 0
+                st.activeBytes = 0
+                return (st.flushing, st.flushing.last?.lsn ?? 0)
+            }
+            guard !entries.isEmpty else { return }
+            do throws(TallyError) {
+                let parts = try writeParts(entries.map(\.batch), walLSN: lsn)
+                state.withLock { st in
+                    st.parts += parts
+                    st.flushing = []
+                    st.lastFlushError = nil
+                }
+            } catch {
+                // Put the rows back in front of what arrived meanwhile; the WAL still has them.
+                state.withLock { st in
+                    st.active = st.flushing + st.active
+                    st.activeRows = st.active.reduce(0) { $0 + $1.batch.count }
+                    st.activeBytes = st.active.reduce(0) { $0 + $1.batch.byteSize }
+                    st.flushing = []
+                    st.lastFlushError = error
+                }
+                throw error
+            }
+            try wal.removeSegments(coveredUpTo: lsn)
+        }
+    }
+
+    /// Splits `batches` by month, sorts each month by the sort key and writes it as a part.
+    func writeParts(_ batches: [EventBatch], walLSN: UInt64) throws(TallyError) -> [Part] {
+        var all = EventBatch()
+        for b in batches { all.append(contentsOf: b) }
+        let times = all[int: .occurredAt].values
+        var byPartition: [Partition: [Int32]] = [:]
+        for i in 0..<all.count { byPartition[Partition(ms: times[i]), default: []].append(Int32(i)) }
+        var parts: [Part] = []
+        let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
+        for partition in byPartition.keys.sorted() {
+            let month = all.gather(byPartition[partition]!)
+            let sorted = month.gather(SortKey.sortedOrder(month))
+            let number = state.withLock { st in
+                defer { st.nextPartNumber += 1 }
+                return st.nextPartNumber
+            }
+            let written = try writer.write(sorted: sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
+            parts.append(try Part.open(path: partsDirectory + "/" + written.name, name: written.name, number: number, fs: fs))
+        }
+        return parts
+    }
+}

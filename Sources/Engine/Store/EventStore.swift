@@ -1,0 +1,350 @@
+import Foundation
+import Synchronization
+
+/// Settings of an `EventStore`. Defaults are documented with the measurement behind them
+/// in FORMAT.md and BENCHMARKS.md.
+public struct StoreOptions: Sendable {
+    public var directory: String
+    public var granuleRows = PartFormat.defaultGranuleRows
+    /// Flush the buffer to parts once it holds this many rows…
+    public var flushRows = 1 << 20
+    /// …or this many bytes of column values (bounds memory: the buffer is most of it)…
+    public var flushBytes = 96 << 20
+    /// …or its oldest event has waited this long (ms).
+    public var flushAge: Int64 = 10_000
+    /// Retries of an event within this window (ms, by received time) are refused as duplicates.
+    public var dedupeWindow: Int64 = 7 * 86_400_000
+    /// Run the flusher thread (off in tests that flush by hand).
+    public var backgroundFlush = true
+    public var clock: any TallyClock = SystemClock()
+    public var fileSystem: any FileSystem = PosixFileSystem()
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+}
+
+/// What happened to a batch given to `EventStore.ingest`.
+public struct IngestOutcome: Sendable, Equatable {
+    public var accepted: Int
+    public var duplicates: Int
+    /// Indices (in the ingested batch) of the rows refused as duplicates.
+    public var duplicateRows: [Int]
+}
+
+/// The events table: one writer owning the WAL and the in-memory buffer, parts on disk,
+/// readers on immutable snapshots.
+public final class EventStore: Sendable {
+    struct BufferEntry: Sendable {
+        let lsn: UInt64
+        let batch: EventBatch
+        let arrived: Int64
+    }
+
+    struct State: Sendable {
+        var parts: [Part] = []
+        var active: [BufferEntry] = []
+        var flushing: [BufferEntry] = []
+        var activeRows = 0
+        var activeBytes = 0
+        var nextLSN: UInt64 = 1
+        var nextPartNumber = 1
+        var dedupe: DedupeIndex
+        var closed = false
+        var lastFlushError: TallyError?
+    }
+
+    public let options: StoreOptions
+    let fs: any FileSystem
+    let partsDirectory: String
+    let wal: WriteAheadLog
+    let state: Mutex<State>
+    /// Serializes flushes (and later merges' part-set changes).
+    let flushLock = Mutex<Void>(())
+    let idGenerator = Mutex(ULIDGenerator())
+    private let flusherExited = DispatchSemaphore(value: 0)
+    private let wake = NSCondition()
+    /// What opening found: WAL records replayed, bytes of a torn tail cut, problems.
+    public let openReport: OpenReport
+
+    public struct OpenReport: Sendable {
+        public var parts = 0
+        public var walRecordsReplayed = 0
+        public var walRowsReplayed = 0
+        public var walTruncatedBytes = 0
+        public var problems: [String] = []
+        public var leftoversRemoved = 0
+    }
+
+    /// Opens (creating if needed) the store in `options.directory`: removes leftovers of
+    /// interrupted flushes, opens every part, replays the WAL past what parts hold, and
+    /// rebuilds the dedupe window.
+    public init(options: StoreOptions) throws(TallyError) {
+        self.options = options
+        fs = options.fileSystem
+        partsDirectory = options.directory + "/parts"
+        try fs.createDirectory(partsDirectory)
+        wal = WriteAheadLog(fs: fs, directory: options.directory + "/wal")
+        var report = OpenReport()
+        var st = State(dedupe: DedupeIndex(window: options.dedupeWindow))
+
+        for name in try fs.list(partsDirectory) {
+            let path = partsDirectory + "/" + name
+            if name.hasSuffix(PartFormat.temporarySuffix) {
+                try fs.remove(path)
+                report.leftoversRemoved += 1
+                continue
+            }
+            guard let parsed = PartFormat.parseFileName(name) else { continue }
+            do {
+                let part = try Part.open(path: path, name: name, number: parsed.number, fs: fs)
+                st.parts.append(part)
+                st.nextPartNumber = max(st.nextPartNumber, parsed.number + 1)
+            } catch {
+                // A part that cannot be opened is reported, not fatal: the others stay readable.
+                report.problems.append(error.description)
+            }
+        }
+        report.parts = st.parts.count
+
+        var covered: [Partition: UInt64] = [:]
+        var maxLSN: UInt64 = 0
+        for p in st.parts {
+            covered[p.partition] = max(covered[p.partition] ?? 0, p.footer.walLSN)
+            maxLSN = max(maxLSN, p.footer.walLSN)
+        }
+
+        let now = options.clock.nowMillis()
+        // Rebuild the dedupe window from parts that may hold events received inside it.
+        for p in st.parts where p.footer.maxReceived >= now - options.dedupeWindow {
+            var dicts: [EventColumn: StringColumn] = [:]
+            for g in 0..<p.footer.granules.count {
+                var b = EventBatch(columns: [.siteID, .eventID, .receivedAt])
+                do {
+                    for c in [EventColumn.siteID, .eventID, .receivedAt] {
+                        try p.read(c, granule: g, into: &b, dictionaries: &dicts)
+                    }
+                } catch {
+                    report.problems.append(error.description)
+                    continue
+                }
+                Self.remember(b, rows: 0..<p.footer.granules[g].rows, in: &st.dedupe, now: now)
+            }
+        }
+
+        var replayed: [BufferEntry] = []
+        let walReport = try wal.replay { (record) throws(TallyError) in
+            maxLSN = max(maxLSN, record.lsn)
+            var keep: [Int32] = []
+            let times = record.batch[int: .occurredAt].values
+            for i in 0..<record.batch.count where (covered[Partition(ms: times[i])] ?? 0) < record.lsn {
+                keep.append(Int32(i))
+            }
+            guard !keep.isEmpty else { return }
+            let batch = keep.count == record.batch.count ? record.batch : record.batch.gather(keep)
+            Self.remember(batch, rows: 0..<batch.count, in: &st.dedupe, now: now)
+            replayed.append(BufferEntry(lsn: record.lsn, batch: batch, arrived: now))
+            report.walRowsReplayed += batch.count
+        }
+        report.walRecordsReplayed = walReport.records
+        report.walTruncatedBytes = walReport.truncatedBytes
+        report.problems += walReport.problems
+        st.active = replayed
+        st.activeRows = replayed.reduce(0) { $0 + $1.batch.count }
+        st.activeBytes = replayed.reduce(0) { $0 + $1.batch.byteSize }
+        st.nextLSN = maxLSN + 1
+        st.parts.sort { $0.number < $1.number }
+        state = Mutex(st)
+        openReport = report
+        try wal.start(nextLSN: maxLSN + 1)
+        if options.backgroundFlush { startFlusher() }
+    }
+
+    static func remember(_ b: EventBatch, rows: Range<Int>, in dedupe: inout DedupeIndex, now: Int64) {
+        let sites = b[string: .siteID]
+        let ids = b[string: .eventID]
+        let received = b[int: .receivedAt].values
+        for i in rows where received[i] >= now - dedupe.window {
+            let key = sites.withValue(i) { s in ids.withValue(i) { DedupeIndex.key(site: s, eventID: $0) } }
+            _ = dedupe.insert(key, time: received[i])
+        }
+    }
+
+    // MARK: Ingest
+
+    /// Makes `batch` durable and visible, minus duplicates of events already accepted within
+    /// the dedupe window (or earlier in the same batch). Returns once the WAL record is
+    /// fsynced. Rows with an empty event_id get a new ULID.
+    public func ingest(_ batch: EventBatch) async throws(TallyError) -> IngestOutcome {
+        guard batch.count > 0 else { return IngestOutcome(accepted: 0, duplicates: 0, duplicateRows: []) }
+        precondition(batch.columns.count == EventColumn.allCases.count, "ingest takes whole events")
+        var batch = assignMissingIDs(batch)
+        let now = options.clock.nowMillis()
+
+        var keys: [UInt64] = []
+        keys.reserveCapacity(batch.count)
+        let sites = batch[string: .siteID]
+        let ids = batch[string: .eventID]
+        for i in 0..<batch.count {
+            keys.append(sites.withValue(i) { s in ids.withValue(i) { DedupeIndex.key(site: s, eventID: $0) } })
+        }
+        let received = batch[int: .receivedAt].values
+        var duplicateRows: [Int] = []
+        try state.withLock { (st) throws(TallyError) in
+            if st.closed { throw TallyError(.closed, "the store is closed") }
+            st.dedupe.expire(now: now)
+            for i in 0..<keys.count where !st.dedupe.insert(keys[i], time: received[i]) {
+                duplicateRows.append(i)
+            }
+        }
+        if !duplicateRows.isEmpty {
+            var keep: [Int32] = []
+            var d = 0
+            for i in 0..<batch.count {
+                if d < duplicateRows.count && duplicateRows[d] == i { d += 1 } else { keep.append(Int32(i)) }
+            }
+            if keep.isEmpty { return IngestOutcome(accepted: 0, duplicates: duplicateRows.count, duplicateRows: duplicateRows) }
+            batch = batch.gather(keep)
+        }
+        let payload = WALBatchCodec.encode(batch)
+        let accepted = batch
+        do {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+                state.withLock { st in
+                    let lsn = st.nextLSN
+                    st.nextLSN += 1
+                    wal.append(lsn: lsn, payload: payload) { [self] result in
+                        switch result {
+                        case .success:
+                            let due = state.withLock { st in
+                                st.active.append(BufferEntry(lsn: lsn, batch: accepted, arrived: now))
+                                st.activeRows += accepted.count
+                                st.activeBytes += accepted.byteSize
+                                return st.activeRows >= options.flushRows || st.activeBytes >= options.flushBytes
+                            }
+                            if due { wakeFlusher() }
+                            cont.resume()
+                        case .failure(let e):
+                            cont.resume(throwing: e)
+                        }
+                    }
+                }
+            }
+        } catch {
+            // Not durable: forget the keys so a retry is accepted.
+            let dup = Set(duplicateRows)
+            state.withLock { st in for (i, k) in keys.enumerated() where !dup.contains(i) { st.dedupe.remove(k) } }
+            throw (error as? TallyError) ?? TallyError(.io, "write-ahead log append failed", cause: "\(error)")
+        }
+        return IngestOutcome(accepted: accepted.count, duplicates: duplicateRows.count, duplicateRows: duplicateRows)
+    }
+
+    private func assignMissingIDs(_ batch: EventBatch) -> EventBatch {
+        let ids = batch[string: .eventID]
+        var missing = false
+        for i in 0..<batch.count where ids.ends[i] == (i == 0 ? 0 : ids.ends[i - 1]) {
+            missing = true
+            break
+        }
+        guard missing else { return batch }
+        var out = batch
+        var col = StringColumn()
+        col.reserve(rows: batch.count, bytes: batch.count * 26)
+        let times = batch[int: .occurredAt].values
+        idGenerator.withLock { gen in
+            for i in 0..<batch.count {
+                if ids.withValue(i, { $0.isEmpty }) {
+                    gen.next(ms: times[i], into: &col.bytes)
+                    col.ends.append(UInt32(col.bytes.count))
+                } else {
+                    col.append(from: ids, row: i)
+                }
+            }
+        }
+        out[string: .eventID] = col
+        return out
+    }
+
+    // MARK: Snapshots
+
+    /// An immutable view of everything acknowledged so far: parts and buffered batches.
+    public func snapshot() -> Snapshot {
+        state.withLock { st in
+            Snapshot(parts: st.parts, buffered: (st.flushing + st.active).map(\.batch))
+        }
+    }
+
+    public struct Status: Sendable {
+        public var parts: Int
+        public var bufferedRows: Int
+        public var bufferedBytes: Int
+        public var nextLSN: UInt64
+        public var dedupeKeys: Int
+        public var lastFlushError: String?
+    }
+
+    public var status: Status {
+        state.withLock { st in
+            Status(parts: st.parts.count, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
+                   bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
+                   lastFlushError: st.lastFlushError?.description)
+        }
+    }
+
+    /// WAL segment files and sizes.
+    public func walSegments() throws(TallyError) -> [(name: String, size: Int)] { try wal.segmentFiles() }
+
+    // MARK: Background flushing
+
+    private func startFlusher() {
+        let exited = flusherExited
+        let t = Thread { [weak self] in
+            while let s = self, s.flusherStep() {}
+            exited.signal()
+        }
+        t.name = "tally-flush"
+        t.start()
+    }
+
+    /// One wait-and-maybe-flush round; false once the store is closed.
+    private func flusherStep() -> Bool {
+        wake.lock()
+        _ = wake.wait(until: Date(timeIntervalSinceNow: min(1.0, Double(options.flushAge) / 1000)))
+        wake.unlock()
+        if state.withLock({ $0.closed }) { return false }
+        do { try flushIfDue() } catch {
+            state.withLock { $0.lastFlushError = error }
+        }
+        return true
+    }
+
+    func wakeFlusher() {
+        wake.lock()
+        wake.signal()
+        wake.unlock()
+    }
+
+    /// Flushes when the buffer is over its size or age threshold.
+    public func flushIfDue() throws(TallyError) {
+        let now = options.clock.nowMillis()
+        let due = state.withLock { st in
+            guard let first = st.active.first else { return false }
+            return st.activeRows >= options.flushRows || st.activeBytes >= options.flushBytes
+                || now - first.arrived >= options.flushAge
+        }
+        if due { try flush() }
+    }
+
+    /// Flushes, stops the WAL writer and the flusher. Pending ingests complete first.
+    public func close() throws(TallyError) {
+        let already = state.withLock { st in
+            defer { st.closed = true }
+            return st.closed
+        }
+        if already { return }
+        wakeFlusher()
+        if options.backgroundFlush { flusherExited.wait() }
+        wal.close()
+        try flush()
+    }
+}

@@ -1,0 +1,62 @@
+import Engine
+import Foundation
+import TallyTestSupport
+import Testing
+
+@Suite("Event store")
+struct StoreTests {
+    static let day: Int64 = 86_400_000
+    static let t0: Int64 = 1_785_542_400_000  // 2026-08-01T00:00:00Z
+
+    func open(_ dir: TemporaryDirectory, clock: ManualClock = ManualClock(), granule: Int = 4) throws -> EventStore {
+        var o = StoreOptions(directory: dir.path)
+        o.backgroundFlush = false
+        o.clock = clock
+        o.granuleRows = granule
+        return try EventStore(options: o)
+    }
+
+    @Test("ingested events are visible before and after a flush and after reopening")
+    func roundTrip() async throws {
+        let dir = TemporaryDirectory()
+        let rows = (0..<25).map { i in
+            EventRow(site: i % 2 == 0 ? "a.com" : "b.com", at: Self.t0 + Int64(i) * 3_600_000, visitor: "v\(i % 5)",
+                     id: "e\(i)", path: "/p/\(i)")
+        }
+        var store = try open(dir)
+        let outcome = try await store.ingest(.of(rows))
+        #expect(outcome.accepted == 25)
+        #expect(try store.snapshot().count(ScanRequest(site: "a.com")).count == 13)
+        try store.flush()
+        #expect(store.status.parts == 1)
+        #expect(try store.snapshot().count(ScanRequest(site: "a.com")).count == 13)
+        try store.close()
+        store = try open(dir)
+        var paths: [String] = []
+        try store.snapshot().scan(ScanRequest(site: "b.com", columns: [.pagePath])) { b in
+            for i in 0..<b.count { paths.append(b[string: .pagePath].string(at: i)!) }
+        }
+        #expect(paths.sorted() == (0..<25).filter { $0 % 2 == 1 }.map { "/p/\($0)" }.sorted())
+        try store.close()
+    }
+
+    @Test("a retried event is refused as a duplicate, also after a restart")
+    func dedupe() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0)
+        var store = try open(dir, clock: clock)
+        let first = try await store.ingest(.of([EventRow(at: Self.t0, id: "x1"), EventRow(at: Self.t0, id: "x1")]))
+        #expect(first.accepted == 1 && first.duplicates == 1)
+        try store.close()
+        store = try open(dir, clock: clock)
+        let again = try await store.ingest(.of([EventRow(at: Self.t0, id: "x1"), EventRow(at: Self.t0, id: "x2")]))
+        #expect(again.accepted == 1 && again.duplicates == 1 && again.duplicateRows == [0])
+        try store.flush()
+        try store.close()
+        store = try open(dir, clock: clock)
+        let third = try await store.ingest(.of([EventRow(at: Self.t0, id: "x2")]))
+        #expect(third.duplicates == 1)
+        #expect(store.snapshot().rowCount == 2)
+        try store.close()
+    }
+}
