@@ -59,4 +59,21 @@ struct StoreTests {
         #expect(store.snapshot().rowCount == 2)
         try store.close()
     }
+
+    @Test("events without an event_id get a ULID from their occurred_at")
+    func assignsIDs() async throws {
+        let dir = TemporaryDirectory()
+        let store = try open(dir)
+        _ = try await store.ingest(.of([EventRow(at: Self.t0), EventRow(at: Self.t0 + 1)]))
+        var ids: [String] = []
+        try store.snapshot().scan(ScanRequest(columns: [.eventID])) { b in
+            for i in 0..<b.count { ids.append(b[string: .eventID].string(at: i)!) }
+        }
+        #expect(ids.count == 2 && Set(ids).count == 2)
+        for id in ids {
+            #expect(id.count == 26)
+            #expect(id.hasPrefix("01K"))  // 2026's ms timestamps start with 01K in Crockford base32
+        }
+        try store.close()
+    }
 }

@@ -58,6 +58,7 @@ public final class EventStore: Sendable {
     let fs: any FileSystem
     let partsDirectory: String
     let wal: WriteAheadLog
+    let lock: DirectoryLock
     let state: Mutex<State>
     /// Serializes flushes (and later merges' part-set changes).
     let flushLock = Mutex<Void>(())
@@ -84,6 +85,7 @@ public final class EventStore: Sendable {
         fs = options.fileSystem
         partsDirectory = options.directory + "/parts"
         try fs.createDirectory(partsDirectory)
+        lock = try DirectoryLock(directory: options.directory)
         wal = WriteAheadLog(fs: fs, directory: options.directory + "/wal")
         var report = OpenReport()
         var st = State(dedupe: DedupeIndex(window: options.dedupeWindow))
@@ -345,6 +347,7 @@ public final class EventStore: Sendable {
         wakeFlusher()
         if options.backgroundFlush { flusherExited.wait() }
         wal.close()
+        defer { lock.release() }
         try flush()
     }
 }

@@ -1,0 +1,38 @@
+/// A read-only look at a data directory: parts and WAL segments, opened without replaying,
+/// truncating or locking anything, so it is safe beside a running server.
+public struct Inventory: Sendable {
+    public struct PartInfo: Sendable {
+        public let part: Part
+        public var name: String { part.name }
+    }
+
+    public var parts: [Part] = []
+    /// Parts that could not be opened, with the reason.
+    public var problems: [String] = []
+    public var walSegments: [(name: String, size: Int)] = []
+
+    public init(directory: String, fileSystem fs: any FileSystem = PosixFileSystem()) throws(TallyError) {
+        let partsDirectory = directory + "/parts"
+        guard fs.exists(directory) else { throw TallyError(.notFound, "no data directory at \(directory)") }
+        if fs.exists(partsDirectory) {
+            for name in try fs.list(partsDirectory) {
+                guard let parsed = PartFormat.parseFileName(name) else { continue }
+                do {
+                    parts.append(try Part.open(path: partsDirectory + "/" + name, name: name, number: parsed.number, fs: fs))
+                } catch {
+                    problems.append(error.description)
+                }
+            }
+        }
+        let walDirectory = directory + "/wal"
+        if fs.exists(walDirectory) {
+            for name in try fs.list(walDirectory) where WALFormat.parseFileName(name) != nil {
+                let f = try fs.openForReading(walDirectory + "/" + name)
+                walSegments.append((name, try f.size()))
+                f.close()
+            }
+        }
+    }
+
+    public var partitions: [Partition: [Part]] { Dictionary(grouping: parts, by: \.partition) }
+}
