@@ -23,7 +23,7 @@ struct ByteStringInterner {
         while true {
             let code = table[slot]
             if code < 0 { break }
-            if hashes[Int(code)] == h && values.withValue(Int(code), { $0.elementsEqual(bytes) }) { return code }
+            if hashes[Int(code)] == h && values.withValue(Int(code), { ByteOrder.equal($0, bytes) }) { return code }
             slot = (slot + 1) & mask
         }
         let code = Int32(values.count)
@@ -41,7 +41,7 @@ struct ByteStringInterner {
         while true {
             let code = table[slot]
             if code < 0 { return nil }
-            if hashes[Int(code)] == h && values.withValue(Int(code), { $0.elementsEqual(bytes) }) { return code }
+            if hashes[Int(code)] == h && values.withValue(Int(code), { ByteOrder.equal($0, bytes) }) { return code }
             slot = (slot + 1) & mask
         }
     }
@@ -80,6 +80,10 @@ public enum ByteOrder {
             if r != 0 { return r }
         }
         return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    }
+
+    @inlinable public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.count == 0 || memcmpBytes(a.baseAddress!, b.baseAddress!, a.count) == 0)
     }
 
     @inlinable public static func less(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {

@@ -86,9 +86,10 @@ public struct EventBatch: Sendable, Equatable {
     }
 
     /// A new batch holding the rows at `indices`, in that order.
-    public func gather(_ indices: [Int32]) -> EventBatch {
-        var out = EventBatch(columns: columns)
-        for c in columns {
+    public func gather<C: Collection>(_ indices: C, columns only: [EventColumn]? = nil) -> EventBatch
+    where C.Element == Int32 {
+        var out = EventBatch(columns: only ?? columns)
+        for c in out.columns {
             if c.kind == .int64 {
                 let src = ints[c.slot]
                 var dst = Int64Column(nullable: c.isNullable)
@@ -96,14 +97,19 @@ public struct EventBatch: Sendable, Equatable {
                 src.values.withUnsafeBufferPointer { v in
                     for i in indices { dst.values.append(v[Int(i)]) }
                 }
-                if src.nulls != nil { for i in indices { dst.nulls!.append(src.isNull(Int(i))) } }
+                if let nulls = src.nulls { for i in indices { dst.nulls!.append(nulls[Int(i)]) } }
                 out.ints[c.slot] = dst
             } else {
                 let src = strings[c.slot]
                 var dst = StringColumn(nullable: c.isNullable)
-                dst.reserve(rows: indices.count, bytes: src.bytes.count)
-                src.bytes.withUnsafeBufferPointer { b in
-                    src.ends.withUnsafeBufferPointer { e in
+                src.ends.withUnsafeBufferPointer { e in
+                    var total = 0
+                    for i in indices {
+                        let i = Int(i)
+                        total += Int(e[i]) - (i == 0 ? 0 : Int(e[i - 1]))
+                    }
+                    dst.reserve(rows: indices.count, bytes: total)
+                    src.bytes.withUnsafeBufferPointer { b in
                         for i in indices {
                             let i = Int(i)
                             let s = i == 0 ? 0 : Int(e[i - 1])
@@ -112,7 +118,7 @@ public struct EventBatch: Sendable, Equatable {
                         }
                     }
                 }
-                if src.nulls != nil { for i in indices { dst.nulls!.append(src.isNull(Int(i))) } }
+                if let nulls = src.nulls { for i in indices { dst.nulls!.append(nulls[Int(i)]) } }
                 out.strings[c.slot] = dst
             }
         }

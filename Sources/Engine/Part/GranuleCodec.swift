@@ -28,12 +28,13 @@ enum GranuleCodec {
         col.values.withUnsafeBufferPointer { v in
             if delta {
                 var prev: Int64 = 0
+                w.bytes.reserveCapacity(w.count + range.count * 8)
                 for i in range {
                     w.i64(v[i] &- prev)
                     prev = v[i]
                 }
             } else {
-                for i in range { w.i64(v[i]) }
+                w.raw(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: v[range])))
             }
         }
         return delta ? .int64Delta : .int64Plain
@@ -81,7 +82,7 @@ enum GranuleCodec {
         let width: UInt8 = dictionarySize <= 256 ? 1 : (dictionarySize <= 65536 ? 2 : 4)
         w.u8(width)
         switch width {
-        case 1: for c in codes { w.u8(UInt8(truncatingIfNeeded: c)) }
+        case 1: w.bytes.append(contentsOf: codes.lazy.map { UInt8(truncatingIfNeeded: $0) })
         case 2: for c in codes { w.u16(UInt16(truncatingIfNeeded: c)) }
         default: for c in codes { w.u32(c) }
         }

@@ -144,17 +144,16 @@ public final class Part: Sendable {
         let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
         do {
             try raw.withUnsafeBytes { (b) throws in
-                switch column.kind {
-                case .int64:
+                if column.kind == .int64 {
                     try GranuleCodec.decodeInt64(b, encoding: encoding, rows: rows, into: &batch[int: column])
-                case .string, .identifier:
-                    try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: nil,
-                                                   into: &batch[string: column])
-                case .lowCardinality:
-                    let dict: StringColumn
-                    if let d = dictionaries[column] { dict = d } else {
-                        dict = column == .siteID ? sites : (column == .eventType ? eventTypes : try dictionary(column))
-                        dictionaries[column] = dict
+                } else {
+                    var dict: StringColumn?
+                    if !meta.dictionary.isNone {
+                        if let d = dictionaries[column] { dict = d } else {
+                            let d = column == .siteID ? sites : (column == .eventType ? eventTypes : try dictionary(column))
+                            dictionaries[column] = d
+                            dict = d
+                        }
                     }
                     try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: dict,
                                                    into: &batch[string: column])

@@ -12,11 +12,13 @@ struct PartWriter {
         let fileSize: Int
     }
 
-    func write(sorted batch: EventBatch, partition: Partition, number: Int, level: Int, walLSN: UInt64)
+    /// Writes the rows `order` of `source` (sorted by the sort key, all of one partition).
+    func write(_ source: EventBatch, order: [Int32], partition: Partition, number: Int, level: Int, walLSN: UInt64)
         throws(TallyError) -> Written
     {
-        precondition(batch.count > 0, "a part holds at least one row")
-        precondition(batch.columns.count == EventColumn.allCases.count, "a part holds every column")
+        precondition(!order.isEmpty, "a part holds at least one row")
+        precondition(source.columns.count == EventColumn.allCases.count, "a part holds every column")
+        let rowCount = order.count
         let name = PartFormat.fileName(partition: partition, number: number, level: level)
         let path = directory + "/" + name
         let tmp = path + PartFormat.temporarySuffix
@@ -29,17 +31,27 @@ struct PartWriter {
         out.u32(PartFormat.version)
         out.u32(0)
 
-        // Part dictionaries for low-cardinality columns, codes assigned in byte order so that
-        // comparing codes compares values (the primary index relies on it).
+        // Part dictionaries for low-cardinality columns. Codes are assigned in byte order, so
+        // comparing codes compares values (the primary index relies on it). `codes[k]` is the
+        // code of the k-th row in `order`. (Dictionaries for paths, URLs and titles too were
+        // measured: 45.18 vs 45.28 bytes/event, for a third of the flush's CPU. Not worth it.)
         var dictionaries: [EventColumn: (values: StringColumn, order: [Int32], codes: [UInt32])] = [:]
         for c in EventColumn.allCases where c.kind == .lowCardinality {
-            let col = batch[string: c]
+            let col = source[string: c]
             var interner = ByteStringInterner()
-            var raw = [Int32](repeating: -1, count: batch.count)
-            for i in 0..<batch.count where !col.isNull(i) { raw[i] = col.withValue(i) { interner.intern($0) } }
-            let (ranks, order) = interner.sortedRanks()
+            var raw = [Int32](repeating: -1, count: rowCount)
+            col.bytes.withUnsafeBytes { b in
+                col.ends.withUnsafeBufferPointer { e in
+                    for (k, i) in order.enumerated() where !col.isNull(Int(i)) {
+                        let i = Int(i)
+                        let s = i == 0 ? 0 : Int(e[i - 1])
+                        raw[k] = interner.intern(UnsafeRawBufferPointer(rebasing: b[s..<Int(e[i])]))
+                    }
+                }
+            }
+            let (ranks, sortedCodes) = interner.sortedRanks()
             let codes = raw.map { $0 < 0 ? 0 : UInt32(ranks[Int($0)]) }
-            dictionaries[c] = (interner.values, order, codes)
+            dictionaries[c] = (interner.values, sortedCodes, codes)
         }
 
         var columns = EventColumn.allCases.map {
@@ -77,36 +89,60 @@ struct PartWriter {
             }
         }
 
-        let times = batch[int: .occurredAt].values
+        let plainColumns = EventColumn.allCases.filter { dictionaries[$0] == nil }
         let siteCodes = dictionaries[.siteID]!.codes
         let typeCodes = dictionaries[.eventType]!.codes
+        var minTime = Int64.max, maxTime = Int64.min, minReceived = Int64.max, maxReceived = Int64.min
+        var nullCounts = [Int](repeating: 0, count: EventColumn.allCases.count)
         var start = 0
-        while start < batch.count {
-            let range = start..<min(batch.count, start + granuleRows)
+        while start < rowCount {
+            let range = start..<min(rowCount, start + granuleRows)
+            // This granule's rows, copied out of the source in sort order; `local` indexes them.
+            // Dictionary-coded columns are not copied: their codes are already in sort order.
+            let batch = source.gather(order[range], columns: plainColumns)
+            let local = 0..<range.count
+            let times = batch[int: .occurredAt].values
             var g = GranuleMeta(
                 rows: range.count, firstRow: start, minTime: .max, maxTime: .min,
                 firstSite: siteCodes[range.lowerBound], lastSite: siteCodes[range.upperBound - 1],
-                firstDay: Int32(clamping: CivilTime.day(ms: times[range.lowerBound])),
-                lastDay: Int32(clamping: CivilTime.day(ms: times[range.upperBound - 1])),
+                firstDay: Int32(clamping: CivilTime.day(ms: times[0])),
+                lastDay: Int32(clamping: CivilTime.day(ms: times[range.count - 1])),
                 firstType: typeCodes[range.lowerBound], lastType: typeCodes[range.upperBound - 1], blooms: [])
-            for i in range {
-                g.minTime = min(g.minTime, times[i])
-                g.maxTime = max(g.maxTime, times[i])
+            for t in times {
+                g.minTime = min(g.minTime, t)
+                g.maxTime = max(g.maxTime, t)
+            }
+            minTime = min(minTime, g.minTime)
+            maxTime = max(maxTime, g.maxTime)
+            for t in batch[int: .receivedAt].values {
+                minReceived = min(minReceived, t)
+                maxReceived = max(maxReceived, t)
             }
             for (k, c) in EventColumn.allCases.enumerated() {
                 payload.bytes.removeAll(keepingCapacity: true)
                 let encoding: ColumnEncoding
-                switch c.kind {
-                case .int64:
-                    encoding = GranuleCodec.encodeInt64(batch[int: c], range, delta: PartFormat.usesDelta(c), into: &payload)
-                case .string:
-                    encoding = GranuleCodec.encodeStrings(batch[string: c], range, into: &payload)
-                case .identifier:
-                    encoding = GranuleCodec.encodeIdentifiers(batch[string: c], range, into: &payload)
-                case .lowCardinality:
-                    let d = dictionaries[c]!
-                    encoding = GranuleCodec.encodeCodes(d.codes[range], nulls: batch[string: c].nulls, range,
+                if let d = dictionaries[c] {
+                    var nulls: NullBitmap?
+                    if let sourceNulls = source[string: c].nulls {
+                        var n = NullBitmap()
+                        for i in order[range] { n.append(sourceNulls[Int(i)]) }
+                        nullCounts[k] += n.nullCount
+                        nulls = n
+                    }
+                    encoding = GranuleCodec.encodeCodes(d.codes[range], nulls: nulls, local,
                                                         dictionarySize: d.values.count, into: &payload)
+                } else {
+                    switch c.kind {
+                    case .int64:
+                        encoding = GranuleCodec.encodeInt64(batch[int: c], local, delta: PartFormat.usesDelta(c), into: &payload)
+                    case .identifier:
+                        encoding = GranuleCodec.encodeIdentifiers(batch[string: c], local, into: &payload)
+                    case .string, .lowCardinality:
+                        encoding = GranuleCodec.encodeStrings(batch[string: c], local, into: &payload)
+                    }
+                }
+                if dictionaries[c] == nil {
+                    nullCounts[k] += c.kind == .int64 ? (batch[int: c].nulls?.nullCount ?? 0) : (batch[string: c].nulls?.nullCount ?? 0)
                 }
                 let ref = emit(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding)
                 columns[k].granules.append(ref)
@@ -116,7 +152,7 @@ struct PartWriter {
             for c in PartFormat.bloomColumns {
                 let col = batch[string: c]
                 var hashes = Set<UInt64>()
-                for i in range { hashes.insert(col.withValue(i) { TallyHash.hash($0) }) }
+                for i in local { hashes.insert(col.withValue(i) { TallyHash.hash($0) }) }
                 var bloom = SplitBlockBloomFilter(distinctKeys: hashes.count, bitsPerKey: PartFormat.bloomBitsPerKey)
                 for h in hashes { bloom.insert(hash: h) }
                 g.blooms.append(emit(bloom.serialized, codec: .none, encoding: .stringPlain))
@@ -136,17 +172,12 @@ struct PartWriter {
                 columns[k].storedBytes += ref.length
                 columns[k].rawBytes += payload.count
             }
-            if c.kind == .int64 {
-                columns[k].nullCount = batch[int: c].nulls?.nullCount ?? 0
-            } else {
-                columns[k].nullCount = batch[string: c].nulls?.nullCount ?? 0
-            }
+            columns[k].nullCount = nullCounts[k]
         }
 
-        let received = batch[int: .receivedAt].values
         let footer = PartFooter(
-            partition: partition, rows: batch.count, granuleRows: granuleRows,
-            minTime: times.min()!, maxTime: times.max()!, minReceived: received.min()!, maxReceived: received.max()!,
+            partition: partition, rows: rowCount, granuleRows: granuleRows,
+            minTime: minTime, maxTime: maxTime, minReceived: minReceived, maxReceived: maxReceived,
             walLSN: walLSN, level: level, columns: columns, granules: granules)
         let footerBytes = footer.serialized()
         let footerOffset = offset + out.count

@@ -17,29 +17,29 @@ public enum SortKey {
         return a[string: .eventID].withValue(i) { x in b[string: .eventID].withValue(j) { y in ByteOrder.compare(x, y) } }
     }
 
-    /// The permutation that sorts `batch` by the sort key.
+    /// The rows `rows` of `batch` in sort-key order.
     ///
     /// Each row gets a 64-bit prefix (site rank 10 bits | day 16 bits | type rank 8 bits |
     /// first 30 bits of visitor_id), ranks saturating; rows with equal prefixes are
     /// ordered by the full comparison, so the result is exact whatever the prefix loses.
-    public static func sortedOrder(_ batch: EventBatch) -> [Int32] {
-        let n = batch.count
-        let siteRanks = ranks(batch[string: .siteID], n)
-        let typeRanks = ranks(batch[string: .eventType], n)
+    public static func sortedOrder(_ batch: EventBatch, rows: [Int32]) -> [Int32] {
+        let siteRanks = ranks(batch[string: .siteID], rows)
+        let typeRanks = ranks(batch[string: .eventType], rows)
         let times = batch[int: .occurredAt].values
         let visitors = batch[string: .visitorID]
         var keyed = [(UInt64, Int32)]()
-        keyed.reserveCapacity(n)
-        for i in 0..<n {
-            let site = UInt64(min(siteRanks[i], 1023))
+        keyed.reserveCapacity(rows.count)
+        for (k, row) in rows.enumerated() {
+            let i = Int(row)
+            let site = UInt64(min(siteRanks[k], 1023))
             let day = UInt64(clamping: min(max(CivilTime.day(ms: times[i]), 0), 65535))
-            let type = UInt64(min(typeRanks[i], 255))
+            let type = UInt64(min(typeRanks[k], 255))
             let v: UInt64 = visitors.withValue(i) { b in
                 var x: UInt64 = 0
                 for k in 0..<4 { x = x << 8 | UInt64(k < b.count ? b[k] : 0) }
                 return x >> 2
             }
-            keyed.append((site << 54 | day << 38 | type << 30 | v, Int32(i)))
+            keyed.append((site << 54 | day << 38 | type << 30 | v, row))
         }
         keyed.sort { x, y in
             if x.0 != y.0 { return x.0 < y.0 }
@@ -48,11 +48,10 @@ public enum SortKey {
         return keyed.map { $0.1 }
     }
 
-    /// Rank of each row's value among the distinct values of the column, in byte order.
-    private static func ranks(_ col: StringColumn, _ n: Int) -> [Int] {
+    /// Rank of each listed row's value among the distinct values of those rows, in byte order.
+    private static func ranks(_ col: StringColumn, _ rows: [Int32]) -> [Int] {
         var interner = ByteStringInterner()
-        var codes = [Int32](repeating: 0, count: n)
-        for i in 0..<n { codes[i] = col.withValue(i) { interner.intern($0) } }
+        let codes = rows.map { i in col.withValue(Int(i)) { interner.intern($0) } }
         let (r, _) = interner.sortedRanks()
         return codes.map { Int(r[Int($0)]) }
     }

@@ -89,9 +89,9 @@ public enum EventColumn: Int, CaseIterable, Sendable, Comparable {
         case .eventID, .sessionID, .visitorID, .userIDHash: .identifier
         case .eventType, .source, .siteID, .referrerDomain, .deviceType, .countryCode, .region,
             .propDeviceSlug, .campaignID, .utmSource, .utmMedium, .utmCampaign, .utmTerm, .utmContent,
-            .browser, .os:
+            .browser, .os, .userAgent:
             .lowCardinality
-        case .pageURL, .pagePath, .userAgent, .properties, .pageTitle: .string
+        case .pageURL, .pagePath, .properties, .pageTitle: .string
         }
     }
 

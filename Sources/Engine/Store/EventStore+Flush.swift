@@ -12,8 +12,15 @@ extension EventStore {
                 return (st.flushing, st.flushing.last?.lsn ?? 0)
             }
             guard !entries.isEmpty else { return }
+            wal.requestRotation()
+            // One contiguous batch for sorting and writing; readers see it in place of the pieces.
+            var all = entries[0].batch
+            for e in entries.dropFirst() { all.append(contentsOf: e.batch) }
+            let joined = BufferEntry(lsn: lsn, batch: all, arrived: entries[0].arrived)
+            state.withLock { $0.flushing = [joined] }
+            defer { resumeWaiters() }
             do throws(TallyError) {
-                let parts = try writeParts(entries.map(\.batch), walLSN: lsn)
+                let parts = try writeParts([all], walLSN: lsn)
                 state.withLock { st in
                     st.parts += parts
                     st.flushing = []
@@ -36,21 +43,35 @@ extension EventStore {
 
     /// Splits `batches` by month, sorts each month by the sort key and writes it as a part.
     func writeParts(_ batches: [EventBatch], walLSN: UInt64) throws(TallyError) -> [Part] {
-        var all = EventBatch()
-        for b in batches { all.append(contentsOf: b) }
+        let all: EventBatch
+        if batches.count == 1 {
+            all = batches[0]
+        } else {
+            var joined = EventBatch()
+            for b in batches { joined.append(contentsOf: b) }
+            all = joined
+        }
         let times = all[int: .occurredAt].values
         var byPartition: [Partition: [Int32]] = [:]
-        for i in 0..<all.count { byPartition[Partition(ms: times[i]), default: []].append(Int32(i)) }
+        var current = Partition(ms: times.first ?? 0)
+        var range = current.range
+        for i in 0..<all.count {
+            if !range.contains(times[i]) {
+                current = Partition(ms: times[i])
+                range = current.range
+            }
+            byPartition[current, default: []].append(Int32(i))
+        }
         var parts: [Part] = []
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         for partition in byPartition.keys.sorted() {
-            let month = all.gather(byPartition[partition]!)
-            let sorted = month.gather(SortKey.sortedOrder(month))
+            let order = SortKey.sortedOrder(all, rows: byPartition[partition]!)
             let number = state.withLock { st in
                 defer { st.nextPartNumber += 1 }
                 return st.nextPartNumber
             }
-            let written = try writer.write(sorted: sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
+            let written = try writer.write(all, order: order, partition: partition, number: number, level: 0,
+                                           walLSN: walLSN)
             parts.append(try Part.open(path: partsDirectory + "/" + written.name, name: written.name, number: number, fs: fs))
         }
         return parts

@@ -9,7 +9,7 @@ public struct StoreOptions: Sendable {
     /// Flush the buffer to parts once it holds this many rows…
     public var flushRows = 1 << 20
     /// …or this many bytes of column values (bounds memory: the buffer is most of it)…
-    public var flushBytes = 96 << 20
+    public var flushBytes = 64 << 20
     /// …or its oldest event has waited this long (ms).
     public var flushAge: Int64 = 10_000
     /// Retries of an event within this window (ms, by received time) are refused as duplicates.
@@ -52,6 +52,8 @@ public final class EventStore: Sendable {
         var dedupe: DedupeIndex
         var closed = false
         var lastFlushError: TallyError?
+        /// Ingests waiting for the buffer to drain (backpressure).
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public let options: StoreOptions
@@ -65,6 +67,8 @@ public final class EventStore: Sendable {
     let idGenerator = Mutex(ULIDGenerator())
     private let flusherExited = DispatchSemaphore(value: 0)
     private let wake = NSCondition()
+    /// Set (under `wake`) by `wakeFlusher`, so a wake-up sent while the flusher is busy is not lost.
+    nonisolated(unsafe) private var wakePending = false
     /// What opening found: WAL records replayed, bytes of a torn tail cut, problems.
     public let openReport: OpenReport
 
@@ -208,6 +212,7 @@ public final class EventStore: Sendable {
             if keep.isEmpty { return IngestOutcome(accepted: 0, duplicates: duplicateRows.count, duplicateRows: duplicateRows) }
             batch = batch.gather(keep)
         }
+        await waitForBufferSpace()
         let payload = WALBatchCodec.encode(batch)
         let accepted = batch
         do {
@@ -239,6 +244,35 @@ public final class EventStore: Sendable {
             throw (error as? TallyError) ?? TallyError(.io, "write-ahead log append failed", cause: "\(error)")
         }
         return IngestOutcome(accepted: accepted.count, duplicates: duplicateRows.count, duplicateRows: duplicateRows)
+    }
+
+    /// Backpressure: while the buffer holds twice the flush threshold (a flush is running and
+    /// ingest outpaces it), new ingests wait for the flush to finish instead of growing memory.
+    private func waitForBufferSpace() async {
+        guard options.backgroundFlush else { return }
+        while true {
+            let full = state.withLock { st in st.activeBytes >= 2 * options.flushBytes && !st.closed }
+            if !full { return }
+            wakeFlusher()
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let wait = state.withLock { st in
+                    if st.activeBytes >= 2 * options.flushBytes && !st.closed {
+                        st.waiters.append(c)
+                        return true
+                    }
+                    return false
+                }
+                if !wait { c.resume() }
+            }
+        }
+    }
+
+    func resumeWaiters() {
+        let waiters = state.withLock { st in
+            defer { st.waiters = [] }
+            return st.waiters
+        }
+        for w in waiters { w.resume() }
     }
 
     private func assignMissingIDs(_ batch: EventBatch) -> EventBatch {
@@ -311,7 +345,10 @@ public final class EventStore: Sendable {
     /// One wait-and-maybe-flush round; false once the store is closed.
     private func flusherStep() -> Bool {
         wake.lock()
-        _ = wake.wait(until: Date(timeIntervalSinceNow: min(1.0, Double(options.flushAge) / 1000)))
+        if !wakePending {
+            _ = wake.wait(until: Date(timeIntervalSinceNow: min(1.0, Double(options.flushAge) / 1000)))
+        }
+        wakePending = false
         wake.unlock()
         if state.withLock({ $0.closed }) { return false }
         do { try flushIfDue() } catch {
@@ -322,6 +359,7 @@ public final class EventStore: Sendable {
 
     func wakeFlusher() {
         wake.lock()
+        wakePending = true
         wake.signal()
         wake.unlock()
     }
@@ -344,10 +382,13 @@ public final class EventStore: Sendable {
             return st.closed
         }
         if already { return }
+        resumeWaiters()
         wakeFlusher()
         if options.backgroundFlush { flusherExited.wait() }
         wal.close()
         defer { lock.release() }
         try flush()
+        // Everything acknowledged is in parts now: the log has nothing left to replay.
+        try wal.removeAllSegments()
     }
 }

@@ -221,7 +221,7 @@ struct ScanPlan {
         let sites = b[string: .siteID]
         rowLoop: for i in 0..<b.count {
             if !times.isEmpty && (times[i] < from || times[i] >= to) { continue }
-            if let siteBytes, !sites.withValue(i, { $0.elementsEqual(siteBytes) }) { continue }
+            if let siteBytes, !sites.withValue(i, { v in siteBytes.withUnsafeBytes { ByteOrder.equal(v, $0) } }) { continue }
             for f in filters where !Self.matches(b, row: i, column: f.column, values: f.values) { continue rowLoop }
             rows.append(Int32(i))
         }
@@ -237,7 +237,7 @@ struct ScanPlan {
         }
         let col = b[string: column]
         if col.isNull(i) { return values.contains { $0 == nil } }
-        return col.withValue(i) { v in values.contains { $0.map { v.elementsEqual($0) } ?? false } }
+        return col.withValue(i) { v in values.contains { $0.map { x in x.withUnsafeBytes { ByteOrder.equal(v, $0) } } ?? false } }
     }
 
     func project(_ b: EventBatch, _ rows: [Int32]) -> EventBatch {

@@ -36,6 +36,8 @@ final class WriteAheadLog: @unchecked Sendable {
     /// First LSNs of all segments, oldest first.
     private var segments: [UInt64] = []
     private var stopping = false
+    /// Set by a flush: the next write starts a new segment, so the flushed one can be deleted.
+    private var rotateRequested = false
     private var thread: Thread?
     private var failure: TallyError?
     /// Bytes written to the WAL since open, and group commits (for metrics and inspect).
@@ -205,7 +207,13 @@ final class WriteAheadLog: @unchecked Sendable {
     }
 
     private func write(_ group: [Pending]) throws(TallyError) {
-        if currentSize >= WALFormat.segmentTargetSize { try openSegment(firstLSN: group[0].lsn) }
+        condition.lock()
+        let rotate = rotateRequested
+        rotateRequested = false
+        condition.unlock()
+        if currentSize >= WALFormat.segmentTargetSize || (rotate && currentSize > WALFormat.segmentHeaderSize) {
+            try openSegment(firstLSN: group[0].lsn)
+        }
         guard let file = current else { throw TallyError(.closed, "the write-ahead log is not open") }
         var total = 0
         for p in group { total += p.bytes.count }
@@ -218,6 +226,24 @@ final class WriteAheadLog: @unchecked Sendable {
         condition.lock()
         syncs += 1
         condition.unlock()
+    }
+
+    /// Asks the writer to start a new segment with its next write (called when a flush
+    /// begins, so that the segment holding the flushed records can be deleted after it).
+    func requestRotation() {
+        condition.lock()
+        rotateRequested = true
+        condition.unlock()
+    }
+
+    /// After `close`: deletes every segment (all records are in parts).
+    func removeAllSegments() throws(TallyError) {
+        condition.lock()
+        let all = segments
+        segments = []
+        condition.unlock()
+        for first in all { try fs.remove(directory + "/" + WALFormat.fileName(firstLSN: first)) }
+        try fs.syncDirectory(directory)
     }
 
     /// Deletes whole segments whose records all have LSN ≤ `lsn` (they are in parts).
