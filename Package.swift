@@ -46,5 +46,6 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport"]),
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
         .testTarget(name: "ToolsTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
+        .testTarget(name: "WorkloadTests", dependencies: ["Workload", "Engine"]),
     ]
 )

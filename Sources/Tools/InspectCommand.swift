@@ -1,0 +1,141 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show what a data directory holds: partitions, parts, bytes per column, the WAL.",
+        discussion: """
+            Read-only: opens part files and WAL segments without replaying or locking anything,
+            so it is safe while `tally serve` runs on the same directory.
+
+            Examples:
+              tally inspect --data ./data
+              tally inspect --data ./data --json | jq .total_rows
+            """
+    )
+
+    @Option(help: "The data directory.")
+    var data: String = "./data"
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let inventory: Inventory
+        do { inventory = try Inventory(directory: data) } catch { throw ValidationError("\(data): \(error)") }
+        let report = InspectReport(inventory)
+        print(json ? report.json : report.text)
+        for p in inventory.problems { FileHandle.standardError.write("problem: \(p)\n".data(using: .utf8)!) }
+        if !inventory.problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct InspectReport {
+    struct ColumnTotal {
+        var stored = 0
+        var raw = 0
+    }
+
+    let inventory: Inventory
+    let totalRows: Int
+    let partBytes: Int
+    let walBytes: Int
+    let columns: [(EventColumn, ColumnTotal)]
+
+    init(_ inventory: Inventory) {
+        self.inventory = inventory
+        totalRows = inventory.parts.reduce(0) { $0 + $1.rows }
+        partBytes = inventory.parts.reduce(0) { $0 + $1.fileSize }
+        walBytes = inventory.walSegments.reduce(0) { $0 + $1.size }
+        var totals: [EventColumn: ColumnTotal] = [:]
+        for p in inventory.parts {
+            for c in p.footer.columns {
+                totals[c.column, default: ColumnTotal()].stored += c.storedBytes
+                totals[c.column, default: ColumnTotal()].raw += c.rawBytes
+            }
+        }
+        columns = totals.sorted { $0.value.stored > $1.value.stored }
+    }
+
+    var totalBytes: Int { partBytes + walBytes }
+
+    var text: String {
+        var out: [String] = []
+        for (partition, parts) in inventory.partitions.sorted(by: { $0.key < $1.key }) {
+            let rows = parts.reduce(0) { $0 + $1.rows }
+            let bytes = parts.reduce(0) { $0 + $1.fileSize }
+            let minT = parts.map(\.footer.minTime).min()!
+            let maxT = parts.map(\.footer.maxTime).max()!
+            out.append("partition \(partition): \(parts.count) parts, \(rows) rows, \(Self.size(bytes)), "
+                + "\(CivilTime.iso8601(ms: minT)) .. \(CivilTime.iso8601(ms: maxT))")
+            for p in parts.sorted(by: { $0.number < $1.number }) {
+                out.append("  \(p.name)  rows \(p.rows)  granules \(p.footer.granules.count)  \(Self.size(p.fileSize))"
+                    + "  level \(p.footer.level)  wal lsn \(p.footer.walLSN)")
+            }
+        }
+        if !columns.isEmpty {
+            out.append("")
+            out.append(Self.pad("column", 18) + Self.lpad("stored", 12) + Self.lpad("raw", 12) + Self.lpad("ratio", 8)
+                + Self.lpad("B/event", 9))
+            for (c, t) in columns {
+                let ratio = t.stored > 0 ? Double(t.raw) / Double(t.stored) : 0
+                let per = totalRows > 0 ? Double(t.stored) / Double(totalRows) : 0
+                out.append(Self.pad(c.name, 18) + Self.lpad(String(t.stored), 12) + Self.lpad(String(t.raw), 12)
+                    + Self.lpad(String(format: "%.2f", ratio), 8) + Self.lpad(String(format: "%.2f", per), 9))
+            }
+        }
+        out.append("")
+        out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes))")
+        let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
+        out.append("total: \(totalRows) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
+            + " (\(per) bytes/event), \(Self.size(totalBytes)) on disk")
+        return out.joined(separator: "\n")
+    }
+
+    var json: String {
+        let partitions: [[String: Any]] = inventory.partitions.sorted(by: { $0.key < $1.key }).map { partition, parts in
+            [
+                "partition": partition.description,
+                "rows": parts.reduce(0) { $0 + $1.rows },
+                "bytes": parts.reduce(0) { $0 + $1.fileSize },
+                "min_time": CivilTime.iso8601(ms: parts.map(\.footer.minTime).min()!),
+                "max_time": CivilTime.iso8601(ms: parts.map(\.footer.maxTime).max()!),
+                "parts": parts.sorted(by: { $0.number < $1.number }).map { p in
+                    [
+                        "name": p.name, "rows": p.rows, "granules": p.footer.granules.count, "bytes": p.fileSize,
+                        "level": p.footer.level, "wal_lsn": p.footer.walLSN,
+                    ] as [String: Any]
+                },
+            ]
+        }
+        let object: [String: Any] = [
+            "total_rows": totalRows,
+            "total_bytes": totalBytes,
+            "part_bytes": partBytes,
+            "bytes_per_event": totalRows > 0 ? Double(partBytes) / Double(totalRows) : 0,
+            "partitions": partitions,
+            "columns": columns.map { c, t in
+                ["name": c.name, "stored_bytes": t.stored, "raw_bytes": t.raw] as [String: Any]
+            },
+            "wal": [
+                "segments": inventory.walSegments.map { ["name": $0.name, "bytes": $0.size] as [String: Any] },
+                "bytes": walBytes,
+            ] as [String: Any],
+            "problems": inventory.problems,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func size(_ n: Int) -> String {
+        if n >= 1 << 30 { return String(format: "%.2f GiB", Double(n) / Double(1 << 30)) }
+        if n >= 1 << 20 { return String(format: "%.2f MiB", Double(n) / Double(1 << 20)) }
+        if n >= 1 << 10 { return String(format: "%.1f KiB", Double(n) / Double(1 << 10)) }
+        return "\(n) B"
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
+    static func lpad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(1, n - s.count)) + s }
+}
