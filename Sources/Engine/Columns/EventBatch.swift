@@ -85,6 +85,22 @@ public struct EventBatch: Sendable, Equatable {
         count += other.count
     }
 
+    /// All rows of `batches` (whole events) in one batch, each column allocated once.
+    public static func joined(_ batches: [EventBatch]) -> EventBatch {
+        if batches.count == 1 { return batches[0] }
+        var out = EventBatch()
+        let rows = batches.reduce(0) { $0 + $1.count }
+        for c in EventColumn.allCases {
+            if c.kind == .int64 {
+                out.ints[c.slot].values.reserveCapacity(rows)
+            } else {
+                out.strings[c.slot].reserve(rows: rows, bytes: batches.reduce(0) { $0 + $1.strings[c.slot].bytes.count })
+            }
+        }
+        for b in batches { out.append(contentsOf: b) }
+        return out
+    }
+
     /// A new batch holding the rows at `indices`, in that order.
     public func gather<C: Collection>(_ indices: C, columns only: [EventColumn]? = nil) -> EventBatch
     where C.Element == Int32 {

@@ -31,12 +31,13 @@ struct PartWriter {
         out.u32(PartFormat.version)
         out.u32(0)
 
-        // Part dictionaries for low-cardinality columns. Codes are assigned in byte order, so
-        // comparing codes compares values (the primary index relies on it). `codes[k]` is the
-        // code of the k-th row in `order`. (Dictionaries for paths, URLs and titles too were
-        // measured: 45.18 vs 45.28 bytes/event, for a third of the flush's CPU. Not worth it.)
+        // Part dictionaries: always for low-cardinality columns, and for other text columns
+        // when they repeat enough (distinct values ≤ rows / 4: paths, URLs, titles). Measured on
+        // 1M generated events: 45.3 bytes/event with them, 53.5 without (BENCHMARKS.md).
+        // Codes are assigned in byte order, so comparing codes compares values (the primary
+        // index relies on it). `codes[k]` is the code of the k-th row in `order`.
         var dictionaries: [EventColumn: (values: StringColumn, order: [Int32], codes: [UInt32])] = [:]
-        for c in EventColumn.allCases where c.kind == .lowCardinality {
+        for c in EventColumn.allCases where c.kind == .lowCardinality || c.kind == .string {
             let col = source[string: c]
             var interner = ByteStringInterner()
             var raw = [Int32](repeating: -1, count: rowCount)
@@ -49,6 +50,7 @@ struct PartWriter {
                     }
                 }
             }
+            if c.kind == .string && interner.count > rowCount / 4 { continue }
             let (ranks, sortedCodes) = interner.sortedRanks()
             let codes = raw.map { $0 < 0 ? 0 : UInt32(ranks[Int($0)]) }
             dictionaries[c] = (interner.values, sortedCodes, codes)
@@ -151,9 +153,13 @@ struct PartWriter {
             }
             for c in PartFormat.bloomColumns {
                 let col = batch[string: c]
-                var hashes = Set<UInt64>()
-                for i in local { hashes.insert(col.withValue(i) { TallyHash.hash($0) }) }
-                var bloom = SplitBlockBloomFilter(distinctKeys: hashes.count, bitsPerKey: PartFormat.bloomBitsPerKey)
+                var hashes = [UInt64](repeating: 0, count: local.count)
+                for i in local { hashes[i] = col.withValue(i) { TallyHash.hash($0) } }
+                // Distinct keys, counted as runs: rows are grouped by visitor (and so by session),
+                // so repeats are adjacent; a value recurring later only makes the filter larger.
+                var runs = hashes.isEmpty ? 0 : 1
+                for i in hashes.indices.dropFirst() where hashes[i] != hashes[i - 1] { runs += 1 }
+                var bloom = SplitBlockBloomFilter(distinctKeys: runs, bitsPerKey: PartFormat.bloomBitsPerKey)
                 for h in hashes { bloom.insert(hash: h) }
                 g.blooms.append(emit(bloom.serialized, codec: .none, encoding: .stringPlain))
             }

@@ -8,8 +8,10 @@ public struct StoreOptions: Sendable {
     public var granuleRows = PartFormat.defaultGranuleRows
     /// Flush the buffer to parts once it holds this many rows…
     public var flushRows = 1 << 20
-    /// …or this many bytes of column values (bounds memory: the buffer is most of it)…
-    public var flushBytes = 64 << 20
+    /// …or this many bytes of column values. The buffer is most of the memory: ingest waits
+    /// while twice this is buffered, and a flush holds one more copy. 16 MiB kept peak RSS of
+    /// `tally ingest` at ~200 MiB (32 MiB: ~300 MiB) for 47.9 vs 46.5 bytes/event (BENCHMARKS.md).
+    public var flushBytes = 16 << 20
     /// …or its oldest event has waited this long (ms).
     public var flushAge: Int64 = 10_000
     /// Retries of an event within this window (ms, by received time) are refused as duplicates.
