@@ -203,4 +203,41 @@ struct PartTests {
         #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 5)
         try store.close()
     }
+
+    @Test("count and scan agree with a brute-force filter for random sites, ranges and types, buffered or in parts")
+    func countMatchesBruteForce() async throws {
+        let dir = TemporaryDirectory()
+        let store = try open(dir, granule: 16)
+        var rng = SystemRandomNumberGenerator()
+        let sites = ["a.com", "b.com", "c.com", "d.org"]
+        let types = ["page_view", "widget_click", "widget_impression"]
+        var rows: [EventRow] = []
+        for i in 0..<900 {
+            rows.append(EventRow(site: sites.randomElement(using: &rng)!, type: types.randomElement(using: &rng)!,
+                                 at: Self.t0 + Int64.random(in: 0..<(40 * 86_400_000), using: &rng),
+                                 visitor: "v\(Int.random(in: 0..<50, using: &rng))", id: "e\(i)"))
+        }
+        _ = try await store.ingest(.of(Array(rows[0..<600])))
+        try store.flush()
+        _ = try await store.ingest(.of(Array(rows[600...])))  // these stay buffered
+        let snapshot = store.snapshot()
+        for _ in 0..<40 {
+            let site = Bool.random(using: &rng) ? sites.randomElement(using: &rng)! : nil
+            let a = Self.t0 + Int64.random(in: -86_400_000..<(41 * 86_400_000), using: &rng)
+            let b = a + Int64.random(in: 0..<(20 * 86_400_000), using: &rng)
+            let type = Bool.random(using: &rng) ? types.randomElement(using: &rng)! : nil
+            let filters = type.map { [ColumnFilter(.eventType, [$0])] } ?? []
+            let expected = rows.filter { r in
+                let t = r.ints[.occurredAt]!!
+                return (site == nil || r.values[.siteID]!! == site!) && t >= a && t < b
+                    && (type == nil || r.values[.eventType]!! == type!)
+            }.count
+            let request = ScanRequest(site: site, from: a, to: b, filters: filters, columns: [.eventID])
+            var scanned = 0
+            try snapshot.scan(request) { scanned += $0.count }
+            #expect(try snapshot.count(request).count == expected)
+            #expect(scanned == expected)
+        }
+        try store.close()
+    }
 }

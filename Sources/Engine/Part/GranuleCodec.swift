@@ -195,6 +195,28 @@ enum GranuleCodec {
         guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after \(rows) values") }
     }
 
+    /// The codes of a dictionary-codes payload, checked against the dictionary's size.
+    static func decodeCodes(_ payload: UnsafeRawBufferPointer, rows: Int, dictionarySize: Int) throws -> [UInt32] {
+        var r = ByteReader(payload)
+        _ = try readNulls(&r, rows: rows)
+        let width = Int(try r.u8())
+        guard width == 1 || width == 2 || width == 4 else { throw Malformed(message: "code width \(width)") }
+        let body = try r.raw(rows * width)
+        guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after \(rows) codes") }
+        var codes = [UInt32](repeating: 0, count: rows)
+        var maxCode: UInt32 = 0
+        switch width {
+        case 1: for k in 0..<rows { codes[k] = UInt32(body[k]) }
+        case 2: for k in 0..<rows { codes[k] = UInt32(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self))) }
+        default: for k in 0..<rows { codes[k] = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)) }
+        }
+        for c in codes { maxCode = max(maxCode, c) }
+        if rows > 0 && Int(maxCode) >= max(dictionarySize, 1) {
+            throw Malformed(message: "code \(maxCode) outside a dictionary of \(dictionarySize)")
+        }
+        return codes
+    }
+
     // MARK: Dictionaries
 
     static func encodeDictionary(_ values: StringColumn, order: [Int32], into w: inout ByteWriter) {

@@ -166,6 +166,32 @@ public final class Part: Sendable {
         }
     }
 
+    /// The values of an int64 column in granule `g`.
+    func readInt64s(_ column: EventColumn, granule g: Int) throws(TallyError) -> [Int64] {
+        var b = EventBatch(columns: [column])
+        var none: [EventColumn: StringColumn] = [:]
+        try read(column, granule: g, into: &b, dictionaries: &none)
+        return b[int: column].values
+    }
+
+    /// The dictionary codes of a dictionary-encoded column in granule `g` (null rows: 0).
+    func readCodes(_ column: EventColumn, granule g: Int) throws(TallyError) -> [UInt32] {
+        guard let meta = footer.column(column), !meta.dictionary.isNone else {
+            throw .corruption("part \(name) has no dictionary for \(column.name)")
+        }
+        let ref = meta.granules[g]
+        let rows = footer.granules[g].rows
+        let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
+        do {
+            guard encoding == .dictionaryCodes else {
+                throw GranuleCodec.Malformed(message: "encoding \(encoding) where dictionary codes were expected")
+            }
+            return try raw.withUnsafeBytes { b in try GranuleCodec.decodeCodes(b, rows: rows, dictionarySize: meta.dictionarySize) }
+        } catch {
+            throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
+        }
+    }
+
     /// The bloom filter of `column` (one of `PartFormat.bloomColumns`) for granule `g`.
     func bloom(_ column: EventColumn, granule g: Int) throws(TallyError) -> SplitBlockBloomFilter? {
         guard let k = PartFormat.bloomColumns.firstIndex(of: column), k < footer.granules[g].blooms.count else { return nil }

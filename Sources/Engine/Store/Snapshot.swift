@@ -109,10 +109,23 @@ public struct Snapshot: Sendable {
                     stats.granulesFromIndex += 1
                     continue
                 }
+                stats.granulesRead += 1
+                if request.filters.isEmpty {
+                    // Site and time only: compare dictionary codes and raw timestamps, no strings.
+                    let times = try part.readInt64s(.occurredAt, granule: g)
+                    let from = request.from ?? .min
+                    let to = request.to ?? .max
+                    if let siteCode {
+                        let codes = try part.readCodes(.siteID, granule: g)
+                        for i in 0..<meta.rows where codes[i] == siteCode && times[i] >= from && times[i] < to { total += 1 }
+                    } else {
+                        for t in times where t >= from && t < to { total += 1 }
+                    }
+                    continue
+                }
                 var b = EventBatch(columns: plan.readColumns)
                 for c in plan.readColumns { try part.read(c, granule: g, into: &b, dictionaries: &dicts) }
                 b.setCount(meta.rows)
-                stats.granulesRead += 1
                 total += plan.matching(b).count
             }
         }
