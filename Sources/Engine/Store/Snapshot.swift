@@ -112,14 +112,20 @@ public struct Snapshot: Sendable {
                 stats.granulesRead += 1
                 if request.filters.isEmpty {
                     // Site and time only: compare dictionary codes and raw timestamps, no strings.
-                    let times = try part.readInt64s(.occurredAt, granule: g)
+                    // Site and time only: compare dictionary codes and raw timestamps, no strings,
+                    // and read the timestamps only when the granule straddles the range.
                     let from = request.from ?? .min
                     let to = request.to ?? .max
-                    if let siteCode {
+                    if let siteCode, !siteWhole {
                         let codes = try part.readCodes(.siteID, granule: g)
-                        for i in 0..<meta.rows where codes[i] == siteCode && times[i] >= from && times[i] < to { total += 1 }
+                        if timeInside {
+                            for c in codes where c == siteCode { total += 1 }
+                        } else {
+                            let times = try part.readInt64s(.occurredAt, granule: g)
+                            for i in 0..<meta.rows where codes[i] == siteCode && times[i] >= from && times[i] < to { total += 1 }
+                        }
                     } else {
-                        for t in times where t >= from && t < to { total += 1 }
+                        for t in try part.readInt64s(.occurredAt, granule: g) where t >= from && t < to { total += 1 }
                     }
                     continue
                 }
