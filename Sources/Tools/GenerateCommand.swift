@@ -56,7 +56,7 @@ struct GenerateCommand: ParsableCommand {
         let fd: Int32
         if let output, output != "-" {
             fd = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            guard fd >= 0 else { throw ValidationError("\(output): cannot open for writing (errno \(errno))") }
+            guard fd >= 0 else { throw failure("\(output): cannot open for writing (errno \(errno))") }
         } else {
             fd = 1
         }
@@ -91,7 +91,7 @@ struct GenerateCommand: ParsableCommand {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw ValidationError("\(name): write failed (errno \(errno))")
+                    throw failure("\(name): write failed (errno \(errno))")
                 }
                 offset += n
             }

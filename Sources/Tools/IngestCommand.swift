@@ -44,7 +44,7 @@ struct IngestCommand: AsyncParsableCommand {
         if let flushRows { options.flushRows = flushRows }
         let store: EventStore
         do { store = try EventStore(options: options) } catch {
-            throw ValidationError("\(data): \(error)")
+            throw failure("\(data): \(error)")
         }
         let input: FileHandle
         if file == "-" {
@@ -52,13 +52,13 @@ struct IngestCommand: AsyncParsableCommand {
         } else {
             guard let h = FileHandle(forReadingAtPath: file) else {
                 try? store.close()
-                throw ValidationError("\(file): cannot open for reading")
+                throw failure("\(file): cannot open for reading")
             }
             input = h
         }
         let ack = try ackFile.map { path -> FileHandle in
             FileManager.default.createFile(atPath: path, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("\(path): cannot create") }
+            guard let h = FileHandle(forWritingAtPath: path) else { throw failure("\(path): cannot create") }
             return h
         }
 

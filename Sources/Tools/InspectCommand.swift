@@ -24,7 +24,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let inventory: Inventory
-        do { inventory = try Inventory(directory: data) } catch { throw ValidationError("\(data): \(error)") }
+        do { inventory = try Inventory(directory: data) } catch { throw failure("\(data): \(error)") }
         let report = InspectReport(inventory)
         print(json ? report.json : report.text)
         for p in inventory.problems { FileHandle.standardError.write("problem: \(p)\n".data(using: .utf8)!) }

@@ -1,1 +1,85 @@
+import Foundation
+import TallyTestSupport
 import Testing
+
+/// The `tally` executable as a user runs it: output, exit status, errors.
+@Suite("tally command line")
+struct CLITests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func tally(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = TallyBinary.url
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                   stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test("ingest stores valid lines, rejects bad ones with line and reason, and counts duplicates")
+    func ingestReport() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        let lines = [
+            #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","site_id":"a","event_id":"x1"}"#,
+            #"{"occurred_at":"2026-08-01T10:00:00Z","site_id":"a"}"#,
+            "not json",
+            #"{"event_type":"page_view","occurred_at":"2026-13-01T10:00:00Z"}"#,
+            #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","site_id":"a","event_id":"x1"}"#,
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let run = try Self.tally(["ingest", file, "--data", dir.path + "/data", "--json"])
+        #expect(run.status == 0)
+        let summary = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        #expect(summary["accepted"] as? Int == 1)
+        #expect(summary["rejected"] as? Int == 3)
+        #expect(summary["duplicates"] as? Int == 1)
+        let examples = summary["examples"] as! [String]
+        #expect(examples.contains("line 2: event_type: missing"))
+        #expect(examples.contains("line 4: occurred_at: month out of range"))
+        #expect(examples.contains { $0.hasPrefix("line 3: json: invalid JSON at column") })
+
+        let inspect = try Self.tally(["inspect", "--data", dir.path + "/data", "--json"])
+        #expect(inspect.status == 0)
+        let report = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+        #expect(report["total_rows"] as? Int == 1)
+        #expect((report["total_bytes"] as? Int ?? 0) > 0)
+    }
+
+    @Test("a missing input file or data directory is one line naming it, with exit status 1")
+    func missingFiles() throws {
+        let dir = TemporaryDirectory()
+        let ingest = try Self.tally(["ingest", dir.path + "/nope.ndjson", "--data", dir.path + "/data"])
+        #expect(ingest.status == 1)
+        #expect(ingest.stderr == "tally: \(dir.path)/nope.ndjson: cannot open for reading\n")
+        let inspect = try Self.tally(["inspect", "--data", dir.path + "/missing"])
+        #expect(inspect.status == 1)
+        #expect(inspect.stderr == "tally: \(dir.path)/missing: no data directory at \(dir.path)/missing\n")
+    }
+
+    @Test("a second writer on the same data directory is refused with a clear message")
+    func lockedDirectory() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        try #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let lock = dir.path + "/data/LOCK"
+        try FileManager.default.createDirectory(atPath: dir.path + "/data", withIntermediateDirectories: true)
+        let fd = open(lock, O_RDWR | O_CREAT, 0o644)
+        #expect(flock(fd, LOCK_EX) == 0)
+        defer { close(fd) }
+        let run = try Self.tally(["ingest", file, "--data", dir.path + "/data"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("is in use by another tally process"))
+    }
+}
