@@ -13,6 +13,14 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
     case identifierBinary = 5
     /// A part-level dictionary: LEB128 count, then count × (LEB128 length, bytes), sorted.
     case dictionary = 6
+    /// n × Int64 `v[i] − occurred_at[i]` (received_at: a few ms to seconds after the event).
+    case int64FromOccurred = 7
+    /// ULIDs split in two: n × Int64 `timestamp(v[i]) − occurred_at[i]` (0 when the client made
+    /// the id when the event occurred), then n × the 10 random bytes (event_id).
+    case ulidFromOccurred = 8
+
+    /// Encodings whose decoding needs the granule's occurred_at values.
+    var needsOccurredAt: Bool { self == .int64FromOccurred || self == .ulidFromOccurred }
 
     public var description: String {
         switch self {
@@ -22,6 +30,8 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
         case .dictionaryCodes: "dictionary-codes"
         case .identifierBinary: "identifier-binary"
         case .dictionary: "dictionary"
+        case .int64FromOccurred: "int64-from-occurred"
+        case .ulidFromOccurred: "ulid-from-occurred"
         }
     }
 }

@@ -40,6 +40,55 @@ enum GranuleCodec {
         return delta ? .int64Delta : .int64Plain
     }
 
+    /// Whether differences from occurred_at need fewer significant bits in total than
+    /// differences between consecutive values (a proxy for which compresses better).
+    static func fromOccurredIsSmaller(_ col: Int64Column, occurred: Int64Column, _ range: Range<Int>) -> Bool {
+        func bits(_ v: Int64) -> Int { 64 - UInt64(bitPattern: (v << 1) ^ (v >> 63)).leadingZeroBitCount }
+        var fromOccurred = 0
+        var delta = 0
+        var prev: Int64 = range.isEmpty ? 0 : col.values[range.lowerBound]
+        for i in range {
+            fromOccurred += bits(col.values[i] &- occurred.values[i])
+            delta += bits(col.values[i] &- prev)
+            prev = col.values[i]
+        }
+        return fromOccurred < delta
+    }
+
+    /// received_at as differences from occurred_at (no nulls in either column).
+    static func encodeFromOccurred(_ col: Int64Column, occurred: Int64Column, _ range: Range<Int>,
+                                   into w: inout ByteWriter) -> ColumnEncoding {
+        w.u8(0)
+        for i in range { w.i64(col.values[i] &- occurred.values[i]) }
+        return .int64FromOccurred
+    }
+
+    /// event_id as ULID timestamps relative to occurred_at plus random bytes, when every value
+    /// in the range is a canonical ULID; otherwise the identifier encoding.
+    static func encodeULIDsFromOccurred(_ col: StringColumn, occurred: Int64Column, _ range: Range<Int>,
+                                        into w: inout ByteWriter) -> ColumnEncoding {
+        var binary = [UInt8](repeating: 0, count: range.count * 16)
+        let allULIDs = binary.withUnsafeMutableBytes { out in
+            for (k, i) in range.enumerated() {
+                if col.isNull(i) { return false }
+                let ok = col.withValue(i) { v in
+                    IdentifierCodec.detect(v) == .ulid && IdentifierCodec.encode(v, form: .ulid, into: out.baseAddress! + k * 16)
+                }
+                if !ok { return false }
+            }
+            return true
+        }
+        guard allULIDs, !range.isEmpty else { return encodeIdentifiers(col, range, into: &w) }
+        w.u8(0)
+        for (k, i) in range.enumerated() {
+            var ts: Int64 = 0
+            for b in 0..<6 { ts = ts << 8 | Int64(binary[k * 16 + b]) }
+            w.i64(ts &- occurred.values[i])
+        }
+        for k in 0..<range.count { w.raw(binary[(k * 16 + 6)..<(k * 16 + 16)]) }
+        return .ulidFromOccurred
+    }
+
     static func encodeStrings(_ col: StringColumn, _ range: Range<Int>, into w: inout ByteWriter) -> ColumnEncoding {
         writeNulls(col.nulls, range, into: &w)
         for i in range { w.varint(UInt64(Int(col.ends[i]) - col.start(i))) }
@@ -112,7 +161,7 @@ enum GranuleCodec {
     }
 
     static func decodeInt64(_ payload: UnsafeRawBufferPointer, encoding: ColumnEncoding, rows: Int,
-                            into col: inout Int64Column) throws {
+                            occurred: [Int64]? = nil, into col: inout Int64Column) throws {
         var r = ByteReader(payload)
         let nulls = try readNulls(&r, rows: rows)
         let body = try r.raw(rows * 8)
@@ -128,6 +177,11 @@ enum GranuleCodec {
                 prev = prev &+ Int64(littleEndian: body.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
                 col.values.append(prev)
             }
+        case .int64FromOccurred:
+            guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
+            for k in 0..<rows {
+                col.values.append(occurred[k] &+ Int64(littleEndian: body.loadUnaligned(fromByteOffset: k * 8, as: Int64.self)))
+            }
         default:
             throw Malformed(message: "encoding \(encoding) is not an int64 encoding")
         }
@@ -139,7 +193,7 @@ enum GranuleCodec {
     }
 
     static func decodeStrings(_ payload: UnsafeRawBufferPointer, encoding: ColumnEncoding, rows: Int,
-                              dictionary: StringColumn?, into col: inout StringColumn) throws {
+                              dictionary: StringColumn?, occurred: [Int64]? = nil, into col: inout StringColumn) throws {
         var r = ByteReader(payload)
         let nulls = try readNulls(&r, rows: rows)
         if nulls != nil && col.nulls == nil { throw Malformed(message: "null bitmap in a non-nullable column") }
@@ -186,6 +240,20 @@ enum GranuleCodec {
             let body = try r.raw(rows * 16)
             for k in 0..<rows {
                 IdentifierCodec.decode(UnsafeRawBufferPointer(rebasing: body[k * 16..<k * 16 + 16]), form: form, into: &col.bytes)
+                col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
+                col.nulls?.append(false)
+            }
+        case .ulidFromOccurred:
+            guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
+            let deltas = try r.raw(rows * 8)
+            let random = try r.raw(rows * 10)
+            var binary = [UInt8](repeating: 0, count: 16)
+            for k in 0..<rows {
+                let ts = occurred[k] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
+                guard ts >= 0 && ts < 1 << 48 else { throw Malformed(message: "ULID timestamp \(ts) out of range") }
+                for b in 0..<6 { binary[b] = UInt8(truncatingIfNeeded: ts >> (8 * (5 - b))) }
+                for b in 0..<10 { binary[6 + b] = random[k * 10 + b] }
+                binary.withUnsafeBytes { IdentifierCodec.decode($0, form: .ulid, into: &col.bytes) }
                 col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
                 col.nulls?.append(false)
             }

@@ -144,8 +144,10 @@ public final class Part: Sendable {
         let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
         do {
             try raw.withUnsafeBytes { (b) throws in
+                let occurred = encoding.needsOccurredAt ? try readInt64s(.occurredAt, granule: g) : nil
                 if column.kind == .int64 {
-                    try GranuleCodec.decodeInt64(b, encoding: encoding, rows: rows, into: &batch[int: column])
+                    try GranuleCodec.decodeInt64(b, encoding: encoding, rows: rows, occurred: occurred,
+                                                 into: &batch[int: column])
                 } else {
                     var dict: StringColumn?
                     if !meta.dictionary.isNone {
@@ -155,7 +157,7 @@ public final class Part: Sendable {
                             dict = d
                         }
                     }
-                    try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: dict,
+                    try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: dict, occurred: occurred,
                                                    into: &batch[string: column])
                 }
             }

@@ -41,8 +41,9 @@ public enum PartFormat {
     /// (swift-limits.md §3); decompression at 1–1.7 GB/s is not what bounds a scan.
     static func codec(for column: EventColumn) -> Codec { .zstd }
 
-    /// Timestamps are delta-encoded: rows are sorted by visitor and time inside a day.
+    /// occurred_at is delta-encoded: rows are sorted by visitor and time inside a day.
+    /// (received_at and event_id are stored relative to occurred_at instead.)
     static func usesDelta(_ column: EventColumn) -> Bool {
-        column == .occurredAt || column == .receivedAt
+        column == .occurredAt
     }
 }

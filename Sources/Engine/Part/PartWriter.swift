@@ -135,8 +135,21 @@ struct PartWriter {
                                                         dictionarySize: d.values.count, into: &payload)
                 } else {
                     switch c.kind {
+                    case .int64 where c == .receivedAt:
+                        // Live events arrive ms after they occur (differences from occurred_at are
+                        // tiny); a bulk load of old events gets one received_at per batch (deltas of
+                        // 0). Whichever needs fewer significant bits wins.
+                        if GranuleCodec.fromOccurredIsSmaller(batch[int: c], occurred: batch[int: .occurredAt], local) {
+                            encoding = GranuleCodec.encodeFromOccurred(batch[int: c], occurred: batch[int: .occurredAt],
+                                                                       local, into: &payload)
+                        } else {
+                            encoding = GranuleCodec.encodeInt64(batch[int: c], local, delta: true, into: &payload)
+                        }
                     case .int64:
                         encoding = GranuleCodec.encodeInt64(batch[int: c], local, delta: PartFormat.usesDelta(c), into: &payload)
+                    case .identifier where c == .eventID:
+                        encoding = GranuleCodec.encodeULIDsFromOccurred(batch[string: c], occurred: batch[int: .occurredAt],
+                                                                        local, into: &payload)
                     case .identifier:
                         encoding = GranuleCodec.encodeIdentifiers(batch[string: c], local, into: &payload)
                     case .string, .lowCardinality:
