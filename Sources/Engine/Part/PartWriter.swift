@@ -43,10 +43,21 @@ struct PartWriter {
             var raw = [Int32](repeating: -1, count: rowCount)
             col.bytes.withUnsafeBytes { b in
                 col.ends.withUnsafeBufferPointer { e in
+                    // Rows are grouped by visitor, so a value often repeats the previous row's
+                    // (country, device, user agent, page): compare before hashing.
+                    var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+                    var previousCode: Int32 = -1
                     for (k, i) in order.enumerated() where !col.isNull(Int(i)) {
                         let i = Int(i)
                         let s = i == 0 ? 0 : Int(e[i - 1])
-                        raw[k] = interner.intern(UnsafeRawBufferPointer(rebasing: b[s..<Int(e[i])]))
+                        let value = UnsafeRawBufferPointer(rebasing: b[s..<Int(e[i])])
+                        if previousCode >= 0 && ByteOrder.equal(value, previous) {
+                            raw[k] = previousCode
+                            continue
+                        }
+                        previousCode = interner.intern(value)
+                        previous = value
+                        raw[k] = previousCode
                     }
                 }
             }
