@@ -46,15 +46,9 @@ struct IngestCommand: AsyncParsableCommand {
         do { store = try EventStore(options: options) } catch {
             throw failure("\(data): \(error)")
         }
-        let input: FileHandle
-        if file == "-" {
-            input = FileHandle.standardInput
-        } else {
-            guard let h = FileHandle(forReadingAtPath: file) else {
-                try? store.close()
-                throw failure("\(file): cannot open for reading")
-            }
-            input = h
+        guard let input = LineSource(path: file) else {
+            try? store.close()
+            throw failure("\(file): cannot open for reading")
         }
         let ack = try ackFile.map { path -> FileHandle in
             FileManager.default.createFile(atPath: path, contents: nil)
@@ -65,9 +59,7 @@ struct IngestCommand: AsyncParsableCommand {
         let started = Date()
         var summary = IngestSummary()
         let progress = Progress(enabled: isatty(2) == 1 && !json)
-        var carry: [UInt8] = []
         var line = 0
-        var eof = false
         let chunkSize = 4 << 20
 
         try await withThrowingTaskGroup(of: (Range<Int>, IngestOutcome).self) { group in
@@ -80,28 +72,17 @@ struct IngestCommand: AsyncParsableCommand {
                 }
                 progress.update(summary, since: started)
             }
-            while !eof {
-                let data = try input.read(upToCount: chunkSize) ?? Data()
-                if data.isEmpty { eof = true }
-                carry.append(contentsOf: data)
-                // Decode whole lines; keep a partial last line for the next read.
-                var cut = carry.count
-                if !eof {
-                    guard let nl = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
-                    cut = nl + 1
-                }
+            while let chunk = try input.next(size: chunkSize) {
                 var start = 0
-                while start < cut {
+                while start < chunk.count {
                     // Up to batchSize lines per batch.
-                    let (end, lines) = carry.withUnsafeBytes { b in Self.lineBoundary(b, from: start, to: cut, lines: batchSize) }
+                    let (end, lines) = Self.lineBoundary(chunk, from: start, to: chunk.count, lines: batchSize)
                     var batch = EventBatch()
                     var errors: [IngestError] = []
                     let opts = IngestOptions(receivedAt: Int64(Date().timeIntervalSince1970 * 1000), defaultSiteID: site)
                     let first = line
-                    let r = carry.withUnsafeBytes { b in
-                        EventReader.decodeLines(UnsafeRawBufferPointer(rebasing: b[start..<end]), firstIndex: first,
-                                                options: opts, into: &batch, errors: &errors)
-                    }
+                    let r = EventReader.decodeLines(UnsafeRawBufferPointer(rebasing: chunk[start..<end]), firstIndex: first,
+                                                    options: opts, into: &batch, errors: &errors)
                     summary.rejected += r.rejected
                     summary.record(errors)
                     line += lines
@@ -116,7 +97,6 @@ struct IngestCommand: AsyncParsableCommand {
                         }
                     }
                 }
-                carry.removeFirst(cut)
             }
             while let r = try await group.next() { try collect(r) }
         }
