@@ -3,8 +3,9 @@
 // payloads, the persisted hash, the split-block bloom filter, CRC32C and the sort order.
 //
 // Units (the name of each benchmark says it too):
-// - codecs: per 8,192-row granule block (`.one`); the custom metric `compressedBytes` is the
-//   block's size after compression, deterministic, so a ratio regression shows in a baseline;
+// - codecs: per 8,192-row granule block (`.one`); the custom metrics `rawBytes` and
+//   `compressedBytes` are the block's size before and after compression, deterministic, so a
+//   ratio regression shows in a baseline;
 // - hash and bloom filter: per key (`.mega`, one iteration = 1M operations);
 // - CRC32C: per 64 KiB buffer (`.kilo`, one iteration = 1,000 buffers);
 // - sort order: per call on 100k rows (`.one`).
@@ -74,7 +75,7 @@ struct Fixture: Sendable {
 /// Built once per process, on first use (global constants are lazy).
 let fixture = Fixture()
 
-/// Wall clock and throughput are for people; `mallocCountTotal` and `compressedBytes` are
+/// Wall clock and throughput are for people; `mallocCountTotal` and the byte counts are
 /// deterministic and what a comparison may gate.
 func configuration(_ scaling: BenchmarkScalingFactor, extra: [BenchmarkMetric] = []) -> Benchmark.Configuration {
     var thresholds: [BenchmarkMetric: BenchmarkThresholds] = [
@@ -91,8 +92,16 @@ func configuration(_ scaling: BenchmarkScalingFactor, extra: [BenchmarkMetric] =
     )
 }
 
-/// Size of a block after compression: a ratio regression shows up here.
-let compressedBytes = BenchmarkMetric.custom("compressedBytes", polarity: .prefersSmaller, useScalingFactor: false)
+/// Size of a block after compression: a ratio regression shows up here. Its rows come from
+/// the sort order, so a change of `SortKey` changes them too (update the baseline then).
+var compressedBytes: BenchmarkMetric {
+    .custom("compressedBytes", polarity: .prefersSmaller, useScalingFactor: false)
+}
+
+/// Size of the block before compression, for the ratio (`rawBytes / compressedBytes`).
+var rawBytes: BenchmarkMetric {
+    .custom("rawBytes", polarity: .prefersSmaller, useScalingFactor: false)
+}
 
 let benchmarks: @Sendable () -> Void = {
     let payloads: [(name: String, bytes: KeyPath<Fixture, [UInt8]>)] = [
@@ -105,8 +114,8 @@ let benchmarks: @Sendable () -> Void = {
         for payload in payloads {
             Benchmark(
                 "Codec.compress \(codec), \(payload.name) (per 8,192-row block)",
-                configuration: configuration(.one, extra: [compressedBytes])
-            ) { benchmark, raw in
+                configuration: configuration(.one, extra: [compressedBytes, rawBytes])
+            ) { (benchmark: Benchmark, raw: [UInt8]) in
                 var out: [UInt8] = []
                 out.reserveCapacity(raw.count + raw.count / 2 + 1024)
                 benchmark.startMeasurement()
@@ -114,6 +123,7 @@ let benchmarks: @Sendable () -> Void = {
                 benchmark.stopMeasurement()
                 if used != codec { benchmark.error("\(codec) stored the block uncompressed") }
                 benchmark.measurement(compressedBytes, out.count)
+                benchmark.measurement(rawBytes, raw.count)
             } setup: {
                 fixture[keyPath: payload.bytes]
             }
@@ -121,7 +131,7 @@ let benchmarks: @Sendable () -> Void = {
             Benchmark(
                 "Codec.decompress \(codec), \(payload.name) (per 8,192-row block)",
                 configuration: configuration(.one)
-            ) { benchmark, input in
+            ) { (benchmark: Benchmark, input: (compressed: [UInt8], rawLength: Int)) in
                 var out: [UInt8] = []
                 out.reserveCapacity(input.rawLength)
                 benchmark.startMeasurement()
@@ -158,7 +168,7 @@ let benchmarks: @Sendable () -> Void = {
         return out
     }
 
-    Benchmark("TallyHash.hash, 26-byte event id (per key)", configuration: configuration(.mega)) { benchmark, ids in
+    Benchmark("TallyHash.hash, 26-byte event id (per key)", configuration: configuration(.mega)) { (benchmark: Benchmark, ids: [UInt8]) in
         ids.withUnsafeBytes { all in
             var acc: UInt64 = 0
             for i in benchmark.scaledIterations {
@@ -175,7 +185,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "SplitBlockBloomFilter.insert, 8,192-key granule filter (per key)",
         configuration: configuration(.mega)
-    ) { benchmark, hashes in
+    ) { (benchmark: Benchmark, hashes: [UInt64]) in
         var filter = SplitBlockBloomFilter(distinctKeys: granuleRows)
         for i in benchmark.scaledIterations { filter.insert(hash: hashes[i & (granuleRows - 1)]) }
         blackHole(filter.numBlocks)
@@ -191,7 +201,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "SplitBlockBloomFilter.mayContain, half present (per key)",
         configuration: configuration(.mega)
-    ) { benchmark, probe in
+    ) { (benchmark: Benchmark, probe: (filter: SplitBlockBloomFilter, hashes: [UInt64])) in
         var hits = 0
         for i in benchmark.scaledIterations where probe.filter.mayContain(hash: probe.hashes[i & (2 * granuleRows - 1)]) {
             hits += 1
@@ -213,7 +223,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // 64 KiB of page_path bytes (a typical compressed block is 64 KiB-1 MiB).
-    Benchmark("CRC32C.checksum, 64 KiB (per buffer)", configuration: configuration(.kilo)) { benchmark, buffer in
+    Benchmark("CRC32C.checksum, 64 KiB (per buffer)", configuration: configuration(.kilo)) { (benchmark: Benchmark, buffer: [UInt8]) in
         buffer.withUnsafeBytes { bytes in
             var crc: UInt32 = 0
             for _ in benchmark.scaledIterations { crc ^= CRC32C.checksum(bytes) }
@@ -229,7 +239,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "SortKey.sortedOrder, 100k generated rows (per call)",
         configuration: configuration(.one)
-    ) { benchmark, input in
+    ) { (benchmark: Benchmark, input: (batch: EventBatch, rows: [Int32])) in
         blackHole(SortKey.sortedOrder(input.batch, rows: input.rows))
     } setup: {
         (batch: fixture.batch, rows: (0..<Int32(fixture.batch.count)).map { $0 })

@@ -76,8 +76,8 @@ func buildStore(_ fixture: StoreFixture, name: String, events: Int) async throws
     fixture.end = generator.config.end
 }
 
-let rowsMatched = BenchmarkMetric.custom("rowsMatched", polarity: .prefersLarger, useScalingFactor: false)
-let granulesRead = BenchmarkMetric.custom("granulesRead", polarity: .prefersSmaller, useScalingFactor: false)
+var rowsMatched: BenchmarkMetric { .custom("rowsMatched", polarity: .prefersLarger, useScalingFactor: false) }
+var granulesRead: BenchmarkMetric { .custom("granulesRead", polarity: .prefersSmaller, useScalingFactor: false) }
 
 let benchmarks: @Sendable () -> Void = {
     let ingest = StoreFixture()
@@ -85,8 +85,8 @@ let benchmarks: @Sendable () -> Void = {
         "EventStore.ingest + flush, 1,000-event batch, WAL on (per event)",
         configuration: .init(
             metrics: [.wallClock, .throughput, .mallocCountTotal, .writeSyscalls, .writeBytesLogical],
-            scalingFactor: .kilo,
             warmupIterations: ingestWarmup,
+            scalingFactor: .kilo,
             maxDuration: .seconds(10),
             maxIterations: ingestIterations,
             thresholds: [
