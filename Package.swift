@@ -14,6 +14,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries from Debian: libzstd-dev, liblz4-dev, libxxhash-dev (see README).
@@ -34,12 +41,25 @@ let package = Package(
         .target(name: "EventJSON", dependencies: ["Engine"]),
         // Realistic synthetic workload (Zipf sites, paths, referrers, visitors, sessions).
         .target(name: "Workload", dependencies: ["Engine"]),
-        .target(name: "Server", dependencies: ["Engine", "EventJSON"]),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Engine", "EventJSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "Tools",
             dependencies: [
                 "Engine", "EventJSON", "Workload", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "TallyTestSupport", dependencies: ["Engine"]),
@@ -47,5 +67,14 @@ let package = Package(
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
         .testTarget(name: "ToolsTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "Engine"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Engine", "TallyTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
     ]
 )

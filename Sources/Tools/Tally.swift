@@ -5,6 +5,6 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Tally: a self-hosted web-analytics event store.",
-        subcommands: [IngestCommand.self, InspectCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, IngestCommand.self, InspectCommand.self, GenerateCommand.self, BenchCommand.self]
     )
 }

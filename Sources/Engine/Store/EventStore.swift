@@ -248,6 +248,12 @@ public final class EventStore: Sendable {
         return IngestOutcome(accepted: accepted.count, duplicates: duplicateRows.count, duplicateRows: duplicateRows)
     }
 
+    /// True while the buffer holds twice the flush threshold: an ingest now would wait for a
+    /// flush. Servers answer 503 with Retry-After instead of queueing more requests.
+    public var isOverloaded: Bool {
+        state.withLock { st in st.activeBytes >= 2 * options.flushBytes || st.closed }
+    }
+
     /// Backpressure: while the buffer holds twice the flush threshold (a flush is running and
     /// ingest outpaces it), new ingests wait for the flush to finish instead of growing memory.
     private func waitForBufferSpace() async {

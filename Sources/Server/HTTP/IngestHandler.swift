@@ -1,0 +1,108 @@
+import Engine
+import EventJSON
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// POST /v1/events (and seed 001's /v1/ingest/*): authenticate the write key, decode the body
+/// straight into engine columns, keep each event inside the key's property, ingest durably.
+struct IngestHandler: Sendable {
+    let store: EventStore
+    let keys: any KeyDirectory
+    let configuration: ServerConfiguration
+
+    static let writeKeyHeader = HTTPField.Name("X-Write-Key")!
+
+    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        // 1. Who is writing.
+        guard let key = Self.writeKey(request) else {
+            return JSONBody.error(.unauthorized, "missing write key: send Authorization: Bearer KEY, X-Write-Key or ?key=",
+                                  field: "authorization")
+        }
+        guard let property = try keys.propertyID(forWriteKey: key) else {
+            return JSONBody.error(.unauthorized, "unknown or revoked write key", field: "authorization")
+        }
+        // 2. Room to take it.
+        if store.isOverloaded {
+            return JSONBody.error(.serviceUnavailable, "ingest is over its buffer bound; retry shortly",
+                                  headers: [.retryAfter: String(configuration.retryAfterSeconds)])
+        }
+        // 3. The body, bounded.
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            return JSONBody.error(.contentTooLarge, "request body is larger than \(configuration.maxBodyBytes) bytes",
+                                  field: "body")
+        }
+        // 4. Decode into columns.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let options = IngestOptions(receivedAt: now, defaultSiteID: property,
+                                    maxEventsPerBatch: configuration.maxEventsPerRequest)
+        let decoded: DecodeResult
+        do {
+            decoded = try body.withUnsafeReadableBytes { try EventReader.decodeDocument($0, options: options) }
+        } catch {
+            guard let error = error as? DocumentError else { throw error }
+            let status: HTTPResponse.Status = error.code == .tooManyEvents ? .contentTooLarge : .badRequest
+            return JSONBody.error(status, error.message, field: error.code == .tooManyEvents ? "events" : "body",
+                                  offset: error.offset)
+        }
+        if let envelope = decoded.envelopePropertyID, envelope != property {
+            return JSONBody.error(.forbidden, "property_id \(envelope) is not the write key's property", field: "property_id")
+        }
+        // 5. Events naming another property are refused one by one, never stored elsewhere.
+        var problems = decoded.errors.map { IngestResponse.Problem(index: $0.index, field: $0.field, reason: $0.reason) }
+        let rejectedIndices = Set(decoded.errors.map(\.index))
+        var eventIndex: [Int] = []  // row → index of the event in the request
+        var next = 0
+        for _ in 0..<decoded.batch.count {
+            while rejectedIndices.contains(next) { next += 1 }
+            eventIndex.append(next)
+            next += 1
+        }
+        var batch = decoded.batch
+        var keep: [Int32] = []
+        let sites = batch[string: .siteID]
+        let propertyBytes = Array(property.utf8)
+        for row in 0..<batch.count {
+            let own = sites.withValue(row) { v in propertyBytes.withUnsafeBytes { ByteOrder.equal(v, $0) } }
+            if own {
+                keep.append(Int32(row))
+            } else {
+                problems.append(.init(index: eventIndex[row], field: "site_id",
+                                      reason: "names another property than the write key's (\(property))"))
+            }
+        }
+        if keep.count < batch.count {
+            batch = batch.gather(keep)
+            eventIndex = keep.map { eventIndex[Int($0)] }
+        }
+        // 6. Durable before we answer.
+        var duplicates = 0
+        var accepted = 0
+        if batch.count > 0 {
+            let outcome = try await store.ingest(batch)
+            duplicates = outcome.duplicates
+            accepted = outcome.accepted
+        }
+        problems.sort { $0.index < $1.index }
+        return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
+                                                errors: problems))
+    }
+
+    /// The write key from Authorization: Bearer, X-Write-Key, or the `key` query parameter
+    /// (navigator.sendBeacon cannot set headers).
+    static func writeKey(_ request: Request) -> String? {
+        if let auth = request.headers[.authorization] {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                return String(parts[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if let key = request.headers[writeKeyHeader], !key.isEmpty { return key }
+        if let key = request.uri.queryParameters.get("key"), !key.isEmpty { return key }
+        return nil
+    }
+}

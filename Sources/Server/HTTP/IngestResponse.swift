@@ -1,0 +1,13 @@
+/// The answer to an ingest request: what was stored, what was refused and why.
+struct IngestResponse: Encodable {
+    struct Problem: Encodable {
+        var index: Int
+        var field: String
+        var reason: String
+    }
+
+    var accepted: Int
+    var rejected: Int
+    var duplicates: Int
+    var errors: [Problem]
+}

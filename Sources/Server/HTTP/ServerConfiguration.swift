@@ -1,0 +1,13 @@
+/// Everything `tally serve` can be told. Defaults are what `tally serve` with no arguments uses.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Largest request body accepted (413 above). 10,000 events of ~750 bytes fit.
+    public var maxBodyBytes = 8 << 20
+    /// Most events in one request (413 above): seed 000's bounded queue is 10,000.
+    public var maxEventsPerRequest = 10_000
+    /// How long a client is told to wait (Retry-After, seconds) when ingest is over its bounds.
+    public var retryAfterSeconds = 1
+
+    public init() {}
+}

@@ -1,0 +1,52 @@
+import Engine
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import ServiceLifecycle
+
+/// The HTTP service: routes, handlers and the services that run beside them.
+public enum TallyServer {
+    /// An application serving `store`, ready for `runService()` (or HummingbirdTesting).
+    /// On graceful shutdown (SIGTERM/SIGINT) the server stops accepting, finishes in-flight
+    /// requests, then the store flushes and closes its WAL.
+    public static func application(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration,
+                                   logger: Logger = Logger(label: "tally")) -> some ApplicationProtocol {
+        let router = Router()
+        let ingest = IngestHandler(store: store, keys: keys, configuration: configuration)
+        router.post("/v1/events") { request, context in try await ingest.handle(request, context: context) }
+        // Seed 001's ingest routes take the same bodies.
+        for path in ["/v1/ingest/event", "/v1/ingest/pageview", "/v1/ingest/session", "/v1/ingest/batch"] {
+            router.post(RouterPath(path)) { request, context in try await ingest.handle(request, context: context) }
+        }
+        router.get("/health") { _, _ in
+            let status = store.status
+            return JSONBody.response(Health(status: store.isOverloaded ? "overloaded" : "ok", parts: status.parts,
+                                            buffered_rows: status.bufferedRows))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            services: [StoreService(store: store, logger: logger)],
+            logger: logger)
+    }
+
+    struct Health: Encodable {
+        var status: String
+        var parts: Int
+        var buffered_rows: Int
+    }
+}
+
+/// Keeps the event store open while the server runs; on graceful shutdown (after the HTTP
+/// server has stopped, services shut down in reverse order) flushes it and closes the WAL.
+struct StoreService: Service {
+    let store: EventStore
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("flushing and closing the event store")
+        try store.close()
+    }
+}

@@ -1,0 +1,155 @@
+import Engine
+import Foundation
+import GRDB
+
+/// Properties and API keys, in `DIR/meta.sqlite` next to the event data.
+///
+/// SQLite in WAL mode through a GRDB `DatabasePool`: readers never wait for the writer, and other
+/// processes (`tally property create` while `tally serve` runs) may open the same file; their
+/// writes are serialized by SQLite's lock and seen by the next read here.
+public final class MetadataStore: Sendable {
+    public static let fileName = "meta.sqlite"
+
+    /// How long a write waits for another connection's write (another process's, or a WAL
+    /// checkpoint) before failing. Metadata writes take milliseconds; 5 s only fails when
+    /// something holds the lock for real.
+    static let busyTimeout: TimeInterval = 5
+
+    /// `DIR/meta.sqlite`.
+    public let path: String
+    let pool: DatabasePool
+    let clock: any TallyClock
+
+    /// Opens (or creates, with `createIfMissing`) `directory/meta.sqlite` and brings its tables
+    /// up to date.
+    public init(directory: String, createIfMissing: Bool = true, clock: any TallyClock = SystemClock())
+        throws(MetadataError)
+    {
+        path = directory + "/" + Self.fileName
+        self.clock = clock
+        if !FileManager.default.fileExists(atPath: path) {
+            guard createIfMissing else {
+                throw MetadataError(.notFound, "\(path): no such file (no property was created in \(directory))")
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw MetadataError(.database, "\(directory): cannot create the directory", cause: "\(error)")
+            }
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(Self.busyTimeout)
+        config.label = "tally.metadata"
+        let path = path
+        pool = try Self.sqlite(path) { try DatabasePool(path: path, configuration: config) }
+        let migrator = MetadataSchema.migrator
+        try Self.sqlite(path) {
+            do {
+                try migrator.migrate(pool)
+            } catch {
+                // GRDB reads which migrations are applied before taking the write lock, so two
+                // processes opening a new file together can both try to apply one; the loser
+                // fails, and on a second look finds it applied.
+                try migrator.migrate(pool)
+            }
+        }
+    }
+
+    /// Closes the file; later calls fail.
+    public func close() throws(MetadataError) {
+        try sqlite { try pool.close() }
+    }
+
+    // MARK: Properties
+
+    /// Creates a property with a new write key and read key, which are returned here only.
+    /// `name` defaults to the id; `origins` are `scheme://host[:port]` or `*` (any origin).
+    public func createProperty(id: String, name: String? = nil, timezone: String = "UTC", origins: [String] = ["*"])
+        throws(MetadataError) -> (property: Property, writeKey: String, readKey: String)
+    {
+        let id = try PropertyValidation.id(id)
+        let property = Property(
+            id: id, name: try PropertyValidation.name(name ?? id, id: id),
+            timezone: try PropertyValidation.timezone(timezone, id: id),
+            allowedOrigins: try PropertyValidation.origins(origins),
+            rawRetentionDays: 90, rollupRetentionDays: 730, createdAt: clock.nowMillis())
+        return try sqlite {
+            try pool.write { db in
+                try insertWithKeys(property, db)
+            }
+        }
+    }
+
+    /// Creates the property `default` (any origin, UTC) with its keys when there is no property
+    /// at all, as `tally serve` does on its first start; `nil` when there is one.
+    public func ensureDefaultProperty() throws(MetadataError)
+        -> (property: Property, writeKey: String, readKey: String)?
+    {
+        let property = Property(
+            id: "default", name: "Default", timezone: "UTC", allowedOrigins: ["*"], rawRetentionDays: 90,
+            rollupRetentionDays: 730, createdAt: clock.nowMillis())
+        return try sqlite {
+            try pool.write { db in
+                // The write transaction is IMMEDIATE, so two processes cannot both see none.
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM properties") == 0 else { return nil }
+                return try insertWithKeys(property, db)
+            }
+        }
+    }
+
+    public func listProperties() throws(MetadataError) -> [Property] {
+        try sqlite {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT \(MetadataSchema.propertyColumns) FROM properties ORDER BY created_at, rowid")
+                    .map(MetadataSchema.property)
+            }
+        }
+    }
+
+    public func property(id: String) throws(MetadataError) -> Property? {
+        try sqlite {
+            try pool.read { db in try fetchProperty(id, db) }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func insertWithKeys(_ property: Property, _ db: Database) throws -> (Property, String, String) {
+        if try fetchProperty(property.id, db) != nil {
+            throw MetadataError(.alreadyExists, "property '\(property.id)' already exists")
+        }
+        try db.execute(
+            sql: "INSERT INTO properties (\(MetadataSchema.propertyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [
+                property.id, property.name, property.timezone, MetadataSchema.originsJSON(property.allowedOrigins),
+                property.rawRetentionDays, property.rollupRetentionDays, property.createdAt,
+            ])
+        let write = try insertKey(propertyID: property.id, kind: .write, db)
+        let read = try insertKey(propertyID: property.id, kind: .read, db)
+        return (property, write.1, read.1)
+    }
+
+    func fetchProperty(_ id: String, _ db: Database) throws -> Property? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(MetadataSchema.propertyColumns) FROM properties WHERE id = ?"),
+            arguments: [id]
+        ).map(MetadataSchema.property)
+    }
+
+    /// Runs `body`, turning SQLite's errors into a `MetadataError` naming the file.
+    func sqlite<T>(_ body: () throws -> T) throws(MetadataError) -> T {
+        try Self.sqlite(path, body)
+    }
+
+    static func sqlite<T>(_ path: String, _ body: () throws -> T) throws(MetadataError) -> T {
+        do {
+            return try body()
+        } catch let error as MetadataError {
+            throw error
+        } catch let error as DatabaseError {
+            throw MetadataError(.database, "\(path): \(error.resultCode)", cause: error.message)
+        } catch {
+            throw MetadataError(.database, "\(path)", cause: "\(error)")
+        }
+    }
+}

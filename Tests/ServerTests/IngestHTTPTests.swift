@@ -1,0 +1,155 @@
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Server
+import TallyTestSupport
+import Testing
+
+/// A key directory for tests: fixed write keys per property.
+struct StaticKeys: KeyDirectory {
+    var writeKeys: [String: String]
+    func propertyID(forWriteKey key: String) throws -> String? { writeKeys[key] }
+}
+
+@Suite("HTTP ingest")
+struct IngestHTTPTests {
+    static let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b"])
+
+    func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in },
+                    _ body: @escaping @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configure(&configuration)
+        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
+        try await app.test(.live) { client in try await body(client, store) }
+        try? store.close()
+    }
+
+    static func json(_ response: TestResponse) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as! [String: Any]
+    }
+
+    static func post(_ client: any TestClientProtocol, _ body: String, path: String = "/v1/events", key: String? = "wk_a",
+                     headers extra: HTTPFields = [:]) async throws -> TestResponse {
+        var headers = extra
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        headers[.contentType] = "application/json"
+        return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    static let flatBatch = """
+        {"events":[
+          {"event_id":"e1","event_type":"widget_impression","occurred_at":"2026-08-01T10:30:00.000Z","session_id":"s1",
+           "visitor_id":"v1","page_url":"https://example.com/post/123","properties":{"mapping_id":456,"post_id":123}},
+          {"event_type":"page_view","occurred_at":"2026-08-01T10:31:00Z","visitor_id":"v1","unknown_field":{"x":[1,2]}},
+          {"occurred_at":"2026-08-01T10:31:00Z"}
+        ]}
+        """
+
+    @Test("a seed-000 batch is stored, bad events are rejected one by one, and the answer counts both")
+    func flatBatch() async throws {
+        try await withServer { client, store in
+            let response = try await Self.post(client, Self.flatBatch)
+            #expect(response.status == .ok)
+            let body = try Self.json(response)
+            #expect(body["accepted"] as? Int == 2)
+            #expect(body["rejected"] as? Int == 1)
+            #expect(body["duplicates"] as? Int == 0)
+            let errors = body["errors"] as! [[String: Any]]
+            #expect(errors.count == 1 && errors[0]["index"] as? Int == 2 && errors[0]["field"] as? String == "event_type")
+            #expect(try store.snapshot().count(ScanRequest(site: "site-a")).count == 2)
+            // A retry of the same request stores nothing new.
+            let again = try Self.json(try await Self.post(client, Self.flatBatch))
+            #expect(again["duplicates"] as? Int == 1)
+        }
+    }
+
+    @Test("a seed-003 envelope is stored under the write key's property")
+    func envelope() async throws {
+        try await withServer { client, store in
+            let body = """
+                {"schema_version":1,"property_id":"site-a","sent_at":"2026-08-01T18:12:33Z","events":[
+                  {"event_id":"01HR0000000000000000000000","type":"pageview","ts":"2026-08-01T18:12:33Z",
+                   "context":{"page":{"url":"https://example.com/products/sku1","path":"/products/sku1","title":"Product",
+                   "referrer":"https://google.com/"},"campaign":{"campaign_id":"cmp_789","utm":{"source":"google"}}},
+                   "identity":{"visitor_id":"v_abc123","session_id":"s_def456"},"data":{}}]}
+                """
+            let response = try await Self.post(client, body, path: "/v1/ingest/batch", key: nil, headers: [IngestHTTPTestsHeader.writeKey: "wk_a"])
+            #expect(response.status == .ok)
+            #expect(try Self.json(response)["accepted"] as? Int == 1)
+            var campaign: String?
+            try store.snapshot().scan(ScanRequest(site: "site-a", columns: [.campaignID, .referrerDomain])) { b in
+                campaign = b[string: .campaignID].string(at: 0)
+                #expect(b[string: .referrerDomain].string(at: 0) == "google.com")
+            }
+            #expect(campaign == "cmp_789")
+        }
+    }
+
+    @Test("a write key never writes into another property")
+    func isolation() async throws {
+        try await withServer { client, store in
+            let envelope = #"{"property_id":"site-b","events":[{"type":"pageview","ts":"2026-08-01T18:12:33Z"}]}"#
+            let refused = try await Self.post(client, envelope)
+            #expect(refused.status == .forbidden)
+            #expect(try Self.json(refused)["field"] as? String == "property_id")
+            let flat = #"{"events":[{"event_type":"page_view","site_id":"site-b","occurred_at":"2026-08-01T10:00:00Z"},"#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            let body = try Self.json(try await Self.post(client, flat))
+            #expect(body["accepted"] as? Int == 1 && body["rejected"] as? Int == 1)
+            #expect(((body["errors"] as! [[String: Any]])[0]["field"] as? String) == "site_id")
+            #expect(try store.snapshot().count(ScanRequest(site: "site-b")).count == 0)
+            #expect(try store.snapshot().count(ScanRequest(site: "site-a")).count == 1)
+        }
+    }
+
+    @Test("missing or unknown keys get 401; the key may come as a query parameter for sendBeacon")
+    func keys() async throws {
+        try await withServer { client, _ in
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            let missing = try await Self.post(client, event, key: nil)
+            #expect(missing.status == .unauthorized)
+            #expect(try Self.json(missing)["field"] as? String == "authorization")
+            #expect(try await Self.post(client, event, key: "wk_nope").status == .unauthorized)
+            let beacon = try await Self.post(client, event, path: "/v1/events?key=wk_b", key: nil)
+            #expect(beacon.status == .ok)
+        }
+    }
+
+    @Test("malformed JSON is a 400 naming the offset; too large a body or too many events a 413")
+    func limits() async throws {
+        try await withServer({ $0.maxBodyBytes = 4096; $0.maxEventsPerRequest = 3 }) { client, store in
+            let broken = try await Self.post(client, #"{"events":[{"event_type":"x",}]}"#)
+            #expect(broken.status == .badRequest)
+            #expect(try Self.json(broken)["offset"] as? Int != nil)
+            let big = try await Self.post(client, #"{"events":[{"event_type":"x","page_url":""#
+                                          + String(repeating: "a", count: 5000) + #""}]}"#)
+            #expect(big.status == .contentTooLarge)
+            let many = (0..<4).map { _ in #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}"# }
+            let tooMany = try await Self.post(client, #"{"events":["# + many.joined(separator: ",") + "]}")
+            #expect(tooMany.status == .contentTooLarge)
+            #expect(try Self.json(tooMany)["field"] as? String == "events")
+            #expect(store.snapshot().rowCount == 0)
+        }
+    }
+
+    @Test("health answers ok")
+    func health() async throws {
+        try await withServer { client, _ in
+            let response = try await client.execute(uri: "/health", method: .get)
+            #expect(response.status == .ok)
+            #expect(try Self.json(response)["status"] as? String == "ok")
+        }
+    }
+}
+
+enum IngestHTTPTestsHeader {
+    static let writeKey = HTTPField.Name("X-Write-Key")!
+}
