@@ -11,7 +11,9 @@ import Testing
 /// A key directory for tests: fixed write keys per property.
 struct StaticKeys: KeyDirectory {
     var writeKeys: [String: String]
-    func propertyID(forWriteKey key: String) throws -> String? { writeKeys[key] }
+    func writeScope(forKey key: String) throws -> WriteScope? {
+        writeKeys[key].map { WriteScope(propertyID: $0, allowedOrigins: $0 == "site-b" ? ["https://b.example"] : ["*"]) }
+    }
 }
 
 @Suite("HTTP ingest")
@@ -138,6 +140,63 @@ struct IngestHTTPTests {
             #expect(try Self.json(tooMany)["field"] as? String == "events")
             #expect(store.snapshot().rowCount == 0)
         }
+    }
+
+    @Test("CORS: an allowed origin is echoed, a disallowed one gets 403, a preflight states what is accepted")
+    func cors() async throws {
+        try await withServer { client, store in
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            let allowed = try await Self.post(client, event, key: "wk_b", headers: [.origin: "https://b.example"])
+            #expect(allowed.status == .ok)
+            #expect(allowed.headers[.accessControlAllowOrigin] == "https://b.example")
+            let refused = try await Self.post(client, event, key: "wk_b", headers: [.origin: "https://evil.example"])
+            #expect(refused.status == .forbidden)
+            #expect(try Self.json(refused)["field"] as? String == "origin")
+            #expect(try store.snapshot().count(ScanRequest(site: "site-b")).count == 1)
+            let preflight = try await client.execute(
+                uri: "/v1/events", method: .options,
+                headers: [.origin: "https://b.example", .accessControlRequestMethod: "POST"])
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowMethods]?.contains("POST") == true)
+            #expect(preflight.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+        }
+    }
+
+    @Test("past the per-key rate limit requests get 429 with Retry-After and nothing is stored")
+    func rateLimit() async throws {
+        try await withServer({ $0.requestsPerMinutePerKey = 3 }) { client, store in
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            for _ in 0..<3 { #expect(try await Self.post(client, event).status == .ok) }
+            let limited = try await Self.post(client, event)
+            #expect(limited.status == .tooManyRequests)
+            #expect(Int(limited.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            #expect(try Self.json(limited)["field"] as? String == "rate_limit")
+            #expect(store.snapshot().rowCount == 3)
+            // Another key has its own bucket.
+            #expect(try await Self.post(client, event, key: "wk_b").status == .ok)
+        }
+    }
+
+    @Test("over its buffer bound the server answers 503 with Retry-After instead of queueing")
+    func backpressure() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.flushBytes = 1  // any buffered event puts the store over its bound
+        let store = try EventStore(options: options)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
+        try await app.test(.live) { client in
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            #expect(try await Self.post(client, event).status == .ok)
+            let busy = try await Self.post(client, event)
+            #expect(busy.status == .serviceUnavailable)
+            #expect(busy.headers[.retryAfter] == "1")
+            try store.flush()
+            #expect(try await Self.post(client, event).status == .ok)
+        }
+        try store.close()
     }
 
     @Test("health answers ok")

@@ -11,17 +11,47 @@ struct IngestHandler: Sendable {
     let store: EventStore
     let keys: any KeyDirectory
     let configuration: ServerConfiguration
+    let perIP: RateLimiter
+    let perKey: RateLimiter
+
+    init(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration) {
+        self.store = store
+        self.keys = keys
+        self.configuration = configuration
+        perIP = RateLimiter(perMinute: configuration.requestsPerMinutePerIP)
+        perKey = RateLimiter(perMinute: configuration.requestsPerMinutePerKey)
+    }
 
     static let writeKeyHeader = HTTPField.Name("X-Write-Key")!
 
-    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+    func handle(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let origin = request.headers[.origin]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // 0. Per-address rate limit, before any work.
+        if let address = context.remoteAddress?.ipAddress, let wait = perIP.take("ip:" + address, now: now) {
+            return JSONBody.error(.tooManyRequests, "too many requests from this address", field: "rate_limit",
+                                  headers: [.retryAfter: String(wait)])
+        }
         // 1. Who is writing.
         guard let key = Self.writeKey(request) else {
             return JSONBody.error(.unauthorized, "missing write key: send Authorization: Bearer KEY, X-Write-Key or ?key=",
                                   field: "authorization")
         }
-        guard let property = try keys.propertyID(forWriteKey: key) else {
+        guard let scope = try keys.writeScope(forKey: key) else {
             return JSONBody.error(.unauthorized, "unknown or revoked write key", field: "authorization")
+        }
+        let property = scope.propertyID
+        var cors: HTTPFields = [:]
+        if let origin {
+            guard scope.allows(origin: origin) else {
+                return JSONBody.error(.forbidden, "origin \(origin) is not allowed for this property", field: "origin")
+            }
+            cors[.accessControlAllowOrigin] = origin
+            cors[.vary] = "Origin"
+        }
+        if let wait = perKey.take("key:" + property + ":" + key, now: now) {
+            return JSONBody.error(.tooManyRequests, "too many requests with this write key", field: "rate_limit",
+                                  headers: cors + [.retryAfter: String(wait)])
         }
         // 2. Room to take it.
         if store.isOverloaded {
@@ -37,7 +67,6 @@ struct IngestHandler: Sendable {
                                   field: "body")
         }
         // 4. Decode into columns.
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
         let options = IngestOptions(receivedAt: now, defaultSiteID: property,
                                     maxEventsPerBatch: configuration.maxEventsPerRequest)
         let decoded: DecodeResult
@@ -89,7 +118,7 @@ struct IngestHandler: Sendable {
         }
         problems.sort { $0.index < $1.index }
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
-                                                errors: problems))
+                                                errors: problems), headers: cors)
     }
 
     /// The write key from Authorization: Bearer, X-Write-Key, or the `key` query parameter
@@ -104,5 +133,13 @@ struct IngestHandler: Sendable {
         if let key = request.headers[writeKeyHeader], !key.isEmpty { return key }
         if let key = request.uri.queryParameters.get("key"), !key.isEmpty { return key }
         return nil
+    }
+}
+
+extension HTTPFields {
+    static func + (a: HTTPFields, b: HTTPFields) -> HTTPFields {
+        var out = a
+        out.append(contentsOf: b)
+        return out
     }
 }

@@ -1,6 +1,25 @@
+/// What a write key may do: which property it writes to and from which browser origins.
+public struct WriteScope: Sendable {
+    public var propertyID: String
+    /// `scheme://host[:port]` origins, or `*` for any.
+    public var allowedOrigins: [String]
+
+    public init(propertyID: String, allowedOrigins: [String]) {
+        self.propertyID = propertyID
+        self.allowedOrigins = allowedOrigins
+    }
+
+    /// Whether a browser's Origin header may post with this key.
+    public func allows(origin: String) -> Bool {
+        if allowedOrigins.contains("*") { return true }
+        let o = origin.lowercased()
+        return allowedOrigins.contains { $0.lowercased() == o }
+    }
+}
+
 /// Resolves API keys to the property they belong to. `MetadataStore` is the real one; tests
 /// may use their own.
 public protocol KeyDirectory: Sendable {
-    /// The id of the property whose live (unrevoked) write key `key` is, or nil.
-    func propertyID(forWriteKey key: String) throws -> String?
+    /// The scope of the live (unrevoked) write key `key`, or nil.
+    func writeScope(forKey key: String) throws -> WriteScope?
 }

@@ -1,5 +1,6 @@
 extension MetadataStore: KeyDirectory {
-    public func propertyID(forWriteKey key: String) throws -> String? {
-        try authenticate(key: key, kind: .write)?.id
+    public func writeScope(forKey key: String) throws -> WriteScope? {
+        guard let property = try authenticate(key: key, kind: .write) else { return nil }
+        return WriteScope(propertyID: property.id, allowedOrigins: property.allowedOrigins)
     }
 }

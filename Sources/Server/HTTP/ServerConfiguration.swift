@@ -8,6 +8,11 @@ public struct ServerConfiguration: Sendable {
     public var maxEventsPerRequest = 10_000
     /// How long a client is told to wait (Retry-After, seconds) when ingest is over its bounds.
     public var retryAfterSeconds = 1
+    /// Requests a minute per client address (429 above; 0 = no limit). Seed 000's
+    /// rateLimitPerMinute: a browser sends a batch every 5 s, so 1,000 leaves room for a NAT.
+    public var requestsPerMinutePerIP = 1000
+    /// Requests a minute per write key (429 above; 0 = no limit).
+    public var requestsPerMinutePerKey = 0
 
     public init() {}
 }

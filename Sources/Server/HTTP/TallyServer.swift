@@ -12,12 +12,28 @@ public enum TallyServer {
     /// requests, then the store flushes and closes its WAL.
     public static func application(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration,
                                    logger: Logger = Logger(label: "tally")) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: TallyRequestContext.self)
         let ingest = IngestHandler(store: store, keys: keys, configuration: configuration)
         router.post("/v1/events") { request, context in try await ingest.handle(request, context: context) }
         // Seed 001's ingest routes take the same bodies.
         for path in ["/v1/ingest/event", "/v1/ingest/pageview", "/v1/ingest/session", "/v1/ingest/batch"] {
             router.post(RouterPath(path)) { request, context in try await ingest.handle(request, context: context) }
+        }
+        // CORS preflight: the actual request checks the key's allowed origins (a preflight carries
+        // no Authorization header), so this only states what the endpoint accepts.
+        for path in ["/v1/events", "/v1/ingest/event", "/v1/ingest/pageview", "/v1/ingest/session", "/v1/ingest/batch"] {
+            router.on(RouterPath(path), method: .options) { request, _ in
+                var headers: HTTPFields = [
+                    .accessControlAllowMethods: "POST, OPTIONS",
+                    .accessControlAllowHeaders: "Authorization, Content-Type, X-Write-Key",
+                    .accessControlMaxAge: "86400",
+                ]
+                if let origin = request.headers[.origin] {
+                    headers[.accessControlAllowOrigin] = origin
+                    headers[.vary] = "Origin"
+                }
+                return Response(status: .noContent, headers: headers)
+            }
         }
         router.get("/health") { _, _ in
             let status = store.status
