@@ -5,6 +5,9 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Tally: a self-hosted web-analytics event store.",
-        subcommands: [ServeCommand.self, IngestCommand.self, InspectCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [
+            ServeCommand.self, PropertyCommand.self, KeyCommand.self, IngestCommand.self, InspectCommand.self,
+            GenerateCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -245,6 +245,25 @@ struct MetadataTests {
         #expect(try two.ensureDefaultProperty() == nil)
     }
 
+    @Test("a revocation by another store counts once the authentication cache lifetime has passed")
+    func revocationElsewhereExpires() throws {
+        let server = try open()
+        let cli = try open()
+        let (a, write, _) = try server.createProperty(id: "a")
+        #expect(try server.authenticate(key: write, kind: .write) == a)
+        #expect(try server.authenticate(key: write, kind: .read) == nil)  // the cache keeps the kind
+
+        try cli.revokeKey(write)
+        clock.advance(KeyCache.lifetimeMillis - 1)
+        #expect(try server.authenticate(key: write, kind: .write) == a)
+        clock.advance(1)
+        #expect(try server.authenticate(key: write, kind: .write) == nil)
+
+        // A key created elsewhere works at once: failures are never cached.
+        let (_, fresh) = try cli.createKey(propertyID: "a", kind: .write)
+        #expect(try server.authenticate(key: fresh, kind: .write) == a)
+    }
+
     @Test("stores opening a new file at the same time all migrate it and one default property is made")
     func concurrentOpen() async throws {
         let path = dir.path + "/race"

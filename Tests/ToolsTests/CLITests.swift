@@ -82,4 +82,21 @@ struct CLITests {
         #expect(run.status == 1)
         #expect(run.stderr.contains("is in use by another tally process"))
     }
+
+    @Test("property create prints the new keys as JSON; a bad id is one line and exit 1")
+    func propertyCreate() throws {
+        let dir = TemporaryDirectory()
+        let run = try Self.tally(["property", "create", "shop", "--name", "Shop", "--data", dir.path, "--json"])
+        #expect(run.status == 0)
+        let created = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        #expect(created["property_id"] as? String == "shop")
+        #expect((created["write_key"] as? String)?.hasPrefix("tw_") == true)
+        #expect((created["read_key"] as? String)?.hasPrefix("tr_") == true)
+        let list = try Self.tally(["property", "list", "--data", dir.path])
+        #expect(list.stdout.contains("shop"))
+        let bad = try Self.tally(["property", "create", "bad id", "--data", dir.path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("tally: property id 'bad id' is invalid"))
+        #expect(bad.stderr.filter { $0 == "\n" }.count == 1)
+    }
 }

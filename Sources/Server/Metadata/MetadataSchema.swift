@@ -64,7 +64,8 @@ enum MetadataSchema {
 
     static func originsJSON(_ origins: [String]) -> String {
         // An array of strings always serializes.
-        let data = (try? JSONSerialization.data(withJSONObject: origins, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: origins, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

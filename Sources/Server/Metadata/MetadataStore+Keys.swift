@@ -18,7 +18,7 @@ extension MetadataStore {
     @discardableResult
     public func revokeKey(_ reference: String) throws(MetadataError) -> APIKey {
         let now = clock.nowMillis()
-        return try sqlite {
+        let key = try sqlite {
             try pool.write { db in
                 let select = "SELECT \(MetadataSchema.keyColumns) FROM api_keys"
                 var rows = try Row.fetchAll(db, sql: "\(select) WHERE id = ?", arguments: [reference])
@@ -26,7 +26,8 @@ extension MetadataStore {
                     let digest = Data(KeySecret.hash(reference))
                     rows = try Row.fetchAll(db, sql: "\(select) WHERE key_hash = ?", arguments: [digest])
                     if rows.isEmpty {
-                        rows = try Row.fetchAll(db, sql: "\(select) WHERE prefix = ? ORDER BY created_at", arguments: [reference])
+                        rows = try Row.fetchAll(
+                            db, sql: "\(select) WHERE prefix = ? ORDER BY created_at", arguments: [reference])
                     }
                 }
                 let keys = try rows.map(MetadataSchema.key)
@@ -34,9 +35,9 @@ extension MetadataStore {
                     throw MetadataError(.notFound, "no key has the id or prefix '\(reference)'")
                 }
                 guard keys.count == 1 else {
+                    let ids = keys.map(\.id).joined(separator: ", ")
                     throw MetadataError(
-                        .ambiguous,
-                        "prefix '\(reference)' matches \(keys.count) keys (\(keys.map(\.id).joined(separator: ", "))); give the key id")
+                        .ambiguous, "prefix '\(reference)' matches \(keys.count) keys (\(ids)); give the key id")
                 }
                 if key.revokedAt == nil {
                     try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ?", arguments: [now, key.id])
@@ -45,6 +46,8 @@ extension MetadataStore {
                 return key
             }
         }
+        keyCache.removeAll()
+        return key
     }
 
     /// The property's keys, revoked ones included, oldest first.
@@ -53,7 +56,11 @@ extension MetadataStore {
             try pool.read { db in
                 guard try fetchProperty(propertyID, db) != nil else { throw Self.noProperty(propertyID) }
                 return try Row.fetchAll(
-                    db, sql: "SELECT \(MetadataSchema.keyColumns) FROM api_keys WHERE property_id = ? ORDER BY created_at, rowid",
+                    db,
+                    sql: """
+                        SELECT \(MetadataSchema.keyColumns) FROM api_keys
+                        WHERE property_id = ? ORDER BY created_at, rowid
+                        """,
                     arguments: [propertyID]
                 ).map(MetadataSchema.key)
             }
@@ -64,14 +71,19 @@ extension MetadataStore {
     /// revoked; `nil` otherwise. Throws only when SQLite fails (a 500, not a 401).
     ///
     /// The key is hashed, looked up by its hash (an index), and the stored hash compared with
-    /// swift-crypto's constant-time comparison. No cache: this reads SQLite every time, a revocation
-    /// by another process counts from its commit on, and the lookup costs about 6 µs
-    /// (measured on this 2-core machine, see `MetadataStore.authenticate` in BENCHMARKS.md figures
-    /// reported with issue 3), which is 2% of one core at 3,000 requests/s.
+    /// swift-crypto's constant-time comparison. Keys that authenticated are remembered for up to
+    /// `KeyCache.lifetimeMillis`: a revocation here counts at once, one by another process within
+    /// that time.
     public func authenticate(key: String, kind: APIKey.Kind) throws(MetadataError) -> Property? {
         guard KeySecret.isWellFormed(key) else { return nil }
         let digest = KeySecret.hash(key)
-        return try sqlite {
+        let now = clock.nowMillis()
+        let cacheKey = KeyCache.Digest(digest)
+        if let hit = keyCache.lookup(cacheKey, now: now) {
+            return hit.kind == kind ? hit.property : nil
+        }
+        let generation = keyCache.generation
+        let found: (Property, APIKey.Kind)? = try sqlite {
             try pool.read { db in
                 let statement = try db.cachedStatement(
                     sql: """
@@ -81,12 +93,15 @@ extension MetadataStore {
                         """)
                 guard let row = try Row.fetchOne(statement, arguments: [Data(digest)]),
                     KeySecret.matches(digest, stored: row["key_hash"]),
-                    (row["kind"] as String) == kind.rawValue,
-                    (row["revoked_at"] as Int64?) == nil
+                    (row["revoked_at"] as Int64?) == nil,
+                    let keyKind = APIKey.Kind(rawValue: row["kind"])
                 else { return nil }
-                return try MetadataSchema.property(row)
+                return (try MetadataSchema.property(row), keyKind)
             }
         }
+        guard let (property, keyKind) = found else { return nil }
+        keyCache.insert(cacheKey, property: property, kind: keyKind, now: now, generation: generation)
+        return keyKind == kind ? property : nil
     }
 
     static let qualifiedPropertyColumns = MetadataSchema.propertyColumns

@@ -19,6 +19,7 @@ public final class MetadataStore: Sendable {
     public let path: String
     let pool: DatabasePool
     let clock: any TallyClock
+    let keyCache = KeyCache()
 
     /// Opens (or creates, with `createIfMissing`) `directory/meta.sqlite` and brings its tables
     /// up to date.
@@ -100,7 +101,8 @@ public final class MetadataStore: Sendable {
     public func listProperties() throws(MetadataError) -> [Property] {
         try sqlite {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT \(MetadataSchema.propertyColumns) FROM properties ORDER BY created_at, rowid")
+                try Row.fetchAll(
+                    db, sql: "SELECT \(MetadataSchema.propertyColumns) FROM properties ORDER BY created_at, rowid")
                     .map(MetadataSchema.property)
             }
         }

@@ -11,7 +11,9 @@ enum PropertyValidation {
     static func id(_ id: String) throws(MetadataError) -> String {
         let u = id.utf8
         guard !u.isEmpty, u.count <= maximumIDLength,
-            u.allSatisfy({ Base62.isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
+            u.allSatisfy({
+                Base62.isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+            })
         else {
             throw MetadataError(
                 .invalidArgument,

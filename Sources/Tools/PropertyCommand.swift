@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Server
+
+struct PropertyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "property",
+        abstract: "Create and list properties (the sites and apps whose events Tally stores).",
+        discussion: """
+            Properties and their keys live in DIR/meta.sqlite; these commands
+            are safe while `tally serve` runs on the same directory.
+
+            Examples:
+              tally property create example.com --name "Example" --timezone Europe/Berlin \\
+                    --origin https://example.com --origin https://www.example.com
+              tally property list
+            """,
+        subcommands: [Create.self, List.self]
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a property and print its write key and read key (shown only this once).")
+
+        @Argument(help: "The property id: 1–128 characters of A-Z a-z 0-9 . _ - (events' site_id).")
+        var id: String
+
+        @Option(help: "A display name (default: the id).")
+        var name: String?
+
+        @Option(help: "IANA time zone for day boundaries in reports.")
+        var timezone: String = "UTC"
+
+        @Option(
+            name: .customLong("origin"),
+            help: "An origin browsers may post from, scheme://host[:port]; repeatable. Default: any origin (*).")
+        var origins: [String] = []
+
+        @OptionGroup var location: DataLocation
+
+        @Flag(help: "Print {\"property_id\",\"write_key\",\"read_key\"} as JSON.")
+        var json = false
+
+        func run() throws {
+            let store = try location.open(createIfMissing: true)
+            let created: (property: Property, writeKey: String, readKey: String)
+            do {
+                created = try store.createProperty(
+                    id: id, name: name, timezone: timezone, origins: origins.isEmpty ? ["*"] : origins)
+            } catch { throw failure(error.description) }
+            let p = created.property
+            if json {
+                print(MetadataOutput.json(["property_id": p.id, "write_key": created.writeKey, "read_key": created.readKey]))
+            } else {
+                print("""
+                    created property \(p.id) (\(p.name), \(p.timezone), origins: \(p.allowedOrigins.joined(separator: " ")))
+                    write key: \(created.writeKey)
+                    read key:  \(created.readKey)
+                    The keys are shown only now; Tally keeps only their SHA-256.
+                    """)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the properties.")
+
+        @OptionGroup var location: DataLocation
+
+        @Flag(help: "Print a JSON array.")
+        var json = false
+
+        func run() throws {
+            let properties: [Property]
+            let store = try location.open(createIfMissing: false)
+            do { properties = try store.listProperties() } catch {
+                throw failure(error.description)
+            }
+            if json {
+                print(MetadataOutput.json(properties.map { p in
+                    [
+                        "id": p.id, "name": p.name, "timezone": p.timezone, "allowed_origins": p.allowedOrigins,
+                        "raw_retention_days": p.rawRetentionDays, "rollup_retention_days": p.rollupRetentionDays,
+                        "created_at": MetadataOutput.time(p.createdAt),
+                    ] as [String: Any]
+                }))
+            } else if properties.isEmpty {
+                print("no properties (create one with 'tally property create ID')")
+            } else {
+                print(MetadataOutput.table(
+                    ["ID", "NAME", "TIMEZONE", "ORIGINS", "CREATED"],
+                    properties.map { p in
+                        [p.id, p.name, p.timezone, p.allowedOrigins.joined(separator: " "), MetadataOutput.time(p.createdAt)]
+                    }))
+            }
+        }
+    }
+}
+
+/// `--data DIR` for the property and key commands.
+struct DataLocation: ParsableArguments {
+    @Option(help: "The data directory holding meta.sqlite (default: $TALLY_DATA, else ./data).")
+    var data: String?
+
+    var directory: String { data ?? ProcessInfo.processInfo.environment["TALLY_DATA"] ?? "./data" }
+
+    /// The store, or a one-line failure naming the file.
+    func open(createIfMissing: Bool) throws -> MetadataStore {
+        do { return try MetadataStore(directory: directory, createIfMissing: createIfMissing) } catch {
+            throw failure(error.description)
+        }
+    }
+}
+
+/// Printing for the property and key commands.
+enum MetadataOutput {
+    static func json(_ object: Any) -> String {
+        // Only strings, numbers, arrays and dictionaries reach here, which always serialize.
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Milliseconds since the epoch as `2026-08-01T10:00:00Z`.
+    static func time(_ ms: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    /// Left-aligned columns two spaces apart.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        return all.map { row in
+            row.indices.map { i in
+                i == row.count - 1 ? row[i] : row[i].padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0)
+            }.joined()
+        }.joined(separator: "\n")
+    }
+}
