@@ -12,7 +12,8 @@ struct ServeCommand: AsyncParsableCommand {
             With no arguments: data in ./data, listening on 127.0.0.1:8080. On the first start it
             creates the property `default` and prints its write and read keys once.
             Every option can also come from the environment: TALLY_DATA, TALLY_HOST, TALLY_PORT,
-            TALLY_MAX_BODY_BYTES, TALLY_MAX_EVENTS.
+            TALLY_MAX_BODY_BYTES, TALLY_MAX_EVENTS, TALLY_COUNTRY_HEADER, TALLY_RATE_LIMIT_PER_IP,
+            TALLY_RATE_LIMIT_PER_KEY.
 
             Examples:
               tally serve
@@ -37,6 +38,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most events per request (413 above). [env: TALLY_MAX_EVENTS]")
     var maxEvents: Int?
 
+    @Option(help: "Header a trusted proxy sets with the client's country, e.g. CF-IPCountry. [env: TALLY_COUNTRY_HEADER]")
+    var countryHeader: String?
+
+    @Option(help: "Requests a minute per client address, 0 for no limit. [env: TALLY_RATE_LIMIT_PER_IP]")
+    var rateLimitPerIP: Int?
+
+    @Option(help: "Requests a minute per write key, 0 for no limit. [env: TALLY_RATE_LIMIT_PER_KEY]")
+    var rateLimitPerKey: Int?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let directory = data ?? env["TALLY_DATA"] ?? "./data"
@@ -46,6 +56,12 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxBodyBytes = maxBodyBytes ?? env["TALLY_MAX_BODY_BYTES"].flatMap(Int.init) ?? configuration.maxBodyBytes
         configuration.maxEventsPerRequest = maxEvents ?? env["TALLY_MAX_EVENTS"].flatMap(Int.init)
             ?? configuration.maxEventsPerRequest
+
+        configuration.countryHeader = countryHeader ?? env["TALLY_COUNTRY_HEADER"]
+        configuration.requestsPerMinutePerIP = rateLimitPerIP ?? env["TALLY_RATE_LIMIT_PER_IP"].flatMap(Int.init)
+            ?? configuration.requestsPerMinutePerIP
+        configuration.requestsPerMinutePerKey = rateLimitPerKey ?? env["TALLY_RATE_LIMIT_PER_KEY"].flatMap(Int.init)
+            ?? configuration.requestsPerMinutePerKey
 
         let logger = Logger(label: "tally")
         let store: EventStore

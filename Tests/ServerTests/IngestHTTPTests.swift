@@ -199,6 +199,29 @@ struct IngestHTTPTests {
         try store.close()
     }
 
+    @Test("device, browser and OS come from the User-Agent, country from the proxy header; bots are filtered")
+    func enrichment() async throws {
+        try await withServer({ $0.countryHeader = "CF-IPCountry" }) { client, store in
+            let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                + "Version/26.0 Mobile/15E148 Safari/604.1"
+            let body = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","event_id":"h1"},"#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","event_id":"b1","#
+                + #""user_agent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}]}"#
+            let response = try await Self.post(client, body, headers: [.userAgent: iphone, HTTPField.Name("CF-IPCountry")!: "de"])
+            let answer = try Self.json(response)
+            #expect(answer["accepted"] as? Int == 1)
+            #expect(answer["filtered"] as? Int == 1)
+            var seen: [String] = []
+            try store.snapshot().scan(ScanRequest(site: "site-a", columns: [.deviceType, .browser, .os, .countryCode, .eventID])) { b in
+                for i in 0..<b.count {
+                    seen.append([EventColumn.eventID, .deviceType, .browser, .os, .countryCode]
+                        .map { b[string: $0].string(at: i) ?? "" }.joined(separator: "|"))
+                }
+            }
+            #expect(seen == ["h1|mobile|Safari|iOS|DE"])
+        }
+    }
+
     @Test("health answers ok")
     func health() async throws {
         try await withServer { client, _ in

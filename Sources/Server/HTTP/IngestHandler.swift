@@ -13,6 +13,7 @@ struct IngestHandler: Sendable {
     let configuration: ServerConfiguration
     let perIP: RateLimiter
     let perKey: RateLimiter
+    let enrichment = Enrichment()
 
     init(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration) {
         self.store = store
@@ -108,7 +109,12 @@ struct IngestHandler: Sendable {
             batch = batch.gather(keep)
             eventIndex = keep.map { eventIndex[Int($0)] }
         }
-        // 6. Durable before we answer.
+        // 6. Device, browser, OS, country; bots are dropped (counted, not stored).
+        let countryHeader = configuration.countryHeader.flatMap { HTTPField.Name($0) }
+        let enriched = enrichment.apply(to: batch, requestUserAgent: request.headers[.userAgent],
+                                        country: countryHeader.flatMap { request.headers[$0] })
+        batch = enriched.batch
+        // 7. Durable before we answer.
         var duplicates = 0
         var accepted = 0
         if batch.count > 0 {
@@ -118,7 +124,7 @@ struct IngestHandler: Sendable {
         }
         problems.sort { $0.index < $1.index }
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
-                                                errors: problems), headers: cors)
+                                                filtered: enriched.botRows.count, errors: problems), headers: cors)
     }
 
     /// The write key from Authorization: Bearer, X-Write-Key, or the `key` query parameter

@@ -9,5 +9,7 @@ struct IngestResponse: Encodable {
     var accepted: Int
     var rejected: Int
     var duplicates: Int
+    /// Events from bots, crawlers and monitors: valid, not stored.
+    var filtered: Int
     var errors: [Problem]
 }

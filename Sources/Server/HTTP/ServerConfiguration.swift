@@ -13,6 +13,9 @@ public struct ServerConfiguration: Sendable {
     public var requestsPerMinutePerIP = 1000
     /// Requests a minute per write key (429 above; 0 = no limit).
     public var requestsPerMinutePerKey = 0
+    /// A header set by a trusted proxy with the client's country (e.g. `CF-IPCountry`), used
+    /// for events that carry no country_code; nil = none.
+    public var countryHeader: String?
 
     public init() {}
 }

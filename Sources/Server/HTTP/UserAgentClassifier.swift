@@ -1,0 +1,53 @@
+/// What a User-Agent string says about the client: bot or not, device type, browser, OS.
+///
+/// Rules are data (the tables below, first match wins), checked on the lowercased string.
+/// They cover the browsers and bots that make up nearly all traffic; anything unknown is
+/// "Other" and counted, never guessed.
+struct UserAgentClassifier: Sendable {
+    struct Result: Equatable {
+        var isBot: Bool
+        var device: String
+        var browser: String
+        var os: String
+    }
+
+    /// Substrings that mark crawlers, monitors, headless browsers and HTTP libraries.
+    static let botMarkers = [
+        "bot", "crawler", "spider", "slurp", "headlesschrome", "phantomjs", "puppeteer", "playwright", "selenium",
+        "lighthouse", "pingdom", "uptimerobot", "statuscake", "monitor", "curl/", "wget/", "python-requests",
+        "python-urllib", "go-http-client", "java/", "okhttp", "axios/", "node-fetch", "facebookexternalhit",
+        "preview", "scrapy", "httpclient", "libwww", "feedfetcher", "yahoo! slurp", "bingpreview",
+    ]
+
+    /// (substring, browser) — order matters: Edge and Opera carry "chrome/", Chrome carries "safari/".
+    static let browsers: [(String, String)] = [
+        ("edg/", "Edge"), ("edga/", "Edge"), ("edgios/", "Edge"), ("opr/", "Opera"), ("opera", "Opera"),
+        ("samsungbrowser/", "Samsung Internet"), ("yabrowser/", "Yandex Browser"), ("ucbrowser/", "UC Browser"),
+        ("firefox/", "Firefox"), ("fxios/", "Firefox"), ("crios/", "Chrome"), ("chrome/", "Chrome"),
+        ("chromium/", "Chromium"), ("version/", "Safari"), ("safari/", "Safari"), ("msie ", "Internet Explorer"),
+        ("trident/", "Internet Explorer"),
+    ]
+
+    /// (substring, os) — iOS before macOS (iPad user agents may say "Mac OS X").
+    static let systems: [(String, String)] = [
+        ("iphone", "iOS"), ("ipad", "iOS"), ("ipod", "iOS"), ("android", "Android"), ("cros", "ChromeOS"),
+        ("windows", "Windows"), ("mac os x", "macOS"), ("macintosh", "macOS"), ("linux", "Linux"),
+    ]
+
+    func classify(_ userAgent: String) -> Result {
+        let ua = userAgent.lowercased()
+        if ua.isEmpty { return Result(isBot: false, device: "", browser: "", os: "") }
+        let isBot = Self.botMarkers.contains { ua.contains($0) }
+        let browser = Self.browsers.first { ua.contains($0.0) }?.1 ?? "Other"
+        let os = Self.systems.first { ua.contains($0.0) }?.1 ?? "Other"
+        let device: String
+        if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) {
+            device = "tablet"
+        } else if ua.contains("mobi") || ua.contains("iphone") || ua.contains("ipod") || ua.contains("android") {
+            device = "mobile"
+        } else {
+            device = "desktop"
+        }
+        return Result(isBot: isBot, device: device, browser: browser, os: os)
+    }
+}
