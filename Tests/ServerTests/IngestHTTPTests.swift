@@ -222,6 +222,20 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("page_url keeps only utm_* parameters, which fill the utm columns the event left empty")
+    func utmFromURL() async throws {
+        try await withServer { client, store in
+            let body = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","#
+                + #""page_url":"https://shop.example/p/1?email=a%40b.c&utm_source=news&utm_campaign=winter%20sale#top"}]}"#
+            #expect(try Self.json(try await Self.post(client, body))["accepted"] as? Int == 1)
+            var row: [String?] = []
+            try store.snapshot().scan(ScanRequest(site: "site-a", columns: [.pageURL, .pagePath, .utmSource, .utmCampaign, .utmMedium])) { b in
+                row = [EventColumn.pageURL, .pagePath, .utmSource, .utmCampaign, .utmMedium].map { b[string: $0].string(at: 0) }
+            }
+            #expect(row == ["https://shop.example/p/1?utm_source=news&utm_campaign=winter%20sale", "/p/1", "news", "winter sale", nil])
+        }
+    }
+
     @Test("health answers ok")
     func health() async throws {
         try await withServer { client, _ in

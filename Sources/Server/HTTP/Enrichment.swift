@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 
 /// Server-side enrichment of a decoded batch: device, browser and OS from the User-Agent
 /// (the event's own, else the request's), country from a trusted proxy header, and bot
@@ -42,6 +43,7 @@ struct Enrichment: Sendable {
             fill(.countryCode, countryValue ?? "", into: &countryColumn)
         }
         var out = batch
+        stripQueries(&out)
         out[string: .userAgent] = userAgent
         out[string: .deviceType] = device
         out[string: .browser] = browser
@@ -49,5 +51,61 @@ struct Enrichment: Sendable {
         out[string: .countryCode] = countryColumn
         if !bots.isEmpty { out = out.gather(keep) }
         return Outcome(batch: out, botRows: bots)
+    }
+
+    static let utmColumns: [(String, EventColumn)] = [
+        ("utm_source", .utmSource), ("utm_medium", .utmMedium), ("utm_campaign", .utmCampaign),
+        ("utm_term", .utmTerm), ("utm_content", .utmContent),
+    ]
+
+    /// page_url keeps only its utm_* query parameters (seed 000: no PII in stored URLs), and
+    /// utm_* columns the event left empty are taken from them.
+    func stripQueries(_ batch: inout EventBatch) {
+        let urls = batch[string: .pageURL]
+        var needed = false
+        for row in 0..<batch.count where urls.withValue(row, { $0.contains(UInt8(ascii: "?")) || $0.contains(UInt8(ascii: "#")) }) {
+            needed = true
+            break
+        }
+        guard needed else { return }
+        var pageURL = StringColumn()
+        var utm = Self.utmColumns.map { _ in StringColumn(nullable: true) }
+        for row in 0..<batch.count {
+            let url = urls.string(at: row) ?? ""
+            let (stripped, params) = Self.strip(url)
+            pageURL.append(stripped)
+            for (k, (name, column)) in Self.utmColumns.enumerated() {
+                if let own = batch[string: column].string(at: row) {
+                    utm[k].append(own)
+                } else if let value = params[name], !value.isEmpty, value.utf8.count <= column.maxLength {
+                    utm[k].append(value)
+                } else {
+                    utm[k].appendNull()
+                }
+            }
+        }
+        batch[string: .pageURL] = pageURL
+        for (k, (_, column)) in Self.utmColumns.enumerated() { batch[string: column] = utm[k] }
+    }
+
+    /// The URL without its fragment and without query parameters other than utm_*, and the
+    /// utm_* values (percent-decoded).
+    static func strip(_ url: String) -> (String, [String: String]) {
+        var base = url
+        if let hash = base.firstIndex(of: "#") { base = String(base[..<hash]) }
+        guard let q = base.firstIndex(of: "?") else { return (base, [:]) }
+        let query = base[base.index(after: q)...]
+        base = String(base[..<q])
+        var kept: [Substring] = []
+        var values: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = parts[0].lowercased()
+            guard key.hasPrefix("utm_") else { continue }
+            kept.append(pair)
+            let raw = parts.count > 1 ? String(parts[1]).replacingOccurrences(of: "+", with: " ") : ""
+            values[key] = raw.removingPercentEncoding ?? raw
+        }
+        return (kept.isEmpty ? base : base + "?" + kept.joined(separator: "&"), values)
     }
 }
