@@ -236,6 +236,22 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("/metrics counts requests by status and events by property in Prometheus text")
+    func metrics() async throws {
+        try await withServer { client, _ in
+            _ = try await Self.post(client, Self.flatBatch)
+            _ = try await Self.post(client, Self.flatBatch, key: nil)
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            #expect(text.contains(#"tally_ingest_requests_total{status="200"} 1"#))
+            #expect(text.contains(#"tally_ingest_requests_total{status="401"} 1"#))
+            #expect(text.contains(#"tally_events_accepted_total{property="site-a"} 2"#))
+            #expect(text.contains(#"tally_events_rejected_total{property="site-a"} 1"#))
+            #expect(text.contains("tally_buffered_rows 2"))
+        }
+    }
+
     @Test("health answers ok")
     func health() async throws {
         try await withServer { client, _ in

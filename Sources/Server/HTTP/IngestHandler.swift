@@ -15,7 +15,10 @@ struct IngestHandler: Sendable {
     let perKey: RateLimiter
     let enrichment = Enrichment()
 
-    init(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration) {
+    let metrics: ServerMetrics
+
+    init(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration, metrics: ServerMetrics) {
+        self.metrics = metrics
         self.store = store
         self.keys = keys
         self.configuration = configuration
@@ -26,6 +29,23 @@ struct IngestHandler: Sendable {
     static let writeKeyHeader = HTTPField.Name("X-Write-Key")!
 
     func handle(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        var property: String?
+        var counts = Counts()
+        let response = try await respond(request, context: context, property: &property, counts: &counts)
+        metrics.recordIngest(property: property, status: Int(response.status.code), accepted: counts.accepted,
+                             rejected: counts.rejected, duplicates: counts.duplicates, filtered: counts.filtered)
+        return response
+    }
+
+    struct Counts {
+        var accepted = 0
+        var rejected = 0
+        var duplicates = 0
+        var filtered = 0
+    }
+
+    private func respond(_ request: Request, context: TallyRequestContext, property resolved: inout String?,
+                         counts: inout Counts) async throws -> Response {
         let origin = request.headers[.origin]
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // 0. Per-address rate limit, before any work.
@@ -42,6 +62,7 @@ struct IngestHandler: Sendable {
             return JSONBody.error(.unauthorized, "unknown or revoked write key", field: "authorization")
         }
         let property = scope.propertyID
+        resolved = property
         var cors: HTTPFields = [:]
         if let origin {
             guard scope.allows(origin: origin) else {
@@ -123,6 +144,7 @@ struct IngestHandler: Sendable {
             accepted = outcome.accepted
         }
         problems.sort { $0.index < $1.index }
+        counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: enriched.botRows.count)
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
                                                 filtered: enriched.botRows.count, errors: problems), headers: cors)
     }

@@ -13,7 +13,8 @@ public enum TallyServer {
     public static func application(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration,
                                    logger: Logger = Logger(label: "tally")) -> some ApplicationProtocol {
         let router = Router(context: TallyRequestContext.self)
-        let ingest = IngestHandler(store: store, keys: keys, configuration: configuration)
+        let metrics = ServerMetrics()
+        let ingest = IngestHandler(store: store, keys: keys, configuration: configuration, metrics: metrics)
         router.post("/v1/events") { request, context in try await ingest.handle(request, context: context) }
         // Seed 001's ingest routes take the same bodies.
         for path in ["/v1/ingest/event", "/v1/ingest/pageview", "/v1/ingest/session", "/v1/ingest/batch"] {
@@ -34,6 +35,10 @@ public enum TallyServer {
                 }
                 return Response(status: .noContent, headers: headers)
             }
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(store: store))))
         }
         router.get("/health") { _, _ in
             let status = store.status

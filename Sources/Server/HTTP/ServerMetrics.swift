@@ -1,0 +1,39 @@
+import CoreMetrics
+import Engine
+import Prometheus
+
+/// The server's counters and gauges (swift-metrics), exported in Prometheus' text format at
+/// GET /metrics. Each application has its own registry, so tests do not share counters.
+struct ServerMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    init() {
+        registry = PrometheusCollectorRegistry()
+        factory = PrometheusMetricsFactory(registry: registry)
+    }
+
+    /// One ingest request's outcome, by property and HTTP status.
+    func recordIngest(property: String?, status: Int, accepted: Int = 0, rejected: Int = 0, duplicates: Int = 0,
+                      filtered: Int = 0) {
+        CoreMetrics.Counter(label: "tally_ingest_requests_total", dimensions: [("status", String(status))], factory: factory)
+            .increment()
+        guard let property else { return }
+        let p = [("property", property)]
+        for (name, n) in [("tally_events_accepted_total", accepted), ("tally_events_rejected_total", rejected),
+                          ("tally_events_duplicate_total", duplicates), ("tally_events_filtered_bot_total", filtered)] where n > 0 {
+            CoreMetrics.Counter(label: name, dimensions: p, factory: factory).increment(by: n)
+        }
+    }
+
+    /// The exposition text, with the store's state as gauges.
+    func render(store: EventStore) -> [UInt8] {
+        let status = store.status
+        Gauge(label: "tally_buffered_rows", factory: factory).record(status.bufferedRows)
+        Gauge(label: "tally_buffered_bytes", factory: factory).record(status.bufferedBytes)
+        Gauge(label: "tally_parts", factory: factory).record(status.parts)
+        Gauge(label: "tally_dedupe_keys", factory: factory).record(status.dedupeKeys)
+        Gauge(label: "tally_overloaded", factory: factory).record(store.isOverloaded ? 1 : 0)
+        return registry.emitToBuffer()
+    }
+}
