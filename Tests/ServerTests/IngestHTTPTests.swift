@@ -252,6 +252,24 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("an occurred_at far in the future is set to received_at and counted")
+    func futureClamp() async throws {
+        try await withServer { client, store in
+            let body = #"{"events":[{"event_type":"page_view","occurred_at":"2099-01-01T00:00:00Z"}]}"#
+            let before = Int64(Date().timeIntervalSince1970 * 1000)
+            #expect(try Self.json(try await Self.post(client, body))["accepted"] as? Int == 1)
+            var occurred: Int64 = 0
+            var received: Int64 = -1
+            try store.snapshot().scan(ScanRequest(site: "site-a", columns: [.occurredAt, .receivedAt])) { b in
+                occurred = b[int: .occurredAt].values[0]
+                received = b[int: .receivedAt].values[0]
+            }
+            #expect(occurred == received && occurred >= before)
+            let text = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(text.contains(#"tally_events_occurred_at_clamped_total{property="site-a"} 1"#))
+        }
+    }
+
     @Test("health answers ok")
     func health() async throws {
         try await withServer { client, _ in

@@ -11,7 +11,13 @@ struct Enrichment: Sendable {
         var batch: EventBatch
         /// Rows (indices into the input batch) dropped as bots.
         var botRows: [Int]
+        /// Events whose occurred_at lay too far after received_at and was set to it.
+        var clamped: Int
     }
+
+    /// How far in the future (client clock ahead of the server's) an occurred_at may lie
+    /// before it is taken as wrong and replaced by received_at.
+    static let futureTolerance: Int64 = 5 * 60_000
 
     func apply(to batch: EventBatch, requestUserAgent: String?, country: String?) -> Outcome {
         var userAgent = StringColumn()
@@ -44,13 +50,21 @@ struct Enrichment: Sendable {
         }
         var out = batch
         stripQueries(&out)
+        var clamped = 0
+        for row in 0..<out.count {
+            let received = out[int: .receivedAt].values[row]
+            if out[int: .occurredAt].values[row] > received + Self.futureTolerance {
+                out[int: .occurredAt].values[row] = received
+                clamped += 1
+            }
+        }
         out[string: .userAgent] = userAgent
         out[string: .deviceType] = device
         out[string: .browser] = browser
         out[string: .os] = os
         out[string: .countryCode] = countryColumn
         if !bots.isEmpty { out = out.gather(keep) }
-        return Outcome(batch: out, botRows: bots)
+        return Outcome(batch: out, botRows: bots, clamped: clamped)
     }
 
     static let utmColumns: [(String, EventColumn)] = [

@@ -33,7 +33,8 @@ struct IngestHandler: Sendable {
         var counts = Counts()
         let response = try await respond(request, context: context, property: &property, counts: &counts)
         metrics.recordIngest(property: property, status: Int(response.status.code), accepted: counts.accepted,
-                             rejected: counts.rejected, duplicates: counts.duplicates, filtered: counts.filtered)
+                             rejected: counts.rejected, duplicates: counts.duplicates, filtered: counts.filtered,
+                             clamped: counts.clamped)
         return response
     }
 
@@ -42,6 +43,7 @@ struct IngestHandler: Sendable {
         var rejected = 0
         var duplicates = 0
         var filtered = 0
+        var clamped = 0
     }
 
     private func respond(_ request: Request, context: TallyRequestContext, property resolved: inout String?,
@@ -144,7 +146,8 @@ struct IngestHandler: Sendable {
             accepted = outcome.accepted
         }
         problems.sort { $0.index < $1.index }
-        counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: enriched.botRows.count)
+        counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: enriched.botRows.count,
+                        clamped: enriched.clamped)
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
                                                 filtered: enriched.botRows.count, errors: problems), headers: cors)
     }

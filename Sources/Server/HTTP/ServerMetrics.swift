@@ -15,13 +15,14 @@ struct ServerMetrics: Sendable {
 
     /// One ingest request's outcome, by property and HTTP status.
     func recordIngest(property: String?, status: Int, accepted: Int = 0, rejected: Int = 0, duplicates: Int = 0,
-                      filtered: Int = 0) {
+                      filtered: Int = 0, clamped: Int = 0) {
         CoreMetrics.Counter(label: "tally_ingest_requests_total", dimensions: [("status", String(status))], factory: factory)
             .increment()
         guard let property else { return }
         let p = [("property", property)]
         for (name, n) in [("tally_events_accepted_total", accepted), ("tally_events_rejected_total", rejected),
-                          ("tally_events_duplicate_total", duplicates), ("tally_events_filtered_bot_total", filtered)] where n > 0 {
+                          ("tally_events_duplicate_total", duplicates), ("tally_events_filtered_bot_total", filtered),
+                          ("tally_events_occurred_at_clamped_total", clamped)] where n > 0 {
             CoreMetrics.Counter(label: name, dimensions: p, factory: factory).increment(by: n)
         }
     }
