@@ -28,25 +28,44 @@ struct Enrichment: Sendable {
         var cache: [String: UserAgentClassifier.Result] = [:]
         var keep: [Int32] = []
         var bots: [Int] = []
-        let countryValue = country.map { String($0.prefix(2)).uppercased() }
+        let countryValue = country.map { String($0.prefix(2)).uppercased() } ?? ""
+        let requestUA = Array((requestUserAgent ?? "").utf8.prefix(EventColumn.userAgent.maxLength))
+        // Columns read once; values handled as bytes. Rows of one request usually share a user
+        // agent, so a String is made (and the classifier run) only when it changes.
+        let ownUA = batch[string: .userAgent]
+        let ownDevice = batch[string: .deviceType]
+        let ownBrowser = batch[string: .browser]
+        let ownOS = batch[string: .os]
+        let ownCountry = batch[string: .countryCode]
+        var previousUA: [UInt8]?
+        var result = UserAgentClassifier.Result(isBot: false, device: "", browser: "", os: "")
+        func fill(_ own: StringColumn, _ row: Int, _ derived: String, into column: inout StringColumn) {
+            own.withValue(row) { v in
+                if v.isEmpty { column.append(derived) } else { column.append(v) }
+            }
+        }
         for row in 0..<batch.count {
-            var ua = batch[string: .userAgent].string(at: row) ?? ""
-            if ua.isEmpty, let requestUserAgent { ua = String(decoding: requestUserAgent.utf8.prefix(EventColumn.userAgent.maxLength), as: UTF8.self) }
-            let result: UserAgentClassifier.Result
-            if let cached = cache[ua] { result = cached } else {
-                result = classifier.classify(ua)
-                cache[ua] = result
+            ownUA.withValue(row) { own in
+                requestUA.withUnsafeBytes { fallback in
+                    let ua = own.isEmpty ? fallback : own
+                    if let previousUA, previousUA.withUnsafeBytes({ ByteOrder.equal($0, ua) }) {
+                        // same user agent as the previous row: same result
+                    } else {
+                        let text = String(decoding: ua, as: UTF8.self)
+                        if let cached = cache[text] { result = cached } else {
+                            result = classifier.classify(text)
+                            cache[text] = result
+                        }
+                        previousUA = Array(ua)
+                    }
+                    userAgent.append(ua)
+                }
             }
             if result.isBot { bots.append(row) } else { keep.append(Int32(row)) }
-            userAgent.append(ua)
-            func fill(_ c: EventColumn, _ derived: String, into column: inout StringColumn) {
-                let own = batch[string: c].string(at: row) ?? ""
-                column.append(own.isEmpty ? derived : own)
-            }
-            fill(.deviceType, result.device, into: &device)
-            fill(.browser, result.browser, into: &browser)
-            fill(.os, result.os, into: &os)
-            fill(.countryCode, countryValue ?? "", into: &countryColumn)
+            fill(ownDevice, row, result.device, into: &device)
+            fill(ownBrowser, row, result.browser, into: &browser)
+            fill(ownOS, row, result.os, into: &os)
+            fill(ownCountry, row, countryValue, into: &countryColumn)
         }
         var out = batch
         stripQueries(&out)
