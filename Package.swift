@@ -56,7 +56,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The bot list is data: edited as a text file, compiled into the binary.
+            resources: [.embedInCode("Resources/bot-patterns.txt")]
         ),
         .executableTarget(
             name: "Tools",
@@ -69,7 +71,7 @@ let package = Package(
         .target(name: "TallyTestSupport", dependencies: ["Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport"]),
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
-        .testTarget(name: "ToolsTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
+        .testTarget(name: "ToolsTests", dependencies: ["Engine", "Server", "TallyTestSupport", "Workload"]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "Engine"]),
         .testTarget(
             name: "ServerTests",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Server
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,7 +26,13 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let inventory: Inventory
         do { inventory = try Inventory(directory: data) } catch { throw failure("\(data): \(error)") }
-        let report = InspectReport(inventory)
+        var filtered: [FilteredEventCount] = []
+        if FileManager.default.fileExists(atPath: data + "/" + MetadataStore.fileName) {
+            do { filtered = try MetadataStore(directory: data, createIfMissing: false).filteredEvents() } catch {
+                throw failure(error.description)
+            }
+        }
+        let report = InspectReport(inventory, filtered: filtered)
         print(json ? report.json : report.text)
         for p in inventory.problems { FileHandle.standardError.write("problem: \(p)\n".data(using: .utf8)!) }
         if !inventory.problems.isEmpty { throw ExitCode(1) }
@@ -43,9 +50,12 @@ struct InspectReport {
     let partBytes: Int
     let walBytes: Int
     let columns: [(EventColumn, ColumnTotal)]
+    /// Events the server filtered as bots, per property, UTC day and reason.
+    let filtered: [FilteredEventCount]
 
-    init(_ inventory: Inventory) {
+    init(_ inventory: Inventory, filtered: [FilteredEventCount] = []) {
         self.inventory = inventory
+        self.filtered = filtered
         totalRows = inventory.parts.reduce(0) { $0 + $1.rows }
         partBytes = inventory.parts.reduce(0) { $0 + $1.fileSize }
         walBytes = inventory.walSegments.reduce(0) { $0 + $1.size }
@@ -86,6 +96,22 @@ struct InspectReport {
                     + Self.lpad(String(format: "%.2f", ratio), 8) + Self.lpad(String(format: "%.2f", per), 9))
             }
         }
+        if !filtered.isEmpty {
+            out.append("")
+            out.append("bots filtered by the server (not stored), by property and reason:")
+            var byProperty: [String: [String: Int]] = [:]
+            var days: [String: (String, String)] = [:]
+            for f in filtered {
+                byProperty[f.propertyID, default: [:]][f.reason, default: 0] += f.events
+                let span = days[f.propertyID] ?? (f.day, f.day)
+                days[f.propertyID] = (min(span.0, f.day), max(span.1, f.day))
+            }
+            for (property, reasons) in byProperty.sorted(by: { $0.key < $1.key }) {
+                let list = reasons.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                let span = days[property]!
+                out.append("  \(property): \(reasons.values.reduce(0, +)) events (\(list)), \(span.0) .. \(span.1)")
+            }
+        }
         out.append("")
         out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes))")
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
@@ -124,6 +150,9 @@ struct InspectReport {
                 "bytes": walBytes,
             ] as [String: Any],
             "problems": inventory.problems,
+            "filtered_bots": filtered.map { f in
+                ["property_id": f.propertyID, "day": f.day, "reason": f.reason, "events": f.events] as [String: Any]
+            },
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)

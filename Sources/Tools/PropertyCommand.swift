@@ -5,7 +5,7 @@ import Server
 struct PropertyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "property",
-        abstract: "Create and list properties (the sites and apps whose events Tally stores).",
+        abstract: "Create, change and list properties (the sites and apps whose events Tally stores).",
         discussion: """
             Properties and their keys live in DIR/meta.sqlite; these commands
             are safe while `tally serve` runs on the same directory.
@@ -13,9 +13,10 @@ struct PropertyCommand: ParsableCommand {
             Examples:
               tally property create example.com --name "Example" --timezone Europe/Berlin \\
                     --origin https://example.com --origin https://www.example.com
+              tally property update example.com --timezone America/New_York --raw-retention-days 30
               tally property list
             """,
-        subcommands: [Create.self, List.self]
+        subcommands: [Create.self, Update.self, List.self]
     )
 
     struct Create: ParsableCommand {
@@ -36,6 +37,12 @@ struct PropertyCommand: ParsableCommand {
             help: "An origin browsers may post from, scheme://host[:port]; repeatable. Default: any origin (*).")
         var origins: [String] = []
 
+        @Option(help: "Days raw events are kept.")
+        var rawRetentionDays = 90
+
+        @Option(help: "Days daily rollups are kept (at least the raw retention).")
+        var rollupRetentionDays = 730
+
         @OptionGroup var location: DataLocation
 
         @Flag(help: "Print {\"property_id\",\"write_key\",\"read_key\"} as JSON.")
@@ -46,7 +53,8 @@ struct PropertyCommand: ParsableCommand {
             let created: (property: Property, writeKey: String, readKey: String)
             do {
                 created = try store.createProperty(
-                    id: id, name: name, timezone: timezone, origins: origins.isEmpty ? ["*"] : origins)
+                    id: id, name: name, timezone: timezone, origins: origins.isEmpty ? ["*"] : origins,
+                    rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays)
             } catch { throw failure(error.description) }
             let p = created.property
             if json {
@@ -58,6 +66,51 @@ struct PropertyCommand: ParsableCommand {
                     read key:  \(created.readKey)
                     The keys are shown only now; Tally keeps only their SHA-256.
                     """)
+            }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a property's name, time zone, origins or retention (keys are untouched).")
+
+        @Argument(help: "The property id.")
+        var id: String
+
+        @Option(help: "A new display name.")
+        var name: String?
+
+        @Option(help: "A new IANA time zone.")
+        var timezone: String?
+
+        @Option(name: .customLong("origin"), help: "Replaces the allowed origins (repeatable; * = any).")
+        var origins: [String] = []
+
+        @Option(help: "Days raw events are kept.")
+        var rawRetentionDays: Int?
+
+        @Option(help: "Days daily rollups are kept.")
+        var rollupRetentionDays: Int?
+
+        @OptionGroup var location: DataLocation
+
+        @Flag(help: "Print the property as JSON.")
+        var json = false
+
+        func run() throws {
+            let store = try location.open(createIfMissing: false)
+            let p: Property
+            do {
+                p = try store.updateProperty(
+                    id: id,
+                    .init(name: name, timezone: timezone, origins: origins.isEmpty ? nil : origins,
+                          rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays))
+            } catch { throw failure(error.description) }
+            if json {
+                print(MetadataOutput.json(MetadataOutput.property(p)))
+            } else {
+                print("updated property \(p.id) (\(p.name), \(p.timezone), origins: \(p.allowedOrigins.joined(separator: " ")), "
+                    + "raw \(p.rawRetentionDays) days, rollups \(p.rollupRetentionDays) days)")
             }
         }
     }
@@ -77,20 +130,15 @@ struct PropertyCommand: ParsableCommand {
                 throw failure(error.description)
             }
             if json {
-                print(MetadataOutput.json(properties.map { p in
-                    [
-                        "id": p.id, "name": p.name, "timezone": p.timezone, "allowed_origins": p.allowedOrigins,
-                        "raw_retention_days": p.rawRetentionDays, "rollup_retention_days": p.rollupRetentionDays,
-                        "created_at": MetadataOutput.time(p.createdAt),
-                    ] as [String: Any]
-                }))
+                print(MetadataOutput.json(properties.map(MetadataOutput.property)))
             } else if properties.isEmpty {
                 print("no properties (create one with 'tally property create ID')")
             } else {
                 print(MetadataOutput.table(
-                    ["ID", "NAME", "TIMEZONE", "ORIGINS", "CREATED"],
+                    ["ID", "NAME", "TIMEZONE", "ORIGINS", "RETENTION", "CREATED"],
                     properties.map { p in
-                        [p.id, p.name, p.timezone, p.allowedOrigins.joined(separator: " "), MetadataOutput.time(p.createdAt)]
+                        [p.id, p.name, p.timezone, p.allowedOrigins.joined(separator: " "),
+                         "\(p.rawRetentionDays)d/\(p.rollupRetentionDays)d", MetadataOutput.time(p.createdAt)]
                     }))
             }
         }
@@ -114,6 +162,14 @@ struct DataLocation: ParsableArguments {
 
 /// Printing for the property and key commands.
 enum MetadataOutput {
+    static func property(_ p: Property) -> [String: Any] {
+        [
+            "id": p.id, "name": p.name, "timezone": p.timezone, "allowed_origins": p.allowedOrigins,
+            "raw_retention_days": p.rawRetentionDays, "rollup_retention_days": p.rollupRetentionDays,
+            "created_at": MetadataOutput.time(p.createdAt),
+        ]
+    }
+
     static func json(_ object: Any) -> String {
         // Only strings, numbers, arrays and dictionaries reach here, which always serialize.
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))

@@ -7,65 +7,86 @@ import Server
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the Tally HTTP server (ingest at POST /v1/events, GET /health).",
+        abstract: "Run the Tally HTTP server (ingest at POST /v1/events, admin at /v1/admin, GET /health, GET /metrics).",
         discussion: """
             With no arguments: data in ./data, listening on 127.0.0.1:8080. On the first start it
             creates the property `default` and prints its write and read keys once.
-            Every option can also come from the environment: TALLY_DATA, TALLY_HOST, TALLY_PORT,
-            TALLY_MAX_BODY_BYTES, TALLY_MAX_EVENTS, TALLY_COUNTRY_HEADER, TALLY_RATE_LIMIT_PER_IP,
-            TALLY_RATE_LIMIT_PER_KEY.
+
+            Settings come from a JSON config file (--config, or TALLY_CONFIG), then the environment
+            (TALLY_<KEY>, e.g. TALLY_PORT), then flags (the named ones below, or --set KEY=VALUE
+            for any), later ones winning. Every key:
+            \(TallySettings.all.map { "  \($0.key) (\($0.environmentName)) default \"\($0.defaultValue)\": \($0.help)" }.joined(separator: "\n"))
 
             Examples:
               tally serve
               tally serve --data /var/lib/tally --host 0.0.0.0 --port 8080
+              tally serve --config /etc/tally.json --set flush_rows=500000
               curl -X POST localhost:8080/v1/events -H "Authorization: Bearer $WRITE_KEY" \\
                    -d '{"events":[{"event_type":"page_view","occurred_at":"2026-11-23T10:00:00Z"}]}'
             """
     )
 
-    @Option(help: "The data directory (events and meta.sqlite). [env: TALLY_DATA]")
+    @Option(help: "A JSON file of settings. [env: TALLY_CONFIG]")
+    var config: String?
+
+    @Option(help: "The data directory (events and meta.sqlite). [data, TALLY_DATA]")
     var data: String?
 
-    @Option(help: "Address to listen on. [env: TALLY_HOST]")
+    @Option(help: "Address to listen on. [host, TALLY_HOST]")
     var host: String?
 
-    @Option(help: "Port to listen on. [env: TALLY_PORT]")
+    @Option(help: "Port to listen on. [port, TALLY_PORT]")
     var port: Int?
 
-    @Option(help: "Largest request body in bytes (413 above). [env: TALLY_MAX_BODY_BYTES]")
+    @Option(help: "Largest request body in bytes (413 above). [max_body_bytes]")
     var maxBodyBytes: Int?
 
-    @Option(help: "Most events per request (413 above). [env: TALLY_MAX_EVENTS]")
+    @Option(help: "Most events per request (413 above). [max_events]")
     var maxEvents: Int?
 
-    @Option(help: "Header a trusted proxy sets with the client's country, e.g. CF-IPCountry. [env: TALLY_COUNTRY_HEADER]")
+    @Option(help: "Header a trusted proxy sets with the client's country, e.g. CF-IPCountry. [country_header]")
     var countryHeader: String?
 
-    @Option(help: "Requests a minute per client address, 0 for no limit. [env: TALLY_RATE_LIMIT_PER_IP]")
+    @Option(help: "Requests a minute per client address, 0 for no limit. [rate_limit_per_ip]")
     var rateLimitPerIP: Int?
 
-    @Option(help: "Requests a minute per write key, 0 for no limit. [env: TALLY_RATE_LIMIT_PER_KEY]")
+    @Option(help: "Requests a minute per write key, 0 for no limit. [rate_limit_per_key]")
     var rateLimitPerKey: Int?
 
-    func run() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let directory = data ?? env["TALLY_DATA"] ?? "./data"
-        var configuration = ServerConfiguration()
-        configuration.host = host ?? env["TALLY_HOST"] ?? configuration.host
-        configuration.port = port ?? env["TALLY_PORT"].flatMap(Int.init) ?? configuration.port
-        configuration.maxBodyBytes = maxBodyBytes ?? env["TALLY_MAX_BODY_BYTES"].flatMap(Int.init) ?? configuration.maxBodyBytes
-        configuration.maxEventsPerRequest = maxEvents ?? env["TALLY_MAX_EVENTS"].flatMap(Int.init)
-            ?? configuration.maxEventsPerRequest
+    @Option(name: .customLong("set"), help: ArgumentHelp("Any setting, as KEY=VALUE; repeatable.", valueName: "KEY=VALUE"))
+    var assignments: [String] = []
 
-        configuration.countryHeader = countryHeader ?? env["TALLY_COUNTRY_HEADER"]
-        configuration.requestsPerMinutePerIP = rateLimitPerIP ?? env["TALLY_RATE_LIMIT_PER_IP"].flatMap(Int.init)
-            ?? configuration.requestsPerMinutePerIP
-        configuration.requestsPerMinutePerKey = rateLimitPerKey ?? env["TALLY_RATE_LIMIT_PER_KEY"].flatMap(Int.init)
-            ?? configuration.requestsPerMinutePerKey
+    func settings() throws -> TallySettings {
+        var flags: [String: String] = [:]
+        for a in assignments {
+            guard let eq = a.firstIndex(of: "=") else { throw failure("--set \(a): expected KEY=VALUE") }
+            flags[String(a[..<eq])] = String(a[a.index(after: eq)...])
+        }
+        let named: [(String, String?)] = [
+            ("data", data), ("host", host), ("port", port.map(String.init)), ("max_body_bytes", maxBodyBytes.map(String.init)),
+            ("max_events", maxEvents.map(String.init)), ("country_header", countryHeader),
+            ("rate_limit_per_ip", rateLimitPerIP.map(String.init)), ("rate_limit_per_key", rateLimitPerKey.map(String.init)),
+        ]
+        for case (let key, let value?) in named { flags[key] = value }
+        let env = ProcessInfo.processInfo.environment
+        do {
+            return try TallySettings(configFile: config ?? env["TALLY_CONFIG"], environment: env, flags: flags)
+        } catch { throw failure(error.message) }
+    }
+
+    func run() async throws {
+        let settings = try settings()
+        let directory = settings.dataDirectory
+        let configuration: ServerConfiguration
+        let options: StoreOptions
+        do {
+            configuration = try settings.serverConfiguration()
+            options = try settings.storeOptions()
+        } catch { throw failure(error.message) }
 
         let logger = Logger(label: "tally")
         let store: EventStore
-        do { store = try EventStore(options: StoreOptions(directory: directory)) } catch {
+        do { store = try EventStore(options: options) } catch {
             throw failure("\(directory): \(error)")
         }
         let metadata: MetadataStore
@@ -73,7 +94,16 @@ struct ServeCommand: AsyncParsableCommand {
             try? store.close()
             throw failure("\(directory)/meta.sqlite: \(error)")
         }
-        if let created = try metadata.ensureDefaultProperty() {
+        let created: (property: Property, writeKey: String, readKey: String)?
+        do {
+            created = try metadata.ensureDefaultProperty(
+                origins: configuration.defaultOrigins, rawRetentionDays: configuration.defaultRawRetentionDays,
+                rollupRetentionDays: configuration.defaultRollupRetentionDays)
+        } catch {
+            try? store.close()
+            throw failure("\(directory)/meta.sqlite: \(error)")
+        }
+        if let created {
             say("""
                 Created property "\(created.property.id)". Its keys are shown only now:
                   write key: \(created.writeKey)
@@ -86,7 +116,8 @@ struct ServeCommand: AsyncParsableCommand {
             for p in report.problems { logger.warning("\(p)") }
         }
         say("Tally listening on http://\(configuration.host):\(configuration.port) (data: \(directory))")
-        let app = TallyServer.application(store: store, keys: metadata, configuration: configuration, logger: logger)
+        let app = TallyServer.application(store: store, keys: metadata, metadata: metadata, configuration: configuration,
+                                          logger: logger)
         try await app.runService()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Server
 import TallyTestSupport
 import Testing
 
@@ -98,5 +99,58 @@ struct CLITests {
         #expect(bad.status == 1)
         #expect(bad.stderr.hasPrefix("tally: property id 'bad id' is invalid"))
         #expect(bad.stderr.filter { $0 == "\n" }.count == 1)
+    }
+
+    @Test("property update changes timezone and retention, keeps the rest; an unknown property is one line and exit 1")
+    func propertyUpdate() throws {
+        let dir = TemporaryDirectory()
+        #expect(try Self.tally(["property", "create", "shop", "--origin", "https://shop.example", "--data", dir.path]).status == 0)
+        let run = try Self.tally(["property", "update", "shop", "--timezone", "Europe/Berlin", "--raw-retention-days", "30",
+                                  "--data", dir.path, "--json"])
+        #expect(run.status == 0)
+        let p = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        #expect(p["timezone"] as? String == "Europe/Berlin")
+        #expect(p["raw_retention_days"] as? Int == 30)
+        #expect(p["rollup_retention_days"] as? Int == 730)
+        #expect(p["allowed_origins"] as? [String] == ["https://shop.example"])
+        let missing = try Self.tally(["property", "update", "nope", "--name", "x", "--data", dir.path])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("nope"))
+        #expect(missing.stderr.filter { $0 == "\n" }.count == 1)
+        let bad = try Self.tally(["property", "update", "shop", "--raw-retention-days", "0", "--data", dir.path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("raw_retention_days"))
+    }
+
+    @Test("inspect lists the bots the server filtered, by property and reason")
+    func inspectFiltered() throws {
+        let dir = TemporaryDirectory()
+        let metadata = try MetadataStore(directory: dir.path)
+        try metadata.addFilteredEvents([
+            FilteredEventCount(propertyID: "shop", day: "2026-11-22", reason: "crawler", events: 5),
+            FilteredEventCount(propertyID: "shop", day: "2026-11-23", reason: "crawler", events: 2),
+            FilteredEventCount(propertyID: "shop", day: "2026-11-23", reason: "library", events: 1),
+        ])
+        try metadata.close()
+        let text = try Self.tally(["inspect", "--data", dir.path])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("shop: 8 events (crawler 7, library 1), 2026-11-22 .. 2026-11-23"))
+        let json = try Self.tally(["inspect", "--data", dir.path, "--json"])
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        #expect((report["filtered_bots"] as? [[String: Any]])?.count == 3)
+    }
+
+    @Test("serve with a bad config file or setting stops at once with one line naming it")
+    func serveBadSettings() throws {
+        let dir = TemporaryDirectory()
+        let config = dir.path + "/tally.json"
+        try #"{"port": 8080, "flush_rowz": 10}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let run = try Self.tally(["serve", "--config", config, "--data", dir.path + "/data"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("\(config): unknown setting \"flush_rowz\""))
+        #expect(run.stderr.filter { $0 == "\n" }.count == 1)
+        let set = try Self.tally(["serve", "--set", "port=http", "--data", dir.path + "/data"])
+        #expect(set.status == 1)
+        #expect(set.stderr.contains("port"))
     }
 }

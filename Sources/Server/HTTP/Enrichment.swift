@@ -5,12 +5,18 @@ import Foundation
 /// (the event's own, else the request's), country from a trusted proxy header, and bot
 /// filtering. The client IP is never stored.
 struct Enrichment: Sendable {
-    let classifier = UserAgentClassifier()
+    let classifier: UserAgentClassifier
+
+    init(bots: BotRules = .builtIn) {
+        classifier = UserAgentClassifier(bots: bots)
+    }
 
     struct Outcome {
         var batch: EventBatch
         /// Rows (indices into the input batch) dropped as bots.
         var botRows: [Int]
+        /// How many rows each bot reason dropped.
+        var botReasons: [String: Int]
         /// Events whose occurred_at lay too far after received_at and was set to it.
         var clamped: Int
     }
@@ -38,7 +44,8 @@ struct Enrichment: Sendable {
         let ownOS = batch[string: .os]
         let ownCountry = batch[string: .countryCode]
         var previousUA: [UInt8]?
-        var result = UserAgentClassifier.Result(isBot: false, device: "", browser: "", os: "")
+        var result = UserAgentClassifier.Result(botReason: nil, device: "", browser: "", os: "")
+        var reasons: [String: Int] = [:]
         func fill(_ own: StringColumn, _ row: Int, _ derived: String, into column: inout StringColumn) {
             own.withValue(row) { v in
                 if v.isEmpty { column.append(derived) } else { column.append(v) }
@@ -61,7 +68,12 @@ struct Enrichment: Sendable {
                     userAgent.append(ua)
                 }
             }
-            if result.isBot { bots.append(row) } else { keep.append(Int32(row)) }
+            if let reason = result.botReason {
+                bots.append(row)
+                reasons[reason, default: 0] += 1
+            } else {
+                keep.append(Int32(row))
+            }
             fill(ownDevice, row, result.device, into: &device)
             fill(ownBrowser, row, result.browser, into: &browser)
             fill(ownOS, row, result.os, into: &os)
@@ -83,7 +95,7 @@ struct Enrichment: Sendable {
         out[string: .os] = os
         out[string: .countryCode] = countryColumn
         if !bots.isEmpty { out = out.gather(keep) }
-        return Outcome(batch: out, botRows: bots, clamped: clamped)
+        return Outcome(batch: out, botRows: bots, botReasons: reasons, clamped: clamped)
     }
 
     static let utmColumns: [(String, EventColumn)] = [

@@ -13,7 +13,7 @@ struct IngestHandler: Sendable {
     let configuration: ServerConfiguration
     let perIP: RateLimiter
     let perKey: RateLimiter
-    let enrichment = Enrichment()
+    let enrichment: Enrichment
 
     let metrics: ServerMetrics
 
@@ -22,6 +22,7 @@ struct IngestHandler: Sendable {
         self.store = store
         self.keys = keys
         self.configuration = configuration
+        enrichment = Enrichment(bots: configuration.bots)
         perIP = RateLimiter(perMinute: configuration.requestsPerMinutePerIP)
         perKey = RateLimiter(perMinute: configuration.requestsPerMinutePerKey)
     }
@@ -33,7 +34,7 @@ struct IngestHandler: Sendable {
         var counts = Counts()
         let response = try await respond(request, context: context, property: &property, counts: &counts)
         metrics.recordIngest(property: property, status: Int(response.status.code), accepted: counts.accepted,
-                             rejected: counts.rejected, duplicates: counts.duplicates, filtered: counts.filtered,
+                             rejected: counts.rejected, duplicates: counts.duplicates, botReasons: counts.botReasons,
                              clamped: counts.clamped)
         return response
     }
@@ -44,6 +45,7 @@ struct IngestHandler: Sendable {
         var duplicates = 0
         var filtered = 0
         var clamped = 0
+        var botReasons: [String: Int] = [:]
     }
 
     private func respond(_ request: Request, context: TallyRequestContext, property resolved: inout String?,
@@ -147,7 +149,7 @@ struct IngestHandler: Sendable {
         }
         problems.sort { $0.index < $1.index }
         counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: enriched.botRows.count,
-                        clamped: enriched.clamped)
+                        clamped: enriched.clamped, botReasons: enriched.botReasons)
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
                                                 filtered: enriched.botRows.count, errors: problems), headers: cors)
     }

@@ -17,5 +17,14 @@ public struct ServerConfiguration: Sendable {
     /// for events that carry no country_code; nil = none.
     public var countryHeader: String?
 
+    /// Bearer token that guards `/v1/admin/...`; nil disables the admin API.
+    public var adminToken: String?
+    /// Which User-Agents are bots (built-in list, plus the config's file and `is_bot` overrides).
+    public var bots: BotRules = .builtIn
+    /// Origins, retention of properties created through the admin API when the request names none.
+    public var defaultOrigins = ["*"]
+    public var defaultRawRetentionDays = 90
+    public var defaultRollupRetentionDays = 730
+
     public init() {}
 }

@@ -7,6 +7,8 @@ import Prometheus
 struct ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
+    /// Bot counts not yet written to meta.sqlite.
+    let filteredLedger = FilteredLedger()
 
     init() {
         registry = PrometheusCollectorRegistry()
@@ -15,16 +17,21 @@ struct ServerMetrics: Sendable {
 
     /// One ingest request's outcome, by property and HTTP status.
     func recordIngest(property: String?, status: Int, accepted: Int = 0, rejected: Int = 0, duplicates: Int = 0,
-                      filtered: Int = 0, clamped: Int = 0) {
+                      botReasons: [String: Int] = [:], clamped: Int = 0) {
         CoreMetrics.Counter(label: "tally_ingest_requests_total", dimensions: [("status", String(status))], factory: factory)
             .increment()
         guard let property else { return }
         let p = [("property", property)]
         for (name, n) in [("tally_events_accepted_total", accepted), ("tally_events_rejected_total", rejected),
-                          ("tally_events_duplicate_total", duplicates), ("tally_events_filtered_bot_total", filtered),
+                          ("tally_events_duplicate_total", duplicates),
                           ("tally_events_occurred_at_clamped_total", clamped)] where n > 0 {
             CoreMetrics.Counter(label: name, dimensions: p, factory: factory).increment(by: n)
         }
+        for (reason, n) in botReasons.sorted(by: { $0.key < $1.key }) {
+            CoreMetrics.Counter(label: "tally_events_filtered_bot_total", dimensions: p + [("reason", reason)],
+                                factory: factory).increment(by: n)
+        }
+        if !botReasons.isEmpty { filteredLedger.add(property: property, reasons: botReasons) }
     }
 
     /// The exposition text, with the store's state as gauges.

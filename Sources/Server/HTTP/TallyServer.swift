@@ -10,7 +10,11 @@ public enum TallyServer {
     /// An application serving `store`, ready for `runService()` (or HummingbirdTesting).
     /// On graceful shutdown (SIGTERM/SIGINT) the server stops accepting, finishes in-flight
     /// requests, then the store flushes and closes its WAL.
-    public static func application(store: EventStore, keys: any KeyDirectory, configuration: ServerConfiguration,
+    ///
+    /// `metadata`, when given, serves `/v1/admin/...` (with `configuration.adminToken`) and keeps
+    /// the counts of bot-filtered events.
+    public static func application(store: EventStore, keys: any KeyDirectory, metadata: MetadataStore? = nil,
+                                   configuration: ServerConfiguration,
                                    logger: Logger = Logger(label: "tally")) -> some ApplicationProtocol {
         let router = Router(context: TallyRequestContext.self)
         let metrics = ServerMetrics()
@@ -45,10 +49,17 @@ public enum TallyServer {
             return JSONBody.response(Health(status: store.isOverloaded ? "overloaded" : "ok", parts: status.parts,
                                             buffered_rows: status.bufferedRows))
         }
+        var services: [any Service] = [StoreService(store: store, logger: logger)]
+        if let metadata {
+            AdminRoutes(metadata: metadata, configuration: configuration)
+                .register(on: router)
+            services.append(FilteredLedgerService(ledger: metrics.filteredLedger, sink: metadata, interval: .seconds(10),
+                                                  logger: logger))
+        }
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
-            services: [StoreService(store: store, logger: logger)],
+            services: services,
             logger: logger)
     }
 

@@ -4,20 +4,20 @@
 /// They cover the browsers and bots that make up nearly all traffic; anything unknown is
 /// "Other" and counted, never guessed.
 struct UserAgentClassifier: Sendable {
+    let bots: BotRules
+
+    init(bots: BotRules = .builtIn) {
+        self.bots = bots
+    }
+
     struct Result: Equatable {
-        var isBot: Bool
+        /// Why the client counts as a bot (the matching rule's reason), nil for a person.
+        var botReason: String?
+        var isBot: Bool { botReason != nil }
         var device: String
         var browser: String
         var os: String
     }
-
-    /// Substrings that mark crawlers, monitors, headless browsers and HTTP libraries.
-    static let botMarkers = [
-        "bot", "crawler", "spider", "slurp", "headlesschrome", "phantomjs", "puppeteer", "playwright", "selenium",
-        "lighthouse", "pingdom", "uptimerobot", "statuscake", "monitor", "curl/", "wget/", "python-requests",
-        "python-urllib", "go-http-client", "java/", "okhttp", "axios/", "node-fetch", "facebookexternalhit",
-        "preview", "scrapy", "httpclient", "libwww", "feedfetcher", "yahoo! slurp", "bingpreview",
-    ]
 
     /// (substring, browser) — order matters: Edge and Opera carry "chrome/", Chrome carries "safari/".
     static let browsers: [(String, String)] = [
@@ -36,8 +36,8 @@ struct UserAgentClassifier: Sendable {
 
     func classify(_ userAgent: String) -> Result {
         let ua = userAgent.lowercased()
-        if ua.isEmpty { return Result(isBot: false, device: "", browser: "", os: "") }
-        let isBot = Self.botMarkers.contains { ua.contains($0) }
+        if ua.isEmpty { return Result(botReason: nil, device: "", browser: "", os: "") }
+        let botReason = bots.reason(lowercased: ua)
         let browser = Self.browsers.first { ua.contains($0.0) }?.1 ?? "Other"
         let os = Self.systems.first { ua.contains($0.0) }?.1 ?? "Other"
         let device: String
@@ -48,6 +48,6 @@ struct UserAgentClassifier: Sendable {
         } else {
             device = "desktop"
         }
-        return Result(isBot: isBot, device: device, browser: browser, os: os)
+        return Result(botReason: botReason, device: device, browser: browser, os: os)
     }
 }

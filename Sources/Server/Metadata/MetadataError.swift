@@ -19,11 +19,21 @@ public struct MetadataError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// What SQLite or the operating system said, if anything.
     public let cause: String?
+    /// The input field the error is about (`id`, `name`, `timezone`, `origins`,
+    /// `raw_retention_days`, ...), for API answers.
+    public var field: String?
 
     public init(_ code: Code, _ message: String, cause: String? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+    }
+
+    /// The same error, about `field`.
+    func about(_ field: String) -> MetadataError {
+        var e = self
+        e.field = field
+        return e
     }
 
     public var description: String {

@@ -32,6 +32,18 @@ enum MetadataSchema {
                     CREATE INDEX api_keys_prefix ON api_keys(prefix);
                     """)
         }
+        migrator.registerMigration("v2: filtered_events") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE filtered_events (
+                        property_id TEXT NOT NULL,
+                        day TEXT NOT NULL,     -- UTC day the server filtered them, YYYY-MM-DD
+                        reason TEXT NOT NULL,  -- the bot rule's category: crawler, headless, monitor, ...
+                        events INTEGER NOT NULL,
+                        PRIMARY KEY (property_id, day, reason)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

@@ -65,15 +65,17 @@ public final class MetadataStore: Sendable {
 
     /// Creates a property with a new write key and read key, which are returned here only.
     /// `name` defaults to the id; `origins` are `scheme://host[:port]` or `*` (any origin).
-    public func createProperty(id: String, name: String? = nil, timezone: String = "UTC", origins: [String] = ["*"])
+    public func createProperty(id: String, name: String? = nil, timezone: String = "UTC", origins: [String] = ["*"],
+                               rawRetentionDays: Int = 90, rollupRetentionDays: Int = 730)
         throws(MetadataError) -> (property: Property, writeKey: String, readKey: String)
     {
         let id = try PropertyValidation.id(id)
+        let (raw, rollup) = try PropertyValidation.retention(raw: rawRetentionDays, rollup: rollupRetentionDays, id: id)
         let property = Property(
             id: id, name: try PropertyValidation.name(name ?? id, id: id),
             timezone: try PropertyValidation.timezone(timezone, id: id),
             allowedOrigins: try PropertyValidation.origins(origins),
-            rawRetentionDays: 90, rollupRetentionDays: 730, createdAt: clock.nowMillis())
+            rawRetentionDays: raw, rollupRetentionDays: rollup, createdAt: clock.nowMillis())
         return try sqlite {
             try pool.write { db in
                 try insertWithKeys(property, db)
@@ -81,14 +83,92 @@ public final class MetadataStore: Sendable {
         }
     }
 
+    /// What `updateProperty` changes; nil fields stay as they are.
+    public struct PropertyChange: Sendable {
+        public var name: String?
+        public var timezone: String?
+        public var origins: [String]?
+        public var rawRetentionDays: Int?
+        public var rollupRetentionDays: Int?
+
+        public init(name: String? = nil, timezone: String? = nil, origins: [String]? = nil,
+                    rawRetentionDays: Int? = nil, rollupRetentionDays: Int? = nil) {
+            self.name = name
+            self.timezone = timezone
+            self.origins = origins
+            self.rawRetentionDays = rawRetentionDays
+            self.rollupRetentionDays = rollupRetentionDays
+        }
+    }
+
+    /// Changes a property's name, time zone, origins or retention, validated as on creation;
+    /// returns the property as stored. Keys are untouched.
+    @discardableResult
+    public func updateProperty(id: String, _ change: PropertyChange) throws(MetadataError) -> Property {
+        try sqlite {
+            try pool.write { db in
+                guard var p = try fetchProperty(id, db) else { throw Self.noProperty(id) }
+                if let name = change.name { p.name = try PropertyValidation.name(name, id: id) }
+                if let tz = change.timezone { p.timezone = try PropertyValidation.timezone(tz, id: id) }
+                if let origins = change.origins { p.allowedOrigins = try PropertyValidation.origins(origins) }
+                (p.rawRetentionDays, p.rollupRetentionDays) = try PropertyValidation.retention(
+                    raw: change.rawRetentionDays ?? p.rawRetentionDays,
+                    rollup: change.rollupRetentionDays ?? p.rollupRetentionDays, id: id)
+                try db.execute(
+                    sql: """
+                        UPDATE properties SET name = ?, timezone = ?, allowed_origins = ?, raw_retention_days = ?,
+                        rollup_retention_days = ? WHERE id = ?
+                        """,
+                    arguments: [
+                        p.name, p.timezone, MetadataSchema.originsJSON(p.allowedOrigins), p.rawRetentionDays,
+                        p.rollupRetentionDays, id,
+                    ])
+                return p
+            }
+        }
+    }
+
+    // MARK: Filtered events
+
+    /// Adds to the counts of events filtered as bots, by (property, UTC day, reason).
+    public func addFilteredEvents(_ counts: [FilteredEventCount]) throws(MetadataError) {
+        guard !counts.isEmpty else { return }
+        try sqlite {
+            try pool.write { db in
+                let statement = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO filtered_events (property_id, day, reason, events) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (property_id, day, reason) DO UPDATE SET events = events + excluded.events
+                        """)
+                for c in counts {
+                    try statement.execute(arguments: [c.propertyID, c.day, c.reason, c.events])
+                }
+            }
+        }
+    }
+
+    /// Events filtered as bots, per property, day and reason, newest day first.
+    public func filteredEvents() throws(MetadataError) -> [FilteredEventCount] {
+        try sqlite {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT property_id, day, reason, events FROM filtered_events ORDER BY day DESC, property_id, reason"
+                ).map { FilteredEventCount(propertyID: $0["property_id"], day: $0["day"], reason: $0["reason"], events: $0["events"]) }
+            }
+        }
+    }
+
     /// Creates the property `default` (any origin, UTC) with its keys when there is no property
     /// at all, as `tally serve` does on its first start; `nil` when there is one.
-    public func ensureDefaultProperty() throws(MetadataError)
+    public func ensureDefaultProperty(origins: [String] = ["*"], rawRetentionDays: Int = 90,
+                                      rollupRetentionDays: Int = 730) throws(MetadataError)
         -> (property: Property, writeKey: String, readKey: String)?
     {
+        let (raw, rollup) = try PropertyValidation.retention(
+            raw: rawRetentionDays, rollup: rollupRetentionDays, id: "default")
         let property = Property(
-            id: "default", name: "Default", timezone: "UTC", allowedOrigins: ["*"], rawRetentionDays: 90,
-            rollupRetentionDays: 730, createdAt: clock.nowMillis())
+            id: "default", name: "Default", timezone: "UTC", allowedOrigins: try PropertyValidation.origins(origins),
+            rawRetentionDays: raw, rollupRetentionDays: rollup, createdAt: clock.nowMillis())
         return try sqlite {
             try pool.write { db in
                 // The write transaction is IMMEDIATE, so two processes cannot both see none.

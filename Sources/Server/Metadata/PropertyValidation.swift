@@ -17,7 +17,7 @@ enum PropertyValidation {
         else {
             throw MetadataError(
                 .invalidArgument,
-                "property id '\(id)' is invalid: use 1–\(maximumIDLength) characters of A-Z a-z 0-9 . _ -")
+                "property id '\(id)' is invalid: use 1–\(maximumIDLength) characters of A-Z a-z 0-9 . _ -").about("id")
         }
         return id
     }
@@ -29,7 +29,7 @@ enum PropertyValidation {
         else {
             throw MetadataError(
                 .invalidArgument,
-                "name of property '\(id)' is invalid: use 1–\(maximumNameLength) printable characters")
+                "name of property '\(id)' is invalid: use 1–\(maximumNameLength) printable characters").about("name")
         }
         return trimmed
     }
@@ -40,7 +40,7 @@ enum PropertyValidation {
         guard TimeZone(identifier: identifier) != nil else {
             throw MetadataError(
                 .invalidArgument,
-                "timezone '\(identifier)' of property '\(id)' is not a known IANA time zone (e.g. UTC, Europe/Berlin)")
+                "timezone '\(identifier)' of property '\(id)' is not a known IANA time zone (e.g. UTC, Europe/Berlin)").about("timezone")
         }
         return identifier
     }
@@ -49,9 +49,26 @@ enum PropertyValidation {
     static func origins(_ origins: [String]) throws(MetadataError) -> [String] {
         var result: [String] = []
         for o in origins {
-            let n = try Origin.normalize(o)
+            let n: String
+            do { n = try Origin.normalize(o) } catch { throw error.about("origins") }
             if !result.contains(n) { result.append(n) }
         }
         return result
+    }
+}
+
+extension PropertyValidation {
+    /// Raw events are kept 1 day to 10 years; rollups at least as long as raw events.
+    static func retention(raw: Int, rollup: Int, id: String) throws(MetadataError) -> (Int, Int) {
+        guard (1...3650).contains(raw) else {
+            throw MetadataError(.invalidArgument, "raw_retention_days of property '\(id)' must be 1–3650, not \(raw)").about("raw_retention_days")
+        }
+        guard (raw...36500).contains(rollup) else {
+            throw MetadataError(
+                .invalidArgument,
+                "rollup_retention_days of property '\(id)' must be at least raw_retention_days (\(raw)), not \(rollup)")
+                .about("rollup_retention_days")
+        }
+        return (raw, rollup)
     }
 }
