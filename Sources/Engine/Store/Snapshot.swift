@@ -51,6 +51,11 @@ public struct Snapshot: Sendable {
     public let parts: [Part]
     public let buffered: [EventBatch]
 
+    public init(parts: [Part] = [], buffered: [EventBatch] = []) {
+        self.parts = parts
+        self.buffered = buffered
+    }
+
     /// Rows matching `request`, projected to `request.columns`, in batches (one per read
     /// granule or buffered batch).
     @discardableResult

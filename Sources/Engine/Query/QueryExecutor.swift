@@ -1,0 +1,494 @@
+import Foundation
+
+/// Answers a `Query` from raw parts and the in-memory buffer of a snapshot.
+///
+/// Columnar and batch-at-a-time: the snapshot's scan prunes partitions and granules (site and
+/// time from the primary index, min/max time, `is` filters on event_type through the sort key
+/// and on ids through the bloom filters) and decompresses only the columns the query needs.
+/// Each dimension's values get dense codes once per distinct value (filters are decided once
+/// per code, not per row), rows are grouped on those codes, and distinct counts go through
+/// HyperLogLog sketches (exact sets of 64-bit hashes with `exact`).
+public enum QueryExecutor {
+    public static func run(_ query: Query, on snapshot: Snapshot, budget: QueryBudget = QueryBudget())
+        throws(QueryError) -> QueryResult
+    {
+        try validate(query)
+        var plan = ExecutionPlan(query)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, budget.milliseconds)) * 1_000_000
+        var failure: QueryError?
+        let stats: ScanStats
+        do {
+            stats = try snapshot.scan(plan.scanRequest) { batch in
+                if DispatchTime.now().uptimeNanoseconds > deadline {
+                    throw QueryError(kind: .budget, parameter: "query",
+                                     message: "stopped after its time budget of \(budget.milliseconds) ms; "
+                                        + "narrow the range or the dimensions")
+                }
+                try plan.consume(batch, maxGroups: budget.maxGroups)
+            }
+        } catch let e as QueryError {
+            failure = e
+            stats = ScanStats()
+        } catch {
+            throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+        }
+        if let failure { throw failure }
+        var result = try plan.result()
+        result.stats = stats
+        return result
+    }
+
+    static func validate(_ q: Query) throws(QueryError) {
+        if q.metrics.isEmpty { throw QueryError.invalid("metrics", "at least one metric is needed") }
+        if q.from >= q.to { throw QueryError.invalid("from", "the range is empty: from must be before to") }
+        if q.dimensions.count > Query.maxDimensions {
+            throw QueryError.invalid("dimensions", "at most \(Query.maxDimensions) dimensions, not \(q.dimensions.count)")
+        }
+        if Set(q.dimensions).count != q.dimensions.count {
+            throw QueryError.invalid("dimensions", "a dimension is repeated")
+        }
+        if let limit = q.limit, !(1...Query.maxLimit).contains(limit) {
+            throw QueryError.invalid("limit", "must be 1–\(Query.maxLimit), not \(limit)")
+        }
+        if q.offset < 0 { throw QueryError.invalid("offset", "must not be negative") }
+    }
+}
+
+/// The values one dimension takes, each with a dense code.
+final class ValueSpace {
+    private var interner = ByteStringInterner()
+    /// Interner code → code.
+    private var fromInterner: [UInt32] = []
+    private var others: [QueryValue: UInt32] = [:]
+    private(set) var values: [QueryValue] = []
+
+    func code(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        if bytes.isEmpty { return code(.null) }
+        let c = Int(interner.intern(bytes))
+        if c == fromInterner.count {
+            fromInterner.append(UInt32(values.count))
+            values.append(.string(String(decoding: bytes, as: UTF8.self)))
+        }
+        return fromInterner[c]
+    }
+
+    func code(_ value: QueryValue) -> UInt32 {
+        if let c = others[value] { return c }
+        let c = UInt32(values.count)
+        others[value] = c
+        values.append(value)
+        return c
+    }
+}
+
+/// A filter condition decided once per value code.
+final class CompiledCondition {
+    let dimension: Int
+    let op: QueryFilter.FilterOperator
+    let texts: [String?]
+    let lowered: [String]
+    private var decided: [Int8] = []
+
+    init(dimension: Int, op: QueryFilter.FilterOperator, values: [String?]) {
+        self.dimension = dimension
+        self.op = op
+        texts = values
+        lowered = values.compactMap { $0?.lowercased() }
+    }
+
+    func matches(code: UInt32, space: ValueSpace) -> Bool {
+        let i = Int(code)
+        if i < decided.count, decided[i] >= 0 { return decided[i] == 1 }
+        let v = space.values[i]
+        let text: String? = v == .null ? nil : v.description
+        let hit: Bool
+        switch op {
+        case .is: hit = texts.contains { $0 == text }
+        case .isNot: hit = !texts.contains { $0 == text }
+        case .contains: hit = text.map { t in let l = t.lowercased(); return lowered.contains { l.contains($0) } } ?? false
+        case .containsNot: hit = !(text.map { t in let l = t.lowercased(); return lowered.contains { l.contains($0) } } ?? false)
+        case .prefix: hit = text.map { t in texts.contains { $0.map { t.hasPrefix($0) } ?? false } } ?? false
+        }
+        if decided.count <= i { decided.append(contentsOf: repeatElement(-1, count: i + 1 - decided.count)) }
+        decided[i] = hit ? 1 : 0
+        return hit
+    }
+}
+
+indirect enum CompiledFilter {
+    case and([CompiledFilter])
+    case or([CompiledFilter])
+    case not(CompiledFilter)
+    case condition(CompiledCondition)
+}
+
+/// Accumulated metrics of one group.
+struct Accumulator {
+    var events = 0
+    var pageviews = 0
+    var typeCounts: [Int]
+    var visitors: HyperLogLog?
+    var sessions: HyperLogLog?
+    var exactVisitors: Set<UInt64>?
+    var exactSessions: Set<UInt64>?
+    var sums: [Double]
+}
+
+struct GroupKey: Hashable {
+    var a: UInt32 = 0
+    var b: UInt32 = 0
+    var c: UInt32 = 0
+    var d: UInt32 = 0
+
+    subscript(i: Int) -> UInt32 {
+        get { i == 0 ? a : i == 1 ? b : i == 2 ? c : d }
+        set {
+            switch i {
+            case 0: a = newValue
+            case 1: b = newValue
+            case 2: c = newValue
+            default: d = newValue
+            }
+        }
+    }
+}
+
+struct ExecutionPlan {
+    let query: Query
+    /// Dimensions read per row: the query's, then those only filters use.
+    let used: [QueryDimension]
+    let spaces: [ValueSpace]
+    let filter: CompiledFilter?
+    let scanRequest: ScanRequest
+    /// Event types counted by `count:` metrics (and ratios of them).
+    let countTypes: [String]
+    let sumKeys: [String]
+    let needsVisitors: Bool
+    let needsSessions: Bool
+    let needsTypes: Bool
+    let typeSpace = ValueSpace()
+    /// Per event-type code: pageview? and which count slot (-1 none).
+    var typeIsPageview: [Bool] = []
+    var typeSlot: [Int] = []
+    var groups: [GroupKey: Int] = [:]
+    var accumulators: [Accumulator] = []
+    var rowsScanned = 0
+
+    init(_ q: Query) {
+        query = q
+        var used = q.dimensions
+        func collect(_ f: QueryFilter) {
+            switch f {
+            case .and(let fs), .or(let fs): fs.forEach(collect)
+            case .not(let f): collect(f)
+            case .condition(let d, _, _): if !used.contains(d) { used.append(d) }
+            }
+        }
+        if let f = q.filter { collect(f) }
+        self.used = used
+        spaces = used.map { _ in ValueSpace() }
+        func compile(_ f: QueryFilter) -> CompiledFilter {
+            switch f {
+            case .and(let fs): .and(fs.map(compile))
+            case .or(let fs): .or(fs.map(compile))
+            case .not(let f): .not(compile(f))
+            case .condition(let d, let op, let values):
+                .condition(CompiledCondition(dimension: used.firstIndex(of: d)!, op: op, values: values))
+            }
+        }
+        filter = q.filter.map(compile)
+
+        var countTypes: [String] = []
+        var sumKeys: [String] = []
+        var visitors = false
+        var sessions = false
+        var types = false
+        func need(_ m: QueryMetric) {
+            switch m {
+            case .events: break
+            case .pageviews: types = true
+            case .uniqueVisitors: visitors = true
+            case .sessions: sessions = true
+            case .count(let t):
+                types = true
+                if !countTypes.contains(t) { countTypes.append(t) }
+            case .ratio(let a, let b):
+                need(a)
+                need(b)
+            case .sum(let k): if !sumKeys.contains(k) { sumKeys.append(k) }
+            }
+        }
+        q.metrics.forEach(need)
+        self.countTypes = countTypes
+        self.sumKeys = sumKeys
+        needsVisitors = visitors
+        needsSessions = sessions
+        needsTypes = types
+
+        var columns: Set<EventColumn> = [.occurredAt]
+        if types { columns.insert(.eventType) }
+        if visitors { columns.insert(.visitorID) }
+        if sessions { columns.insert(.sessionID) }
+        if !sumKeys.isEmpty { columns.insert(.properties) }
+        for d in used {
+            switch d {
+            case .column(let c): columns.insert(c)
+            case .campaign: columns.formUnion([.campaignID, .utmCampaign])
+            case .prop: columns.insert(.properties)
+            case .time: break
+            }
+        }
+        // Top-level `is` conditions on stored columns prune granules (sort key, bloom filters).
+        var pushed: [ColumnFilter] = []
+        var conjuncts: [QueryFilter] = []
+        if let f = q.filter {
+            if case .and(let fs) = f { conjuncts = fs } else { conjuncts = [f] }
+        }
+        for c in conjuncts {
+            if case .condition(.column(let column), .is, let values) = c, !values.contains(where: { $0 == nil || $0 == "" }) {
+                pushed.append(ColumnFilter(column, values))
+            }
+        }
+        scanRequest = ScanRequest(site: q.site, from: q.from, to: q.to, filters: pushed, columns: columns.sorted())
+    }
+
+    mutating func consume(_ b: EventBatch, maxGroups: Int) throws(QueryError) {
+        let n = b.count
+        rowsScanned += n
+        // 1. Codes of every used dimension for every row.
+        var codes: [[UInt32]] = []
+        codes.reserveCapacity(used.count)
+        for (i, d) in used.enumerated() {
+            codes.append(Self.codes(of: d, in: b, space: spaces[i], zone: query.timeZone))
+        }
+        // 2. Event types.
+        var typeCodes: [UInt32] = []
+        if needsTypes {
+            let col = b[string: .eventType]
+            typeCodes.reserveCapacity(n)
+            for r in 0..<n {
+                let c = col.withValue(r) { typeSpace.code(bytes: $0) }
+                typeCodes.append(c)
+                while typeIsPageview.count <= Int(c) {
+                    let v = typeSpace.values[typeIsPageview.count].description
+                    typeIsPageview.append(QueryMetric.pageviewTypes.contains(v))
+                    typeSlot.append(countTypes.firstIndex(of: v) ?? -1)
+                }
+            }
+        }
+        let visitorsColumn = needsVisitors ? b[string: .visitorID] : StringColumn()
+        let sessionsColumn = needsSessions ? b[string: .sessionID] : StringColumn()
+        let propertiesColumn = sumKeys.isEmpty ? StringColumn() : b[string: .properties]
+        let sumKeyBytes = sumKeys.map { Array($0.utf8) }
+        let dims = query.dimensions.count
+
+        for r in 0..<n {
+            if let filter, !Self.evaluate(filter, row: r, codes: codes, spaces: spaces) { continue }
+            var key = GroupKey()
+            for d in 0..<dims { key[d] = codes[d][r] }
+            let g: Int
+            if let existing = groups[key] {
+                g = existing
+            } else {
+                if groups.count >= maxGroups {
+                    throw QueryError(kind: .budget, parameter: "dimensions",
+                                     message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+                }
+                g = accumulators.count
+                groups[key] = g
+                accumulators.append(newAccumulator())
+            }
+            accumulators[g].events += 1
+            if needsTypes {
+                let t = Int(typeCodes[r])
+                if typeIsPageview[t] { accumulators[g].pageviews += 1 }
+                let slot = typeSlot[t]
+                if slot >= 0 { accumulators[g].typeCounts[slot] += 1 }
+            }
+            if needsVisitors {
+                visitorsColumn.withValue(r) { v in
+                    guard !v.isEmpty else { return }
+                    let h = TallyHash.hash(v)
+                    if query.exact { accumulators[g].exactVisitors!.insert(h) } else { accumulators[g].visitors!.add(hash: h) }
+                }
+            }
+            if needsSessions {
+                sessionsColumn.withValue(r) { v in
+                    guard !v.isEmpty else { return }
+                    let h = TallyHash.hash(v)
+                    if query.exact { accumulators[g].exactSessions!.insert(h) } else { accumulators[g].sessions!.add(hash: h) }
+                }
+            }
+            if !sumKeys.isEmpty {
+                propertiesColumn.withValue(r) { json in
+                    for (k, key) in sumKeyBytes.enumerated() {
+                        if let v = PropertiesJSON.value(key, in: json)?.doubleValue { accumulators[g].sums[k] += v }
+                    }
+                }
+            }
+        }
+    }
+
+    func newAccumulator() -> Accumulator {
+        Accumulator(
+            typeCounts: Array(repeating: 0, count: countTypes.count),
+            visitors: needsVisitors && !query.exact ? HyperLogLog() : nil,
+            sessions: needsSessions && !query.exact ? HyperLogLog() : nil,
+            exactVisitors: needsVisitors && query.exact ? [] : nil,
+            exactSessions: needsSessions && query.exact ? [] : nil,
+            sums: Array(repeating: 0, count: sumKeys.count))
+    }
+
+    static func evaluate(_ f: CompiledFilter, row: Int, codes: [[UInt32]], spaces: [ValueSpace]) -> Bool {
+        switch f {
+        case .and(let fs): return fs.allSatisfy { evaluate($0, row: row, codes: codes, spaces: spaces) }
+        case .or(let fs): return fs.contains { evaluate($0, row: row, codes: codes, spaces: spaces) }
+        case .not(let f): return !evaluate(f, row: row, codes: codes, spaces: spaces)
+        case .condition(let c): return c.matches(code: codes[c.dimension][row], space: spaces[c.dimension])
+        }
+    }
+
+    /// One code per row of `b` for dimension `d`.
+    static func codes(of d: QueryDimension, in b: EventBatch, space: ValueSpace, zone: QueryTimeZone) -> [UInt32] {
+        let n = b.count
+        var out = [UInt32](repeating: 0, count: n)
+        switch d {
+        case .column(let c) where c.kind == .int64:
+            let col = b[int: c]
+            for r in 0..<n { out[r] = space.code(col.isNull(r) ? .null : .int(col.values[r])) }
+        case .column(let c):
+            let col = b[string: c]
+            var previous: (Int, Int, UInt32)?  // start, end, code of the previous row's value
+            col.bytes.withUnsafeBytes { all in
+                for r in 0..<n {
+                    let s = col.start(r)
+                    let e = Int(col.ends[r])
+                    if let p = previous, p.1 - p.0 == e - s,
+                       ByteOrder.equal(UnsafeRawBufferPointer(rebasing: all[p.0..<p.1]), UnsafeRawBufferPointer(rebasing: all[s..<e])) {
+                        out[r] = p.2
+                        continue
+                    }
+                    let code = space.code(bytes: UnsafeRawBufferPointer(rebasing: all[s..<e]))
+                    out[r] = code
+                    previous = (s, e, code)
+                }
+            }
+        case .campaign:
+            let ids = b[string: .campaignID]
+            let utm = b[string: .utmCampaign]
+            for r in 0..<n {
+                out[r] = ids.withValue(r) { id in
+                    id.isEmpty ? utm.withValue(r) { space.code(bytes: $0) } : space.code(bytes: id)
+                }
+            }
+        case .prop(let key):
+            let col = b[string: .properties]
+            let k = Array(key.utf8)
+            for r in 0..<n {
+                out[r] = col.withValue(r) { json in
+                    switch PropertiesJSON.value(k, in: json) {
+                    case nil: space.code(.null)
+                    case .string(let s)?: s.isEmpty ? space.code(.null) : space.code(.string(s))
+                    case let v?: space.code(v)
+                    }
+                }
+            }
+        case .time(let bucket):
+            let times = b[int: .occurredAt].values
+            var cache: [Int64: UInt32] = [:]
+            for r in 0..<n {
+                let k = bucket.key(times[r], zone)
+                if let c = cache[k] {
+                    out[r] = c
+                } else {
+                    let c = space.code(bucket.label(k, zone))
+                    cache[k] = c
+                    out[r] = c
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: Result
+
+    func metricValue(_ m: QueryMetric, _ a: Accumulator) -> QueryValue {
+        switch m {
+        case .events: return .int(Int64(a.events))
+        case .pageviews: return .int(Int64(a.pageviews))
+        case .count(let t): return .int(Int64(a.typeCounts[countTypes.firstIndex(of: t)!]))
+        case .uniqueVisitors:
+            return .int(Int64(query.exact ? a.exactVisitors!.count : a.visitors!.count))
+        case .sessions:
+            return .int(Int64(query.exact ? a.exactSessions!.count : a.sessions!.count))
+        case .ratio(let x, let y):
+            let num = metricValue(x, a).doubleValue ?? 0
+            let den = metricValue(y, a).doubleValue ?? 0
+            return .double(den == 0 ? 0 : (num / den * 1_000_000).rounded() / 1_000_000)
+        case .sum(let k):
+            let v = a.sums[sumKeys.firstIndex(of: k)!]
+            return v == v.rounded() && abs(v) < 9e15 ? .int(Int64(v)) : .double(v)
+        }
+    }
+
+    func result() throws(QueryError) -> QueryResult {
+        let dims = query.dimensions.count
+        let names = query.dimensions.map(\.name) + query.metrics.map(\.name)
+        var rows: [[QueryValue]] = []
+        rows.reserveCapacity(groups.count)
+        for (key, g) in groups {
+            var row: [QueryValue] = []
+            for d in 0..<dims { row.append(spaces[d].values[Int(key[d])]) }
+            for m in query.metrics { row.append(metricValue(m, accumulators[g])) }
+            rows.append(row)
+        }
+        // Dense series: every bucket of the range (or cycle), empty ones as zeros.
+        if query.denseTime, dims == 1, case .time(let bucket) = query.dimensions[0] {
+            let present = Set(rows.map { $0[0] })
+            let empty = newAccumulator()
+            for k in bucket.keys(from: query.from, to: query.to, query.timeZone) {
+                let label = bucket.label(k, query.timeZone)
+                if !present.contains(label) { rows.append([label] + query.metrics.map { metricValue($0, empty) }) }
+            }
+        }
+        if dims == 0 && rows.isEmpty {
+            let empty = newAccumulator()
+            rows.append(query.metrics.map { metricValue($0, empty) })
+        }
+        // Order.
+        var order: [(Int, Bool)] = []
+        for (name, descending) in query.orderBy {
+            guard let i = names.firstIndex(of: name) ?? Self.alias(name, in: names) else {
+                throw QueryError.invalid("order_by", "'\(name)' is not one of the query's metrics or dimensions (\(names.joined(separator: ", ")))")
+            }
+            order.append((i, descending))
+        }
+        if order.isEmpty {
+            if let t = query.dimensions.firstIndex(where: \.isTime) {
+                order.append((t, false))
+            } else if dims > 0 {
+                order.append((dims, true))
+            }
+        }
+        for d in 0..<dims where !order.contains(where: { $0.0 == d }) { order.append((d, false)) }
+        rows.sort { x, y in
+            for (i, descending) in order where x[i] != y[i] {
+                return descending ? y[i] < x[i] : x[i] < y[i]
+            }
+            return false
+        }
+        let total = rows.count
+        let start = min(query.offset, total)
+        let end = query.limit.map { min(total, start + $0) } ?? total
+        return QueryResult(columns: names, rows: Array(rows[start..<end]), totalRows: total, source: .raw,
+                           rowsScanned: rowsScanned, stats: ScanStats())
+    }
+
+    /// Accepts a dimension's other names in order_by (`path` for page_path).
+    static func alias(_ name: String, in names: [String]) -> Int? {
+        guard let d = try? QueryDimension(name: name) else {
+            return (try? QueryMetric(name: name)).flatMap { names.firstIndex(of: $0.name) }
+        }
+        return names.firstIndex(of: d.name)
+    }
+}
