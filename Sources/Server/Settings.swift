@@ -49,6 +49,10 @@ public struct TallySettings: Sendable {
              help: "User-Agent substrings always filtered as bots (reason \"config\")."),
         Spec(key: "is_bot.never", kind: .list, defaultValue: "",
              help: "User-Agent substrings never filtered, whatever the rules say."),
+        Spec(key: "query_timeout_ms", kind: .integer, defaultValue: "30000",
+             help: "Wall time after which a report query stops with an error (422)."),
+        Spec(key: "query_max_groups", kind: .integer, defaultValue: "1000000",
+             help: "Most groups one report query may hold in memory (422 above)."),
         Spec(key: "flush_rows", kind: .integer, defaultValue: "1048576",
              help: "Buffered events that start a flush to a part (ingest answers 503 at twice the bound)."),
         Spec(key: "flush_bytes", kind: .integer, defaultValue: "16777216",
@@ -174,11 +178,15 @@ public struct TallySettings: Sendable {
         bots.always = list("is_bot.always").map { $0.lowercased() }
         bots.never = list("is_bot.never").map { $0.lowercased() }
         c.bots = bots
+        c.queryTimeoutMilliseconds = integer("query_timeout_ms")
+        c.queryMaxGroups = integer("query_max_groups")
         for (key, value, minimum) in [("port", c.port, 0), ("max_body_bytes", c.maxBodyBytes, 1),
                                       ("max_events", c.maxEventsPerRequest, 1),
                                       ("retry_after_seconds", c.retryAfterSeconds, 0),
                                       ("rate_limit_per_ip", c.requestsPerMinutePerIP, 0),
-                                      ("rate_limit_per_key", c.requestsPerMinutePerKey, 0)] where value < minimum {
+                                      ("rate_limit_per_key", c.requestsPerMinutePerKey, 0),
+                                      ("query_timeout_ms", c.queryTimeoutMilliseconds, 1),
+                                      ("query_max_groups", c.queryMaxGroups, 1)] where value < minimum {
             throw SettingsError(message: "\(key) must be at least \(minimum), not \(value)")
         }
         guard c.port <= 65535 else { throw SettingsError(message: "port must be at most 65535, not \(c.port)") }

@@ -101,7 +101,7 @@ extension QueryDimension.TimeBucket {
     }
 
     /// Every bucket of [from, to), in order (series), or the whole cycle.
-    func keys(from: Int64, to: Int64, _ zone: QueryTimeZone) -> [Int64] {
+    public func keys(from: Int64, to: Int64, _ zone: QueryTimeZone) -> [Int64] {
         guard from < to else { return [] }
         switch self {
         case .hourOfDay: return Array(0...23)
@@ -125,7 +125,7 @@ extension QueryDimension.TimeBucket {
 
     /// The label of a bucket: ISO-8601 date for day/week/month, date-time with the zone's
     /// offset for hour; numbers for the cycles.
-    func label(_ key: Int64, _ zone: QueryTimeZone) -> QueryValue {
+    public func label(_ key: Int64, _ zone: QueryTimeZone) -> QueryValue {
         switch self {
         case .day, .week: return .string(Self.date(key))
         case .month:

@@ -22,4 +22,10 @@ public struct WriteScope: Sendable {
 public protocol KeyDirectory: Sendable {
     /// The scope of the live (unrevoked) write key `key`, or nil.
     func writeScope(forKey key: String) throws -> WriteScope?
+    /// The property of the live read key `key`, or nil.
+    func readProperty(forKey key: String) throws -> Property?
+}
+
+extension KeyDirectory {
+    public func readProperty(forKey key: String) throws -> Property? { nil }
 }

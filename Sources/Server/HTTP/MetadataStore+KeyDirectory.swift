@@ -3,4 +3,8 @@ extension MetadataStore: KeyDirectory {
         guard let property = try authenticate(key: key, kind: .write) else { return nil }
         return WriteScope(propertyID: property.id, allowedOrigins: property.allowedOrigins)
     }
+
+    public func readProperty(forKey key: String) throws -> Property? {
+        try authenticate(key: key, kind: .read)
+    }
 }

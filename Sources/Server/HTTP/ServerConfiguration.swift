@@ -26,5 +26,10 @@ public struct ServerConfiguration: Sendable {
     public var defaultRawRetentionDays = 90
     public var defaultRollupRetentionDays = 730
 
+    /// Wall time after which a report query stops with an error.
+    public var queryTimeoutMilliseconds = 30_000
+    /// Most groups one report query may hold in memory.
+    public var queryMaxGroups = 1_000_000
+
     public init() {}
 }

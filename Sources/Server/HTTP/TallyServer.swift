@@ -40,6 +40,7 @@ public enum TallyServer {
                 return Response(status: .noContent, headers: headers)
             }
         }
+        ReportRoutes(store: store, keys: keys, configuration: configuration).register(on: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(store: store))))
