@@ -58,8 +58,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The bot list is data: edited as a text file, compiled into the binary.
-            resources: [.embedInCode("Resources/bot-patterns.txt")]
+            // The bot list and the OpenAPI document are data: edited as files, compiled into the binary.
+            resources: [.embedInCode("Resources/bot-patterns.txt"), .embedInCode("Resources/openapi.json")]
         ),
         .executableTarget(
             name: "Tools",

@@ -16,8 +16,29 @@ public enum TallyServer {
     public static func application(store: EventStore, keys: any KeyDirectory, metadata: MetadataStore? = nil,
                                    configuration: ServerConfiguration,
                                    logger: Logger = Logger(label: "tally")) -> some ApplicationProtocol {
-        let router = Router(context: TallyRequestContext.self)
         let metrics = ServerMetrics()
+        let router = makeRouter(store: store, keys: keys, metadata: metadata, configuration: configuration, metrics: metrics)
+        var services: [any Service] = [StoreService(store: store, logger: logger)]
+        if let metadata {
+            services.append(FilteredLedgerService(ledger: metrics.filteredLedger, sink: metadata, interval: .seconds(10),
+                                                  logger: logger))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            services: services,
+            logger: logger)
+    }
+
+    /// Every route the server answers, as "METHOD /path/{parameter}" (the OpenAPI test's list).
+    public static func routeList(store: EventStore, metadata: MetadataStore) -> [String] {
+        makeRouter(store: store, keys: metadata, metadata: metadata, configuration: ServerConfiguration(),
+                   metrics: ServerMetrics()).routes.map { "\($0.method) \($0.path)" }
+    }
+
+    static func makeRouter(store: EventStore, keys: any KeyDirectory, metadata: MetadataStore?,
+                           configuration: ServerConfiguration, metrics: ServerMetrics) -> Router<TallyRequestContext> {
+        let router = Router(context: TallyRequestContext.self)
         let ingest = IngestHandler(store: store, keys: keys, configuration: configuration, metrics: metrics)
         router.post("/v1/events") { request, context in try await ingest.handle(request, context: context) }
         // Seed 001's ingest routes take the same bodies.
@@ -50,18 +71,14 @@ public enum TallyServer {
             return JSONBody.response(Health(status: store.isOverloaded ? "overloaded" : "ok", parts: status.parts,
                                             buffered_rows: status.bufferedRows))
         }
-        var services: [any Service] = [StoreService(store: store, logger: logger)]
-        if let metadata {
-            AdminRoutes(metadata: metadata, configuration: configuration)
-                .register(on: router)
-            services.append(FilteredLedgerService(ledger: metrics.filteredLedger, sink: metadata, interval: .seconds(10),
-                                                  logger: logger))
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
-            services: services,
-            logger: logger)
+        if let metadata {
+            AdminRoutes(metadata: metadata, configuration: configuration).register(on: router)
+        }
+        return router
     }
 
     struct Health: Encodable {
