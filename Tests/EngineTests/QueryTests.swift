@@ -101,7 +101,7 @@ struct QueryTests {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
-        options.granuleRows = 512
+        options.granuleRows = 128  // many granules: both workers and the merge of their groups are used
         let store = try EventStore(options: options)
         let n = events.count
         for slice in [events[0..<(n / 3)], events[(n / 3)..<(2 * n / 3)], events[(2 * n / 3)...]] {

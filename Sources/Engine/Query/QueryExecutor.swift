@@ -13,29 +13,89 @@ public enum QueryExecutor {
         throws(QueryError) -> QueryResult
     {
         try validate(query)
-        var plan = ExecutionPlan(query)
-        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, budget.milliseconds)) * 1_000_000
-        var failure: QueryError?
-        let stats: ScanStats
+        let deadline = Deadline(milliseconds: budget.milliseconds)
+        let first = ExecutionPlan(query)
+        let scanPlan = ScanPlan(first.scanRequest)
+        var stats = ScanStats()
+        // 1. Prune: partitions, then granules by the primary index, min/max time and blooms.
+        var work: [(part: Part, granules: [Int])] = []
         do {
-            stats = try snapshot.scan(plan.scanRequest) { batch in
-                if DispatchTime.now().uptimeNanoseconds > deadline {
-                    throw QueryError(kind: .budget, parameter: "query",
-                                     message: "stopped after its time budget of \(budget.milliseconds) ms; "
-                                        + "narrow the range or the dimensions")
+            for part in snapshot.parts {
+                stats.parts += 1
+                guard let granules = try scanPlan.granules(of: part, stats: &stats) else {
+                    stats.partsSkipped += 1
+                    continue
                 }
-                try plan.consume(batch, maxGroups: budget.maxGroups)
+                if !granules.isEmpty { work.append((part, granules)) }
             }
-        } catch let e as QueryError {
-            failure = e
-            stats = ScanStats()
         } catch {
             throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
         }
-        if let failure { throw failure }
+        // 2. Aggregate the parts on both cores when there is enough to share (each worker has
+        //    its own value codes and groups; they are merged by value afterwards).
+        let total = work.reduce(0) { $0 + $1.granules.count }
+        let workers = total >= 8 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let boxes = (0..<workers).map { i in WorkerBox(i == 0 ? first : ExecutionPlan(query)) }
+        var load = [Int](repeating: 0, count: workers)
+        var assigned = [[(part: Part, granules: [Int])]](repeating: [], count: workers)
+        for w in work.sorted(by: { $0.granules.count > $1.granules.count }) {
+            let i = load.firstIndex(of: load.min()!)!
+            assigned[i].append(w)
+            load[i] += w.granules.count
+        }
+        let shares = assigned
+        DispatchQueue.concurrentPerform(iterations: workers) { i in
+            let box = boxes[i]
+            do {
+                for (part, granules) in shares[i] {
+                    try box.plan.consume(part: part, granules: granules, deadline: deadline, maxGroups: budget.maxGroups)
+                }
+            } catch {
+                box.error = error
+            }
+        }
+        for box in boxes {
+            if let e = box.error as? QueryError { throw e }
+            if let e = box.error { throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(e)") }
+        }
+        var plan = boxes[0].plan
+        for box in boxes.dropFirst() { try plan.merge(box.plan, maxGroups: budget.maxGroups) }
+        // 3. The in-memory buffer: rows just ingested count too.
+        for batch in snapshot.buffered {
+            stats.bufferedRowsScanned += batch.count
+            let rows = scanPlan.matching(batch)
+            if rows.isEmpty { continue }
+            try plan.consume(scanPlan.project(batch, rows), maxGroups: budget.maxGroups)
+        }
+        stats.granulesRead = boxes.reduce(0) { $0 + $1.plan.granulesRead }
+        stats.rowsMatched = boxes.reduce(0) { $0 + $1.plan.rowsScanned }
         var result = try plan.result()
+        result.rowsScanned = stats.rowsMatched + stats.bufferedRowsScanned
         result.stats = stats
         return result
+    }
+
+    /// One worker's plan and outcome.
+    final class WorkerBox: @unchecked Sendable {
+        var plan: ExecutionPlan
+        var error: (any Error)?
+        init(_ plan: ExecutionPlan) { self.plan = plan }
+    }
+
+    struct Deadline {
+        let nanoseconds: UInt64
+        let milliseconds: Int
+        init(milliseconds: Int) {
+            self.milliseconds = milliseconds
+            nanoseconds = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, milliseconds)) * 1_000_000
+        }
+
+        func check() throws(QueryError) {
+            if DispatchTime.now().uptimeNanoseconds > nanoseconds {
+                throw QueryError(kind: .budget, parameter: "query",
+                                 message: "stopped after its time budget of \(milliseconds) ms; narrow the range or the dimensions")
+            }
+        }
     }
 
     static func validate(_ q: Query) throws(QueryError) {
@@ -73,6 +133,10 @@ final class ValueSpace {
     }
 
     func code(_ value: QueryValue) -> UInt32 {
+        if case .string(let s) = value {
+            var t = s
+            return t.withUTF8 { code(bytes: UnsafeRawBufferPointer($0)) }
+        }
         if let c = others[value] { return c }
         let c = UInt32(values.count)
         others[value] = c
@@ -252,16 +316,15 @@ struct ExecutionPlan {
         scanRequest = ScanRequest(site: q.site, from: q.from, to: q.to, filters: pushed, columns: columns.sorted())
     }
 
+    /// Rows of a batch that already match the site and range (the in-memory buffer).
     mutating func consume(_ b: EventBatch, maxGroups: Int) throws(QueryError) {
         let n = b.count
         rowsScanned += n
-        // 1. Codes of every used dimension for every row.
         var codes: [[UInt32]] = []
         codes.reserveCapacity(used.count)
         for (i, d) in used.enumerated() {
             codes.append(Self.codes(of: d, in: b, space: spaces[i], zone: query.timeZone))
         }
-        // 2. Event types.
         var typeCodes: [UInt32] = []
         if needsTypes {
             let col = b[string: .eventType]
@@ -276,18 +339,135 @@ struct ExecutionPlan {
                 }
             }
         }
-        let visitorsColumn = needsVisitors ? b[string: .visitorID] : StringColumn()
-        let sessionsColumn = needsSessions ? b[string: .sessionID] : StringColumn()
-        let propertiesColumn = sumKeys.isEmpty ? StringColumn() : b[string: .properties]
-        let sumKeyBytes = sumKeys.map { Array($0.utf8) }
-        let dims = query.dimensions.count
+        try aggregate(rows: nil, count: n, codes: codes, typeCodes: typeCodes, isPageview: typeIsPageview,
+                      slots: typeSlot, visitors: needsVisitors ? b[string: .visitorID] : nil,
+                      sessions: needsSessions ? b[string: .sessionID] : nil,
+                      properties: sumKeys.isEmpty ? nil : b[string: .properties], maxGroups: maxGroups)
+    }
 
-        for r in 0..<n {
+    var granulesRead = 0
+
+    /// Granules of a part, straight from its blocks: dictionary columns as codes translated
+    /// once per part, site and time checked on codes and raw timestamps.
+    mutating func consume(part: Part, granules: [Int], deadline: QueryExecutor.Deadline, maxGroups: Int) throws {
+        let (siteCode, siteFound) = Part.lookup(query.site, in: part.sites)
+        guard siteFound else { return }
+        // Part code → query code, per dictionary-encoded dimension column.
+        var maps: [EventColumn: [UInt32]] = [:]
+        func map(_ c: EventColumn, _ space: ValueSpace) throws -> [UInt32]? {
+            guard c.kind != .int64, let meta = part.footer.column(c), !meta.dictionary.isNone else { return nil }
+            if let m = maps[c] { return m }
+            let dict = try part.queryDictionary(c)
+            var m = [UInt32](repeating: 0, count: dict.count + 1)
+            for i in 0..<dict.count { m[i] = dict.withValue(i) { space.code(bytes: $0) } }
+            m[dict.count] = space.code(.null)  // for null rows
+            maps[c] = m
+            return m
+        }
+        var isPageview: [Bool] = []
+        var slots: [Int] = []
+        if needsTypes {
+            for i in 0..<part.eventTypes.count {
+                let v = part.eventTypes.string(at: i) ?? ""
+                isPageview.append(QueryMetric.pageviewTypes.contains(v))
+                slots.append(countTypes.firstIndex(of: v) ?? -1)
+            }
+            isPageview.append(false)
+            slots.append(-1)
+        }
+        var dictionaries: [EventColumn: StringColumn] = [:]
+        let from = query.from
+        let to = query.to
+        for g in granules {
+            try deadline.check()
+            granulesRead += 1
+            let meta = part.footer.granules[g]
+            let n = meta.rows
+            var selected: [Int32]?
+            if !(meta.firstSite == siteCode && meta.lastSite == siteCode) {
+                let sites = try part.readCodes(.siteID, granule: g)
+                selected = (0..<n).compactMap { sites[$0] == siteCode ? Int32($0) : nil }
+            }
+            var times: [Int64]?
+            let needsTimes = used.contains { if case .time = $0 { true } else { false } }
+            if !(meta.minTime >= from && meta.maxTime < to) || needsTimes {
+                times = try part.readInt64s(.occurredAt, granule: g)
+            }
+            if let t = times, !(meta.minTime >= from && meta.maxTime < to) {
+                selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { t[Int($0)] >= from && t[Int($0)] < to }
+            }
+            if let selected, selected.isEmpty { continue }
+            rowsScanned += selected?.count ?? n
+
+            var codes: [[UInt32]] = []
+            for (i, d) in used.enumerated() {
+                let space = spaces[i]
+                switch d {
+                case .column(let c):
+                    if let m = try map(c, space), let raw = try part.codesWithNulls(c, granule: g) {
+                        let nullIndex = m.count - 1
+                        codes.append(raw.map { $0 == .max ? m[nullIndex] : m[Int($0)] })
+                    } else {
+                        codes.append(Self.codes(of: d, in: try part.readBatch([c], granule: g, dictionaries: &dictionaries),
+                                                space: space, zone: query.timeZone))
+                    }
+                case .time(let bucket):
+                    var cache: [Int64: UInt32] = [:]
+                    codes.append(times!.map { t in
+                        let k = bucket.key(t, query.timeZone)
+                        if let c = cache[k] { return c }
+                        let c = space.code(bucket.label(k, query.timeZone))
+                        cache[k] = c
+                        return c
+                    })
+                case .campaign:
+                    codes.append(Self.codes(of: d, in: try part.readBatch([.campaignID, .utmCampaign], granule: g,
+                                                                          dictionaries: &dictionaries),
+                                            space: space, zone: query.timeZone))
+                case .prop:
+                    codes.append(Self.codes(of: d, in: try part.readBatch([.properties], granule: g, dictionaries: &dictionaries),
+                                            space: space, zone: query.timeZone))
+                }
+            }
+            var typeCodes: [UInt32] = []
+            if needsTypes {
+                guard let raw = try part.codesWithNulls(.eventType, granule: g) else {
+                    throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
+                }
+                let nullIndex = UInt32(isPageview.count - 1)
+                typeCodes = raw.map { $0 == .max ? nullIndex : $0 }
+            }
+            var extra: [EventColumn] = []
+            if needsVisitors { extra.append(.visitorID) }
+            if needsSessions { extra.append(.sessionID) }
+            if !sumKeys.isEmpty { extra.append(.properties) }
+            let values = extra.isEmpty ? EventBatch() : try part.readBatch(extra, granule: g, dictionaries: &dictionaries)
+            try aggregate(rows: selected, count: n, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
+                          visitors: needsVisitors ? values[string: .visitorID] : nil,
+                          sessions: needsSessions ? values[string: .sessionID] : nil,
+                          properties: sumKeys.isEmpty ? nil : values[string: .properties], maxGroups: maxGroups)
+        }
+    }
+
+    /// Adds rows (`rows`, or all `count`) to their groups.
+    mutating func aggregate(rows: [Int32]?, count n: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
+                            slots: [Int], visitors: StringColumn?, sessions: StringColumn?, properties: StringColumn?,
+                            maxGroups: Int) throws(QueryError) {
+        let dims = query.dimensions.count
+        let sumKeyBytes = sumKeys.map { Array($0.utf8) }
+        let exact = query.exact
+        var lastKey: GroupKey?
+        var lastGroup = 0
+        let count = rows?.count ?? n
+        for k in 0..<count {
+            let r = rows.map { Int($0[k]) } ?? k
             if let filter, !Self.evaluate(filter, row: r, codes: codes, spaces: spaces) { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
             let g: Int
-            if let existing = groups[key] {
+            if key == lastKey {
+                g = lastGroup
+            } else if let existing = groups[key] {
                 g = existing
             } else {
                 if groups.count >= maxGroups {
@@ -298,34 +478,63 @@ struct ExecutionPlan {
                 groups[key] = g
                 accumulators.append(newAccumulator())
             }
+            lastKey = key
+            lastGroup = g
             accumulators[g].events += 1
             if needsTypes {
                 let t = Int(typeCodes[r])
-                if typeIsPageview[t] { accumulators[g].pageviews += 1 }
-                let slot = typeSlot[t]
+                if isPageview[t] { accumulators[g].pageviews += 1 }
+                let slot = slots[t]
                 if slot >= 0 { accumulators[g].typeCounts[slot] += 1 }
             }
-            if needsVisitors {
-                visitorsColumn.withValue(r) { v in
+            if let visitors {
+                visitors.withValue(r) { v in
                     guard !v.isEmpty else { return }
                     let h = TallyHash.hash(v)
-                    if query.exact { accumulators[g].exactVisitors!.insert(h) } else { accumulators[g].visitors!.add(hash: h) }
+                    if exact { accumulators[g].exactVisitors!.insert(h) } else { accumulators[g].visitors!.add(hash: h) }
                 }
             }
-            if needsSessions {
-                sessionsColumn.withValue(r) { v in
+            if let sessions {
+                sessions.withValue(r) { v in
                     guard !v.isEmpty else { return }
                     let h = TallyHash.hash(v)
-                    if query.exact { accumulators[g].exactSessions!.insert(h) } else { accumulators[g].sessions!.add(hash: h) }
+                    if exact { accumulators[g].exactSessions!.insert(h) } else { accumulators[g].sessions!.add(hash: h) }
                 }
             }
-            if !sumKeys.isEmpty {
-                propertiesColumn.withValue(r) { json in
-                    for (k, key) in sumKeyBytes.enumerated() {
-                        if let v = PropertiesJSON.value(key, in: json)?.doubleValue { accumulators[g].sums[k] += v }
+            if let properties {
+                properties.withValue(r) { json in
+                    for (i, key) in sumKeyBytes.enumerated() {
+                        if let v = PropertiesJSON.value(key, in: json)?.doubleValue { accumulators[g].sums[i] += v }
                     }
                 }
             }
+        }
+    }
+
+    /// Adds another worker's groups (its codes are its own: groups meet by value).
+    mutating func merge(_ other: ExecutionPlan, maxGroups: Int) throws(QueryError) {
+        let dims = query.dimensions.count
+        for (otherKey, og) in other.groups {
+            var key = GroupKey()
+            for d in 0..<dims { key[d] = spaces[d].code(other.spaces[d].values[Int(otherKey[d])]) }
+            let theirs = other.accumulators[og]
+            guard let g = groups[key] else {
+                if groups.count >= maxGroups {
+                    throw QueryError(kind: .budget, parameter: "dimensions",
+                                     message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+                }
+                groups[key] = accumulators.count
+                accumulators.append(theirs)
+                continue
+            }
+            accumulators[g].events += theirs.events
+            accumulators[g].pageviews += theirs.pageviews
+            for i in 0..<theirs.typeCounts.count { accumulators[g].typeCounts[i] += theirs.typeCounts[i] }
+            for i in 0..<theirs.sums.count { accumulators[g].sums[i] += theirs.sums[i] }
+            if let v = theirs.visitors { accumulators[g].visitors!.merge(v) }
+            if let s = theirs.sessions { accumulators[g].sessions!.merge(s) }
+            if let v = theirs.exactVisitors { accumulators[g].exactVisitors!.formUnion(v) }
+            if let s = theirs.exactSessions { accumulators[g].exactSessions!.formUnion(s) }
         }
     }
 
