@@ -427,4 +427,44 @@ struct QueryTests {
                                               zone: berlin, now: now)
         #expect(i2 - i1 == 5_400_500)
     }
+
+    @Test("uniques over ids stored in binary form (UUID, ULID, hex) equal those over their text")
+    func binaryIdentifiers() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        var rng = Rng(state: 99)
+        let crockford = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+        let visitors = (0..<300).map { _ in UUID().uuidString.lowercased() }
+        let sessions = (0..<500).map { _ in "01" + String((0..<24).map { _ in crockford.randomElement(using: &rng)! }) }
+        let hexes = (0..<200).map { _ in String((0..<32).map { _ in Array("0123456789abcdef").randomElement(using: &rng)! }) }
+        var rows: [EventRow] = []
+        for i in 0..<3000 {
+            let visitor = i % 3 == 0 ? hexes.randomElement(using: &rng)! : visitors.randomElement(using: &rng)!
+            rows.append(EventRow(site: "s", at: Self.start + Int64(i) * 1000, visitor: visitor,
+                                 session: sessions.randomElement(using: &rng)!))
+        }
+        // One granule all UUIDs, the rest mixed: both the binary and the text paths are read.
+        _ = try await store.ingest(.of(Array(rows[0..<1500]).filter { $0.values[.visitorID]!!.count == 36 }))
+        _ = try await store.ingest(.of(Array(rows[1500...])))
+        try store.flush()
+        let stored = store.snapshot()
+        let q = Query(site: "s", from: Self.start, to: Self.start + 86_400_000, metrics: [.uniqueVisitors, .sessions], exact: true)
+        let result = try QueryExecutor.run(q, on: stored)
+        var ids: Set<String> = []
+        var sids: Set<String> = []
+        _ = try stored.scan(ScanRequest(site: "s", columns: [.visitorID, .sessionID])) { b in
+            for r in 0..<b.count {
+                ids.insert(b[string: .visitorID].string(at: r)!)
+                sids.insert(b[string: .sessionID].string(at: r)!)
+            }
+        }
+        #expect(result.rows == [[.int(Int64(ids.count)), .int(Int64(sids.count))]])
+        var sketch = q
+        sketch.exact = false
+        let estimated = try QueryExecutor.run(sketch, on: stored)
+        #expect(abs(estimated.rows[0][0].doubleValue! - Double(ids.count)) <= 1)
+        try store.close()
+    }
 }

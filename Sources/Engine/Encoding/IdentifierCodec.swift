@@ -93,6 +93,20 @@ public enum IdentifierCodec {
     }
 
     /// Appends the canonical text of the 16 bytes `binary` in `form` to `text`.
+    /// `TallyHash` of the identifier's text form, without building the text anywhere but the stack.
+    public static func hashOfText(_ binary: UnsafeRawBufferPointer, form: IdentifierForm) -> UInt64 {
+        precondition(binary.count == binaryLength, "an identifier is 16 bytes")
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buf in
+            let out = buf.baseAddress!
+            switch form {
+            case .ulid: decodeULID(binary, out)
+            case .uuid: decodeHex(binary, uuidHexOffsets, out, hyphens: true)
+            case .hex32: decodeHex(binary, hex32Offsets, out, hyphens: false)
+            }
+            return TallyHash.hash(UnsafeRawBufferPointer(start: out, count: form.textLength))
+        }
+    }
+
     public static func decode(_ binary: UnsafeRawBufferPointer, form: IdentifierForm, into text: inout [UInt8]) {
         precondition(binary.count == binaryLength, "an identifier is 16 bytes")
         let n = form.textLength

@@ -62,4 +62,62 @@ extension Part {
         b.setCount(footer.granules[g].rows)
         return b
     }
+
+    /// `TallyHash` of the text of an identifier column's rows (`selected`, or all) in granule
+    /// `g`, 0 for empty values — hashed from the binary forms without materializing strings.
+    func identifierHashes(_ column: EventColumn, granule g: Int, selected: [Int32]?, occurred: [Int64]?,
+                          dictionaries: inout [EventColumn: StringColumn]) throws(TallyError) -> [UInt64] {
+        guard let meta = footer.column(column) else { throw .corruption("part \(name) has no column \(column.name)") }
+        let ref = meta.granules[g]
+        let rows = footer.granules[g].rows
+        let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
+        let count = selected?.count ?? rows
+        func row(_ k: Int) -> Int { selected.map { Int($0[k]) } ?? k }
+        do {
+            switch encoding {
+            case .identifierBinary:
+                return try raw.withUnsafeBytes { payload in
+                    var r = ByteReader(payload)
+                    guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
+                        throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
+                    }
+                    guard let form = IdentifierForm(rawValue: try r.u8()) else {
+                        throw GranuleCodec.Malformed(message: "unknown identifier form")
+                    }
+                    let body = try r.raw(rows * 16)
+                    return (0..<count).map { k in
+                        let i = row(k)
+                        return IdentifierCodec.hashOfText(UnsafeRawBufferPointer(rebasing: body[i * 16..<i * 16 + 16]), form: form)
+                    }
+                }
+            case .ulidFromOccurred:
+                let times = try occurred ?? readInt64s(.occurredAt, granule: g)
+                return try raw.withUnsafeBytes { payload in
+                    var r = ByteReader(payload)
+                    guard try GranuleCodec.readNulls(&r, rows: rows) == nil, times.count == rows else {
+                        throw GranuleCodec.Malformed(message: "a ULID block without its occurred_at")
+                    }
+                    let deltas = try r.raw(rows * 8)
+                    let random = try r.raw(rows * 10)
+                    var binary = [UInt8](repeating: 0, count: 16)
+                    return try (0..<count).map { k in
+                        let i = row(k)
+                        let ts = times[i] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
+                        guard ts >= 0 && ts < 1 << 48 else { throw GranuleCodec.Malformed(message: "ULID timestamp \(ts) out of range") }
+                        for b in 0..<6 { binary[b] = UInt8(truncatingIfNeeded: ts >> (8 * (5 - b))) }
+                        for b in 0..<10 { binary[6 + b] = random[i * 10 + b] }
+                        return binary.withUnsafeBytes { IdentifierCodec.hashOfText($0, form: .ulid) }
+                    }
+                }
+            default:
+                let b = try readBatch([column], granule: g, dictionaries: &dictionaries)
+                let col = b[string: column]
+                return (0..<count).map { k in col.withValue(row(k)) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
+            }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
+        }
+    }
 }

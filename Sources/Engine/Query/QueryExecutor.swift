@@ -339,9 +339,12 @@ struct ExecutionPlan {
                 }
             }
         }
-        try aggregate(rows: nil, count: n, codes: codes, typeCodes: typeCodes, isPageview: typeIsPageview,
-                      slots: typeSlot, visitors: needsVisitors ? b[string: .visitorID] : nil,
-                      sessions: needsSessions ? b[string: .sessionID] : nil,
+        func hashes(_ c: EventColumn) -> [UInt64] {
+            let col = b[string: c]
+            return (0..<n).map { r in col.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
+        }
+        try aggregate(count: n, codes: codes, typeCodes: typeCodes, isPageview: typeIsPageview, slots: typeSlot,
+                      visitors: needsVisitors ? hashes(.visitorID) : nil, sessions: needsSessions ? hashes(.sessionID) : nil,
                       properties: sumKeys.isEmpty ? nil : b[string: .properties], maxGroups: maxGroups)
     }
 
@@ -396,8 +399,24 @@ struct ExecutionPlan {
             if let t = times, !(meta.minTime >= from && meta.maxTime < to) {
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { t[Int($0)] >= from && t[Int($0)] < to }
             }
+            // Top-level `is` conditions on dictionary columns narrow the rows on codes, before
+            // any value is decoded (a props.* breakdown of one event type parses only its rows).
+            for f in scanRequest.filters where f.column.kind != .int64 {
+                guard let raw = try part.codesWithNulls(f.column, granule: g) else { continue }
+                let dict = try part.queryDictionary(f.column)
+                let allowed = Set(f.values.compactMap { v in v.flatMap { Part.lookup($0, in: dict).found ? Part.lookup($0, in: dict).code : nil } })
+                selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
+            }
             if let selected, selected.isEmpty { continue }
-            rowsScanned += selected?.count ?? n
+            let m = selected?.count ?? n
+            rowsScanned += m
+            // Every per-row array below is compact: index k is the k-th selected row.
+            func pick<T>(_ all: [T]) -> [T] { selected.map { sel in sel.map { all[Int($0)] } } ?? all }
+            func readCompact(_ columns: [EventColumn]) throws -> EventBatch {
+                let b = try part.readBatch(columns, granule: g, dictionaries: &dictionaries)
+                guard let selected else { return b }
+                return b.gather(selected)
+            }
 
             var codes: [[UInt32]] = []
             for (i, d) in used.enumerated() {
@@ -406,14 +425,13 @@ struct ExecutionPlan {
                 case .column(let c):
                     if let m = try map(c, space), let raw = try part.codesWithNulls(c, granule: g) {
                         let nullIndex = m.count - 1
-                        codes.append(raw.map { $0 == .max ? m[nullIndex] : m[Int($0)] })
+                        codes.append(pick(raw).map { $0 == .max ? m[nullIndex] : m[Int($0)] })
                     } else {
-                        codes.append(Self.codes(of: d, in: try part.readBatch([c], granule: g, dictionaries: &dictionaries),
-                                                space: space, zone: query.timeZone))
+                        codes.append(Self.codes(of: d, in: try readCompact([c]), space: space, zone: query.timeZone))
                     }
                 case .time(let bucket):
                     var cache: [Int64: UInt32] = [:]
-                    codes.append(times!.map { t in
+                    codes.append(pick(times!).map { t in
                         let k = bucket.key(t, query.timeZone)
                         if let c = cache[k] { return c }
                         let c = space.code(bucket.label(k, query.timeZone))
@@ -421,12 +439,10 @@ struct ExecutionPlan {
                         return c
                     })
                 case .campaign:
-                    codes.append(Self.codes(of: d, in: try part.readBatch([.campaignID, .utmCampaign], granule: g,
-                                                                          dictionaries: &dictionaries),
-                                            space: space, zone: query.timeZone))
+                    codes.append(Self.codes(of: d, in: try readCompact([.campaignID, .utmCampaign]), space: space,
+                                            zone: query.timeZone))
                 case .prop:
-                    codes.append(Self.codes(of: d, in: try part.readBatch([.properties], granule: g, dictionaries: &dictionaries),
-                                            space: space, zone: query.timeZone))
+                    codes.append(Self.codes(of: d, in: try readCompact([.properties]), space: space, zone: query.timeZone))
                 }
             }
             var typeCodes: [UInt32] = []
@@ -435,32 +451,31 @@ struct ExecutionPlan {
                     throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
                 }
                 let nullIndex = UInt32(isPageview.count - 1)
-                typeCodes = raw.map { $0 == .max ? nullIndex : $0 }
+                typeCodes = pick(raw).map { $0 == .max ? nullIndex : $0 }
             }
-            var extra: [EventColumn] = []
-            if needsVisitors { extra.append(.visitorID) }
-            if needsSessions { extra.append(.sessionID) }
-            if !sumKeys.isEmpty { extra.append(.properties) }
-            let values = extra.isEmpty ? EventBatch() : try part.readBatch(extra, granule: g, dictionaries: &dictionaries)
-            try aggregate(rows: selected, count: n, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
-                          visitors: needsVisitors ? values[string: .visitorID] : nil,
-                          sessions: needsSessions ? values[string: .sessionID] : nil,
-                          properties: sumKeys.isEmpty ? nil : values[string: .properties], maxGroups: maxGroups)
+            let visitorHashes = needsVisitors
+                ? try part.identifierHashes(.visitorID, granule: g, selected: selected, occurred: times, dictionaries: &dictionaries)
+                : nil
+            let sessionHashes = needsSessions
+                ? try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: times, dictionaries: &dictionaries)
+                : nil
+            let properties = sumKeys.isEmpty ? nil : try readCompact([.properties])[string: .properties]
+            try aggregate(count: m, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
+                          visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups)
         }
     }
 
-    /// Adds rows (`rows`, or all `count`) to their groups.
-    mutating func aggregate(rows: [Int32]?, count n: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
-                            slots: [Int], visitors: StringColumn?, sessions: StringColumn?, properties: StringColumn?,
+    /// Adds `count` rows to their groups; every array is indexed by row. Visitor and session
+    /// values come as their `TallyHash` (0 = empty, not counted).
+    mutating func aggregate(count: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
+                            slots: [Int], visitors: [UInt64]?, sessions: [UInt64]?, properties: StringColumn?,
                             maxGroups: Int) throws(QueryError) {
         let dims = query.dimensions.count
         let sumKeyBytes = sumKeys.map { Array($0.utf8) }
         let exact = query.exact
         var lastKey: GroupKey?
         var lastGroup = 0
-        let count = rows?.count ?? n
-        for k in 0..<count {
-            let r = rows.map { Int($0[k]) } ?? k
+        for r in 0..<count {
             if let filter, !Self.evaluate(filter, row: r, codes: codes, spaces: spaces) { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
@@ -487,19 +502,11 @@ struct ExecutionPlan {
                 let slot = slots[t]
                 if slot >= 0 { accumulators[g].typeCounts[slot] += 1 }
             }
-            if let visitors {
-                visitors.withValue(r) { v in
-                    guard !v.isEmpty else { return }
-                    let h = TallyHash.hash(v)
-                    if exact { accumulators[g].exactVisitors!.insert(h) } else { accumulators[g].visitors!.add(hash: h) }
-                }
+            if let visitors, visitors[r] != 0 {
+                if exact { accumulators[g].exactVisitors!.insert(visitors[r]) } else { accumulators[g].visitors!.add(hash: visitors[r]) }
             }
-            if let sessions {
-                sessions.withValue(r) { v in
-                    guard !v.isEmpty else { return }
-                    let h = TallyHash.hash(v)
-                    if exact { accumulators[g].exactSessions!.insert(h) } else { accumulators[g].sessions!.add(hash: h) }
-                }
+            if let sessions, sessions[r] != 0 {
+                if exact { accumulators[g].exactSessions!.insert(sessions[r]) } else { accumulators[g].sessions!.add(hash: sessions[r]) }
             }
             if let properties {
                 properties.withValue(r) { json in
