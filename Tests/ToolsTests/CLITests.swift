@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Server
 import TallyTestSupport
@@ -152,5 +153,46 @@ struct CLITests {
         let set = try Self.tally(["serve", "--set", "port=http", "--data", dir.path + "/data"])
         #expect(set.status == 1)
         #expect(set.stderr.contains("port"))
+    }
+
+    @Test("query prints a table or JSON of the reporting model; bad parameters are one line naming the flag")
+    func query() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        var lines: [String] = []
+        for i in 0..<1200 {
+            let path = ["/", "/blog", "/pricing"][i % 3]
+            lines.append(#"{"event_type":"page_view","occurred_at":"2026-08-0\#(1 + i % 3)T10:00:00Z","site_id":"a","#
+                + #""event_id":"e\#(i)","visitor_id":"v\#(i % 7)","page_url":"https://a.example\#(path)"}"#)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try Self.tally(["ingest", file, "--data", dir.path + "/data", "--site", "a"]).status == 0)
+        let args = ["query", "--data", dir.path + "/data", "--property", "a", "--from", "2026-08-01", "--to", "2026-08-03"]
+        let json = try Self.tally(args + ["--metrics", "pageviews,unique_visitors", "--group-by", "path", "--exact", "--json"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        let data = object["data"] as! [[String: Any]]
+        #expect(data.count == 3)
+        #expect(data.allSatisfy { $0["pageviews"] as? Int == 400 && $0["unique_visitors"] as? Int == 7 })
+        let table = try Self.tally(args + ["--metrics", "events", "--interval", "day"])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("2026-08-02"))
+        #expect(table.stdout.contains("(3 of 3 rows, 1,200 rows scanned)"))
+        let total = try Self.tally(args + ["--metrics", "events"])
+        #expect(total.stdout.contains("1,200"))
+        let bad = try Self.tally(args + ["--metrics", "bounce_rate"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("tally: --metrics: unknown metric 'bounce_rate'"))
+        #expect(bad.stderr.filter { $0 == "\n" }.count == 1)
+
+        // While another process holds the directory, the parts still answer, with a note.
+        var options = StoreOptions(directory: dir.path + "/data")
+        options.backgroundFlush = false
+        let holder = try EventStore(options: options)
+        let shared = try Self.tally(args + ["--metrics", "events"])
+        #expect(shared.status == 0)
+        #expect(shared.stdout.contains("1,200"))
+        #expect(shared.stderr.contains("note: a server holds"))
+        try holder.close()
     }
 }

@@ -12,7 +12,7 @@ import NIOPosix
 ///   Stats API v2 (metrics, date_range, dimensions, filters, order_by, pagination, include).
 /// - `GET /v1/properties/{id}/overview|pages|campaigns` — seed 003's reports.
 /// - `GET /v1/stats/widgets|posts|timeseries` — seed 000's reports, for the key's property.
-struct ReportRoutes: Sendable {
+public struct ReportRoutes: Sendable {
     let store: EventStore
     let keys: any KeyDirectory
     let configuration: ServerConfiguration
@@ -176,13 +176,13 @@ struct ReportRoutes: Sendable {
         }
     }
 
-    static func metricList(_ text: String) throws -> [QueryMetric] {
+    public static func metricList(_ text: String) throws -> [QueryMetric] {
         let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty else { throw QueryError.invalid("metrics", "at least one metric is needed") }
         return try names.map { try QueryMetric(name: $0) }
     }
 
-    static func dimensionList(_ text: String?) throws -> [QueryDimension] {
+    public static func dimensionList(_ text: String?) throws -> [QueryDimension] {
         guard let text else { return [] }
         return try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             .map { try QueryDimension(name: $0) }
@@ -274,12 +274,12 @@ struct QueryParameters: Sendable {
 /// The URL forms of filters and order: `filters=page_path==/blog|/docs;country_code!=DE;page_path~swift;`
 /// `page_path!~beta;page_path^=/post/` (conditions joined by `;` all hold; `|` separates
 /// alternative values; `(none)` is no value), `order_by=pageviews:desc,path:asc` or `-pageviews`.
-enum FilterSyntax {
+public enum FilterSyntax {
     static let operators: [(String, QueryFilter.FilterOperator)] = [
         ("==", .is), ("!=", .isNot), ("!~", .containsNot), ("~", .contains), ("^=", .prefix),
     ]
 
-    static func parse(_ text: String) throws -> QueryFilter {
+    public static func parse(_ text: String) throws -> QueryFilter {
         var conditions: [QueryFilter] = []
         for part in text.split(separator: ";") where !part.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let (name, op, rest) = split(String(part)) else {
@@ -309,7 +309,7 @@ enum FilterSyntax {
         return (String(part[..<r.lowerBound]), op, String(part[r.upperBound...]))
     }
 
-    static func order(_ text: String) throws -> [(name: String, descending: Bool)] {
+    public static func order(_ text: String) throws -> [(name: String, descending: Bool)] {
         try text.split(separator: ",").map { item in
             var s = item.trimmingCharacters(in: .whitespaces)
             var descending = false
