@@ -195,4 +195,35 @@ struct CLITests {
         #expect(shared.stderr.contains("note: a server holds"))
         try holder.close()
     }
+
+    @Test("dump prints rows as NDJSON or CSV through the scan's filters, with statistics")
+    func dump() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        var lines: [String] = []
+        for i in 0..<300 {
+            lines.append(#"{"event_type":"\#(i % 2 == 0 ? "page_view" : "widget_click")","occurred_at":"2026-08-0\#(1 + i % 3)T10:00:00Z","#
+                + #""site_id":"\#(i % 5 == 0 ? "b" : "a")","event_id":"e\#(i)","visitor_id":"v\#(i)","page_url":"https://a.example/p,\"\#(i)\""}"#)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try Self.tally(["ingest", file, "--data", dir.path + "/data"]).status == 0)
+        let base = ["dump", "--data", dir.path + "/data", "--site", "a"]
+        let all = try Self.tally(base)
+        #expect(all.status == 0)
+        let rows = all.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(rows.count == 240)
+        #expect(rows.allSatisfy { $0["site_id"] as? String == "a" && $0["prop_mapping_id"] is NSNull })
+        let clicks = try Self.tally(base + ["--where", "event_type=widget_click", "--from", "2026-08-02", "--to", "2026-08-02",
+                                           "--columns", "event_id,page_path", "--format", "csv", "--stats"])
+        let csv = clicks.stdout.split(separator: "\n")
+        #expect(csv.first == "event_id,page_path")
+        let expected = (0..<300).filter { $0 % 2 == 1 && $0 % 5 != 0 && $0 % 3 == 1 }.count
+        #expect(csv.count == 1 + expected)
+        #expect(csv.dropFirst().allSatisfy { $0.hasSuffix("\"/p,\"\"\(String($0.split(separator: ",")[0].dropFirst()))\"\"\"") })
+        #expect(clicks.stderr.contains("granules"))
+        let limited = try Self.tally(base + ["--limit", "5"])
+        #expect(limited.stdout.split(separator: "\n").count == 5)
+        let bad = try Self.tally(base + ["--columns", "nope"])
+        #expect(bad.status == 1 && bad.stderr.contains("unknown column 'nope'"))
+    }
 }

@@ -193,7 +193,8 @@ public enum QueryRange {
         }
     }
 
-    static func instant(_ text: String, parameter: String, zone: QueryTimeZone, end: Bool) throws(QueryError) -> Int64 {
+    /// A date (its start, or with `end` the start of the next day) or an ISO-8601 instant, in ms UTC.
+    public static func instant(_ text: String, parameter: String, zone: QueryTimeZone, end: Bool) throws(QueryError) -> Int64 {
         if let day = date(text) {
             return zone.startOfDay(end ? day + 1 : day)
         }
