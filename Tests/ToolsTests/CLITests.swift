@@ -1,4 +1,4 @@
-import Engine
+@_spi(Testing) import Engine
 import Foundation
 import Server
 import TallyTestSupport
@@ -225,5 +225,40 @@ struct CLITests {
         #expect(limited.stdout.split(separator: "\n").count == 5)
         let bad = try Self.tally(base + ["--columns", "nope"])
         #expect(bad.status == 1 && bad.stderr.contains("unknown column 'nope'"))
+    }
+
+    @Test("wal lists segments and records with their events; a damaged record is named with its offset")
+    func wal() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        for k in 0..<3 {
+            let rows = (0..<(10 * (k + 1))).map { i in EventRow(site: "a", at: 1_785_000_000_000 + Int64(i), id: "e\(k)-\(i)") }
+            _ = try await store.ingest(.of(rows))
+        }
+        try store.abandonForTesting()
+        let run = try Self.tally(["wal", "--data", dir.path, "--records", "--json"])
+        #expect(run.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let segments = object["segments"] as! [[String: Any]]
+        #expect(segments.count == 1)
+        #expect(segments[0]["events"] as? Int == 60)
+        let records = segments[0]["record_list"] as! [[String: Any]]
+        #expect(records.map { $0["events"] as? Int } == [10, 20, 30])
+        #expect(segments[0]["problem"] == nil)
+
+        // Flip a byte inside the second record's payload.
+        let name = segments[0]["name"] as! String
+        let path = dir.path + "/wal/" + name
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let second = records[1]["offset"] as! Int
+        bytes[second + 30] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let damaged = try Self.tally(["wal", "--data", dir.path])
+        #expect(damaged.stdout.contains("1 records"))
+        #expect(damaged.stdout.contains("checksum mismatch at offset \(second)"))
+        let missing = try Self.tally(["wal", "--data", dir.path + "/nope"])
+        #expect(missing.status == 1 && missing.stderr.contains("no data directory"))
     }
 }
