@@ -14,8 +14,12 @@ struct InspectCommand: ParsableCommand {
             Examples:
               tally inspect --data ./data
               tally inspect --data ./data --json | jq .total_rows
+              tally inspect --data ./data 202611_00000042_0.part
             """
     )
+
+    @Argument(help: "A part to show in detail (a path, or a file name in DIR/parts).")
+    var part: String?
 
     @Option(help: "The data directory.")
     var data: String = "./data"
@@ -24,6 +28,17 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        if let part {
+            let path = part.contains("/") ? part : data + "/parts/" + part
+            let report = try PartReport(path: path)
+            if json {
+                let d = try JSONSerialization.data(withJSONObject: report.json, options: [.sortedKeys, .prettyPrinted])
+                print(String(decoding: d, as: UTF8.self))
+            } else {
+                print(report.text)
+            }
+            return
+        }
         let inventory: Inventory
         do { inventory = try Inventory(directory: data) } catch { throw failure("\(data): \(error)") }
         var filtered: [FilteredEventCount] = []

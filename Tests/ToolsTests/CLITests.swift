@@ -274,6 +274,15 @@ struct CLITests {
         #expect(sound.status == 0, "\(sound.stdout)")
         #expect(sound.stdout.contains("0 problems"))
         let parts = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/parts").filter { $0.hasSuffix(".part") }
+        // inspect PART shows the same part column by column.
+        let inspect = try Self.tally(["inspect", "--data", dir.path + "/data", parts.sorted()[0], "--json"])
+        #expect(inspect.status == 0)
+        let report = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+        #expect((report["columns"] as? [[String: Any]])?.count == EventColumn.allCases.count)
+        #expect((report["bloom_filters"] as? [[String: Any]])?.allSatisfy { ($0["bits"] as? Int ?? 0) > 0 } == true)
+        #expect((report["primary_index"] as? [Any])?.count == report["granules"] as? Int)
+        let text = try Self.tally(["inspect", "--data", dir.path + "/data", parts.sorted()[0]])
+        #expect(text.stdout.contains("dictionary-codes") && text.stdout.contains("bloom filters"))
         let original = dir.path + "/data/parts/" + parts.sorted()[0]
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: original)))
 

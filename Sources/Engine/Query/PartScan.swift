@@ -121,3 +121,18 @@ extension Part {
         }
     }
 }
+
+extension Part {
+    /// Opens a part file for the admin CLI (`tally inspect PART`, `tally verify PART`).
+    public static func openForInspection(path: String, name: String, number: Int) throws(TallyError) -> Part {
+        try open(path: path, name: name, number: number, fs: PosixFileSystem())
+    }
+
+    /// The columns with bloom filters, in the order of `GranuleMeta.blooms`.
+    public static var bloomFilterColumns: [EventColumn] { PartFormat.bloomColumns }
+
+    /// The size in bits of a granule's bloom filter on `column`, or nil if it has none.
+    public func bloomFilterBits(_ column: EventColumn, granule g: Int) throws(TallyError) -> Int? {
+        try bloom(column, granule: g).map { $0.numBlocks * 256 }
+    }
+}
