@@ -307,4 +307,33 @@ struct CLITests {
         let missing = try Self.tally(["verify", dir.path + "/nothing.part"])
         #expect(missing.status == 1 && missing.stdout.contains("no such file"))
     }
+
+    @Test("export then ingest into an empty directory gives the same report answers")
+    func exportRoundTrip() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        #expect(try Self.tally(["generate", "--events", "20000", "--output", file]).status == 0)
+        #expect(try Self.tally(["ingest", file, "--data", dir.path + "/a"]).status == 0)
+        let exported = dir.path + "/export.ndjson"
+        let export = try Self.tally(["export", "--data", dir.path + "/a"])
+        #expect(export.status == 0)
+        try export.stdout.write(toFile: exported, atomically: true, encoding: .utf8)
+        let load = try Self.tally(["ingest", exported, "--data", dir.path + "/b", "--json"])
+        let summary = try JSONSerialization.jsonObject(with: Data(load.stdout.utf8)) as! [String: Any]
+        #expect(summary["rejected"] as? Int == 0)
+        let sites = try Self.tally(["dump", "--data", dir.path + "/a", "--columns", "site_id", "--format", "csv"])
+        let site = String(sites.stdout.split(separator: "\n")[1])
+        for args in [["--metrics", "events,pageviews,unique_visitors,sessions,ctr", "--group-by", "event_type"],
+                     ["--metrics", "events,unique_visitors", "--interval", "day"],
+                     ["--metrics", "pageviews", "--group-by", "path,country_code", "--limit", "50"],
+                     ["--metrics", "events", "--group-by", "mapping_id,device_slug,props.click_target", "--limit", "50"]] {
+            func answer(_ d: String) throws -> String {
+                try Self.tally(["query", "--data", dir.path + "/" + d, "--property", site, "--from", "2026-08-01",
+                                "--to", "2026-10-31", "--exact", "--json"] + args).stdout
+            }
+            let a = try answer("a")
+            #expect(a.contains("\"data\":[{"))
+            #expect(a == (try answer("b")), "\(args)")
+        }
+    }
 }
