@@ -117,18 +117,31 @@ private func releaseFreedMemory() {
     @_silgen_name("mallopt") private func mallopt(_ param: Int32, _ value: Int32) -> Int32
 #endif
 
-/// glibc's allocator policy for a process running a store, set once when the first store opens.
+/// glibc's allocator policy for a process running a store: set once, by the `tally` executable
+/// as it starts (`EventStore.configureAllocator()`) or else when the first store opens.
 ///
 /// Batches, WAL payloads and flush buffers are arrays of 1–32 MiB allocated and freed all the
 /// time. By default glibc serves those with mmap and returns them with munmap (its dynamic
 /// threshold adapts only partly), so every one is page-faulted in afresh. Serving them from the
 /// heap and keeping up to 64 MiB of free heap top: page faults of a 1M-event `tally ingest`
 /// 160k → 63k, system time 0.5 → 0.3 s (with per-flush trimming off; BENCHMARKS.md).
+/// One arena: memory a flush frees on one thread is what the next batches need on another;
+/// with glibc's per-thread arenas peak RSS of that ingest ranged 200–273 MiB, with one
+/// 178–193 MiB, at the same CPU time (4 alternated runs each, BENCHMARKS.md).
 enum MemoryPolicy {
     static let configured: Void = {
         #if canImport(Glibc)
+            _ = mallopt(-8, 1)  // M_ARENA_MAX
             _ = mallopt(-3, 32 << 20)  // M_MMAP_THRESHOLD: the largest value glibc accepts
             _ = mallopt(-1, 64 << 20)  // M_TRIM_THRESHOLD
         #endif
     }()
+}
+
+extension EventStore {
+    /// Sets the allocator policy a store wants (see `MemoryPolicy`) for the whole process.
+    /// Call it first thing in `main`, before other threads allocate; opening a store calls it too.
+    public static func configureAllocator() {
+        MemoryPolicy.configured
+    }
 }
