@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 
 @main
 struct Tally: AsyncParsableCommand {
@@ -10,4 +11,10 @@ struct Tally: AsyncParsableCommand {
             QueryCommand.self, DumpCommand.self, ExportCommand.self, WALCommand.self, VerifyCommand.self, GenerateCommand.self, BenchCommand.self,
         ]
     )
+
+    static func main() async {
+        // Before any other thread allocates: the policy covers the arenas they would create.
+        EventStore.configureAllocator()
+        await main(nil)
+    }
 }

@@ -71,9 +71,7 @@ enum GranuleCodec {
         let allULIDs = binary.withUnsafeMutableBytes { out in
             for (k, i) in range.enumerated() {
                 if col.isNull(i) { return false }
-                let ok = col.withValue(i) { v in
-                    IdentifierCodec.detect(v) == .ulid && IdentifierCodec.encode(v, form: .ulid, into: out.baseAddress! + k * 16)
-                }
+                let ok = col.withValue(i) { v in IdentifierCodec.encode(v, into: out.baseAddress! + k * 16) == .ulid }
                 if !ok { return false }
             }
             return true
@@ -100,28 +98,31 @@ enum GranuleCodec {
 
     /// Binary identifiers when every value in the range has the same canonical form and
     /// none is null; otherwise plain strings.
+    ///
+    /// Each value is parsed once, straight into its place (parsing for the form, then again
+    /// for the bytes, was ~2% of a 1M-event `tally ingest`'s CPU time).
     static func encodeIdentifiers(_ col: StringColumn, _ range: Range<Int>, into w: inout ByteWriter) -> ColumnEncoding {
-        var form: IdentifierForm?
-        var uniform = !range.isEmpty
-        for i in range where uniform {
-            if col.isNull(i) {
-                uniform = false
-                break
-            }
-            let f = col.withValue(i) { IdentifierCodec.detect($0) }
-            if f == nil || (form != nil && f != form) { uniform = false }
-            form = f
-        }
-        guard uniform, let form else { return encodeStrings(col, range, into: &w) }
+        let hasNull = (col.nulls?.nullCount ?? 0) > 0 && range.contains(where: { col.isNull($0) })
+        guard !range.isEmpty, !hasNull else { return encodeStrings(col, range, into: &w) }
+        let start = w.count
         w.u8(0)
-        w.u8(form.rawValue)
+        w.u8(0)
         let base = w.count
         w.bytes.append(contentsOf: repeatElement(0, count: range.count * 16))
-        w.bytes.withUnsafeMutableBytes { out in
+        let form = w.bytes.withUnsafeMutableBytes { out -> IdentifierForm? in
+            var form: IdentifierForm?
             for (k, i) in range.enumerated() {
-                col.withValue(i) { IdentifierCodec.encode($0, form: form, into: out.baseAddress! + base + k * 16) }
+                let f = col.withValue(i) { IdentifierCodec.encode($0, into: out.baseAddress! + base + k * 16) }
+                guard let f, form == nil || f == form else { return nil }
+                form = f
             }
+            return form
         }
+        guard let form else {
+            w.bytes.removeSubrange(start...)
+            return encodeStrings(col, range, into: &w)
+        }
+        w.bytes[start + 1] = form.rawValue
         return .identifierBinary
     }
 

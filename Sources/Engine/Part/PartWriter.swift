@@ -14,13 +14,13 @@ struct PartWriter {
         let fileSize: Int
     }
 
-    /// Writes the rows `order` of `source` (sorted by the sort key, all of one partition).
-    func write(_ source: EventBatch, order: [Int32], partition: Partition, number: Int, level: Int, walLSN: UInt64)
+    /// Writes `batch`, whose rows are sorted by the sort key and all of one partition.
+    func write(_ batch: EventBatch, partition: Partition, number: Int, level: Int, walLSN: UInt64)
         throws(TallyError) -> Written
     {
-        precondition(!order.isEmpty, "a part holds at least one row")
-        precondition(source.columns.count == EventColumn.allCases.count, "a part holds every column")
-        let rowCount = order.count
+        precondition(batch.count > 0, "a part holds at least one row")
+        precondition(batch.columns.count == EventColumn.allCases.count, "a part holds every column")
+        let rowCount = batch.count
         let name = PartFormat.fileName(partition: partition, number: number, level: level)
         let path = directory + "/" + name
         let tmp = path + PartFormat.temporarySuffix
@@ -37,9 +37,9 @@ struct PartWriter {
         // when they repeat enough (distinct values ≤ rows / 4: paths, URLs, titles). Measured on
         // 1M generated events: 45.3 bytes/event with them, 53.5 without (BENCHMARKS.md).
         // Codes are assigned in byte order, so comparing codes compares values (the primary
-        // index relies on it). `codes[k]` is the code of the k-th row in `order`.
+        // index relies on it). `codes[k]` is the code of row k.
         let dictionaryColumns = EventColumn.allCases.filter { $0.kind == .lowCardinality || $0.kind == .string }
-        let built = parallelMap(dictionaryColumns) { c in Self.dictionary(c, of: source, order: order) }
+        let built = parallelMap(dictionaryColumns) { c in Self.dictionary(c, of: batch) }
         var dictionaries: [EventColumn: PartDictionary] = [:]
         for (c, d) in zip(dictionaryColumns, built) where d != nil { dictionaries[c] = d }
         let partDictionaries = dictionaries
@@ -65,7 +65,6 @@ struct PartWriter {
             }
         }
 
-        let plainColumns = EventColumn.allCases.filter { dictionaries[$0] == nil }
         let siteCodes = dictionaries[.siteID]!.codes
         let typeCodes = dictionaries[.eventType]!.codes
         var minTime = Int64.max, maxTime = Int64.min, minReceived = Int64.max, maxReceived = Int64.min
@@ -73,24 +72,20 @@ struct PartWriter {
         var start = 0
         while start < rowCount {
             let range = start..<min(rowCount, start + granuleRows)
-            // This granule's rows, copied out of the source in sort order; `local` indexes them.
-            // Dictionary-coded columns are not copied: their codes are already in sort order.
-            let batch = source.gather(order[range], columns: plainColumns)
-            let local = 0..<range.count
             let times = batch[int: .occurredAt].values
             var g = GranuleMeta(
                 rows: range.count, firstRow: start, minTime: .max, maxTime: .min,
                 firstSite: siteCodes[range.lowerBound], lastSite: siteCodes[range.upperBound - 1],
-                firstDay: Int32(clamping: CivilTime.day(ms: times[0])),
-                lastDay: Int32(clamping: CivilTime.day(ms: times[range.count - 1])),
+                firstDay: Int32(clamping: CivilTime.day(ms: times[range.lowerBound])),
+                lastDay: Int32(clamping: CivilTime.day(ms: times[range.upperBound - 1])),
                 firstType: typeCodes[range.lowerBound], lastType: typeCodes[range.upperBound - 1], blooms: [])
-            for t in times {
+            for t in times[range] {
                 g.minTime = min(g.minTime, t)
                 g.maxTime = max(g.maxTime, t)
             }
             minTime = min(minTime, g.minTime)
             maxTime = max(maxTime, g.maxTime)
-            for t in batch[int: .receivedAt].values {
+            for t in batch[int: .receivedAt].values[range] {
                 minReceived = min(minReceived, t)
                 maxReceived = max(maxReceived, t)
             }
@@ -100,10 +95,9 @@ struct PartWriter {
             let blocks = parallelMap(jobs) { job -> EncodedBlock in
                 switch job {
                 case .column(let c):
-                    return Self.encodeColumn(c, batch: batch, source: source, order: order, range: range,
-                                             dictionary: partDictionaries[c])
+                    return Self.encodeColumn(c, batch: batch, range: range, dictionary: partDictionaries[c])
                 case .bloom(let c):
-                    return Self.encodeBloom(batch[string: c], rows: range.count)
+                    return Self.encodeBloom(batch[string: c], range)
                 }
             }
             for (k, block) in blocks.enumerated() {
@@ -159,7 +153,7 @@ struct PartWriter {
 
     struct PartDictionary: Sendable {
         /// Distinct values in first-seen order; `order` lists them sorted; `codes[k]` is the
-        /// sorted code of the k-th row in the part's order.
+        /// sorted code of row k of the part.
         var values: StringColumn
         var order: [Int32]
         var codes: [UInt32]
@@ -182,85 +176,86 @@ struct PartWriter {
     /// Measured on 1M generated events: 45.3 bytes/event with them, 53.5 without
     /// (BENCHMARKS.md). Codes are assigned in byte order, so comparing codes compares values
     /// (the primary index relies on it).
-    static func dictionary(_ c: EventColumn, of source: EventBatch, order: [Int32]) -> PartDictionary? {
-        let col = source[string: c]
+    static func dictionary(_ c: EventColumn, of batch: EventBatch) -> PartDictionary? {
+        let col = batch[string: c]
         var interner = ByteStringInterner()
-        var raw = [Int32](repeating: -1, count: order.count)
+        var raw = [Int32](repeating: -1, count: batch.count)
         col.bytes.withUnsafeBytes { b in
             col.ends.withUnsafeBufferPointer { e in
                 // Rows are grouped by visitor, so a value often repeats the previous row's
                 // (country, device, user agent, page): compare before hashing.
                 var previous = UnsafeRawBufferPointer(start: nil, count: 0)
                 var previousCode: Int32 = -1
-                for (k, i) in order.enumerated() where !col.isNull(Int(i)) {
-                    let i = Int(i)
+                for i in 0..<batch.count where !col.isNull(i) {
                     let s = i == 0 ? 0 : Int(e[i - 1])
                     let value = UnsafeRawBufferPointer(rebasing: b[s..<Int(e[i])])
                     if previousCode >= 0 && ByteOrder.equal(value, previous) {
-                        raw[k] = previousCode
+                        raw[i] = previousCode
                         continue
                     }
                     previousCode = interner.intern(value)
                     previous = value
-                    raw[k] = previousCode
+                    raw[i] = previousCode
                 }
             }
         }
-        if c.kind == .string && interner.count > order.count / 4 { return nil }
+        if c.kind == .string && interner.count > batch.count / 4 { return nil }
         let (ranks, sortedCodes) = interner.sortedRanks()
         let codes = raw.map { $0 < 0 ? 0 : UInt32(ranks[Int($0)]) }
         return PartDictionary(values: interner.values, order: sortedCodes, codes: codes)
     }
 
     /// One column of one granule as a framed, compressed block.
-    static func encodeColumn(_ c: EventColumn, batch: EventBatch, source: EventBatch, order: [Int32], range: Range<Int>,
-                             dictionary d: PartDictionary?) -> EncodedBlock {
-        let local = 0..<range.count
+    static func encodeColumn(_ c: EventColumn, batch: EventBatch, range: Range<Int>, dictionary d: PartDictionary?)
+        -> EncodedBlock
+    {
         var payload = ByteWriter(capacity: range.count * 8 + 64)
         let encoding: ColumnEncoding
         var nullCount = 0
         if let d {
-            var nulls: NullBitmap?
-            if let sourceNulls = source[string: c].nulls {
-                var n = NullBitmap()
-                for i in order[range] { n.append(sourceNulls[Int(i)]) }
-                nullCount = n.nullCount
-                nulls = n
-            }
-            encoding = GranuleCodec.encodeCodes(d.codes[range], nulls: nulls, local, dictionarySize: d.values.count,
+            let nulls = batch[string: c].nulls
+            nullCount = Self.nullCount(nulls, range)
+            encoding = GranuleCodec.encodeCodes(d.codes[range], nulls: nulls, range, dictionarySize: d.values.count,
                                                 into: &payload)
         } else {
-            nullCount = c.kind == .int64 ? (batch[int: c].nulls?.nullCount ?? 0) : (batch[string: c].nulls?.nullCount ?? 0)
+            nullCount = Self.nullCount(c.kind == .int64 ? batch[int: c].nulls : batch[string: c].nulls, range)
             switch c.kind {
             case .int64 where c == .receivedAt:
                 // Live events arrive ms after they occur (differences from occurred_at are tiny);
                 // a bulk load of old events gets one received_at per batch (deltas of 0).
                 // Whichever needs fewer significant bits wins.
-                if GranuleCodec.fromOccurredIsSmaller(batch[int: c], occurred: batch[int: .occurredAt], local) {
-                    encoding = GranuleCodec.encodeFromOccurred(batch[int: c], occurred: batch[int: .occurredAt], local,
+                if GranuleCodec.fromOccurredIsSmaller(batch[int: c], occurred: batch[int: .occurredAt], range) {
+                    encoding = GranuleCodec.encodeFromOccurred(batch[int: c], occurred: batch[int: .occurredAt], range,
                                                                into: &payload)
                 } else {
-                    encoding = GranuleCodec.encodeInt64(batch[int: c], local, delta: true, into: &payload)
+                    encoding = GranuleCodec.encodeInt64(batch[int: c], range, delta: true, into: &payload)
                 }
             case .int64:
-                encoding = GranuleCodec.encodeInt64(batch[int: c], local, delta: PartFormat.usesDelta(c), into: &payload)
+                encoding = GranuleCodec.encodeInt64(batch[int: c], range, delta: PartFormat.usesDelta(c), into: &payload)
             case .identifier where c == .eventID:
-                encoding = GranuleCodec.encodeULIDsFromOccurred(batch[string: c], occurred: batch[int: .occurredAt], local,
+                encoding = GranuleCodec.encodeULIDsFromOccurred(batch[string: c], occurred: batch[int: .occurredAt], range,
                                                                 into: &payload)
             case .identifier:
-                encoding = GranuleCodec.encodeIdentifiers(batch[string: c], local, into: &payload)
+                encoding = GranuleCodec.encodeIdentifiers(batch[string: c], range, into: &payload)
             case .string, .lowCardinality:
-                encoding = GranuleCodec.encodeStrings(batch[string: c], local, into: &payload)
+                encoding = GranuleCodec.encodeStrings(batch[string: c], range, into: &payload)
             }
         }
         return EncodedBlock(bytes: frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding),
                             rawLength: payload.count, nullCount: nullCount)
     }
 
-    /// The bloom filter of one identifier column of one granule, as a block.
-    static func encodeBloom(_ col: StringColumn, rows: Int) -> EncodedBlock {
-        var hashes = [UInt64](repeating: 0, count: rows)
-        for i in 0..<rows { hashes[i] = col.withValue(i) { TallyHash.hash($0) } }
+    static func nullCount(_ nulls: NullBitmap?, _ range: Range<Int>) -> Int {
+        guard let nulls, nulls.nullCount > 0 else { return 0 }
+        var n = 0
+        for i in range where nulls[i] { n += 1 }
+        return n
+    }
+
+    /// The bloom filter of one identifier column of one granule (rows `range`), as a block.
+    static func encodeBloom(_ col: StringColumn, _ range: Range<Int>) -> EncodedBlock {
+        var hashes = [UInt64](repeating: 0, count: range.count)
+        for (k, i) in range.enumerated() { hashes[k] = col.withValue(i) { TallyHash.hash($0) } }
         // Distinct keys, counted as runs: rows are grouped by visitor (and so by session), so
         // repeats are adjacent; a value recurring later only makes the filter larger.
         var runs = hashes.isEmpty ? 0 : 1

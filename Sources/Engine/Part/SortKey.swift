@@ -22,56 +22,95 @@ public enum SortKey {
     }
 
     /// The rows `rows` of `batch` in sort-key order.
+    public static func sortedOrder(_ batch: EventBatch, rows: [Int32]) -> [Int32] {
+        sorted([batch], rows: rows.map { RowRef(batch: 0, row: UInt32($0)) }).map { Int32($0.row) }
+    }
+
+    /// The rows `rows` of `batches` in sort-key order. A flush sorts the buffered batches
+    /// this way without first copying them into one.
     ///
     /// Each row gets a key (site rank 10 bits | day 16 bits | type rank 8 bits | top 30 bits of
     /// the visitor hash, occurred_at), ranks saturating. Rows with equal prefixes are the same
     /// visitor (or a 1-in-10⁹ collision): for them occurred_at decides, then the full
     /// comparison, so the result is exact whatever the prefix loses.
-    public static func sortedOrder(_ batch: EventBatch, rows: [Int32]) -> [Int32] {
-        let siteRanks = ranks(batch[string: .siteID], rows)
-        let typeRanks = ranks(batch[string: .eventType], rows)
-        let times = batch[int: .occurredAt].values
-        let visitors = batch[string: .visitorID]
+    public static func sorted(_ batches: [EventBatch], rows: [RowRef]) -> [RowRef] {
+        let siteRanks = ranks(batches, .siteID, rows)
+        let typeRanks = ranks(batches, .eventType, rows)
+        let visitors = batches.map { $0[string: .visitorID] }
+        let ids = batches.map { $0[string: .eventID] }
         var keyed = [Keyed]()
         keyed.reserveCapacity(rows.count)
-        for (k, row) in rows.enumerated() {
-            let i = Int(row)
-            let site = UInt64(min(siteRanks[k], 1023))
-            let day = UInt64(clamping: min(max(CivilTime.day(ms: times[i]), 0), 65535))
-            let type = UInt64(min(typeRanks[k], 255))
-            let h = visitors.withValue(i) { TallyHash.hash($0) }
-            keyed.append(Keyed(prefix: site << 54 | day << 38 | type << 30 | h >> 34, visitorHash: h, time: times[i],
-                               row: row, exact: siteRanks[k] < 1023 && typeRanks[k] < 255))
+        forEachRun(rows) { b, run in
+            let times = batches[b][int: .occurredAt].values
+            let visitors = visitors[b]
+            for k in run {
+                let i = Int(rows[k].row)
+                let site = UInt64(min(siteRanks[k], 1023))
+                let day = UInt64(clamping: min(max(CivilTime.day(ms: times[i]), 0), 65535))
+                let type = UInt64(min(typeRanks[k], 255))
+                let h = visitors.withValue(i) { TallyHash.hash($0) }
+                keyed.append(Keyed(prefix: site << 54 | day << 38 | type << 30 | h >> 34, visitorHash: h, time: times[i],
+                                   ref: rows[k], exact: siteRanks[k] < 1023 && typeRanks[k] < 255))
+            }
         }
-        let ids = batch[string: .eventID]
         keyed.sort { x, y in
             if x.prefix != y.prefix { return x.prefix < y.prefix }
             // Equal prefixes with exact ranks: same site, day and type; order by visitor hash,
             // visitor, time, event id without recomputing anything. Saturated ranks: compare all.
-            guard x.exact && y.exact else { return compare(batch, Int(x.row), batch, Int(y.row)) < 0 }
+            let (xb, xi, yb, yi) = (Int(x.ref.batch), Int(x.ref.row), Int(y.ref.batch), Int(y.ref.row))
+            guard x.exact && y.exact else { return compare(batches[xb], xi, batches[yb], yi) < 0 }
             if x.visitorHash != y.visitorHash { return x.visitorHash < y.visitorHash }
-            let v = visitors.withValue(Int(x.row)) { a in visitors.withValue(Int(y.row)) { b in ByteOrder.compare(a, b) } }
+            let v = visitors[xb].withValue(xi) { a in visitors[yb].withValue(yi) { b in ByteOrder.compare(a, b) } }
             if v != 0 { return v < 0 }
             if x.time != y.time { return x.time < y.time }
-            return ids.withValue(Int(x.row)) { a in ids.withValue(Int(y.row)) { b in ByteOrder.less(a, b) } }
+            return ids[xb].withValue(xi) { a in ids[yb].withValue(yi) { b in ByteOrder.less(a, b) } }
         }
-        return keyed.map(\.row)
+        return keyed.map(\.ref)
     }
 
     private struct Keyed {
         var prefix: UInt64
         var visitorHash: UInt64
         var time: Int64
-        var row: Int32
+        var ref: RowRef
         /// Site and type ranks fit their bits, so equal prefixes mean equal site, day and type.
         var exact: Bool
     }
 
+    /// Calls `body` with each run of consecutive `rows` from the same batch (rows listed batch
+    /// by batch make one run per batch), so per-batch columns are looked up once per run.
+    static func forEachRun(_ rows: [RowRef], _ body: (Int, Range<Int>) -> Void) {
+        var start = 0
+        while start < rows.count {
+            let b = rows[start].batch
+            var end = start + 1
+            while end < rows.count && rows[end].batch == b { end += 1 }
+            body(Int(b), start..<end)
+            start = end
+        }
+    }
+
     /// Rank of each listed row's value among the distinct values of those rows, in byte order.
-    private static func ranks(_ col: StringColumn, _ rows: [Int32]) -> [Int] {
+    private static func ranks(_ batches: [EventBatch], _ c: EventColumn, _ rows: [RowRef]) -> [Int] {
         var interner = ByteStringInterner()
-        let codes = rows.map { i in col.withValue(Int(i)) { interner.intern($0) } }
+        var codes = [Int32]()
+        codes.reserveCapacity(rows.count)
+        forEachRun(rows) { b, run in
+            let col = batches[b][string: c]
+            for k in run { codes.append(col.withValue(Int(rows[k].row)) { interner.intern($0) }) }
+        }
         let (r, _) = interner.sortedRanks()
         return codes.map { Int(r[Int($0)]) }
+    }
+}
+
+/// A row of one of several batches: the flush's unit of sorting and gathering.
+public struct RowRef: Sendable, Hashable {
+    public var batch: UInt32
+    public var row: UInt32
+
+    public init(batch: UInt32, row: UInt32) {
+        self.batch = batch
+        self.row = row
     }
 }

@@ -13,17 +13,25 @@ extension EventStore {
             }
             guard !entries.isEmpty else { return }
             wal.requestRotation()
-            // One contiguous batch for sorting and writing; readers see it in place of the pieces.
-            let all = EventBatch.joined(entries.map(\.batch))
-            let joined = BufferEntry(lsn: lsn, batch: all, arrived: entries[0].arrived)
-            state.withLock { $0.flushing = [joined] }
-            entries = []  // the pieces are freed once no snapshot holds them
             defer {
                 resumeWaiters()
-                releaseFreedMemory()
+                // Under sustained ingest the memory this flush freed is what the next batches and
+                // the next flush need: handing it back to the kernel only to fault it in again
+                // cost 1.3 → 0.5 s of system time per 1M events (`tally ingest`). Trim only when
+                // the buffer stayed small meanwhile (an idle store or an age-driven flush).
+                let backlog = state.withLock { $0.activeBytes }
+                if backlog < options.flushBytes / 4 {
+                    releaseFreedMemory()
+                }
             }
+            // Each month's rows, gathered in sort order; readers see these in place of the pieces,
+            // which are freed now (the next batches reuse their memory while the parts are written).
+            let arrived = entries[0].arrived
+            let months = Self.sortedPartitions(entries.map(\.batch))
+            state.withLock { st in st.flushing = months.map { BufferEntry(lsn: lsn, batch: $0.rows, arrived: arrived) } }
+            entries = []
             do throws(TallyError) {
-                let parts = try writeParts([all], walLSN: lsn)
+                let parts = try writeParts(months, walLSN: lsn)
                 state.withLock { st in
                     st.parts += parts
                     st.flushing = []
@@ -44,37 +52,47 @@ extension EventStore {
         }
     }
 
-    /// Splits `batches` by month, sorts each month by the sort key and writes it as a part.
+    /// Splits the rows of `batches` by month, sorts each month by the sort key and writes it as
+    /// a part.
     func writeParts(_ batches: [EventBatch], walLSN: UInt64) throws(TallyError) -> [Part] {
-        let all: EventBatch
-        if batches.count == 1 {
-            all = batches[0]
-        } else {
-            var joined = EventBatch()
-            for b in batches { joined.append(contentsOf: b) }
-            all = joined
-        }
-        let times = all[int: .occurredAt].values
-        var byPartition: [Partition: [Int32]] = [:]
-        var current = Partition(ms: times.first ?? 0)
-        var range = current.range
-        for i in 0..<all.count {
-            if !range.contains(times[i]) {
-                current = Partition(ms: times[i])
-                range = current.range
+        try writeParts(Self.sortedPartitions(batches), walLSN: walLSN)
+    }
+
+    /// The rows of `batches` by month, each month's rows gathered in sort-key order. The batches
+    /// are not joined first: each row is copied once, into its month in sort order.
+    static func sortedPartitions(_ batches: [EventBatch]) -> [(partition: Partition, rows: EventBatch)] {
+        var byPartition: [Partition: [RowRef]] = [:]
+        for (b, batch) in batches.enumerated() where batch.count > 0 {
+            let times = batch[int: .occurredAt].values
+            var current = Partition(ms: times[0])
+            var range = current.range
+            var rows: [RowRef] = []
+            for i in 0..<batch.count {
+                if !range.contains(times[i]) {
+                    byPartition[current, default: []].append(contentsOf: rows)
+                    rows.removeAll(keepingCapacity: true)
+                    current = Partition(ms: times[i])
+                    range = current.range
+                }
+                rows.append(RowRef(batch: UInt32(b), row: UInt32(i)))
             }
-            byPartition[current, default: []].append(Int32(i))
+            byPartition[current, default: []].append(contentsOf: rows)
         }
+        return byPartition.keys.sorted().map { p in
+            (p, EventBatch.gathering(batches, rows: SortKey.sorted(batches, rows: byPartition[p]!)))
+        }
+    }
+
+    /// Writes each month's sorted rows as a part.
+    func writeParts(_ months: [(partition: Partition, rows: EventBatch)], walLSN: UInt64) throws(TallyError) -> [Part] {
         var parts: [Part] = []
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
-        for partition in byPartition.keys.sorted() {
-            let order = SortKey.sortedOrder(all, rows: byPartition[partition]!)
+        for (partition, sorted) in months {
             let number = state.withLock { st in
                 defer { st.nextPartNumber += 1 }
                 return st.nextPartNumber
             }
-            let written = try writer.write(all, order: order, partition: partition, number: number, level: 0,
-                                           walLSN: walLSN)
+            let written = try writer.write(sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
             parts.append(try Part.open(path: partsDirectory + "/" + written.name, name: written.name, number: number, fs: fs))
         }
         return parts
@@ -87,9 +105,43 @@ extension EventStore {
 
 /// Hands memory freed by a flush back to the operating system. glibc keeps freed chunks of
 /// its arenas for reuse; after each flush that left ~100 MiB resident for nothing (peak RSS of
-/// a 1M-event `tally ingest`: 325 MiB without, 275 MiB with, at the same throughput).
+/// a 1M-event `tally ingest` with 32 MiB flushes: 325 MiB without, 275 MiB with, when every
+/// flush trimmed).
 private func releaseFreedMemory() {
     #if canImport(Glibc)
         _ = malloc_trim(0)
     #endif
+}
+
+#if canImport(Glibc)
+    @_silgen_name("mallopt") private func mallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif
+
+/// glibc's allocator policy for a process running a store: set once, by the `tally` executable
+/// as it starts (`EventStore.configureAllocator()`) or else when the first store opens.
+///
+/// Batches, WAL payloads and flush buffers are arrays of 1–32 MiB allocated and freed all the
+/// time. By default glibc serves those with mmap and returns them with munmap (its dynamic
+/// threshold adapts only partly), so every one is page-faulted in afresh. Serving them from the
+/// heap and keeping up to 64 MiB of free heap top: page faults of a 1M-event `tally ingest`
+/// 160k → 63k, system time 0.5 → 0.3 s (with per-flush trimming off; BENCHMARKS.md).
+/// One arena: memory a flush frees on one thread is what the next batches need on another;
+/// with glibc's per-thread arenas peak RSS of that ingest ranged 200–273 MiB, with one
+/// 178–193 MiB, at the same CPU time (4 alternated runs each, BENCHMARKS.md).
+enum MemoryPolicy {
+    static let configured: Void = {
+        #if canImport(Glibc)
+            _ = mallopt(-8, 1)  // M_ARENA_MAX
+            _ = mallopt(-3, 32 << 20)  // M_MMAP_THRESHOLD: the largest value glibc accepts
+            _ = mallopt(-1, 64 << 20)  // M_TRIM_THRESHOLD
+        #endif
+    }()
+}
+
+extension EventStore {
+    /// Sets the allocator policy a store wants (see `MemoryPolicy`) for the whole process.
+    /// Call it first thing in `main`, before other threads allocate; opening a store calls it too.
+    public static func configureAllocator() {
+        MemoryPolicy.configured
+    }
 }

@@ -87,6 +87,7 @@ public final class EventStore: Sendable {
     /// interrupted flushes, opens every part, replays the WAL past what parts hold, and
     /// rebuilds the dedupe window.
     public init(options: StoreOptions) throws(TallyError) {
+        MemoryPolicy.configured
         self.options = options
         fs = options.fileSystem
         partsDirectory = options.directory + "/parts"
