@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks measured end to end (figures go to BENCHMARKS.md).",
-        subcommands: [EngineBench.self, QueryBench.self]
+        subcommands: [EngineBench.self, QueryBench.self, IngestBench.self]
     )
 }
 

@@ -1,0 +1,103 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A `tally serve` child for `tally bench ingest --spawn`: this executable, on a new temporary
+/// data directory and a free loopback port, with no per-address rate limit. Its output goes to
+/// `serve.log` in that directory; the write key is read from it on the first start.
+final class SpawnedServer {
+    let process = Process()
+    let directory: String
+    let port: Int
+    let writeKey: String
+    var pid: Int32 { process.processIdentifier }
+    var logPath: String { directory + "/serve.log" }
+
+    init(extraArguments: [String] = []) throws {
+        directory = NSTemporaryDirectory() + "tally-bench-ingest-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+        _ = FileManager.default.createFile(atPath: directory + "/serve.log", contents: nil)
+        guard let log = FileHandle(forWritingAtPath: directory + "/serve.log") else {
+            throw failure("\(directory)/serve.log: cannot open for writing")
+        }
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["serve", "--data", directory + "/data", "--port", String(port),
+                             "--rate-limit-per-ip", "0"] + extraArguments
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        // "write key: …" comes before "Tally listening" on the first start.
+        let deadline = Date().addingTimeInterval(60)
+        var text = ""
+        while Date() < deadline && process.isRunning {
+            text = (try? String(contentsOfFile: directory + "/serve.log", encoding: .utf8)) ?? ""
+            if text.contains("Tally listening") { break }
+            usleep(20_000)
+        }
+        let key = text.split(separator: "\n").first { $0.contains("write key:") }?.split(separator: " ").last
+        guard text.contains("Tally listening"), let key else {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            throw failure("the spawned tally serve did not start (its output: \(directory)/serve.log)")
+        }
+        writeKey = String(key)
+    }
+
+    /// Peak resident set size (VmHWM) of process `pid` in bytes, from /proc/PID/status.
+    static func peakRSS(pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kib * 1024
+    }
+
+    /// User + system CPU seconds of process `pid` so far, from /proc/PID/stat.
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after `grace` seconds); returns the exit status.
+    @discardableResult
+    func terminate(grace: Double = 60) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Removes the temporary data directory (after `terminate`).
+    func removeDirectory() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A loopback port nothing listens on now: bind port 0, read the port, close.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw failure("cannot create a socket to find a free port (errno \(errno))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                bind(fd, p, length) == 0 && getsockname(fd, p, &length) == 0
+            }
+        }
+        guard bound else { throw failure("cannot bind a socket to find a free port (errno \(errno))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
