@@ -67,9 +67,15 @@ public struct BotRules: Sendable {
 
     /// Why `ua` (already lowercased) is a bot, or nil.
     func reason(lowercased ua: String) -> String? {
-        if never.contains(where: { ua.contains($0) }) { return nil }
-        if always.contains(where: { ua.contains($0) }) { return "config" }
-        return rules.first { ua.contains($0.pattern) }?.reason
+        var ua = ua
+        return ua.withUTF8 { reason(lowercasedBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Why the user agent with these (lowercased UTF-8) bytes is a bot, or nil.
+    func reason(lowercasedBytes ua: UnsafeRawBufferPointer) -> String? {
+        if never.contains(where: { ByteSearch.contains(ua, $0) }) { return nil }
+        if always.contains(where: { ByteSearch.contains(ua, $0) }) { return "config" }
+        return rules.first { ByteSearch.contains(ua, $0.pattern) }?.reason
     }
 }
 

@@ -6,6 +6,8 @@ import Foundation
 /// filtering. The client IP is never stored.
 struct Enrichment: Sendable {
     let classifier: UserAgentClassifier
+    /// Shared by the requests of one server (Enrichment is made once per handler).
+    let cache = UserAgentCache()
 
     init(bots: BotRules = .builtIn) {
         classifier = UserAgentClassifier(bots: bots)
@@ -31,13 +33,12 @@ struct Enrichment: Sendable {
         var browser = StringColumn()
         var os = StringColumn()
         var countryColumn = StringColumn()
-        var cache: [String: UserAgentClassifier.Result] = [:]
         var keep: [Int32] = []
         var bots: [Int] = []
         let countryValue = country.map { String($0.prefix(2)).uppercased() } ?? ""
         let requestUA = Array((requestUserAgent ?? "").utf8.prefix(EventColumn.userAgent.maxLength))
         // Columns read once; values handled as bytes. Rows of one request usually share a user
-        // agent, so a String is made (and the classifier run) only when it changes.
+        // agent, so a String is made (and the cache asked) only when it changes.
         let ownUA = batch[string: .userAgent]
         let ownDevice = batch[string: .deviceType]
         let ownBrowser = batch[string: .browser]
@@ -58,11 +59,7 @@ struct Enrichment: Sendable {
                     if let previousUA, previousUA.withUnsafeBytes({ ByteOrder.equal($0, ua) }) {
                         // same user agent as the previous row: same result
                     } else {
-                        let text = String(decoding: ua, as: UTF8.self)
-                        if let cached = cache[text] { result = cached } else {
-                            result = classifier.classify(text)
-                            cache[text] = result
-                        }
+                        result = cache.result(for: String(decoding: ua, as: UTF8.self), classify: classifier.classify)
                         previousUA = Array(ua)
                     }
                     userAgent.append(ua)

@@ -10,7 +10,7 @@ struct UserAgentClassifier: Sendable {
         self.bots = bots
     }
 
-    struct Result: Equatable {
+    struct Result: Equatable, Sendable {
         /// Why the client counts as a bot (the matching rule's reason), nil for a person.
         var botReason: String?
         var isBot: Bool { botReason != nil }
@@ -35,19 +35,23 @@ struct UserAgentClassifier: Sendable {
     ]
 
     func classify(_ userAgent: String) -> Result {
-        let ua = userAgent.lowercased()
-        if ua.isEmpty { return Result(botReason: nil, device: "", browser: "", os: "") }
-        let botReason = bots.reason(lowercased: ua)
-        let browser = Self.browsers.first { ua.contains($0.0) }?.1 ?? "Other"
-        let os = Self.systems.first { ua.contains($0.0) }?.1 ?? "Other"
-        let device: String
-        if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) {
-            device = "tablet"
-        } else if ua.contains("mobi") || ua.contains("iphone") || ua.contains("ipod") || ua.contains("android") {
-            device = "mobile"
-        } else {
-            device = "desktop"
+        var lowercased = userAgent.lowercased()
+        if lowercased.isEmpty { return Result(botReason: nil, device: "", browser: "", os: "") }
+        return lowercased.withUTF8 { utf8 in
+            let ua = UnsafeRawBufferPointer(utf8)
+            func has(_ s: String) -> Bool { ByteSearch.contains(ua, s) }
+            let botReason = bots.reason(lowercasedBytes: ua)
+            let browser = Self.browsers.first { has($0.0) }?.1 ?? "Other"
+            let os = Self.systems.first { has($0.0) }?.1 ?? "Other"
+            let device: String
+            if has("ipad") || has("tablet") || (has("android") && !has("mobile")) {
+                device = "tablet"
+            } else if has("mobi") || has("iphone") || has("ipod") || has("android") {
+                device = "mobile"
+            } else {
+                device = "desktop"
+            }
+            return Result(botReason: botReason, device: device, browser: browser, os: os)
         }
-        return Result(botReason: botReason, device: device, browser: browser, os: os)
     }
 }
