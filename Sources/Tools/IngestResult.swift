@@ -58,7 +58,8 @@ struct IngestResult {
             var server = "  server          peak RSS "
                 + (serverPeakRSS.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "unknown")
             if let cpu = serverCPUSeconds {
-                server += String(format: ", CPU %.1f s in the measured interval (%.2f cores)", cpu, cpu / max(seconds, 1e-9))
+                server += String(format: ", CPU %.1f s in the measured interval (%.2f cores, %.1f µs per event)", cpu,
+                                 cpu / max(seconds, 1e-9), cpu * 1e6 / Double(max(counts.events, 1)))
             }
             if let total = serverCPUSecondsTotal { server += String(format: ", %.1f s in all", total) }
             lines.append(server)
@@ -86,7 +87,11 @@ struct IngestResult {
         if spawned {
             var server: [String: Any] = [:]
             if let serverPeakRSS { server["peak_rss_bytes"] = serverPeakRSS }
-            if let serverCPUSeconds { server["cpu_seconds"] = serverCPUSeconds }
+            if let serverCPUSeconds {
+                server["cpu_seconds"] = serverCPUSeconds
+                // CPU per event is steadier than events/s on a shared machine.
+                server["cpu_us_per_event"] = serverCPUSeconds * 1e6 / Double(max(counts.events, 1))
+            }
             if let serverCPUSecondsTotal { server["cpu_seconds_total"] = serverCPUSecondsTotal }
             if let serverExitStatus { server["exit_status"] = Int(serverExitStatus) }
             object["server"] = server
