@@ -42,12 +42,21 @@ struct InspectCommand: ParsableCommand {
         let inventory: Inventory
         do { inventory = try Inventory(directory: data) } catch { throw failure("\(data): \(error)") }
         var filtered: [FilteredEventCount] = []
+        var retention = 90
         if FileManager.default.fileExists(atPath: data + "/" + MetadataStore.fileName) {
-            do { filtered = try MetadataStore(directory: data, createIfMissing: false).filteredEvents() } catch {
+            do {
+                let metadata = try MetadataStore(directory: data, createIfMissing: false)
+                filtered = try metadata.filteredEvents()
+                retention = try metadata.listProperties().map(\.rawRetentionDays).max() ?? retention
+            } catch {
                 throw failure(error.description)
             }
         }
-        let report = InspectReport(inventory, filtered: filtered)
+        let walEvents: Int
+        do { walEvents = try WALScan.segments(directory: data).reduce(0) { $0 + $1.events } } catch {
+            throw failure("\(data): \(error)")
+        }
+        let report = InspectReport(inventory, filtered: filtered, rawRetentionDays: retention, walEvents: walEvents)
         print(json ? report.json : report.text)
         for p in inventory.problems { FileHandle.standardError.write("problem: \(p)\n".data(using: .utf8)!) }
         if !inventory.problems.isEmpty { throw ExitCode(1) }
@@ -68,9 +77,17 @@ struct InspectReport {
     /// Events the server filtered as bots, per property, UTC day and reason.
     let filtered: [FilteredEventCount]
 
-    init(_ inventory: Inventory, filtered: [FilteredEventCount] = []) {
+    /// The longest raw retention of the properties: a partition may be dropped once its last
+    /// day is older than this.
+    let rawRetentionDays: Int
+    /// Events in the WAL, not yet in a part.
+    let walEvents: Int
+
+    init(_ inventory: Inventory, filtered: [FilteredEventCount] = [], rawRetentionDays: Int = 90, walEvents: Int = 0) {
         self.inventory = inventory
         self.filtered = filtered
+        self.rawRetentionDays = rawRetentionDays
+        self.walEvents = walEvents
         totalRows = inventory.parts.reduce(0) { $0 + $1.rows }
         partBytes = inventory.parts.reduce(0) { $0 + $1.fileSize }
         walBytes = inventory.walSegments.reduce(0) { $0 + $1.size }
@@ -94,7 +111,7 @@ struct InspectReport {
             let minT = parts.map(\.footer.minTime).min()!
             let maxT = parts.map(\.footer.maxTime).max()!
             out.append("partition \(partition): \(parts.count) parts, \(rows) rows, \(Self.size(bytes)), "
-                + "\(CivilTime.iso8601(ms: minT)) .. \(CivilTime.iso8601(ms: maxT))")
+                + "\(CivilTime.iso8601(ms: minT)) .. \(CivilTime.iso8601(ms: maxT)), TTL expiry \(ttlExpiry(partition))")
             for p in parts.sorted(by: { $0.number < $1.number }) {
                 out.append("  \(p.name)  rows \(p.rows)  granules \(p.footer.granules.count)  \(Self.size(p.fileSize))"
                     + "  level \(p.footer.level)  wal lsn \(p.footer.walLSN)")
@@ -128,7 +145,7 @@ struct InspectReport {
             }
         }
         out.append("")
-        out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes))")
+        out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(walEvents) events not yet in a part")
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
         out.append("total: \(totalRows) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
             + " (\(per) bytes/event), \(Self.size(totalBytes)) on disk")
@@ -143,6 +160,7 @@ struct InspectReport {
                 "bytes": parts.reduce(0) { $0 + $1.fileSize },
                 "min_time": CivilTime.iso8601(ms: parts.map(\.footer.minTime).min()!),
                 "max_time": CivilTime.iso8601(ms: parts.map(\.footer.maxTime).max()!),
+                "ttl_expiry": ttlExpiry(partition),
                 "parts": parts.sorted(by: { $0.number < $1.number }).map { p in
                     [
                         "name": p.name, "rows": p.rows, "granules": p.footer.granules.count, "bytes": p.fileSize,
@@ -163,7 +181,9 @@ struct InspectReport {
             "wal": [
                 "segments": inventory.walSegments.map { ["name": $0.name, "bytes": $0.size] as [String: Any] },
                 "bytes": walBytes,
+                "unflushed_events": walEvents,
             ] as [String: Any],
+            "raw_retention_days": rawRetentionDays,
             "problems": inventory.problems,
             "filtered_bots": filtered.map { f in
                 ["property_id": f.propertyID, "day": f.day, "reason": f.reason, "events": f.events] as [String: Any]
@@ -171,6 +191,12 @@ struct InspectReport {
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The day the partition's last day passes the raw retention (YYYY-MM-DD, UTC).
+    func ttlExpiry(_ partition: Partition) -> String {
+        let lastDay = CivilTime.day(ms: partition.range.upperBound - 1)
+        return QueryDimension.TimeBucket.day.label(lastDay + Int64(rawRetentionDays) + 1, .utc).description
     }
 
     static func size(_ n: Int) -> String {

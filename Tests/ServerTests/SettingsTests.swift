@@ -8,7 +8,7 @@ struct SettingsTests {
     func file(_ text: String) throws -> (TemporaryDirectory, String) {
         let dir = TemporaryDirectory()
         let path = dir.path + "/tally.json"
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
         return (dir, path)
     }
 
@@ -61,11 +61,11 @@ struct SettingsTests {
     func botFile() throws {
         let dir = TemporaryDirectory()
         let good = dir.path + "/bots.txt"
-        try "# mine\ninternal  acme-checker\n".write(toFile: good, atomically: true, encoding: .utf8)
+        try "# mine\ninternal  acme-checker\n".write(toFile: good, atomically: false, encoding: .utf8)
         let c = try TallySettings(configFile: nil, environment: [:], flags: ["bot_patterns_file": good]).serverConfiguration()
         #expect(c.bots.rules.first == BotRules.Rule(pattern: "acme-checker", reason: "internal"))
         let bad = dir.path + "/bad.txt"
-        try "crawler googlebot\njustoneword\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        try "crawler googlebot\njustoneword\n".write(toFile: bad, atomically: false, encoding: .utf8)
         do {
             _ = try TallySettings(configFile: nil, environment: [:], flags: ["bot_patterns_file": bad]).serverConfiguration()
             Issue.record("a malformed file was accepted")

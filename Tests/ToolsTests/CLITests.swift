@@ -40,7 +40,7 @@ struct CLITests {
             #"{"event_type":"page_view","occurred_at":"2026-13-01T10:00:00Z"}"#,
             #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","site_id":"a","event_id":"x1"}"#,
         ]
-        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
         let run = try Self.tally(["ingest", file, "--data", dir.path + "/data", "--json"])
         #expect(run.status == 0)
         let summary = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
@@ -56,6 +56,8 @@ struct CLITests {
         #expect(inspect.status == 0)
         let report = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
         #expect(report["total_rows"] as? Int == 1)
+        // August's last day plus the default 90-day raw retention.
+        #expect((report["partitions"] as? [[String: Any]])?.first?["ttl_expiry"] as? String == "2026-11-30")
         #expect((report["total_bytes"] as? Int ?? 0) > 0)
     }
 
@@ -74,7 +76,7 @@ struct CLITests {
     func lockedDirectory() throws {
         let dir = TemporaryDirectory()
         let file = dir.path + "/events.ndjson"
-        try #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}"#.write(toFile: file, atomically: false, encoding: .utf8)
         let lock = dir.path + "/data/LOCK"
         try FileManager.default.createDirectory(atPath: dir.path + "/data", withIntermediateDirectories: true)
         let fd = open(lock, O_RDWR | O_CREAT, 0o644)
@@ -145,7 +147,7 @@ struct CLITests {
     func serveBadSettings() throws {
         let dir = TemporaryDirectory()
         let config = dir.path + "/tally.json"
-        try #"{"port": 8080, "flush_rowz": 10}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        try #"{"port": 8080, "flush_rowz": 10}"#.write(toFile: config, atomically: false, encoding: .utf8)
         let run = try Self.tally(["serve", "--config", config, "--data", dir.path + "/data"])
         #expect(run.status == 1)
         #expect(run.stderr.contains("\(config): unknown setting \"flush_rowz\""))
@@ -165,7 +167,7 @@ struct CLITests {
             lines.append(#"{"event_type":"page_view","occurred_at":"2026-08-0\#(1 + i % 3)T10:00:00Z","site_id":"a","#
                 + #""event_id":"e\#(i)","visitor_id":"v\#(i % 7)","page_url":"https://a.example\#(path)"}"#)
         }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
         #expect(try Self.tally(["ingest", file, "--data", dir.path + "/data", "--site", "a"]).status == 0)
         let args = ["query", "--data", dir.path + "/data", "--property", "a", "--from", "2026-08-01", "--to", "2026-08-03"]
         let json = try Self.tally(args + ["--metrics", "pageviews,unique_visitors", "--group-by", "path", "--exact", "--json"])
@@ -205,7 +207,7 @@ struct CLITests {
             lines.append(#"{"event_type":"\#(i % 2 == 0 ? "page_view" : "widget_click")","occurred_at":"2026-08-0\#(1 + i % 3)T10:00:00Z","#
                 + #""site_id":"\#(i % 5 == 0 ? "b" : "a")","event_id":"e\#(i)","visitor_id":"v\#(i)","page_url":"https://a.example/p,\"\#(i)\""}"#)
         }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
         #expect(try Self.tally(["ingest", file, "--data", dir.path + "/data"]).status == 0)
         let base = ["dump", "--data", dir.path + "/data", "--site", "a"]
         let all = try Self.tally(base)
@@ -247,6 +249,9 @@ struct CLITests {
         let records = segments[0]["record_list"] as! [[String: Any]]
         #expect(records.map { $0["events"] as? Int } == [10, 20, 30])
         #expect(segments[0]["problem"] == nil)
+        let inspect = try Self.tally(["inspect", "--data", dir.path, "--json"])
+        let overview = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+        #expect((overview["wal"] as? [String: Any])?["unflushed_events"] as? Int == 60)
 
         // Flip a byte inside the second record's payload.
         let name = segments[0]["name"] as! String
@@ -317,7 +322,7 @@ struct CLITests {
         let exported = dir.path + "/export.ndjson"
         let export = try Self.tally(["export", "--data", dir.path + "/a"])
         #expect(export.status == 0)
-        try export.stdout.write(toFile: exported, atomically: true, encoding: .utf8)
+        try export.stdout.write(toFile: exported, atomically: false, encoding: .utf8)
         let load = try Self.tally(["ingest", exported, "--data", dir.path + "/b", "--json"])
         let summary = try JSONSerialization.jsonObject(with: Data(load.stdout.utf8)) as! [String: Any]
         #expect(summary["rejected"] as? Int == 0)
