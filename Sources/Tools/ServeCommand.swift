@@ -85,14 +85,23 @@ struct ServeCommand: AsyncParsableCommand {
         } catch { throw failure(error.message) }
 
         let logger = Logger(label: "tally")
-        let store: EventStore
-        do { store = try EventStore(options: options) } catch {
-            throw failure("\(directory): \(error)")
-        }
         let metadata: MetadataStore
         do { metadata = try MetadataStore(directory: directory) } catch {
-            try? store.close()
             throw failure("\(directory)/meta.sqlite: \(error)")
+        }
+        // Month partitions go once past the longest raw retention of any property (the default
+        // property, created below, has the configured default).
+        var storeOptions = options
+        do {
+            let days = try metadata.listProperties().map(\.rawRetentionDays).max() ?? configuration.defaultRawRetentionDays
+            storeOptions.retention = Int64(max(days, configuration.defaultRawRetentionDays)) * 86_400_000
+        } catch {
+            throw failure("\(directory)/meta.sqlite: \(error)")
+        }
+        // The store first: its directory lock refuses a second server before any key is made.
+        let store: EventStore
+        do { store = try EventStore(options: storeOptions) } catch {
+            throw failure("\(directory): \(error)")
         }
         let created: (property: Property, writeKey: String, readKey: String)?
         do {
@@ -111,6 +120,9 @@ struct ServeCommand: AsyncParsableCommand {
                 """)
         }
         let report = store.openReport
+        if !report.partitionsDropped.isEmpty {
+            logger.info("dropped partitions past the raw retention: \(report.partitionsDropped.map(\.description).joined(separator: ", "))")
+        }
         if report.walRowsReplayed > 0 || !report.problems.isEmpty {
             logger.info("opened \(directory): \(report.parts) parts, \(report.walRowsReplayed) events replayed from the WAL")
             for p in report.problems { logger.warning("\(p)") }

@@ -8,7 +8,8 @@ struct Tally: AsyncParsableCommand {
         abstract: "Tally: a self-hosted web-analytics event store.",
         subcommands: [
             ServeCommand.self, PropertyCommand.self, KeyCommand.self, IngestCommand.self, InspectCommand.self,
-            QueryCommand.self, DumpCommand.self, ExportCommand.self, WALCommand.self, VerifyCommand.self, GenerateCommand.self, BenchCommand.self,
+            QueryCommand.self, DumpCommand.self, ExportCommand.self, WALCommand.self, VerifyCommand.self,
+            DropPartitionCommand.self, GenerateCommand.self, BenchCommand.self,
         ]
     )
 

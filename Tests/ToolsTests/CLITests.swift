@@ -341,4 +341,26 @@ struct CLITests {
             #expect(a == (try answer("b")), "\(args)")
         }
     }
+
+    @Test("drop-partition deletes one month after confirmation (or --yes) and refuses bad months")
+    func dropPartition() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        let lines = (0..<40).map { i in
+            #"{"event_type":"page_view","occurred_at":"2026-0\#(i % 2 == 0 ? 8 : 9)-15T10:00:00Z","site_id":"a","event_id":"e\#(i)"}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        #expect(try Self.tally(["ingest", file, "--data", dir.path + "/d"]).status == 0)
+        let unconfirmed = try Self.tally(["drop-partition", "202608", "--data", dir.path + "/d"])
+        #expect(unconfirmed.status == 1 && unconfirmed.stdout.contains("nothing dropped"))
+        let dropped = try Self.tally(["drop-partition", "202608", "--data", dir.path + "/d", "--yes"])
+        #expect(dropped.status == 0)
+        #expect(dropped.stdout.contains("dropped partition 202608: 20 events"))
+        let left = try Self.tally(["dump", "--data", dir.path + "/d", "--columns", "event_id", "--format", "csv"])
+        #expect(left.stdout.split(separator: "\n").count == 21)
+        let again = try Self.tally(["drop-partition", "202608", "--data", dir.path + "/d", "--yes"])
+        #expect(again.status == 1 && again.stderr.contains("no partition 202608"))
+        let bad = try Self.tally(["drop-partition", "2026-08", "--data", dir.path + "/d", "--yes"])
+        #expect(bad.status == 1 && bad.stderr.contains("not a month"))
+    }
 }

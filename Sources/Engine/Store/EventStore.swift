@@ -16,6 +16,10 @@ public struct StoreOptions: Sendable {
     public var flushAge: Int64 = 10_000
     /// Retries of an event within this window (ms, by received time) are refused as duplicates.
     public var dedupeWindow: Int64 = 7 * 86_400_000
+    /// Raw-event retention in ms: a month partition is dropped (its parts deleted) once its
+    /// last day is older than this; nil keeps everything. Checked by the background flusher
+    /// and on open.
+    public var retention: Int64? = nil
     /// Run the flusher thread (off in tests that flush by hand).
     public var backgroundFlush = true
     public var clock: any TallyClock = SystemClock()
@@ -81,6 +85,8 @@ public final class EventStore: Sendable {
         public var walTruncatedBytes = 0
         public var problems: [String] = []
         public var leftoversRemoved = 0
+        /// Partitions dropped on open because they were past the retention.
+        public var partitionsDropped: [Partition] = []
     }
 
     /// Opens (creating if needed) the store in `options.directory`: removes leftovers of
@@ -114,6 +120,15 @@ public final class EventStore: Sendable {
                 report.problems.append(error.description)
             }
         }
+        // Partitions past the retention go before anything reads them.
+        let openedAt = options.clock.nowMillis()
+        let expired = st.parts.filter { Self.isExpired($0.partition, now: openedAt, retention: options.retention) }
+        for part in expired { try fs.remove(part.path) }
+        if !expired.isEmpty {
+            try fs.syncDirectory(partsDirectory)
+            st.parts.removeAll { Self.isExpired($0.partition, now: openedAt, retention: options.retention) }
+            report.partitionsDropped = Set(expired.map(\.partition)).sorted()
+        }
         report.parts = st.parts.count
 
         var covered: [Partition: UInt64] = [:]
@@ -146,7 +161,8 @@ public final class EventStore: Sendable {
             maxLSN = max(maxLSN, record.lsn)
             var keep: [Int32] = []
             let times = record.batch[int: .occurredAt].values
-            for i in 0..<record.batch.count where (covered[Partition(ms: times[i])] ?? 0) < record.lsn {
+            for i in 0..<record.batch.count where (covered[Partition(ms: times[i])] ?? 0) < record.lsn
+                && !Self.isExpired(Partition(ms: times[i]), now: now, retention: options.retention) {
                 keep.append(Int32(i))
             }
             guard !keep.isEmpty else { return }
@@ -167,6 +183,40 @@ public final class EventStore: Sendable {
         openReport = report
         try wal.start(nextLSN: maxLSN + 1)
         if options.backgroundFlush { startFlusher() }
+    }
+
+    // MARK: Retention
+
+    /// Whether every day of `partition` is older than the retention at `now`.
+    static func isExpired(_ partition: Partition, now: Int64, retention: Int64?) -> Bool {
+        guard let retention else { return false }
+        return partition.range.upperBound <= now - retention
+    }
+
+    /// Drops the partitions past the retention (`options.retention`); returns them.
+    @discardableResult
+    public func dropExpiredPartitions() throws(TallyError) -> [Partition] {
+        guard let retention = options.retention else { return [] }
+        let now = options.clock.nowMillis()
+        let expired = state.withLock { st in
+            Set(st.parts.map(\.partition).filter { Self.isExpired($0, now: now, retention: retention) })
+        }
+        for p in expired.sorted() { _ = try dropPartition(p) }
+        return expired.sorted()
+    }
+
+    /// Removes every part of `partition` (TTL or an operator's `tally drop-partition`); returns
+    /// how many rows went. Snapshots taken before keep reading the parts they hold (the files
+    /// stay open); new snapshots no longer see them. Buffered rows of the partition stay.
+    public func dropPartition(_ partition: Partition) throws(TallyError) -> Int {
+        let dropped = state.withLock { st -> [Part] in
+            let gone = st.parts.filter { $0.partition == partition }
+            st.parts.removeAll { $0.partition == partition }
+            return gone
+        }
+        for part in dropped { try fs.remove(part.path) }
+        if !dropped.isEmpty { try fs.syncDirectory(partsDirectory) }
+        return dropped.reduce(0) { $0 + $1.rows }
     }
 
     static func remember(_ b: EventBatch, rows: Range<Int>, in dedupe: inout DedupeIndex, now: Int64) {
@@ -360,7 +410,10 @@ public final class EventStore: Sendable {
         wakePending = false
         wake.unlock()
         if state.withLock({ $0.closed }) { return false }
-        do { try flushIfDue() } catch {
+        do {
+            try flushIfDue()
+            try dropExpiredPartitions()
+        } catch {
             state.withLock { $0.lastFlushError = error }
         }
         return true

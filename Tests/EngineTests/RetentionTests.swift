@@ -1,0 +1,86 @@
+@_spi(Testing) import Engine
+import Foundation
+import TallyTestSupport
+import Testing
+
+@Suite("Retention: TTL partition drops")
+struct RetentionTests {
+    static let day: Int64 = 86_400_000
+    static let aug10 = QueryRange.date("2026-08-10")! * day
+    static let sep10 = QueryRange.date("2026-09-10")! * day
+    static let nov10 = QueryRange.date("2026-11-10")! * day
+
+    static func options(_ dir: TemporaryDirectory, clock: ManualClock) -> StoreOptions {
+        var o = StoreOptions(directory: dir.path)
+        o.backgroundFlush = false
+        o.clock = clock
+        o.retention = 90 * day
+        return o
+    }
+
+    static func rows(_ prefix: String, at t: Int64, _ n: Int) -> EventBatch {
+        .of((0..<n).map { EventRow(site: "s", at: t + Int64($0) * 1000, id: "\(prefix)\($0)") })
+    }
+
+    static func partFiles(_ dir: TemporaryDirectory) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.sorted()
+    }
+
+    @Test("a month is dropped once its last day is past the retention; readers holding a snapshot keep reading it")
+    func dropsWholeMonths() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2026-11-20")! * Self.day)
+        let store = try EventStore(options: Self.options(dir, clock: clock))
+        _ = try await store.ingest(Self.rows("a", at: Self.aug10, 50))
+        _ = try await store.ingest(Self.rows("s", at: Self.sep10, 40))
+        _ = try await store.ingest(Self.rows("n", at: Self.nov10, 30))
+        try store.flush()
+        clock.advance(9 * Self.day)  // 2026-11-29: August 31 is not yet 90 days past
+        #expect(try store.dropExpiredPartitions().isEmpty)
+        #expect(try Self.partFiles(dir).count == 3)
+        let before = store.snapshot()
+
+        clock.advance(Self.day)  // 2026-11-30: all of August is more than 90 days old
+        #expect(try store.dropExpiredPartitions() == [Partition(yyyymm: 202608)!])
+        #expect(try Self.partFiles(dir).allSatisfy { !$0.hasPrefix("202608") })
+        #expect(try store.snapshot().count(ScanRequest(site: "s")).count == 70)
+        #expect(try before.count(ScanRequest(site: "s")).count == 120)  // an older snapshot still reads August
+        try store.close()
+    }
+
+    @Test("on open, expired partitions are dropped and the WAL does not bring their events back")
+    func dropOnOpen() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2026-11-20")! * Self.day)
+        let first = try EventStore(options: Self.options(dir, clock: clock))
+        _ = try await first.ingest(Self.rows("a", at: Self.aug10, 20))
+        try first.flush()
+        _ = try await first.ingest(Self.rows("b", at: Self.aug10 + Self.day, 20))  // only in the WAL
+        _ = try await first.ingest(Self.rows("n", at: Self.nov10, 10))
+        try first.abandonForTesting()
+
+        clock.advance(30 * Self.day)
+        let second = try EventStore(options: Self.options(dir, clock: clock))
+        #expect(second.openReport.partitionsDropped == [Partition(yyyymm: 202608)!])
+        #expect(try second.snapshot().count(ScanRequest(site: "s")).count == 10)
+        try second.close()
+        #expect(try Self.partFiles(dir).allSatisfy { !$0.hasPrefix("202608") })
+    }
+
+    @Test("dropPartition removes one month on demand and says how many rows went; no retention keeps everything")
+    func dropOnDemand() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2030-01-01")! * Self.day)
+        var options = Self.options(dir, clock: clock)
+        options.retention = nil
+        let store = try EventStore(options: options)
+        _ = try await store.ingest(Self.rows("a", at: Self.aug10, 25))
+        _ = try await store.ingest(Self.rows("s", at: Self.sep10, 5))
+        try store.flush()
+        #expect(try store.dropExpiredPartitions().isEmpty)
+        #expect(try store.dropPartition(Partition(yyyymm: 202608)!) == 25)
+        #expect(try store.dropPartition(Partition(yyyymm: 202608)!) == 0)
+        #expect(try store.snapshot().count(ScanRequest(site: "s")).count == 5)
+        try store.close()
+    }
+}
