@@ -356,16 +356,27 @@ struct ExecutionPlan {
         let (siteCode, siteFound) = Part.lookup(query.site, in: part.sites)
         guard siteFound else { return }
         // Part code → query code, per dictionary-encoded dimension column.
-        var maps: [EventColumn: [UInt32]] = [:]
-        func map(_ c: EventColumn, _ space: ValueSpace) throws -> [UInt32]? {
+        // Translated lazily: a part's dictionary of paths has thousands of entries, a query on
+        // one site meets a few of them.
+        var maps: [EventColumn: (dict: StringColumn, codes: [UInt32])] = [:]
+        let unknown = UInt32.max
+        func translate(_ c: EventColumn, _ space: ValueSpace, _ raw: [UInt32]) throws -> [UInt32]? {
             guard c.kind != .int64, let meta = part.footer.column(c), !meta.dictionary.isNone else { return nil }
-            if let m = maps[c] { return m }
-            let dict = try part.queryDictionary(c)
-            var m = [UInt32](repeating: 0, count: dict.count + 1)
-            for i in 0..<dict.count { m[i] = dict.withValue(i) { space.code(bytes: $0) } }
-            m[dict.count] = space.code(.null)  // for null rows
-            maps[c] = m
-            return m
+            if maps[c] == nil {
+                let dict = try part.queryDictionary(c)
+                var m = [UInt32](repeating: unknown, count: dict.count + 1)
+                m[dict.count] = space.code(.null)  // for null rows
+                maps[c] = (dict, m)
+            }
+            let dict = maps[c]!.dict
+            let nullIndex = dict.count
+            return maps[c]!.codes.withUnsafeMutableBufferPointer { m in
+                raw.map { r in
+                    let i = r == .max ? nullIndex : Int(r)
+                    if m[i] == unknown { m[i] = dict.withValue(i) { space.code(bytes: $0) } }
+                    return m[i]
+                }
+            }
         }
         var isPageview: [Bool] = []
         var slots: [Int] = []
@@ -423,9 +434,8 @@ struct ExecutionPlan {
                 let space = spaces[i]
                 switch d {
                 case .column(let c):
-                    if let m = try map(c, space), let raw = try part.codesWithNulls(c, granule: g) {
-                        let nullIndex = m.count - 1
-                        codes.append(pick(raw).map { $0 == .max ? m[nullIndex] : m[Int($0)] })
+                    if let raw = try part.codesWithNulls(c, granule: g), let translated = try translate(c, space, pick(raw)) {
+                        codes.append(translated)
                     } else {
                         codes.append(Self.codes(of: d, in: try readCompact([c]), space: space, zone: query.timeZone))
                     }
