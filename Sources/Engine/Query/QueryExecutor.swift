@@ -412,6 +412,14 @@ struct ExecutionPlan {
             }
             // Top-level `is` conditions on dictionary columns narrow the rows on codes, before
             // any value is decoded (a props.* breakdown of one event type parses only its rows).
+            for f in scanRequest.filters where f.column.kind == .int64 {
+                // mapping_id, post_id: compared as numbers (a value that is not one matches nothing).
+                let allowed = Set(f.values.compactMap { $0.flatMap { Int64($0) } })
+                let col = try part.readBatch([f.column], granule: g, dictionaries: &dictionaries)[int: f.column]
+                selected = (selected ?? (0..<Int32(n)).map { $0 }).filter {
+                    !col.isNull(Int($0)) && allowed.contains(col.values[Int($0)])
+                }
+            }
             for f in scanRequest.filters where f.column.kind != .int64 {
                 guard let raw = try part.codesWithNulls(f.column, granule: g) else { continue }
                 let dict = try part.queryDictionary(f.column)
