@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Server
 
 /// `tally dump`: rows of a data directory as NDJSON or CSV, through the engine's scan and pruning.
 struct DumpCommand: ParsableCommand {
@@ -76,20 +77,10 @@ struct DumpCommand: ParsableCommand {
             if let to { end = try QueryRange.instant(to, parameter: "to", zone: .utc, end: true) }
         } catch { throw failure("--\(error.parameter): \(error.message)") }
 
-        var store: EventStore?
-        let snapshot: Snapshot
-        var options = StoreOptions(directory: data)
-        options.backgroundFlush = false
-        do {
-            store = try EventStore(options: options)
-            snapshot = store!.snapshot()
-        } catch let e where e.code == .resourceExhausted {
-            do { snapshot = Snapshot(parts: try Inventory(directory: data).parts) } catch { throw failure("\(data): \(error)") }
-            FileHandle.standardError.write(Data("note: a server holds \(data): reading its parts only\n".utf8))
-        } catch {
-            throw failure("\(data): \(error)")
-        }
-        defer { try? store?.close() }
+        let view = try ReadView(data: data)
+        defer { view.close() }
+        if let note = view.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        let snapshot = view.snapshot
 
         let out = FileHandle.standardOutput
         var buffer: [UInt8] = []
@@ -154,27 +145,11 @@ struct DumpCommand: ParsableCommand {
                         if v.isEmpty { out.append(contentsOf: "{}".utf8) } else { out.append(contentsOf: v) }
                     }
                 } else {
-                    col.withValue(r) { v in jsonString(v, into: &out) }
+                    col.withValue(r) { v in JSONText.appendString(v, to: &out) }
                 }
             }
         }
         out.append(contentsOf: "}\n".utf8)
-    }
-
-    static func jsonString(_ v: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for b in v {
-            switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 0..<0x20: out.append(contentsOf: Array(String(format: "\\u%04x", b).utf8))
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled; null is empty.

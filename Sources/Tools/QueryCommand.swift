@@ -90,28 +90,11 @@ struct QueryCommand: ParsableCommand {
             throw failure("--\(e.parameter.replacingOccurrences(of: "_", with: "-")): \(e.message)")
         }
 
-        // The store when no server holds the directory (parts + WAL); else the parts alone.
-        var note: String?
-        let snapshot: Snapshot
-        var store: EventStore?
-        var options = StoreOptions(directory: data)
-        options.backgroundFlush = false
-        do {
-            store = try EventStore(options: options)
-            snapshot = store!.snapshot()
-        } catch let e where e.code == .resourceExhausted {
-            let inventory: Inventory
-            do { inventory = try Inventory(directory: data) } catch { throw failure("\(data): \(error)") }
-            snapshot = Snapshot(parts: inventory.parts)
-            let wal = inventory.walSegments.reduce(0) { $0 + $1.size }
-            note = "a server holds \(data): answering from its parts; \(wal) bytes of WAL not yet flushed are not included"
-        } catch {
-            throw failure("\(data): \(error)")
-        }
-        defer { try? store?.close() }
+        let view = try ReadView(data: data)
+        defer { view.close() }
         let result: QueryResult
-        do { result = try QueryExecutor.run(query, on: snapshot) } catch { throw failure("\(error.parameter): \(error.message)") }
-        if let note { FileHandle.standardError.write(Data(("note: " + note + "\n").utf8)) }
+        do { result = try QueryExecutor.run(query, on: view.snapshot) } catch { throw failure("\(error.parameter): \(error.message)") }
+        if let note = view.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         if json {
             var out: [String: Any] = [:]
             out["data"] = result.objects.map { row in row.mapValues(Self.json) }

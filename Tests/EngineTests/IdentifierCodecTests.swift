@@ -1,17 +1,6 @@
 import Engine
+import TallyTestSupport
 import Testing
-
-/// A deterministic 64-bit generator (SplitMix64) so random ids are the same every run.
-private struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Canonical texts built character by character from the spec alphabets, independently
 /// of the codec's own decoder.

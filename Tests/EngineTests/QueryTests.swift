@@ -28,22 +28,11 @@ struct QueryTests {
         var value: Int?
     }
 
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let start = QueryRange.date("2026-03-01")! * 86_400_000
     static let days: Int64 = 41
 
     static let events: [Event] = {
-        var rng = Rng(state: 7)
+        var rng = SeededRandom(state: 7)
         var out: [Event] = []
         let types = ["page_view", "page_view", "pageview", "widget_impression", "widget_impression", "widget_click", "scroll"]
         let paths = ["/", "/blog", "/blog/swift", "/pricing", "/Docs/Intro", "/post/1", "/post/2"]
@@ -434,7 +423,7 @@ struct QueryTests {
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
         let store = try EventStore(options: options)
-        var rng = Rng(state: 99)
+        var rng = SeededRandom(state: 99)
         let crockford = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
         let visitors = (0..<300).map { _ in UUID().uuidString.lowercased() }
         let sessions = (0..<500).map { _ in "01" + String((0..<24).map { _ in crockford.randomElement(using: &rng)! }) }

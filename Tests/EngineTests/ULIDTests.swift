@@ -1,4 +1,5 @@
 import Engine
+import TallyTestSupport
 import Testing
 
 /// Replays a fixed list of values, cycling, so tests control the random bits exactly.
@@ -8,18 +9,6 @@ private struct ScriptedRandom: RandomNumberGenerator {
     mutating func next() -> UInt64 {
         defer { index = (index + 1) % values.count }
         return values[index]
-    }
-}
-
-/// A deterministic 64-bit generator (SplitMix64).
-private struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -13,18 +13,6 @@ import Testing
 /// as accepted is exactly what the store holds afterwards.
 @Suite("HTTP ingest fuzz pass")
 struct HTTPFuzzTests {
-    /// SplitMix64: a seeded, reproducible sequence (a failure names its seed and case).
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let seeds: [String] = [
         #"{"events":[{"event_id":"e1","event_type":"widget_impression","occurred_at":"2026-08-01T10:30:00.000Z","session_id":"s1","visitor_id":"v1","page_url":"https://example.com/post/123?utm_source=x&id=9","properties":{"mapping_id":456,"post_id":123,"device_slug":"ios"}},{"event_type":"page_view","occurred_at":1785577800000,"visitor_id":"v2","referrer":"https://google.com/search?q=a","user_agent":"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}]}"#,
         #"{"schema_version":1,"property_id":"site-a","sent_at":"2026-08-01T18:12:33Z","events":[{"event_id":"01HR0000000000000000000000","type":"pageview","ts":"2026-08-01T18:12:33Z","context":{"page":{"url":"https://example.com/p?utm_campaign=c","path":"/p","title":"P","referrer":"https://news.example/"},"campaign":{"campaign_id":"cmp_1","utm":{"source":"google","medium":"cpc"}}},"identity":{"visitor_id":"v_a","session_id":"s_a","user_id_hash":"u1"},"data":{"value":3.5}}]}"#,
@@ -39,7 +27,7 @@ struct HTTPFuzzTests {
         "\"property_id\":\"site-b\"", "\"event_type\":\"\"", String(repeating: "x", count: 5000),
     ].map { Array($0.utf8) } + [[0xFF, 0xFE], [0xC3], [0xE2, 0x82], [0x00], [0xED, 0xA0, 0x80]]
 
-    static func mutate(_ input: [UInt8], _ rng: inout Random) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ rng: inout SeededRandom) -> [UInt8] {
         var b = input
         for _ in 0..<Int.random(in: 1...4, using: &rng) {
             let at = b.isEmpty ? 0 : Int.random(in: 0..<b.count, using: &rng)
@@ -58,7 +46,7 @@ struct HTTPFuzzTests {
         return b
     }
 
-    static func random(_ rng: inout Random) -> [UInt8] {
+    static func random(_ rng: inout SeededRandom) -> [UInt8] {
         (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
@@ -74,7 +62,7 @@ struct HTTPFuzzTests {
         configuration.maxBodyBytes = 64 << 10
         let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b"])
         let app = TallyServer.application(store: store, keys: keys, configuration: configuration)
-        var rng = Random(state: 20_261_123)
+        var rng = SeededRandom(state: 20_261_123)
         var bodies: [[UInt8]] = []
         for i in 0..<1500 {
             if i % 10 == 0 {

@@ -93,8 +93,10 @@ public enum IdentifierCodec {
     }
 
     /// Appends the canonical text of the 16 bytes `binary` in `form` to `text`.
-    /// `TallyHash` of the identifier's text form, without building the text anywhere but the stack.
-    public static func hashOfText(_ binary: UnsafeRawBufferPointer, form: IdentifierForm) -> UInt64 {
+    /// Calls `body` with the identifier's text form, built on the stack.
+    @inline(__always)
+    static func withText<R>(_ binary: UnsafeRawBufferPointer, form: IdentifierForm,
+                            _ body: (UnsafeRawBufferPointer) -> R) -> R {
         precondition(binary.count == binaryLength, "an identifier is 16 bytes")
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buf in
             let out = buf.baseAddress!
@@ -103,22 +105,17 @@ public enum IdentifierCodec {
             case .uuid: decodeHex(binary, uuidHexOffsets, out, hyphens: true)
             case .hex32: decodeHex(binary, hex32Offsets, out, hyphens: false)
             }
-            return TallyHash.hash(UnsafeRawBufferPointer(start: out, count: form.textLength))
+            return body(UnsafeRawBufferPointer(start: out, count: form.textLength))
         }
     }
 
+    /// `TallyHash` of the identifier's text form, without building the text anywhere but the stack.
+    public static func hashOfText(_ binary: UnsafeRawBufferPointer, form: IdentifierForm) -> UInt64 {
+        withText(binary, form: form) { TallyHash.hash($0) }
+    }
+
     public static func decode(_ binary: UnsafeRawBufferPointer, form: IdentifierForm, into text: inout [UInt8]) {
-        precondition(binary.count == binaryLength, "an identifier is 16 bytes")
-        let n = form.textLength
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buf in
-            let out = buf.baseAddress!
-            switch form {
-            case .ulid: decodeULID(binary, out)
-            case .uuid: decodeHex(binary, uuidHexOffsets, out, hyphens: true)
-            case .hex32: decodeHex(binary, hex32Offsets, out, hyphens: false)
-            }
-            text.append(contentsOf: UnsafeBufferPointer(start: out, count: n))
-        }
+        withText(binary, form: form) { text.append(contentsOf: $0) }
     }
 
     /// The canonical text of the 16 bytes `binary` in `form`, as a String.

@@ -236,25 +236,9 @@ enum GranuleCodec {
                 }
                 col.append(from: dictionary, row: code)
             }
-        case .identifierBinary:
-            guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
-            let body = try r.raw(rows * 16)
-            for k in 0..<rows {
-                IdentifierCodec.decode(UnsafeRawBufferPointer(rebasing: body[k * 16..<k * 16 + 16]), form: form, into: &col.bytes)
-                col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
-                col.nulls?.append(false)
-            }
-        case .ulidFromOccurred:
-            guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
-            let deltas = try r.raw(rows * 8)
-            let random = try r.raw(rows * 10)
-            var binary = [UInt8](repeating: 0, count: 16)
-            for k in 0..<rows {
-                let ts = occurred[k] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
-                guard ts >= 0 && ts < 1 << 48 else { throw Malformed(message: "ULID timestamp \(ts) out of range") }
-                for b in 0..<6 { binary[b] = UInt8(truncatingIfNeeded: ts >> (8 * (5 - b))) }
-                for b in 0..<10 { binary[6 + b] = random[k * 10 + b] }
-                binary.withUnsafeBytes { IdentifierCodec.decode($0, form: .ulid, into: &col.bytes) }
+        case .identifierBinary, .ulidFromOccurred:
+            try forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: occurred) { _, binary, form in
+                IdentifierCodec.decode(binary, form: form, into: &col.bytes)
                 col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
                 col.nulls?.append(false)
             }
@@ -264,10 +248,13 @@ enum GranuleCodec {
         guard r.isAtEnd else { throw Malformed(message: "\(r.remaining) bytes after \(rows) values") }
     }
 
-    /// The codes of a dictionary-codes payload, checked against the dictionary's size.
-    static func decodeCodes(_ payload: UnsafeRawBufferPointer, rows: Int, dictionarySize: Int) throws -> [UInt32] {
+    /// The codes of a dictionary-codes payload, checked against the dictionary's size. Null
+    /// rows keep their stored code (0), or get `nullCode` when one is given.
+    static func decodeCodes(_ payload: UnsafeRawBufferPointer, rows: Int, dictionarySize: Int, nullCode: UInt32? = nil)
+        throws -> [UInt32]
+    {
         var r = ByteReader(payload)
-        _ = try readNulls(&r, rows: rows)
+        let nulls = try readNulls(&r, rows: rows)
         let width = Int(try r.u8())
         guard width == 1 || width == 2 || width == 4 else { throw Malformed(message: "code width \(width)") }
         let body = try r.raw(rows * width)
@@ -283,7 +270,37 @@ enum GranuleCodec {
         if rows > 0 && Int(maxCode) >= max(dictionarySize, 1) {
             throw Malformed(message: "code \(maxCode) outside a dictionary of \(dictionarySize)")
         }
+        if let nullCode, nulls != nil {
+            for k in 0..<rows where bit(nulls, k) { codes[k] = nullCode }
+        }
         return codes
+    }
+
+    /// Calls `body` with each row's 16-byte binary identifier of an `identifierBinary` or
+    /// `ulidFromOccurred` payload (after its null flag), and the form to print it in.
+    @inline(__always)
+    static func forEachIdentifier(_ r: inout ByteReader, encoding: ColumnEncoding, rows: Int, occurred: [Int64]?,
+                                  _ body: (Int, UnsafeRawBufferPointer, IdentifierForm) throws -> Void) throws {
+        switch encoding {
+        case .identifierBinary:
+            guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
+            let ids = try r.raw(rows * 16)
+            for k in 0..<rows { try body(k, UnsafeRawBufferPointer(rebasing: ids[k * 16..<k * 16 + 16]), form) }
+        case .ulidFromOccurred:
+            guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
+            let deltas = try r.raw(rows * 8)
+            let random = try r.raw(rows * 10)
+            var binary = [UInt8](repeating: 0, count: 16)
+            for k in 0..<rows {
+                let ts = occurred[k] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: k * 8, as: Int64.self))
+                guard ts >= 0 && ts < 1 << 48 else { throw Malformed(message: "ULID timestamp \(ts) out of range") }
+                for b in 0..<6 { binary[b] = UInt8(truncatingIfNeeded: ts >> (8 * (5 - b))) }
+                for b in 0..<10 { binary[6 + b] = random[k * 10 + b] }
+                try binary.withUnsafeBytes { try body(k, $0, .ulid) }
+            }
+        default:
+            throw Malformed(message: "encoding \(encoding) does not hold binary identifiers")
+        }
     }
 
     // MARK: Dictionaries

@@ -178,20 +178,10 @@ public final class Part: Sendable {
 
     /// The dictionary codes of a dictionary-encoded column in granule `g` (null rows: 0).
     func readCodes(_ column: EventColumn, granule g: Int) throws(TallyError) -> [UInt32] {
-        guard let meta = footer.column(column), !meta.dictionary.isNone else {
-            throw .corruption("part \(name) has no dictionary for \(column.name)")
+        guard let codes = try dictionaryCodes(column, granule: g, nullCode: nil) else {
+            throw .corruption("part \(name) has no dictionary codes for \(column.name) in granule \(g)")
         }
-        let ref = meta.granules[g]
-        let rows = footer.granules[g].rows
-        let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
-        do {
-            guard encoding == .dictionaryCodes else {
-                throw GranuleCodec.Malformed(message: "encoding \(encoding) where dictionary codes were expected")
-            }
-            return try raw.withUnsafeBytes { b in try GranuleCodec.decodeCodes(b, rows: rows, dictionarySize: meta.dictionarySize) }
-        } catch {
-            throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
-        }
+        return codes
     }
 
     /// The bloom filter of `column` (one of `PartFormat.bloomColumns`) for granule `g`.

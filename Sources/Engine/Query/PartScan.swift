@@ -3,53 +3,37 @@ extension Part {
     /// The dictionary codes of `column` in granule `g`, null rows as `UInt32.max`; nil when the
     /// granule is not dictionary-coded (the caller then reads values).
     func codesWithNulls(_ column: EventColumn, granule g: Int) throws(TallyError) -> [UInt32]? {
+        try dictionaryCodes(column, granule: g, nullCode: .max)
+    }
+
+    /// The dictionary codes of `column` in granule `g` (null rows: `nullCode`, or the stored 0);
+    /// nil when the granule is not dictionary-coded.
+    func dictionaryCodes(_ column: EventColumn, granule g: Int, nullCode: UInt32?) throws(TallyError) -> [UInt32]? {
         guard let meta = footer.column(column), !meta.dictionary.isNone else { return nil }
         let ref = meta.granules[g]
         let rows = footer.granules[g].rows
         let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
         guard encoding == .dictionaryCodes else { return nil }
         do {
-            return try raw.withUnsafeBytes { payload in
-                var r = ByteReader(payload)
-                let nulls = try GranuleCodec.readNulls(&r, rows: rows)
-                let width = Int(try r.u8())
-                guard width == 1 || width == 2 || width == 4 else {
-                    throw GranuleCodec.Malformed(message: "code width \(width)")
-                }
-                let body = try r.raw(rows * width)
-                var codes = [UInt32](repeating: 0, count: rows)
-                switch width {
-                case 1: for k in 0..<rows { codes[k] = UInt32(body[k]) }
-                case 2:
-                    for k in 0..<rows {
-                        codes[k] = UInt32(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self)))
-                    }
-                default:
-                    for k in 0..<rows {
-                        codes[k] = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self))
-                    }
-                }
-                let size = UInt32(meta.dictionarySize)
-                for k in 0..<rows {
-                    if GranuleCodec.bit(nulls, k) {
-                        codes[k] = .max
-                    } else if codes[k] >= size {
-                        throw GranuleCodec.Malformed(message: "code \(codes[k]) outside a dictionary of \(size)")
-                    }
-                }
-                return codes
+            return try raw.withUnsafeBytes { b in
+                try GranuleCodec.decodeCodes(b, rows: rows, dictionarySize: meta.dictionarySize, nullCode: nullCode)
             }
         } catch {
             throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
         }
     }
 
-    /// The dictionary of a dictionary-encoded column (the key dictionaries are kept open).
-    func queryDictionary(_ column: EventColumn) throws(TallyError) -> StringColumn {
+    /// The dictionary of a dictionary-encoded column (the key dictionaries are kept open; the
+    /// others are read once into `cache`, which `read(_:granule:into:dictionaries:)` shares).
+    func queryDictionary(_ column: EventColumn, cache: inout [EventColumn: StringColumn]) throws(TallyError) -> StringColumn {
         switch column {
-        case .siteID: sites
-        case .eventType: eventTypes
-        default: try dictionary(column)
+        case .siteID: return sites
+        case .eventType: return eventTypes
+        default:
+            if let d = cache[column] { return d }
+            let d = try dictionary(column)
+            cache[column] = d
+            return d
         }
     }
 
@@ -75,40 +59,24 @@ extension Part {
         func row(_ k: Int) -> Int { selected.map { Int($0[k]) } ?? k }
         do {
             switch encoding {
-            case .identifierBinary:
-                return try raw.withUnsafeBytes { payload in
+            case .identifierBinary, .ulidFromOccurred:
+                let times = encoding == .ulidFromOccurred ? try occurred ?? readInt64s(.occurredAt, granule: g) : nil
+                var all = [UInt64](repeating: 0, count: rows)
+                var wanted: [Bool]?
+                if let selected {
+                    wanted = [Bool](repeating: false, count: rows)
+                    for i in selected { wanted![Int(i)] = true }
+                }
+                try raw.withUnsafeBytes { payload in
                     var r = ByteReader(payload)
                     guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
                         throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
                     }
-                    guard let form = IdentifierForm(rawValue: try r.u8()) else {
-                        throw GranuleCodec.Malformed(message: "unknown identifier form")
-                    }
-                    let body = try r.raw(rows * 16)
-                    return (0..<count).map { k in
-                        let i = row(k)
-                        return IdentifierCodec.hashOfText(UnsafeRawBufferPointer(rebasing: body[i * 16..<i * 16 + 16]), form: form)
+                    try GranuleCodec.forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: times) { k, binary, form in
+                        if wanted?[k] ?? true { all[k] = IdentifierCodec.hashOfText(binary, form: form) }
                     }
                 }
-            case .ulidFromOccurred:
-                let times = try occurred ?? readInt64s(.occurredAt, granule: g)
-                return try raw.withUnsafeBytes { payload in
-                    var r = ByteReader(payload)
-                    guard try GranuleCodec.readNulls(&r, rows: rows) == nil, times.count == rows else {
-                        throw GranuleCodec.Malformed(message: "a ULID block without its occurred_at")
-                    }
-                    let deltas = try r.raw(rows * 8)
-                    let random = try r.raw(rows * 10)
-                    var binary = [UInt8](repeating: 0, count: 16)
-                    return try (0..<count).map { k in
-                        let i = row(k)
-                        let ts = times[i] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
-                        guard ts >= 0 && ts < 1 << 48 else { throw GranuleCodec.Malformed(message: "ULID timestamp \(ts) out of range") }
-                        for b in 0..<6 { binary[b] = UInt8(truncatingIfNeeded: ts >> (8 * (5 - b))) }
-                        for b in 0..<10 { binary[6 + b] = random[i * 10 + b] }
-                        return binary.withUnsafeBytes { IdentifierCodec.hashOfText($0, form: .ulid) }
-                    }
-                }
+                return selected.map { $0.map { all[Int($0)] } } ?? all
             default:
                 let b = try readBatch([column], granule: g, dictionaries: &dictionaries)
                 let col = b[string: column]

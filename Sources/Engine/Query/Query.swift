@@ -180,7 +180,8 @@ public enum QueryDimension: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { name }
 
-    var isTime: Bool {
+    /// A time bucket (hour, day, …, hour_of_day, day_of_week).
+    public var isTime: Bool {
         if case .time = self { return true }
         return false
     }

@@ -358,12 +358,12 @@ struct ExecutionPlan {
         // Part code → query code, per dictionary-encoded dimension column.
         // Translated lazily: a part's dictionary of paths has thousands of entries, a query on
         // one site meets a few of them.
+        var dictionaries: [EventColumn: StringColumn] = [:]
         var maps: [EventColumn: (dict: StringColumn, codes: [UInt32])] = [:]
         let unknown = UInt32.max
-        func translate(_ c: EventColumn, _ space: ValueSpace, _ raw: [UInt32]) throws -> [UInt32]? {
-            guard c.kind != .int64, let meta = part.footer.column(c), !meta.dictionary.isNone else { return nil }
+        func translate(_ c: EventColumn, _ space: ValueSpace, _ raw: [UInt32]) throws -> [UInt32] {
             if maps[c] == nil {
-                let dict = try part.queryDictionary(c)
+                let dict = try part.queryDictionary(c, cache: &dictionaries)
                 var m = [UInt32](repeating: unknown, count: dict.count + 1)
                 m[dict.count] = space.code(.null)  // for null rows
                 maps[c] = (dict, m)
@@ -389,9 +389,27 @@ struct ExecutionPlan {
             isPageview.append(false)
             slots.append(-1)
         }
-        var dictionaries: [EventColumn: StringColumn] = [:]
+        // The `is` conditions pushed down to the scan, once per part: allowed dictionary codes of
+        // this part (dictionary columns), allowed numbers (mapping_id, post_id; a value that is
+        // not a number matches nothing).
+        var pushedCodes: [(EventColumn, Set<UInt32>)] = []
+        var pushedNumbers: [(EventColumn, Set<Int64>)] = []
+        for f in scanRequest.filters {
+            if f.column.kind == .int64 {
+                pushedNumbers.append((f.column, Set(f.values.compactMap { $0.flatMap { Int64($0) } })))
+            } else if let meta = part.footer.column(f.column), !meta.dictionary.isNone {
+                let dict = try part.queryDictionary(f.column, cache: &dictionaries)
+                pushedCodes.append((f.column, Set(f.values.compactMap { v in
+                    v.flatMap { value -> UInt32? in
+                        let (code, found) = Part.lookup(value, in: dict)
+                        return found ? code : nil
+                    }
+                })))
+            }
+        }
         let from = query.from
         let to = query.to
+        let groupsByTime = used.contains(where: \.isTime)
         for g in granules {
             try deadline.check()
             granulesRead += 1
@@ -403,27 +421,22 @@ struct ExecutionPlan {
                 selected = (0..<n).compactMap { sites[$0] == siteCode ? Int32($0) : nil }
             }
             var times: [Int64]?
-            let needsTimes = used.contains { if case .time = $0 { true } else { false } }
-            if !(meta.minTime >= from && meta.maxTime < to) || needsTimes {
+            if !(meta.minTime >= from && meta.maxTime < to) || groupsByTime {
                 times = try part.readInt64s(.occurredAt, granule: g)
             }
             if let t = times, !(meta.minTime >= from && meta.maxTime < to) {
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { t[Int($0)] >= from && t[Int($0)] < to }
             }
-            // Top-level `is` conditions on dictionary columns narrow the rows on codes, before
-            // any value is decoded (a props.* breakdown of one event type parses only its rows).
-            for f in scanRequest.filters where f.column.kind == .int64 {
-                // mapping_id, post_id: compared as numbers (a value that is not one matches nothing).
-                let allowed = Set(f.values.compactMap { $0.flatMap { Int64($0) } })
-                let col = try part.readBatch([f.column], granule: g, dictionaries: &dictionaries)[int: f.column]
+            // Top-level `is` conditions narrow the rows on codes or numbers before any value is
+            // decoded (a props.* breakdown of one event type parses only its rows).
+            for (column, allowed) in pushedNumbers {
+                let col = try part.readBatch([column], granule: g, dictionaries: &dictionaries)[int: column]
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter {
                     !col.isNull(Int($0)) && allowed.contains(col.values[Int($0)])
                 }
             }
-            for f in scanRequest.filters where f.column.kind != .int64 {
-                guard let raw = try part.codesWithNulls(f.column, granule: g) else { continue }
-                let dict = try part.queryDictionary(f.column)
-                let allowed = Set(f.values.compactMap { v in v.flatMap { Part.lookup($0, in: dict).found ? Part.lookup($0, in: dict).code : nil } })
+            for (column, allowed) in pushedCodes {
+                guard let raw = try part.codesWithNulls(column, granule: g) else { continue }
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
             }
             if let selected, selected.isEmpty { continue }
@@ -442,8 +455,8 @@ struct ExecutionPlan {
                 let space = spaces[i]
                 switch d {
                 case .column(let c):
-                    if let raw = try part.codesWithNulls(c, granule: g), let translated = try translate(c, space, pick(raw)) {
-                        codes.append(translated)
+                    if let raw = try part.codesWithNulls(c, granule: g) {
+                        codes.append(try translate(c, space, pick(raw)))
                     } else {
                         codes.append(Self.codes(of: d, in: try readCompact([c]), space: space, zone: query.timeZone))
                     }

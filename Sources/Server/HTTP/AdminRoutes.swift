@@ -30,22 +30,22 @@ struct AdminRoutes: Sendable {
 
     func register(on router: Router<TallyRequestContext>) {
         let group = router.group("/v1/admin")
-        group.get("properties") { request, _ in try guarded(request) { try listProperties() } }
-        group.post("properties") { request, _ in try await guardedAsync(request) { try await createProperty(request) } }
+        group.get("properties") { request, _ in try await guarded(request) { try listProperties() } }
+        group.post("properties") { request, _ in try await guarded(request) { try await createProperty(request) } }
         group.get("properties/{id}") { request, context in
-            try guarded(request) { try showProperty(try context.parameters.require("id")) }
+            try await guarded(request) { try showProperty(try context.parameters.require("id")) }
         }
         group.patch("properties/{id}") { request, context in
-            try await guardedAsync(request) { try await updateProperty(request, id: try context.parameters.require("id")) }
+            try await guarded(request) { try await updateProperty(request, id: try context.parameters.require("id")) }
         }
         group.post("properties/{id}/keys") { request, context in
-            try await guardedAsync(request) { try await createKey(request, propertyID: try context.parameters.require("id")) }
+            try await guarded(request) { try await createKey(request, propertyID: try context.parameters.require("id")) }
         }
         group.get("properties/{id}/keys") { request, context in
-            try guarded(request) { try listKeys(try context.parameters.require("id")) }
+            try await guarded(request) { try listKeys(try context.parameters.require("id")) }
         }
         group.delete("keys/{reference}") { request, context in
-            try guarded(request) { try revokeKey(try context.parameters.require("reference")) }
+            try await guarded(request) { try revokeKey(try context.parameters.require("reference")) }
         }
     }
 
@@ -74,12 +74,7 @@ struct AdminRoutes: Sendable {
         return nil
     }
 
-    func guarded(_ request: Request, _ body: () throws -> Response) throws -> Response {
-        if let refusal = refusal(request) { return refusal }
-        do { return try body() } catch { return Self.answer(error) }
-    }
-
-    func guardedAsync(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+    func guarded(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
         if let refusal = refusal(request) { return refusal }
         do { return try await body() } catch { return Self.answer(error) }
     }

@@ -66,7 +66,7 @@ extension ReportRoutes {
             w.raw("],\"meta\":")
             var meta = JSONText()
             Self.meta(result, elapsed: elapsed, into: &meta)
-            if include.timeLabels, let t = query.dimensions.first(where: \.isTimeDimension), case .time(let bucket) = t {
+            if include.timeLabels, let t = query.dimensions.first(where: \.isTime), case .time(let bucket) = t {
                 meta.bytes.removeLast()  // "}"
                 meta.raw(",\"time_labels\":[")
                 for (i, k) in bucket.keys(from: query.from, to: query.to, query.timeZone).enumerated() {
@@ -168,7 +168,7 @@ extension ReportRoutes {
                 q.offset = n
             }
         }
-        if q.limit == nil, !q.dimensions.isEmpty { q.limit = q.dimensions.contains(where: \.isTimeDimension) ? nil : 10_000 }
+        if q.limit == nil, !q.dimensions.isEmpty { q.limit = q.dimensions.contains(where: \.isTime) ? nil : 10_000 }
         var include = Include()
         if let inc = o["include"] {
             guard let i = inc as? [String: Any] else { throw QueryError.invalid("include", "must be an object") }
@@ -214,12 +214,5 @@ extension ReportRoutes {
             }
             return .condition(try dimension(name, parameter: path), o, texts)
         }
-    }
-}
-
-extension QueryDimension {
-    var isTimeDimension: Bool {
-        if case .time = self { return true }
-        return false
     }
 }

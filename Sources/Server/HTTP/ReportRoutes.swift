@@ -203,8 +203,7 @@ public struct ReportRoutes: Sendable {
         q.dimensions = dimensions
         q.filter = try params.get("filters").map(FilterSyntax.parse)
         q.orderBy = try params.get("order_by").map(FilterSyntax.order) ?? []
-        if q.limit == nil, !dimensions.contains(where: { if case .time = $0 { return true } else { return false } }),
-           !dimensions.isEmpty {
+        if q.limit == nil, !dimensions.isEmpty, !dimensions.contains(where: \.isTime) {
             q.limit = 1000
         }
         return (q, names)
@@ -216,7 +215,7 @@ public struct ReportRoutes: Sendable {
         var q = try baseQuery(property, params, metrics: try Self.metricList(metrics))
         q.dimensions = try dimensions.map { try QueryDimension(name: $0) }
         q.filter = filter
-        if q.limit == nil, !dimensions.isEmpty, !q.dimensions.contains(where: { if case .time = $0 { true } else { false } }) {
+        if q.limit == nil, !q.dimensions.isEmpty, !q.dimensions.contains(where: \.isTime) {
             q.limit = 50
         }
         return (q, names)
@@ -327,25 +326,28 @@ public enum FilterSyntax {
 }
 
 /// A small JSON text builder for report answers (keys in query order; numbers as numbers).
-struct JSONText {
+public struct JSONText {
     var bytes: [UInt8] = []
 
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
-    mutating func string(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
+    mutating func string(_ s: String) { Self.appendString(s.utf8, to: &bytes) }
+
+    /// `value` as a JSON string literal (quoted, escaped) appended to `out`.
+    public static func appendString<S: Sequence>(_ value: S, to out: inout [UInt8]) where S.Element == UInt8 {
+        out.append(UInt8(ascii: "\""))
+        for b in value {
             switch b {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
-            case 0x0A: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 0..<0x20: bytes.append(contentsOf: Array(String(format: "\\u%04x", b).utf8))
-            default: bytes.append(b)
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20: out.append(contentsOf: Array(String(format: "\\u%04x", b).utf8))
+            default: out.append(b)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: "\""))
     }
 
     mutating func value(_ v: QueryValue) {
