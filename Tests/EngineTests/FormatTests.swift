@@ -22,11 +22,11 @@ struct FormatTests {
         return (try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.path + "/parts/" + name))), wal)
     }
 
-    @Test("a part starts with TLYPART1 and version 1 and ends with a trailer and TLYPEND1")
+    @Test("a part starts with TLYPART1 and version 2 and ends with a trailer and TLYPEND1")
     func partFraming() async throws {
         let dir = TemporaryDirectory()
         let (part, _) = try await writeOnePart(dir)
-        #expect(Array(part[0..<16]) == Array("TLYPART1".utf8) + [1, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(part[0..<16]) == Array("TLYPART1".utf8) + [2, 0, 0, 0, 0, 0, 0, 0])
         #expect(Array(part.suffix(8)) == Array("TLYPEND1".utf8))
         let trailer = Array(part.suffix(24))
         let footerOffset = trailer[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
@@ -35,7 +35,7 @@ struct FormatTests {
         let crc = trailer[12..<16].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
         #expect(CRC32C.checksum(Array(part[footerOffset..<footerOffset + footerLength])) == crc)
         // The footer starts with the format version and the partition.
-        #expect(Array(part[footerOffset..<footerOffset + 8]) == [1, 0, 0, 0] + [0x70, 0x17, 0x03, 0x00])  // version 1, partition 202608
+        #expect(Array(part[footerOffset..<footerOffset + 8]) == [2, 0, 0, 0] + [0x70, 0x17, 0x03, 0x00])  // version 2, partition 202608
     }
 
     @Test("the first block is event_id of granule 0 with a 16-byte header whose CRC covers header and payload")
@@ -71,10 +71,10 @@ struct FormatTests {
         _ = try await writeOnePart(dir)
         let path = dir.path + "/parts/202608_00000001_0.part"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[8] = 2
+        bytes[8] = 3
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let inventory = try Inventory(directory: dir.path)
         #expect(inventory.parts.isEmpty)
-        #expect(inventory.problems == ["part 202608_00000001_0.part has format version 2; this build reads version 1"])
+        #expect(inventory.problems == ["part 202608_00000001_0.part has format version 3; this build reads versions 1–2"])
     }
 }

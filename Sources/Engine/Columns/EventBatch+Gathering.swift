@@ -5,12 +5,13 @@ extension EventBatch {
     /// cores, instead of joining the buffered batches into one and then copying every granule
     /// out of the join in sort order (two copies; ~9% of `tally ingest`'s CPU time in the
     /// profile, plus sequential instead of scattered reads for building dictionaries).
-    static func gathering(_ batches: [EventBatch], rows: [RowRef]) -> EventBatch {
+    static func gathering(_ batches: [EventBatch], rows: [RowRef], columns: [EventColumn] = EventColumn.allCases)
+        -> EventBatch
+    {
         // Where each batch's rows go: positions in `rows`, bucketed by batch.
         var buckets = [[Int32]](repeating: [], count: batches.count)
         for (k, r) in rows.enumerated() { buckets[Int(r.batch)].append(Int32(k)) }
         let positions = buckets
-        let columns = EventColumn.allCases
         let gathered = parallelMap(columns) { c -> GatheredColumn in
             if c.kind == .int64 {
                 return .int(gatherInts(batches.map { $0[int: c] }, positions, count: rows.count, rows: rows,
@@ -19,7 +20,7 @@ extension EventBatch {
             return .string(gatherStrings(batches.map { $0[string: c] }, positions, count: rows.count, rows: rows,
                                          nullable: c.isNullable))
         }
-        var out = EventBatch()
+        var out = EventBatch(columns: columns)
         for (c, g) in zip(columns, gathered) {
             switch g {
             case .int(let col): out[int: c] = col

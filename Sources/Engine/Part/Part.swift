@@ -28,9 +28,9 @@ public final class Part: Sendable {
             throw .corruption("part \(name) does not start with the part magic at offset 0")
         }
         let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-        guard version == PartFormat.version else {
+        guard PartFormat.readableVersions.contains(version) else {
             throw TallyError(.unsupportedVersion,
-                             "part \(name) has format version \(version); this build reads version \(PartFormat.version)")
+                             "part \(name) has format version \(version); this build reads versions \(PartFormat.readableVersions.lowerBound)–\(PartFormat.version)")
         }
         let trailer = try file.read(at: size - PartFormat.trailerSize, count: PartFormat.trailerSize)
         guard Array(trailer[16..<24]) == PartFormat.endMagic else {

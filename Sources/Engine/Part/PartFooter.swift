@@ -51,6 +51,10 @@ public struct PartFooter: Sendable {
     public var walLSN: UInt64
     /// 0 for a flushed part; merges produce 1 + the highest input level.
     public var level: Int
+    /// The numbers of the parts a merge replaced with this one (empty for a flushed part).
+    /// Opening a store deletes any part listed here that is still on disk: a merge that died
+    /// after publishing this part but before deleting its inputs neither loses nor doubles rows.
+    public var sources: [Int] = []
     public var columns: [ColumnMeta]
     public var granules: [GranuleMeta]
 
@@ -68,6 +72,8 @@ public struct PartFooter: Sendable {
         w.i64(maxReceived)
         w.u64(walLSN)
         w.varint(UInt64(level))
+        w.varint(UInt64(sources.count))
+        for n in sources { w.varint(UInt64(n)) }
         w.varint(UInt64(granules.count))
         for g in granules {
             w.varint(UInt64(g.rows))
@@ -112,8 +118,8 @@ public struct PartFooter: Sendable {
     static func parse(_ bytes: UnsafeRawBufferPointer, fileSize: Int) throws -> PartFooter {
         var r = ByteReader(bytes)
         let version = try r.u32()
-        guard version == PartFormat.version else {
-            throw TallyError(.unsupportedVersion, "part format version \(version); this build reads version \(PartFormat.version)")
+        guard PartFormat.readableVersions.contains(version) else {
+            throw TallyError(.unsupportedVersion, "part format version \(version); this build reads versions \(PartFormat.readableVersions.lowerBound)–\(PartFormat.version)")
         }
         guard let partition = Partition(yyyymm: Int(try r.u32())) else {
             throw GranuleCodec.Malformed(message: "invalid partition")
@@ -126,6 +132,11 @@ public struct PartFooter: Sendable {
         let maxReceived = try r.i64()
         let lsn = try r.u64()
         let level = try r.count(limit: 1000)
+        var sources: [Int] = []
+        if version >= 2 {
+            let n = try r.count(limit: 1 << 20)
+            for _ in 0..<n { sources.append(try r.count()) }
+        }
         let granuleCount = try r.count(limit: rows + 1)
         var granules: [GranuleMeta] = []
         granules.reserveCapacity(granuleCount)
@@ -176,6 +187,6 @@ public struct PartFooter: Sendable {
         guard r.isAtEnd else { throw GranuleCodec.Malformed(message: "\(r.remaining) bytes after the footer") }
         return PartFooter(partition: partition, rows: rows, granuleRows: granuleRows, minTime: minTime, maxTime: maxTime,
                           minReceived: minReceived, maxReceived: maxReceived, walLSN: lsn, level: level,
-                          columns: columns, granules: granules)
+                          sources: sources, columns: columns, granules: granules)
     }
 }

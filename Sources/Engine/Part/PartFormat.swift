@@ -5,7 +5,9 @@ public enum PartFormat {
     /// "TLYPEND1" as the last 8 bytes of every part file.
     static let endMagic: [UInt8] = Array("TLYPEND1".utf8)
     /// Bumped on any change of the bytes of a part; readers refuse other versions with a clear error.
-    public static let version: UInt32 = 1
+    /// Version 2 added the merge sources list to the footer; version 1 parts (no list) still open.
+    public static let version: UInt32 = 2
+    public static let readableVersions: ClosedRange<UInt32> = 1...2
     /// magic (8) + version (4) + reserved (4).
     static let headerSize = 16
     /// footer offset (8) + footer length (4) + footer CRC32C (4) + end magic (8).

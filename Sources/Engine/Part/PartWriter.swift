@@ -21,17 +21,9 @@ struct PartWriter {
         precondition(batch.count > 0, "a part holds at least one row")
         precondition(batch.columns.count == EventColumn.allCases.count, "a part holds every column")
         let rowCount = batch.count
-        let name = PartFormat.fileName(partition: partition, number: number, level: level)
-        let path = directory + "/" + name
-        let tmp = path + PartFormat.temporarySuffix
-        let file = try fs.openForWriting(tmp, truncate: true)
+        var file = try PartFileBuilder(fs: fs, directory: directory,
+                                       name: PartFormat.fileName(partition: partition, number: number, level: level))
         defer { file.close() }
-
-        var out = ByteWriter(capacity: 1 << 20)
-        var offset = 0
-        out.raw(PartFormat.magic)
-        out.u32(PartFormat.version)
-        out.u32(0)
 
         // Part dictionaries: always for low-cardinality columns, and for other text columns
         // when they repeat enough (distinct values ≤ rows / 4: paths, URLs, titles). Measured on
@@ -44,51 +36,12 @@ struct PartWriter {
         for (c, d) in zip(dictionaryColumns, built) where d != nil { dictionaries[c] = d }
         let partDictionaries = dictionaries
 
-        var columns = EventColumn.allCases.map {
-            ColumnMeta(column: $0, nullCount: 0, storedBytes: 0, rawBytes: 0, dictionary: .none, dictionarySize: 0,
-                       granules: [])
-        }
-        var granules: [GranuleMeta] = []
-
-        func emit(_ raw: [UInt8], codec: Codec, encoding: ColumnEncoding) -> BlockRef {
-            let block = Self.frame(raw, codec: codec, encoding: encoding)
-            let ref = BlockRef(offset: offset + out.count, length: block.count)
-            out.raw(block)
-            return ref
-        }
-
-        func drain() throws(TallyError) {
-            if out.count >= 1 << 20 {
-                try file.append(out.bytes)
-                offset += out.count
-                out.bytes.removeAll(keepingCapacity: true)
-            }
-        }
-
         let siteCodes = dictionaries[.siteID]!.codes
         let typeCodes = dictionaries[.eventType]!.codes
-        var minTime = Int64.max, maxTime = Int64.min, minReceived = Int64.max, maxReceived = Int64.min
-        var nullCounts = [Int](repeating: 0, count: EventColumn.allCases.count)
+        let times = batch[int: .occurredAt].values
         var start = 0
         while start < rowCount {
             let range = start..<min(rowCount, start + granuleRows)
-            let times = batch[int: .occurredAt].values
-            var g = GranuleMeta(
-                rows: range.count, firstRow: start, minTime: .max, maxTime: .min,
-                firstSite: siteCodes[range.lowerBound], lastSite: siteCodes[range.upperBound - 1],
-                firstDay: Int32(clamping: CivilTime.day(ms: times[range.lowerBound])),
-                lastDay: Int32(clamping: CivilTime.day(ms: times[range.upperBound - 1])),
-                firstType: typeCodes[range.lowerBound], lastType: typeCodes[range.upperBound - 1], blooms: [])
-            for t in times[range] {
-                g.minTime = min(g.minTime, t)
-                g.maxTime = max(g.maxTime, t)
-            }
-            minTime = min(minTime, g.minTime)
-            maxTime = max(maxTime, g.maxTime)
-            for t in batch[int: .receivedAt].values[range] {
-                minReceived = min(minReceived, t)
-                maxReceived = max(maxReceived, t)
-            }
             // Columns and bloom filters of the granule are encoded and compressed in parallel,
             // then written in column order.
             let jobs = EventColumn.allCases.map { GranuleJob.column($0) } + PartFormat.bloomColumns.map { GranuleJob.bloom($0) }
@@ -100,53 +53,13 @@ struct PartWriter {
                     return Self.encodeBloom(batch[string: c], range)
                 }
             }
-            for (k, block) in blocks.enumerated() {
-                let ref = BlockRef(offset: offset + out.count, length: block.bytes.count)
-                out.raw(block.bytes)
-                if k < EventColumn.allCases.count {
-                    columns[k].granules.append(ref)
-                    columns[k].storedBytes += ref.length
-                    columns[k].rawBytes += block.rawLength
-                    nullCounts[k] += block.nullCount
-                } else {
-                    g.blooms.append(ref)
-                }
-            }
-            granules.append(g)
-            try drain()
+            try file.addGranule(times: times[range], received: batch[int: .receivedAt].values[range],
+                                sites: (siteCodes[range.lowerBound], siteCodes[range.upperBound - 1]),
+                                types: (typeCodes[range.lowerBound], typeCodes[range.upperBound - 1]), blocks: blocks)
             start = range.upperBound
         }
-
-        for (k, c) in EventColumn.allCases.enumerated() {
-            if let d = dictionaries[c] {
-                var payload = ByteWriter(capacity: d.values.bytes.count + d.values.count * 2)
-                GranuleCodec.encodeDictionary(d.values, order: d.order, into: &payload)
-                let ref = emit(payload.bytes, codec: .zstd, encoding: .dictionary)
-                columns[k].dictionary = ref
-                columns[k].dictionarySize = d.values.count
-                columns[k].storedBytes += ref.length
-                columns[k].rawBytes += payload.count
-            }
-            columns[k].nullCount = nullCounts[k]
-        }
-
-        let footer = PartFooter(
-            partition: partition, rows: rowCount, granuleRows: granuleRows,
-            minTime: minTime, maxTime: maxTime, minReceived: minReceived, maxReceived: maxReceived,
-            walLSN: walLSN, level: level, columns: columns, granules: granules)
-        let footerBytes = footer.serialized()
-        let footerOffset = offset + out.count
-        out.raw(footerBytes)
-        out.u64(UInt64(footerOffset))
-        out.u32(UInt32(footerBytes.count))
-        out.u32(CRC32C.checksum(footerBytes))
-        out.raw(PartFormat.endMagic)
-        try file.append(out.bytes)
-        let size = offset + out.count
-        try file.sync()
-        try fs.rename(tmp, to: path)
-        try fs.syncDirectory(directory)
-        return Written(name: name, footer: footer, fileSize: size)
+        return try file.finish(dictionaries: dictionaries.mapValues { ($0.values, $0.order) }, partition: partition,
+                               granuleRows: granuleRows, walLSN: walLSN, level: level, sources: [])
     }
 
     // MARK: Pure pieces (run in parallel)
@@ -304,4 +217,131 @@ private final class ResultSlots<R>: @unchecked Sendable {
     }
     func set(_ i: Int, _ r: R) { slots[i] = r }
     var values: [R] { slots.map { $0! } }
+}
+
+/// The bytes of one part file as they are produced, granule by granule: a flush writes a
+/// sorted batch through it, a merge the merged rows of its inputs. Output is buffered and
+/// appended to `NAME.part.tmp` a megabyte at a time; `finish` adds the dictionaries, footer and
+/// trailer, fsyncs, renames to `NAME.part` and fsyncs the directory.
+struct PartFileBuilder {
+    let fs: any FileSystem
+    let directory: String
+    let name: String
+    private let file: any StoredFile
+    private var out = ByteWriter(capacity: 1 << 20)
+    private var offset = 0
+    private var columns: [ColumnMeta]
+    private var granules: [GranuleMeta] = []
+    private var rows = 0
+    private var minTime = Int64.max, maxTime = Int64.min, minReceived = Int64.max, maxReceived = Int64.min
+    private var closed = false
+
+    var temporaryPath: String { directory + "/" + name + PartFormat.temporarySuffix }
+    var rowCount: Int { rows }
+
+    init(fs: any FileSystem, directory: String, name: String) throws(TallyError) {
+        self.fs = fs
+        self.directory = directory
+        self.name = name
+        file = try fs.openForWriting(directory + "/" + name + PartFormat.temporarySuffix, truncate: true)
+        columns = EventColumn.allCases.map {
+            ColumnMeta(column: $0, nullCount: 0, storedBytes: 0, rawBytes: 0, dictionary: .none, dictionarySize: 0,
+                       granules: [])
+        }
+        out.raw(PartFormat.magic)
+        out.u32(PartFormat.version)
+        out.u32(0)
+    }
+
+    /// Appends one granule: its occurred_at and received_at values, the codes of its first
+    /// and last site and event type, and its blocks — one per column in `EventColumn.allCases`
+    /// order, then one bloom filter per `PartFormat.bloomColumns`.
+    mutating func addGranule(times: ArraySlice<Int64>, received: ArraySlice<Int64>, sites: (UInt32, UInt32),
+                             types: (UInt32, UInt32), blocks: [PartWriter.EncodedBlock]) throws(TallyError) {
+        precondition(blocks.count == EventColumn.allCases.count + PartFormat.bloomColumns.count)
+        var g = GranuleMeta(
+            rows: times.count, firstRow: rows, minTime: .max, maxTime: .min, firstSite: sites.0, lastSite: sites.1,
+            firstDay: Int32(clamping: CivilTime.day(ms: times.first!)),
+            lastDay: Int32(clamping: CivilTime.day(ms: times.last!)), firstType: types.0, lastType: types.1, blooms: [])
+        for t in times {
+            g.minTime = min(g.minTime, t)
+            g.maxTime = max(g.maxTime, t)
+        }
+        minTime = min(minTime, g.minTime)
+        maxTime = max(maxTime, g.maxTime)
+        for t in received {
+            minReceived = min(minReceived, t)
+            maxReceived = max(maxReceived, t)
+        }
+        for (k, block) in blocks.enumerated() {
+            let ref = BlockRef(offset: offset + out.count, length: block.bytes.count)
+            out.raw(block.bytes)
+            if k < columns.count {
+                columns[k].granules.append(ref)
+                columns[k].storedBytes += ref.length
+                columns[k].rawBytes += block.rawLength
+                columns[k].nullCount += block.nullCount
+            } else {
+                g.blooms.append(ref)
+            }
+        }
+        granules.append(g)
+        rows += times.count
+        if out.count >= 1 << 20 {
+            try file.append(out.bytes)
+            offset += out.count
+            out.bytes.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Writes the dictionaries (values, and the order that sorts them), footer and trailer;
+    /// makes the part durable and visible under its name.
+    mutating func finish(dictionaries: [EventColumn: (values: StringColumn, order: [Int32])], partition: Partition,
+                         granuleRows: Int, walLSN: UInt64, level: Int, sources: [Int]) throws(TallyError)
+        -> PartWriter.Written
+    {
+        precondition(rows > 0, "a part holds at least one row")
+        for (k, c) in EventColumn.allCases.enumerated() {
+            guard let d = dictionaries[c] else { continue }
+            var payload = ByteWriter(capacity: d.values.bytes.count + d.values.count * 2)
+            GranuleCodec.encodeDictionary(d.values, order: d.order, into: &payload)
+            let block = PartWriter.frame(payload.bytes, codec: .zstd, encoding: .dictionary)
+            let ref = BlockRef(offset: offset + out.count, length: block.count)
+            out.raw(block)
+            columns[k].dictionary = ref
+            columns[k].dictionarySize = d.order.count
+            columns[k].storedBytes += ref.length
+            columns[k].rawBytes += payload.count
+        }
+        let footer = PartFooter(
+            partition: partition, rows: rows, granuleRows: granuleRows,
+            minTime: minTime, maxTime: maxTime, minReceived: minReceived, maxReceived: maxReceived,
+            walLSN: walLSN, level: level, sources: sources, columns: columns, granules: granules)
+        let footerBytes = footer.serialized()
+        let footerOffset = offset + out.count
+        out.raw(footerBytes)
+        out.u64(UInt64(footerOffset))
+        out.u32(UInt32(footerBytes.count))
+        out.u32(CRC32C.checksum(footerBytes))
+        out.raw(PartFormat.endMagic)
+        try file.append(out.bytes)
+        let size = offset + out.count
+        try file.sync()
+        close()
+        let path = directory + "/" + name
+        try fs.rename(path + PartFormat.temporarySuffix, to: path)
+        try fs.syncDirectory(directory)
+        return PartWriter.Written(name: name, footer: footer, fileSize: size)
+    }
+
+    mutating func close() {
+        if !closed { file.close() }
+        closed = true
+    }
+
+    /// Closes and deletes the temporary file of a part that will not be finished.
+    mutating func abandon() {
+        close()
+        try? fs.remove(temporaryPath)
+    }
 }

@@ -22,6 +22,9 @@ public struct StoreOptions: Sendable {
     public var retention: Int64? = nil
     /// Run the flusher thread (off in tests that flush by hand).
     public var backgroundFlush = true
+    /// Run the merger thread (only with `backgroundFlush`): merges parts per `mergePolicy`.
+    public var backgroundMerge = true
+    public var mergePolicy = MergePolicy()
     public var clock: any TallyClock = SystemClock()
     public var fileSystem: any FileSystem = PosixFileSystem()
 
@@ -58,6 +61,11 @@ public final class EventStore: Sendable {
         var dedupe: DedupeIndex
         var closed = false
         var lastFlushError: TallyError?
+        /// Parts being merged, and partitions being dropped (merges of them are cancelled).
+        var merging: Set<Int> = []
+        var droppingPartitions: Set<Partition> = []
+        var merges = MergeCounters()
+        var lastMergeError: TallyError?
         /// Ingests waiting for the buffer to drain (backpressure).
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -72,6 +80,9 @@ public final class EventStore: Sendable {
     let flushLock = Mutex<Void>(())
     let idGenerator = Mutex(ULIDGenerator())
     private let flusherExited = DispatchSemaphore(value: 0)
+    private let mergerExited = DispatchSemaphore(value: 0)
+    private let mergeWake = NSCondition()
+    nonisolated(unsafe) private var mergeWakePending = false
     private let wake = NSCondition()
     /// Set (under `wake`) by `wakeFlusher`, so a wake-up sent while the flusher is busy is not lost.
     nonisolated(unsafe) private var wakePending = false
@@ -87,6 +98,8 @@ public final class EventStore: Sendable {
         public var leftoversRemoved = 0
         /// Partitions dropped on open because they were past the retention.
         public var partitionsDropped: [Partition] = []
+        /// Parts deleted on open because a merged part on disk already holds their rows.
+        public var supersededRemoved = 0
     }
 
     /// Opens (creating if needed) the store in `options.directory`: removes leftovers of
@@ -119,6 +132,16 @@ public final class EventStore: Sendable {
                 // A part that cannot be opened is reported, not fatal: the others stay readable.
                 report.problems.append(error.description)
             }
+        }
+        // A merge that died between publishing its part and deleting its inputs left both.
+        let superseded = Self.superseded(st.parts)
+        for part in st.parts where superseded.contains(part.number) {
+            try fs.remove(part.path)
+            report.supersededRemoved += 1
+        }
+        if report.supersededRemoved > 0 {
+            try fs.syncDirectory(partsDirectory)
+            st.parts.removeAll { superseded.contains($0.number) }
         }
         // Partitions past the retention go before anything reads them.
         let openedAt = options.clock.nowMillis()
@@ -183,6 +206,7 @@ public final class EventStore: Sendable {
         openReport = report
         try wal.start(nextLSN: maxLSN + 1)
         if options.backgroundFlush { startFlusher() }
+        if options.backgroundFlush && options.backgroundMerge { startMerger() }
     }
 
     // MARK: Retention
@@ -209,6 +233,13 @@ public final class EventStore: Sendable {
     /// how many rows went. Snapshots taken before keep reading the parts they hold (the files
     /// stay open); new snapshots no longer see them. Buffered rows of the partition stay.
     public func dropPartition(_ partition: Partition) throws(TallyError) -> Int {
+        // Merges of the partition are cancelled, and waited for: a merged part published after
+        // the drop would bring the rows back.
+        state.withLock { _ = $0.droppingPartitions.insert(partition) }
+        defer { state.withLock { _ = $0.droppingPartitions.remove(partition) } }
+        while state.withLock({ st in st.parts.contains { $0.partition == partition && st.merging.contains($0.number) } }) {
+            usleep(5_000)
+        }
         let dropped = state.withLock { st -> [Part] in
             let gone = st.parts.filter { $0.partition == partition }
             st.parts.removeAll { $0.partition == partition }
@@ -376,13 +407,17 @@ public final class EventStore: Sendable {
         public var nextLSN: UInt64
         public var dedupeKeys: Int
         public var lastFlushError: String?
+        public var merges: MergeCounters
+        public var mergesRunning: Int
+        public var lastMergeError: String?
     }
 
     public var status: Status {
         state.withLock { st in
             Status(parts: st.parts.count, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
                    bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
-                   lastFlushError: st.lastFlushError?.description)
+                   lastFlushError: st.lastFlushError?.description, merges: st.merges,
+                   mergesRunning: st.merging.isEmpty ? 0 : 1, lastMergeError: st.lastMergeError?.description)
         }
     }
 
@@ -411,12 +446,51 @@ public final class EventStore: Sendable {
         wake.unlock()
         if state.withLock({ $0.closed }) { return false }
         do {
+            let before = state.withLock { $0.parts.count }
             try flushIfDue()
+            if state.withLock({ $0.parts.count }) != before { wakeMerger() }
             try dropExpiredPartitions()
         } catch {
             state.withLock { $0.lastFlushError = error }
         }
         return true
+    }
+
+    // MARK: Background merging
+
+    private func startMerger() {
+        let exited = mergerExited
+        let t = Thread { [weak self] in
+            while let s = self, s.mergerStep() {}
+            exited.signal()
+        }
+        t.name = "tally-merge"
+        t.start()
+    }
+
+    /// Waits for a flush (or a second), then merges while the policy finds work; false once
+    /// the store is closed.
+    private func mergerStep() -> Bool {
+        mergeWake.lock()
+        if !mergeWakePending { _ = mergeWake.wait(until: Date(timeIntervalSinceNow: 1.0)) }
+        mergeWakePending = false
+        mergeWake.unlock()
+        if state.withLock({ $0.closed }) { return false }
+        do {
+            while let task = nextMergeTask() {
+                guard try runMerge(task) != nil else { break }
+            }
+        } catch {
+            state.withLock { $0.lastMergeError = error }
+        }
+        return true
+    }
+
+    func wakeMerger() {
+        mergeWake.lock()
+        mergeWakePending = true
+        mergeWake.signal()
+        mergeWake.unlock()
     }
 
     func wakeFlusher() {
@@ -446,7 +520,9 @@ public final class EventStore: Sendable {
         if already { return }
         resumeWaiters()
         wakeFlusher()
+        wakeMerger()
         if options.backgroundFlush { flusherExited.wait() }
+        if options.backgroundFlush && options.backgroundMerge { mergerExited.wait() }
         wal.close()
         defer { lock.release() }
         try flush()

@@ -24,6 +24,9 @@ public struct Inventory: Sendable {
                 }
             }
         }
+        // A running server may be between publishing a merged part and deleting its inputs.
+        let superseded = EventStore.superseded(parts)
+        parts.removeAll { superseded.contains($0.number) }
         let walDirectory = directory + "/wal"
         if fs.exists(walDirectory) {
             for name in try fs.list(walDirectory) where WALFormat.parseFileName(name) != nil {

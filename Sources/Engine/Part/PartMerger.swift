@@ -1,0 +1,288 @@
+/// Merges sorted parts of one month partition into one part, streaming granule by granule.
+///
+/// Memory is bounded by the inputs' current granules, one output granule and the merged
+/// dictionaries (distinct values, not rows) — independent of how many rows the parts hold.
+///
+/// - Dictionary columns: a column dictionary-coded in every input gets the union of the input
+///   dictionaries (sorted, so codes still compare like values); each input's codes are remapped
+///   through a table instead of being decoded to text and looked up again. A text column whose
+///   union would exceed a quarter of the rows is written as values, as a flush would.
+/// - Rows: a k-way merge on the sort key (site code, day, event type code, visitor hash,
+///   visitor, occurred_at, event_id).
+/// - Duplicates: a row equal on the whole sort key to the row before it has the same site_id
+///   and event_id and the same time, visitor and type: a retry of the same event that slipped
+///   past the ingest dedupe window. It is dropped. (Two rows sharing an event_id but differing in
+///   time, visitor or type are different events by content and both kept.)
+struct PartMerger {
+    let fs: any FileSystem
+    let directory: String
+    var granuleRows = PartFormat.defaultGranuleRows
+
+    struct Outcome {
+        let written: PartWriter.Written
+        /// Rows dropped as exact duplicates.
+        let duplicates: Int
+    }
+
+    /// Merges `inputs` (parts of one partition) into part `number`; nil when `isCancelled`
+    /// turned true first (nothing is left on disk then).
+    func merge(_ inputs: [Part], number: Int, isCancelled: () -> Bool = { false }) throws(TallyError) -> Outcome? {
+        precondition(!inputs.isEmpty && Set(inputs.map(\.partition)).count == 1, "a merge takes parts of one partition")
+        let partition = inputs[0].partition
+        let level = (inputs.map(\.footer.level).max() ?? 0) + 1
+        let totalRows = inputs.reduce(0) { $0 + $1.rows }
+
+        // Which columns stay dictionary-coded, with the merged dictionary and per-input remaps.
+        var codeColumns: [EventColumn] = []
+        var merged: [MergedDictionary] = []
+        for c in EventColumn.allCases where c.kind == .lowCardinality || c.kind == .string {
+            guard inputs.allSatisfy({ !($0.footer.column(c)?.dictionary.isNone ?? true) }) else { continue }
+            let union = MergedDictionary(try inputs.map { (p) throws(TallyError) in try p.dictionary(c) })
+            if c.kind == .string && union.values.count > totalRows / 4 { continue }
+            codeColumns.append(c)
+            merged.append(union)
+        }
+        let valueColumns = EventColumn.allCases.filter { !codeColumns.contains($0) }
+        let siteK = codeColumns.firstIndex(of: .siteID)!, typeK = codeColumns.firstIndex(of: .eventType)!
+
+        let name = PartFormat.fileName(partition: partition, number: number, level: level)
+        var file = try PartFileBuilder(fs: fs, directory: directory, name: name)
+        do throws(TallyError) {
+            var state = MergeState(inputs: inputs, codeColumns: codeColumns, valueColumns: valueColumns,
+                                   remaps: merged.map(\.remaps), siteK: siteK, typeK: typeK)
+            for k in inputs.indices { try state.advance(k) }
+            var duplicates = 0
+            var refs: [RowRef] = []
+            refs.reserveCapacity(granuleRows)
+            var last: RowRef?
+            let dictionarySizes = merged.map(\.values.count)
+
+            func emit() throws(TallyError) {
+                guard !refs.isEmpty else { return }
+                let granule = state.gather(refs)
+                let n = refs.count
+                let codeSlots = Dictionary(uniqueKeysWithValues: codeColumns.enumerated().map { ($1, $0) })
+                let jobs = EventColumn.allCases.map { PartWriter.GranuleJob.column($0) }
+                    + PartFormat.bloomColumns.map { PartWriter.GranuleJob.bloom($0) }
+                let blocks = parallelMap(jobs) { job -> PartWriter.EncodedBlock in
+                    switch job {
+                    case .column(let c):
+                        if let k = codeSlots[c] {
+                            return Self.encodeCodes(c, granule.codes[k], dictionarySize: dictionarySizes[k])
+                        }
+                        return PartWriter.encodeColumn(c, batch: granule.values, range: 0..<n, dictionary: nil)
+                    case .bloom(let c):
+                        return PartWriter.encodeBloom(granule.values[string: c], 0..<n)
+                    }
+                }
+                let sites = granule.codes[siteK], types = granule.codes[typeK]
+                try file.addGranule(times: granule.values[int: .occurredAt].values[...],
+                                    received: granule.values[int: .receivedAt].values[...],
+                                    sites: (sites[0], sites[n - 1]), types: (types[0], types[n - 1]), blocks: blocks)
+                refs.removeAll(keepingCapacity: true)
+                state.compact(keeping: &last)
+            }
+
+            while let (k, row) = state.smallest() {
+                let ref = RowRef(batch: UInt32(state.cursors[k].slot), row: UInt32(row))
+                if let l = last, state.compare(l, ref) == 0 {
+                    duplicates += 1
+                } else {
+                    refs.append(ref)
+                    last = ref
+                }
+                try state.step(k)
+                if refs.count == granuleRows {
+                    try emit()
+                    if isCancelled() {
+                        file.abandon()
+                        return nil
+                    }
+                }
+            }
+            try emit()
+            let written = try file.finish(
+                dictionaries: Dictionary(uniqueKeysWithValues: zip(codeColumns, merged).map { c, d in
+                    (c, (d.values, (0..<Int32(d.values.count)).map { $0 }))
+                }),
+                partition: partition, granuleRows: granuleRows, walLSN: inputs.map(\.footer.walLSN).max() ?? 0,
+                level: level, sources: inputs.map(\.number).sorted())
+            return Outcome(written: written, duplicates: duplicates)
+        } catch {
+            file.abandon()
+            throw error
+        }
+    }
+
+    /// One dictionary-coded column of an output granule (null rows carry `UInt32.max`).
+    static func encodeCodes(_ c: EventColumn, _ codes: [UInt32], dictionarySize: Int) -> PartWriter.EncodedBlock {
+        var nulls: NullBitmap?
+        var stored = codes
+        if codes.contains(.max) {
+            var bitmap = NullBitmap()
+            for k in codes.indices {
+                bitmap.append(codes[k] == .max)
+                if codes[k] == .max { stored[k] = 0 }
+            }
+            nulls = bitmap
+        }
+        var payload = ByteWriter(capacity: codes.count * 4 + 16)
+        let encoding = GranuleCodec.encodeCodes(stored[...], nulls: nulls, 0..<codes.count, dictionarySize: dictionarySize,
+                                                into: &payload)
+        return PartWriter.EncodedBlock(bytes: PartWriter.frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding),
+                                       rawLength: payload.count, nullCount: nulls?.nullCount ?? 0)
+    }
+}
+
+/// The union of sorted dictionaries, and for each input the code of each of its values in it.
+struct MergedDictionary {
+    var values = StringColumn()
+    var remaps: [[UInt32]]
+
+    init(_ dictionaries: [StringColumn]) {
+        remaps = dictionaries.map { [UInt32](repeating: 0, count: $0.count) }
+        var heads = [Int](repeating: 0, count: dictionaries.count)
+        while true {
+            var best = -1
+            for k in dictionaries.indices where heads[k] < dictionaries[k].count {
+                if best < 0 { best = k; continue }
+                let c = dictionaries[k].withValue(heads[k]) { a in dictionaries[best].withValue(heads[best]) { ByteOrder.compare(a, $0) } }
+                if c < 0 { best = k }
+            }
+            if best < 0 { return }
+            let code = UInt32(values.count)
+            values.append(from: dictionaries[best], row: heads[best])
+            for k in dictionaries.indices where heads[k] < dictionaries[k].count {
+                let equal = k == best || dictionaries[k].withValue(heads[k]) { a in
+                    values.withValue(Int(code)) { ByteOrder.equal(a, $0) }
+                }
+                if equal {
+                    remaps[k][heads[k]] = code
+                    heads[k] += 1
+                }
+            }
+        }
+    }
+}
+
+/// The inputs' cursors and the decoded granules the current output granule refers to.
+private struct MergeState {
+    /// A decoded input granule: value columns, remapped codes, and sort-key helpers.
+    struct Slot {
+        var values: EventBatch
+        var codes: [[UInt32]]
+        var days: [Int32]
+        var visitorHashes: [UInt64]
+    }
+
+    struct Cursor {
+        var granule = -1
+        var row = 0
+        var rows = 0
+        var slot = -1
+        var done = false
+        var dictionaries: [EventColumn: StringColumn] = [:]
+    }
+
+    let inputs: [Part]
+    let codeColumns: [EventColumn]
+    let valueColumns: [EventColumn]
+    let remaps: [[[UInt32]]]
+    let siteK: Int, typeK: Int
+    var cursors: [Cursor]
+    var slots: [Slot] = []
+
+    init(inputs: [Part], codeColumns: [EventColumn], valueColumns: [EventColumn], remaps: [[[UInt32]]], siteK: Int,
+         typeK: Int) {
+        self.inputs = inputs
+        self.codeColumns = codeColumns
+        self.valueColumns = valueColumns
+        self.remaps = remaps
+        self.siteK = siteK
+        self.typeK = typeK
+        cursors = inputs.map { _ in Cursor() }
+    }
+
+    /// Moves input `k` to its next granule (decoding it into a new slot), or marks it done.
+    mutating func advance(_ k: Int) throws(TallyError) {
+        let part = inputs[k]
+        let g = cursors[k].granule + 1
+        guard g < part.footer.granules.count else {
+            cursors[k].done = true
+            return
+        }
+        var values = try part.readBatch(valueColumns, granule: g, dictionaries: &cursors[k].dictionaries)
+        values.setCount(part.footer.granules[g].rows)
+        var codes: [[UInt32]] = []
+        for (j, c) in codeColumns.enumerated() {
+            guard let raw = try part.codesWithNulls(c, granule: g) else {
+                throw .corruption("part \(part.name) has no dictionary codes for \(c.name) in granule \(g)")
+            }
+            let remap = remaps[j][k]
+            codes.append(raw.map { $0 == .max ? .max : remap[Int($0)] })
+        }
+        let days = values[int: .occurredAt].values.map { Int32(clamping: CivilTime.day(ms: $0)) }
+        let visitors = values[string: .visitorID]
+        let hashes = (0..<values.count).map { i in visitors.withValue(i) { TallyHash.hash($0) } }
+        slots.append(Slot(values: values, codes: codes, days: days, visitorHashes: hashes))
+        cursors[k] = Cursor(granule: g, row: 0, rows: values.count, slot: slots.count - 1, done: false,
+                            dictionaries: cursors[k].dictionaries)
+    }
+
+    mutating func step(_ k: Int) throws(TallyError) {
+        cursors[k].row += 1
+        if cursors[k].row == cursors[k].rows { try advance(k) }
+    }
+
+    /// The input whose current row sorts first, and that row.
+    func smallest() -> (Int, Int)? {
+        var best = -1
+        for k in cursors.indices where !cursors[k].done {
+            if best < 0 {
+                best = k
+                continue
+            }
+            let a = RowRef(batch: UInt32(cursors[k].slot), row: UInt32(cursors[k].row))
+            let b = RowRef(batch: UInt32(cursors[best].slot), row: UInt32(cursors[best].row))
+            if compare(a, b) < 0 { best = k }
+        }
+        return best < 0 ? nil : (best, cursors[best].row)
+    }
+
+    /// The sort-key order of two rows (`batch` = slot): `SortKey.compare` on merged codes.
+    func compare(_ a: RowRef, _ b: RowRef) -> Int {
+        let x = slots[Int(a.batch)], y = slots[Int(b.batch)]
+        let i = Int(a.row), j = Int(b.row)
+        if x.codes[siteK][i] != y.codes[siteK][j] { return x.codes[siteK][i] < y.codes[siteK][j] ? -1 : 1 }
+        if x.days[i] != y.days[j] { return x.days[i] < y.days[j] ? -1 : 1 }
+        if x.codes[typeK][i] != y.codes[typeK][j] { return x.codes[typeK][i] < y.codes[typeK][j] ? -1 : 1 }
+        if x.visitorHashes[i] != y.visitorHashes[j] { return x.visitorHashes[i] < y.visitorHashes[j] ? -1 : 1 }
+        let v = x.values[string: .visitorID].withValue(i) { p in y.values[string: .visitorID].withValue(j) { ByteOrder.compare(p, $0) } }
+        if v != 0 { return v }
+        let ta = x.values[int: .occurredAt].values[i], tb = y.values[int: .occurredAt].values[j]
+        if ta != tb { return ta < tb ? -1 : 1 }
+        return x.values[string: .eventID].withValue(i) { p in y.values[string: .eventID].withValue(j) { ByteOrder.compare(p, $0) } }
+    }
+
+    /// The rows `refs` as one granule: value columns gathered, codes gathered.
+    func gather(_ refs: [RowRef]) -> (values: EventBatch, codes: [[UInt32]]) {
+        let values = EventBatch.gathering(slots.map(\.values), rows: refs, columns: valueColumns)
+        let codes = codeColumns.indices.map { j in refs.map { slots[Int($0.batch)].codes[j][Int($0.row)] } }
+        return (values, codes)
+    }
+
+    /// Drops slots no cursor (and not `last`) refers to any more, renumbering the rest.
+    mutating func compact(keeping last: inout RowRef?) {
+        var live = Set(cursors.filter { !$0.done }.map(\.slot))
+        if let last { live.insert(Int(last.batch)) }
+        var renumber: [Int: Int] = [:]
+        var kept: [Slot] = []
+        for s in live.sorted() {
+            renumber[s] = kept.count
+            kept.append(slots[s])
+        }
+        slots = kept
+        for k in cursors.indices where !cursors[k].done { cursors[k].slot = renumber[cursors[k].slot]! }
+        if let l = last { last = RowRef(batch: UInt32(renumber[Int(l.batch)]!), row: l.row) }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+
+/// When background merges combine parts (FORMAT.md, "Merges").
+///
+/// Size-tiered: a part's tier is 0 below `baseRows` rows, else 1 + ⌊log₄(rows / baseRows)⌋.
+/// Once a partition holds `fanIn` parts of one tier, up to `maxFanIn` of them (oldest first) are
+/// merged into one part of a higher tier. Parts of `maxPartRows` or more are left alone. So
+/// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — with the
+/// defaults 3 × 6 = 18 parts, plus one per 2²⁸ rows beyond the largest tier — however long
+/// ingest runs, and every row is rewritten about once per tier (log₄ of its part's growth).
+public struct MergePolicy: Sendable {
+    public var fanIn = 4
+    public var maxFanIn = 10
+    public var baseRows = 1 << 18
+    public var maxPartRows = 1 << 28
+
+    public init() {}
+
+    public func tier(_ rows: Int) -> Int {
+        guard rows >= baseRows else { return 0 }
+        var t = 1
+        var bound = baseRows * 4
+        while rows >= bound && t < 30 {
+            t += 1
+            bound *= 4
+        }
+        return t
+    }
+
+    /// The parts of one partition (listed oldest first) to merge next, or nil.
+    func pick(_ parts: [Part]) -> [Part]? {
+        let tiers = Dictionary(grouping: parts.filter { $0.rows < maxPartRows }, by: { tier($0.rows) })
+        for t in tiers.keys.sorted() {
+            let group = tiers[t]!
+            if group.count >= fanIn { return Array(group.sorted { $0.number < $1.number }.prefix(maxFanIn)) }
+        }
+        return nil
+    }
+}
+
+/// What one merge did.
+public struct MergeReport: Sendable {
+    public var partition: Partition
+    public var inputs: [String]
+    public var output: String
+    public var rows: Int
+    public var duplicatesDropped: Int
+    public var inputBytes: Int
+    public var outputBytes: Int
+    public var seconds: Double
+}
+
+extension EventStore {
+    /// Runs merges until the policy finds nothing more to merge (or, with `force`, until each
+    /// partition — or just `partition` — is one part: what `tally merge` does). Returns what
+    /// was merged. Safe beside ingest, queries and the background merger.
+    public func mergeNow(partition: Partition? = nil, force: Bool = false) throws(TallyError) -> [MergeReport] {
+        var reports: [MergeReport] = []
+        while let task = nextMergeTask(partition: partition, force: force) {
+            if let r = try runMerge(task) { reports.append(r) } else { break }
+        }
+        return reports
+    }
+
+    /// Picks and reserves the next merge: parts not already merging, of a partition not being
+    /// dropped. The partition with the most parts goes first.
+    func nextMergeTask(partition only: Partition? = nil, force: Bool = false) -> [Part]? {
+        state.withLock { st -> [Part]? in
+            if st.closed { return nil }
+            let free = st.parts.filter {
+                !st.merging.contains($0.number) && !st.droppingPartitions.contains($0.partition)
+                    && (only == nil || $0.partition == only)
+            }
+            let byPartition = Dictionary(grouping: free, by: \.partition)
+            for (_, parts) in byPartition.sorted(by: { $0.value.count > $1.value.count }) {
+                let task: [Part]?
+                if force {
+                    task = parts.count > 1 ? Array(parts.sorted { $0.number < $1.number }.prefix(16)) : nil
+                } else {
+                    task = options.mergePolicy.pick(parts)
+                }
+                if let task {
+                    st.merging.formUnion(task.map(\.number))
+                    return task
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Merges `task` (reserved by `nextMergeTask`) and publishes the result: new snapshots see
+    /// the merged part instead of the inputs; the inputs' files are deleted (a snapshot still
+    /// holding them keeps reading its open files until it is released). Nil when cancelled
+    /// (store closing, partition dropped).
+    func runMerge(_ task: [Part]) throws(TallyError) -> MergeReport? {
+        let numbers = Set(task.map(\.number))
+        let partition = task[0].partition
+        let started = DispatchTime.now().uptimeNanoseconds
+        let number = state.withLock { st in
+            defer { st.nextPartNumber += 1 }
+            return st.nextPartNumber
+        }
+        let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
+        let outcome: PartMerger.Outcome?
+        do throws(TallyError) {
+            outcome = try merger.merge(task, number: number) { [self] in
+                state.withLock { $0.closed || $0.droppingPartitions.contains(partition) }
+            }
+        } catch {
+            state.withLock { $0.merging.subtract(numbers) }
+            throw error
+        }
+        guard let outcome else {
+            state.withLock { $0.merging.subtract(numbers) }
+            return nil
+        }
+        let path = partsDirectory + "/" + outcome.written.name
+        let part: Part
+        do throws(TallyError) {
+            part = try Part.open(path: path, name: outcome.written.name, number: number, fs: fs)
+        } catch {
+            try? fs.remove(path)
+            state.withLock { $0.merging.subtract(numbers) }
+            throw error
+        }
+        let published = state.withLock { st -> Bool in
+            defer { st.merging.subtract(numbers) }
+            guard st.parts.filter({ numbers.contains($0.number) }).count == task.count else { return false }
+            st.parts.removeAll { numbers.contains($0.number) }
+            st.parts.append(part)
+            st.parts.sort { $0.number < $1.number }
+            st.merges.completed += 1
+            st.merges.rows += part.rows
+            st.merges.duplicatesDropped += outcome.duplicates
+            return true
+        }
+        guard published else {
+            // The inputs went meanwhile (a partition drop): the merged copy must not outlive them.
+            try fs.remove(path)
+            try fs.syncDirectory(partsDirectory)
+            return nil
+        }
+        for p in task { try fs.remove(p.path) }
+        try fs.syncDirectory(partsDirectory)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return MergeReport(partition: partition, inputs: task.map(\.name), output: part.name, rows: part.rows,
+                           duplicatesDropped: outcome.duplicates, inputBytes: task.reduce(0) { $0 + $1.fileSize },
+                           outputBytes: part.fileSize, seconds: seconds)
+    }
+
+    /// Parts that a merged part on disk lists as its sources: a merge published the merged part
+    /// and died before deleting them. Their rows are in the merged part.
+    static func superseded(_ parts: [Part]) -> Set<Int> {
+        Set(parts.flatMap(\.footer.sources))
+    }
+}
+
+/// Counters of merges since the store opened.
+public struct MergeCounters: Sendable {
+    public var completed = 0
+    public var rows = 0
+    public var duplicatesDropped = 0
+}
