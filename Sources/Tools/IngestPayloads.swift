@@ -1,3 +1,4 @@
+import Foundation
 import Server
 import Workload
 
@@ -32,7 +33,9 @@ struct IngestPayloads: Sendable {
     /// `count` bodies of `batch` events each from the generator with `seed`; every event_id
     /// carries `nonce` (its low 40 bits).
     init(batch: Int, count: Int, seed: UInt64 = 42, nonce: UInt64) {
-        var generator = WorkloadGenerator(WorkloadConfig(seed: seed, events: batch * count))
+        // Live traffic: the last 30 days (the server refuses events older than its raw retention).
+        var generator = WorkloadGenerator(WorkloadConfig(seed: seed, events: batch * count, days: 30,
+                                                         end: (Int64(Date().timeIntervalSince1970 * 1000) / 86_400_000 + 1) * 86_400_000))
         let bots = BotRules.builtIn
         var nonceChars = [UInt8](repeating: 0, count: 8)
         Self.base32(nonce, into: &nonceChars)

@@ -144,6 +144,19 @@ struct InspectReport {
                 out.append("  \(property): \(reasons.values.reduce(0, +)) events (\(list)), \(span.0) .. \(span.1)")
             }
         }
+        if !inventory.rollups.isEmpty {
+            out.append("")
+            out.append("rollups (daily, per site and local day):")
+            for (name, parts) in inventory.rollups.sorted(by: { $0.key < $1.key }) {
+                let bytes = parts.reduce(0) { $0 + $1.fileSize }
+                let months = Set(parts.map(\.partition)).sorted()
+                let span = months.isEmpty ? "" : ", months \(months.first!)..\(months.last!)"
+                let per = totalRows > 0 ? String(format: "%.2f", Double(bytes) / Double(totalRows)) : "-"
+                out.append("  \(Self.pad(name, 10)) \(parts.count) parts, \(parts.reduce(0) { $0 + $1.rows }) rows, "
+                    + "\(Self.size(bytes)) (\(per) bytes per raw event), sketches \(Self.size(parts.reduce(0) { $0 + $1.sketchByteCount })) "
+                    + "before compression\(span)")
+            }
+        }
         out.append("")
         out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(walEvents) events not yet in a part")
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
@@ -184,6 +197,14 @@ struct InspectReport {
                 "unflushed_events": walEvents,
             ] as [String: Any],
             "raw_retention_days": rawRetentionDays,
+            "rollups": inventory.rollups.sorted(by: { $0.key < $1.key }).map { name, parts in
+                [
+                    "name": name, "parts": parts.count, "rows": parts.reduce(0) { $0 + $1.rows },
+                    "bytes": parts.reduce(0) { $0 + $1.fileSize },
+                    "sketch_bytes": parts.reduce(0) { $0 + $1.sketchByteCount },
+                    "months": Set(parts.map(\.partition)).sorted().map(\.description),
+                ] as [String: Any]
+            },
             "problems": inventory.problems,
             "filtered_bots": filtered.map { f in
                 ["property_id": f.propertyID, "day": f.day, "reason": f.reason, "events": f.events] as [String: Any]

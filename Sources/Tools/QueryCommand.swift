@@ -136,8 +136,15 @@ struct QueryCommand: ParsableCommand {
         }
         var out = [line(result.columns)]
         out += rows.map(line)
-        out.append("(\(grouped(Int64(result.rows.count))) of \(grouped(Int64(result.totalRows))) rows, "
-            + "\(grouped(Int64(result.rowsScanned))) rows scanned)")
+        let rollupRows = result.stats.rollupRowsRead
+        let rawRows = result.rowsScanned - rollupRows
+        let source: String
+        switch result.source {
+        case .raw: source = "\(grouped(Int64(rawRows))) rows scanned"
+        case .rollup: source = "from the daily rollups: \(grouped(Int64(rollupRows))) rollup rows, \(grouped(Int64(rawRows))) buffered rows"
+        case .mixed: source = "\(grouped(Int64(rollupRows))) rollup rows and \(grouped(Int64(rawRows))) rows scanned"
+        }
+        out.append("(\(grouped(Int64(result.rows.count))) of \(grouped(Int64(result.totalRows))) rows, \(source))")
         return out.joined(separator: "\n")
     }
 

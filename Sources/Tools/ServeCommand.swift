@@ -91,12 +91,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         // Month partitions go once past the longest raw retention of any property (the default
         // property, created below, has the configured default).
+        // Rollup days in each property's time zone; rollup months kept for the longest rollup
+        // retention.
         var storeOptions = options
-        do {
-            let days = try metadata.listProperties().map(\.rawRetentionDays).max() ?? configuration.defaultRawRetentionDays
-            storeOptions.retention = Int64(max(days, configuration.defaultRawRetentionDays)) * 86_400_000
-        } catch {
+        let properties: [Property]
+        do { properties = try metadata.listProperties() } catch {
             throw failure("\(directory)/meta.sqlite: \(error)")
+        }
+        let days = properties.map(\.rawRetentionDays).max() ?? configuration.defaultRawRetentionDays
+        storeOptions.retention = Int64(max(days, configuration.defaultRawRetentionDays)) * 86_400_000
+        let rollupDays = max(properties.map(\.rollupRetentionDays).max() ?? 0, configuration.defaultRollupRetentionDays)
+        storeOptions.rollups = storeOptions.rollups.map { var d = $0; d.retentionDays = rollupDays; return d }
+        for p in properties {
+            if let zone = try? QueryTimeZone(identifier: p.timezone) { storeOptions.siteTimeZones.set(p.id, zone) }
         }
         // The store first: its directory lock refuses a second server before any key is made.
         let store: EventStore
@@ -118,6 +125,12 @@ struct ServeCommand: AsyncParsableCommand {
                   write key: \(created.writeKey)
                   read key:  \(created.readKey)
                 """)
+        }
+        // Rollup months counted in a zone the property no longer has are rebuilt in the background.
+        for p in properties {
+            if let zone = try? QueryTimeZone(identifier: p.timezone), store.setTimeZone(zone, forSite: p.id) {
+                logger.info("rebuilding the rollups of \(p.id) for its time zone \(p.timezone)")
+            }
         }
         let report = store.openReport
         if !report.partitionsDropped.isEmpty {

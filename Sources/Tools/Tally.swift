@@ -9,7 +9,7 @@ struct Tally: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, PropertyCommand.self, KeyCommand.self, IngestCommand.self, InspectCommand.self,
             QueryCommand.self, DumpCommand.self, ExportCommand.self, WALCommand.self, VerifyCommand.self,
-            DropPartitionCommand.self, GenerateCommand.self, BenchCommand.self,
+            DropPartitionCommand.self, MergeCommand.self, RollupCommand.self, GenerateCommand.self, BenchCommand.self,
         ]
     )
 

@@ -55,6 +55,35 @@ struct IngestHTTPTests {
         ]}
         """
 
+    @Test("an event older than the raw retention is rejected naming occurred_at; the rest of the batch is stored")
+    func olderThanRetention() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.retention = 90 * 86_400_000
+        let store = try EventStore(options: options)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await app.test(.live) { client in
+            let response = try await Self.post(client, """
+                {"events":[{"event_type":"page_view","occurred_at":\(now - 200 * 86_400_000),"visitor_id":"v1"},
+                           {"event_type":"page_view","occurred_at":\(now - 3_600_000),"visitor_id":"v1"}]}
+                """)
+            #expect(response.status == .ok)
+            let json = try Self.json(response)
+            #expect(json["accepted"] as? Int == 1)
+            #expect(json["rejected"] as? Int == 1)
+            let error = (json["errors"] as? [[String: Any]])?.first
+            #expect(error?["index"] as? Int == 0)
+            #expect(error?["field"] as? String == "occurred_at")
+            #expect((error?["reason"] as? String)?.contains("retention (90 days)") == true)
+            #expect(store.snapshot().rowCount == 1)
+        }
+        try store.close()
+    }
+
     @Test("a seed-000 batch is stored, bad events are rejected one by one, and the answer counts both")
     func flatBatch() async throws {
         try await withServer { client, store in

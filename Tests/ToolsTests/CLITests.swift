@@ -179,7 +179,9 @@ struct CLITests {
         let table = try Self.tally(args + ["--metrics", "events", "--interval", "day"])
         #expect(table.status == 0)
         #expect(table.stdout.contains("2026-08-02"))
-        #expect(table.stdout.contains("(3 of 3 rows, 1,200 rows scanned)"))
+        #expect(table.stdout.contains("(3 of 3 rows, from the daily rollups: 3 rollup rows, 0 buffered rows)"))
+        let raw = try Self.tally(args + ["--metrics", "events", "--interval", "day", "--exact"])
+        #expect(raw.stdout.contains("(3 of 3 rows, 1,200 rows scanned)"))
         let total = try Self.tally(args + ["--metrics", "events"])
         #expect(total.stdout.contains("1,200"))
         let bad = try Self.tally(args + ["--metrics", "bounce_rate"])
@@ -362,5 +364,40 @@ struct CLITests {
         #expect(again.status == 1 && again.stderr.contains("no partition 202608"))
         let bad = try Self.tally(["drop-partition", "2026-08", "--data", dir.path + "/d", "--yes"])
         #expect(bad.status == 1 && bad.stderr.contains("not a month"))
+    }
+
+    @Test("merge combines each month's parts and drops duplicates; rollup rebuild and inspect show the rollups")
+    func mergeAndRollups() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/d"
+        for batch in 0..<3 {
+            let lines = (0..<300).map { i in
+                #"{"event_type":"page_view","occurred_at":"2026-08-\#(10 + i % 9)T10:00:00Z","site_id":"a","event_id":"b\#(batch)-\#(i)","visitor_id":"v\#(i % 13)","page_url":"https://a.example/p\#(i % 5)"}"#
+            }
+            let file = dir.path + "/events\(batch).ndjson"
+            try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
+            #expect(try Self.tally(["ingest", file, "--data", data]).status == 0)
+        }
+        let before = try Self.tally(["inspect", "--data", data, "--json"])
+        let parts = ((try JSONSerialization.jsonObject(with: Data(before.stdout.utf8)) as! [String: Any])["partitions"]
+            as! [[String: Any]]).first!["parts"] as! [Any]
+        #expect(parts.count == 3)
+        let merged = try Self.tally(["merge", "--data", data])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.stdout.hasPrefix("merged 3 parts into 1 in 1 merges (900 rows written"))
+        let inspect = try Self.tally(["inspect", "--data", data])
+        #expect(inspect.stdout.contains("rollups (daily, per site and local day):"))
+        #expect(inspect.stdout.contains("pages"))
+        let answer = try Self.tally(["query", "--data", data, "--property", "a", "--from", "2026-08-10", "--to", "2026-08-18",
+                                     "--metrics", "pageviews", "--group-by", "path"])
+        #expect(answer.stdout.contains("from the daily rollups"))
+        #expect(answer.stdout.contains("/p0"))
+        let rebuilt = try Self.tally(["rollup", "rebuild", "--from", "2026-08-01", "--to", "2026-08-31", "--data", data])
+        #expect(rebuilt.status == 0 && rebuilt.stdout.contains("rebuilt the rollups of 202608"))
+        let again = try Self.tally(["query", "--data", data, "--property", "a", "--from", "2026-08-10", "--to", "2026-08-18",
+                                    "--metrics", "pageviews", "--group-by", "path"])
+        #expect(again.stdout == answer.stdout)
+        let bad = try Self.tally(["rollup", "rebuild", "--from", "2026-08", "--to", "2026-08-31", "--data", data])
+        #expect(bad.status == 1 && bad.stderr.contains("--from 2026-08: not a date"))
     }
 }

@@ -78,7 +78,7 @@ struct ServerCrashTests {
     func killNine() throws {
         let dir = TemporaryDirectory("tally-serve-crash")
         let data = dir.path + "/data"
-        var generator = WorkloadGenerator(WorkloadConfig(seed: 11, events: 30_000))
+        var generator = WorkloadGenerator(WorkloadConfig(seed: 11, events: 30_000, days: 30, end: (Int64(Date().timeIntervalSince1970 * 1000) / 86_400_000 + 1) * 86_400_000))
         var key: String?
         var acked: [String] = []
         var rng = SystemRandomNumberGenerator()

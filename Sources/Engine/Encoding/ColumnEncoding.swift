@@ -18,6 +18,8 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
     /// ULIDs split in two: n × Int64 `timestamp(v[i]) − occurred_at[i]` (0 when the client made
     /// the id when the event occurred), then n × the 10 random bytes (event_id).
     case ulidFromOccurred = 8
+    /// The whole payload of a rollup part (FORMAT.md, "Rollup part file").
+    case rollupRows = 9
 
     /// Encodings whose decoding needs the granule's occurred_at values.
     var needsOccurredAt: Bool { self == .int64FromOccurred || self == .ulidFromOccurred }
@@ -32,6 +34,7 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
         case .dictionary: "dictionary"
         case .int64FromOccurred: "int64-from-occurred"
         case .ulidFromOccurred: "ulid-from-occurred"
+        case .rollupRows: "rollup-rows"
         }
     }
 }

@@ -89,6 +89,14 @@ public final class Part: Sendable {
         guard bytes.count == ref.length else {
             throw .corruption("part \(name) is truncated: \(what) block at offset \(ref.offset) needs \(ref.length) bytes")
         }
+        return try decodeBlock(bytes, offset: ref.offset, what: what, name: name)
+    }
+
+    /// Checks and decompresses a block read whole (header included) from `offset` of file `name`.
+    static func decodeBlock(_ bytes: [UInt8], offset: Int, what: String, name: String)
+        throws(TallyError) -> (ColumnEncoding, [UInt8])
+    {
+        let ref = BlockRef(offset: offset, length: bytes.count)
         return try bytes.withBytes { (b) throws(TallyError) -> (ColumnEncoding, [UInt8]) in
             let stored = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
             let rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))

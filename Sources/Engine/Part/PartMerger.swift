@@ -20,13 +20,16 @@ struct PartMerger {
 
     struct Outcome {
         let written: PartWriter.Written
-        /// Rows dropped as exact duplicates.
-        let duplicates: Int
+        /// Rows dropped as exact duplicates (whole events).
+        let duplicates: EventBatch
     }
 
     /// Merges `inputs` (parts of one partition) into part `number`; nil when `isCancelled`
-    /// turned true first (nothing is left on disk then).
-    func merge(_ inputs: [Part], number: Int, isCancelled: () -> Bool = { false }) throws(TallyError) -> Outcome? {
+    /// turned true first (nothing is left on disk then). `beforePublish` gets the rows dropped as
+    /// duplicates after the merged part is complete and before it is renamed into place (the
+    /// store writes rollup corrections for them there).
+    func merge(_ inputs: [Part], number: Int, isCancelled: () -> Bool = { false },
+               beforePublish: (EventBatch) throws(TallyError) -> Void = { _ in }) throws(TallyError) -> Outcome? {
         precondition(!inputs.isEmpty && Set(inputs.map(\.partition)).count == 1, "a merge takes parts of one partition")
         let partition = inputs[0].partition
         let level = (inputs.map(\.footer.level).max() ?? 0) + 1
@@ -51,7 +54,7 @@ struct PartMerger {
             var state = MergeState(inputs: inputs, codeColumns: codeColumns, valueColumns: valueColumns,
                                    remaps: merged.map(\.remaps), siteK: siteK, typeK: typeK)
             for k in inputs.indices { try state.advance(k) }
-            var duplicates = 0
+            var duplicates = EventBatch()
             var refs: [RowRef] = []
             refs.reserveCapacity(granuleRows)
             var last: RowRef?
@@ -86,7 +89,7 @@ struct PartMerger {
             while let (k, row) = state.smallest() {
                 let ref = RowRef(batch: UInt32(state.cursors[k].slot), row: UInt32(row))
                 if let l = last, state.compare(l, ref) == 0 {
-                    duplicates += 1
+                    state.append(ref, to: &duplicates, dictionaries: merged.map(\.values))
                 } else {
                     refs.append(ref)
                     last = ref
@@ -101,6 +104,7 @@ struct PartMerger {
                 }
             }
             try emit()
+            try beforePublish(duplicates)
             let written = try file.finish(
                 dictionaries: Dictionary(uniqueKeysWithValues: zip(codeColumns, merged).map { c, d in
                     (c, (d.values, (0..<Int32(d.values.count)).map { $0 }))
@@ -262,6 +266,28 @@ private struct MergeState {
         let ta = x.values[int: .occurredAt].values[i], tb = y.values[int: .occurredAt].values[j]
         if ta != tb { return ta < tb ? -1 : 1 }
         return x.values[string: .eventID].withValue(i) { p in y.values[string: .eventID].withValue(j) { ByteOrder.compare(p, $0) } }
+    }
+
+    /// Appends row `ref` as a whole event to `batch` (dictionary columns decoded through the
+    /// merged dictionaries).
+    func append(_ ref: RowRef, to batch: inout EventBatch, dictionaries: [StringColumn]) {
+        let slot = slots[Int(ref.batch)]
+        let row = Int(ref.row)
+        for c in EventColumn.allCases {
+            if let j = codeColumns.firstIndex(of: c) {
+                let code = slot.codes[j][row]
+                if code == .max {
+                    if c.isNullable { batch[string: c].appendNull() } else { batch[string: c].append("") }
+                } else {
+                    batch[string: c].append(from: dictionaries[j], row: Int(code))
+                }
+            } else if c.kind == .int64 {
+                batch[int: c].append(from: slot.values[int: c], row: row)
+            } else {
+                batch[string: c].append(from: slot.values[string: c], row: row)
+            }
+        }
+        batch.endRow()
     }
 
     /// The rows `refs` as one granule: value columns gathered, codes gathered.

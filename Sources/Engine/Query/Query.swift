@@ -22,6 +22,8 @@ public struct Query: Sendable {
     public var exact: Bool
     /// Time series come back dense: every bucket of the range, empty ones as zeros.
     public var denseTime: Bool
+    /// Answer from the daily rollups where they fit (false: raw parts only, e.g. to compare).
+    public var allowRollups = true
 
     public init(site: String, from: Int64, to: Int64, timeZone: QueryTimeZone = .utc, metrics: [QueryMetric],
                 dimensions: [QueryDimension] = [], filter: QueryFilter? = nil,

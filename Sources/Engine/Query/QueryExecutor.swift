@@ -14,10 +14,52 @@ public enum QueryExecutor {
     {
         try validate(query)
         let deadline = Deadline(milliseconds: budget.milliseconds)
+        var stats = ScanStats()
+        // 1. Whole local days from a daily rollup when one fits; raw parts for the rest.
+        let choice = RollupPlanner.choose(query, snapshot)
+        var plan = ExecutionPlan(query)
+        var rawQuery = query
+        if let choice {
+            rawQuery.from = choice.split
+            do {
+                for part in choice.parts {
+                    try deadline.check()
+                    try plan.consume(rollup: part, fromDay: choice.fromDay, toDay: choice.toDay, zone: choice.zone,
+                                     maxGroups: budget.maxGroups)
+                }
+            } catch let e as QueryError {
+                throw e
+            } catch {
+                throw QueryError(kind: .invalid, parameter: "query", message: "reading the rollups failed: \(error)")
+            }
+            stats.rollupRowsRead = plan.rowsScanned
+        }
+        if rawQuery.from < rawQuery.to {
+            let raw = try rawParts(rawQuery, snapshot, deadline: deadline, budget: budget, stats: &stats)
+            if choice == nil { plan = raw } else { try plan.merge(raw, maxGroups: budget.maxGroups) }
+        }
+        // 3. The in-memory buffer, over the whole range: rows just ingested count too.
+        let bufferPlan = ScanPlan(ExecutionPlan(query).scanRequest)
+        for batch in snapshot.buffered {
+            stats.bufferedRowsScanned += batch.count
+            let rows = bufferPlan.matching(batch)
+            if rows.isEmpty { continue }
+            try plan.consume(bufferPlan.project(batch, rows), maxGroups: budget.maxGroups)
+        }
+        var result = try plan.result()
+        result.rowsScanned = stats.rowsMatched + stats.bufferedRowsScanned + stats.rollupRowsRead
+        result.stats = stats
+        // What answered: rollup rows, raw granules, or both (the buffer is raw but always read).
+        if stats.rollupRowsRead > 0 { result.source = stats.granulesRead > 0 ? .mixed : .rollup }
+        return result
+    }
+
+    /// The raw parts' answer to `query` (its range only; not the buffer), on both cores.
+    static func rawParts(_ query: Query, _ snapshot: Snapshot, deadline: Deadline, budget: QueryBudget,
+                         stats: inout ScanStats) throws(QueryError) -> ExecutionPlan {
         let first = ExecutionPlan(query)
         let scanPlan = ScanPlan(first.scanRequest)
-        var stats = ScanStats()
-        // 1. Prune: partitions, then granules by the primary index, min/max time and blooms.
+        // Prune: partitions, then granules by the primary index, min/max time and blooms.
         var work: [(part: Part, granules: [Int])] = []
         do {
             for part in snapshot.parts {
@@ -31,8 +73,8 @@ public enum QueryExecutor {
         } catch {
             throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
         }
-        // 2. Aggregate the parts on both cores when there is enough to share (each worker has
-        //    its own value codes and groups; they are merged by value afterwards).
+        // Aggregate the parts on both cores when there is enough to share (each worker has
+        // its own value codes and groups; they are merged by value afterwards).
         let total = work.reduce(0) { $0 + $1.granules.count }
         let workers = total >= 8 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
         let boxes = (0..<workers).map { i in WorkerBox(i == 0 ? first : ExecutionPlan(query)) }
@@ -60,19 +102,9 @@ public enum QueryExecutor {
         }
         var plan = boxes[0].plan
         for box in boxes.dropFirst() { try plan.merge(box.plan, maxGroups: budget.maxGroups) }
-        // 3. The in-memory buffer: rows just ingested count too.
-        for batch in snapshot.buffered {
-            stats.bufferedRowsScanned += batch.count
-            let rows = scanPlan.matching(batch)
-            if rows.isEmpty { continue }
-            try plan.consume(scanPlan.project(batch, rows), maxGroups: budget.maxGroups)
-        }
-        stats.granulesRead = boxes.reduce(0) { $0 + $1.plan.granulesRead }
-        stats.rowsMatched = boxes.reduce(0) { $0 + $1.plan.rowsScanned }
-        var result = try plan.result()
-        result.rowsScanned = stats.rowsMatched + stats.bufferedRowsScanned
-        result.stats = stats
-        return result
+        stats.granulesRead += boxes.reduce(0) { $0 + $1.plan.granulesRead }
+        stats.rowsMatched += boxes.reduce(0) { $0 + $1.plan.rowsScanned }
+        return plan
     }
 
     /// One worker's plan and outcome.

@@ -149,12 +149,14 @@ public struct HyperLogLog: Sendable, Equatable {
         precondition(other.precision == precision, "merging HyperLogLog sketches of different precision")
         var o = other
         o.compact()
-        compact()
         if !isDense && !o.isDense {
-            sparse = Self.mergeSorted(sparse, o.sparse)
-            if sparse.count > sparseLimit { densify() }
+            // Queue the entries like adds: merging many small sketches into one (a rollup query
+            // over thousands of rows) sorts batches instead of re-merging the whole list each time.
+            pending.append(contentsOf: o.sparse)
+            if pending.count >= 512 { compact() }
             return
         }
+        compact()
         if !isDense { densify() }
         if o.isDense {
             registers.withUnsafeMutableBufferPointer { r in

@@ -32,8 +32,18 @@ extension EventStore {
             entries = []
             do throws(TallyError) {
                 let parts = try writeParts(months, walLSN: lsn)
+                // Rollup rows of the same rows; published with the parts. A crash between the two
+                // leaves parts without rollup rows, which opening rolls up (FORMAT.md, "Rollups").
+                let rollups: [String: [RollupPart]]
+                do throws(TallyError) {
+                    rollups = try writeRollups(months.map(\.rows), coverage: parts.map(\.number).max() ?? 0)
+                } catch {
+                    for p in parts { try? fs.remove(p.path) }
+                    throw error
+                }
                 state.withLock { st in
                     st.parts += parts
+                    for (name, r) in rollups { st.rollupParts[name, default: []] += r }
                     st.flushing = []
                     st.lastFlushError = nil
                 }

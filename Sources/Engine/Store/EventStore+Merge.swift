@@ -102,11 +102,20 @@ extension EventStore {
         }
         let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         let outcome: PartMerger.Outcome?
+        var corrections: [String: [RollupPart]] = [:]
         do throws(TallyError) {
-            outcome = try merger.merge(task, number: number) { [self] in
+            outcome = try merger.merge(task, number: number, isCancelled: { [self] in
                 state.withLock { $0.closed || $0.droppingPartitions.contains(partition) }
-            }
+            }, beforePublish: { [self] (duplicates) throws(TallyError) in
+                // The rollups counted the dropped copies: a correction part takes them back out,
+                // written before the merged part appears so a crash cannot separate the two.
+                guard duplicates.count > 0 else { return }
+                corrections = try writeRollups(
+                    [duplicates], coverage: 0, sign: -1,
+                    provenance: RollupProvenance(correctsPart: number, correctedInputs: numbers.sorted()))
+            })
         } catch {
+            for p in corrections.values.joined() { try? fs.remove(p.path) }
             state.withLock { $0.merging.subtract(numbers) }
             throw error
         }
@@ -131,11 +140,13 @@ extension EventStore {
             st.parts.sort { $0.number < $1.number }
             st.merges.completed += 1
             st.merges.rows += part.rows
-            st.merges.duplicatesDropped += outcome.duplicates
+            st.merges.duplicatesDropped += outcome.duplicates.count
+            for (name, r) in corrections { st.rollupParts[name, default: []] += r }
             return true
         }
         guard published else {
             // The inputs went meanwhile (a partition drop): the merged copy must not outlive them.
+            for p in corrections.values.joined() { try fs.remove(p.path) }
             try fs.remove(path)
             try fs.syncDirectory(partsDirectory)
             return nil
@@ -144,7 +155,7 @@ extension EventStore {
         try fs.syncDirectory(partsDirectory)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return MergeReport(partition: partition, inputs: task.map(\.name), output: part.name, rows: part.rows,
-                           duplicatesDropped: outcome.duplicates, inputBytes: task.reduce(0) { $0 + $1.fileSize },
+                           duplicatesDropped: outcome.duplicates.count, inputBytes: task.reduce(0) { $0 + $1.fileSize },
                            outputBytes: part.fileSize, seconds: seconds)
     }
 

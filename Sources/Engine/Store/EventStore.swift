@@ -25,6 +25,10 @@ public struct StoreOptions: Sendable {
     /// Run the merger thread (only with `backgroundFlush`): merges parts per `mergePolicy`.
     public var backgroundMerge = true
     public var mergePolicy = MergePolicy()
+    /// Daily rollups kept beside the raw parts (FORMAT.md, "Rollups").
+    public var rollups: [RollupDefinition] = RollupDefinition.defaults
+    /// The time zone of each site's rollup days.
+    public var siteTimeZones = SiteTimeZones()
     public var clock: any TallyClock = SystemClock()
     public var fileSystem: any FileSystem = PosixFileSystem()
 
@@ -66,6 +70,8 @@ public final class EventStore: Sendable {
         var droppingPartitions: Set<Partition> = []
         var merges = MergeCounters()
         var lastMergeError: TallyError?
+        /// Rollup parts by rollup name.
+        var rollupParts: [String: [RollupPart]] = [:]
         /// Ingests waiting for the buffer to drain (backpressure).
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -78,6 +84,8 @@ public final class EventStore: Sendable {
     let state: Mutex<State>
     /// Serializes flushes (and later merges' part-set changes).
     let flushLock = Mutex<Void>(())
+    /// Serializes changes of rollup parts that replace others (rollup merges, rebuilds).
+    let rollupLock = NSLock()
     let idGenerator = Mutex(ULIDGenerator())
     private let flusherExited = DispatchSemaphore(value: 0)
     private let mergerExited = DispatchSemaphore(value: 0)
@@ -100,6 +108,8 @@ public final class EventStore: Sendable {
         public var partitionsDropped: [Partition] = []
         /// Parts deleted on open because a merged part on disk already holds their rows.
         public var supersededRemoved = 0
+        /// Raw parts whose rollup rows were missing (a crash mid-flush, a new rollup) and were rolled up on open.
+        public var rollupPartsRebuilt = 0
     }
 
     /// Opens (creating if needed) the store in `options.directory`: removes leftovers of
@@ -153,6 +163,7 @@ public final class EventStore: Sendable {
             report.partitionsDropped = Set(expired.map(\.partition)).sorted()
         }
         report.parts = st.parts.count
+        try Self.openRollups(&st, options: options, fs: fs, report: &report, now: openedAt)
 
         var covered: [Partition: UInt64] = [:]
         var maxLSN: UInt64 = 0
@@ -396,7 +407,8 @@ public final class EventStore: Sendable {
     /// An immutable view of everything acknowledged so far: parts and buffered batches.
     public func snapshot() -> Snapshot {
         state.withLock { st in
-            Snapshot(parts: st.parts, buffered: (st.flushing + st.active).map(\.batch))
+            Snapshot(parts: st.parts, buffered: (st.flushing + st.active).map(\.batch), rollups: st.rollupParts,
+                     rollupDefinitions: options.rollups)
         }
     }
 
@@ -450,6 +462,7 @@ public final class EventStore: Sendable {
             try flushIfDue()
             if state.withLock({ $0.parts.count }) != before { wakeMerger() }
             try dropExpiredPartitions()
+            try dropExpiredRollups()
         } catch {
             state.withLock { $0.lastFlushError = error }
         }
@@ -480,6 +493,7 @@ public final class EventStore: Sendable {
             while let task = nextMergeTask() {
                 guard try runMerge(task) != nil else { break }
             }
+            try mergeRollups()
         } catch {
             state.withLock { $0.lastMergeError = error }
         }

@@ -10,6 +10,8 @@ public struct Inventory: Sendable {
     /// Parts that could not be opened, with the reason.
     public var problems: [String] = []
     public var walSegments: [(name: String, size: Int)] = []
+    /// Rollup parts by rollup name (directories under `rollups/`).
+    public var rollups: [String: [RollupPart]] = [:]
 
     public init(directory: String, fileSystem fs: any FileSystem = PosixFileSystem()) throws(TallyError) {
         let partsDirectory = directory + "/parts"
@@ -27,6 +29,23 @@ public struct Inventory: Sendable {
         // A running server may be between publishing a merged part and deleting its inputs.
         let superseded = EventStore.superseded(parts)
         parts.removeAll { superseded.contains($0.number) }
+        let rollupDirectory = directory + "/rollups"
+        if fs.exists(rollupDirectory) {
+            for name in try fs.list(rollupDirectory).sorted() where fs.exists(rollupDirectory + "/" + name + "/" + RollupCoverage.fileName) {
+                var list: [RollupPart] = []
+                for file in try fs.list(rollupDirectory + "/" + name) {
+                    guard let parsed = RollupFormat.parseFileName(file) else { continue }
+                    do {
+                        list.append(try RollupPart.open(path: rollupDirectory + "/" + name + "/" + file, name: file,
+                                                        number: parsed.number, fs: fs))
+                    } catch {
+                        problems.append(error.description)
+                    }
+                }
+                let superseded = Set(list.flatMap(\.provenance.sources))
+                rollups[name] = list.filter { !superseded.contains($0.number) }.sorted { $0.number < $1.number }
+            }
+        }
         let walDirectory = directory + "/wal"
         if fs.exists(walDirectory) {
             for name in try fs.list(walDirectory) where WALFormat.parseFileName(name) != nil {

@@ -41,6 +41,8 @@ public struct ScanStats: Sendable, Equatable {
     public var granulesRead = 0
     public var bufferedRowsScanned = 0
     public var rowsMatched = 0
+    /// Rollup rows a query read (one per site, day, type and dimension values).
+    public var rollupRowsRead = 0
 
     public init() {}
 }
@@ -50,10 +52,17 @@ public struct ScanStats: Sendable, Equatable {
 public struct Snapshot: Sendable {
     public let parts: [Part]
     public let buffered: [EventBatch]
+    /// Rollup parts by rollup name: they hold the rows of `parts` (and of raw parts dropped
+    /// since), never those of `buffered`.
+    public let rollups: [String: [RollupPart]]
+    public let rollupDefinitions: [RollupDefinition]
 
-    public init(parts: [Part] = [], buffered: [EventBatch] = []) {
+    public init(parts: [Part] = [], buffered: [EventBatch] = [], rollups: [String: [RollupPart]] = [:],
+                rollupDefinitions: [RollupDefinition] = []) {
         self.parts = parts
         self.buffered = buffered
+        self.rollups = rollups
+        self.rollupDefinitions = rollupDefinitions
     }
 
     /// Rows matching `request`, projected to `request.columns`, in batches (one per read

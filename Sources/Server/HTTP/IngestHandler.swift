@@ -120,14 +120,20 @@ struct IngestHandler: Sendable {
         var batch = decoded.batch
         var keep: [Int32] = []
         let sites = batch[string: .siteID]
+        let times = batch[int: .occurredAt].values
         let propertyBytes = Array(property.utf8)
+        // Events older than the raw retention would be dropped with their month at once.
+        let oldest = store.options.retention.map { now - $0 } ?? .min
         for row in 0..<batch.count {
             let own = sites.withValue(row) { v in propertyBytes.withUnsafeBytes { ByteOrder.equal(v, $0) } }
-            if own {
-                keep.append(Int32(row))
-            } else {
+            if !own {
                 problems.append(.init(index: eventIndex[row], field: "site_id",
                                       reason: "names another property than the write key's (\(property))"))
+            } else if times[row] < oldest {
+                problems.append(.init(index: eventIndex[row], field: "occurred_at",
+                                      reason: "older than the raw retention (\(store.options.retention! / 86_400_000) days)"))
+            } else {
+                keep.append(Int32(row))
             }
         }
         if keep.count < batch.count {

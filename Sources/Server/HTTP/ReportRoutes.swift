@@ -149,6 +149,12 @@ public struct ReportRoutes: Sendable {
 
     /// The range, time zone and common options of a URL query.
     func baseQuery(_ property: Property, _ params: QueryParameters, metrics: [QueryMetric]) throws -> Query {
+        // The property's zone is where its rollup days are counted (a change made by the CLI
+        // reaches the store here).
+        if let own = try? QueryTimeZone(identifier: property.timezone),
+           store.options.siteTimeZones.zone(property.id).identifier != own.identifier {
+            store.setTimeZone(own, forSite: property.id)
+        }
         let zone = try QueryTimeZone(identifier: params.get("tz") ?? params.get("timezone") ?? property.timezone)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let (from, to) = try QueryRange.resolve(

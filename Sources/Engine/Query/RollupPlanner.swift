@@ -1,0 +1,151 @@
+/// Decides whether a query can be answered from a daily rollup, and from which.
+///
+/// A rollup fits when the query is not `exact`; its metrics are counts, ratios of counts and
+/// unique visitors/sessions (no `sum:`); every dimension and filter is the event type, a
+/// dimension of the rollup, `campaign` (rollups with campaign_id and utm_campaign), or a
+/// day/week/month/day-of-week bucket; the query's time zone is the site's rollup time zone; and
+/// the range starts at a local midnight. Whole days come from the rollup; a partial last day
+/// (a range ending now) from raw parts — the answer is then "mixed". Rows still in the buffer
+/// are never in a rollup and always come from the buffer. Of the rollups that fit, the one with
+/// the fewest dimensions (fewest rows) answers.
+struct RollupChoice {
+    let definition: RollupDefinition
+    let parts: [RollupPart]
+    /// Local days [fromDay, toDay) come from the rollup…
+    let fromDay: Int64
+    let toDay: Int64
+    /// …and raw parts answer [split, query.to) (empty when split == query.to).
+    let split: Int64
+    let zone: QueryTimeZone
+}
+
+enum RollupPlanner {
+    static func choose(_ q: Query, _ snapshot: Snapshot) -> RollupChoice? {
+        guard !q.exact, q.allowRollups, !snapshot.rollupDefinitions.isEmpty else { return nil }
+        let zone = q.timeZone
+        func fits(_ m: QueryMetric) -> Bool {
+            switch m {
+            case .events, .pageviews, .uniqueVisitors, .sessions, .count: true
+            case .ratio(let a, let b): fits(a) && fits(b)
+            case .sum: false
+            }
+        }
+        guard q.metrics.allSatisfy(fits) else { return nil }
+        var needed: Set<EventColumn> = []
+        var dimensions = q.dimensions
+        func collect(_ f: QueryFilter) {
+            switch f {
+            case .and(let fs), .or(let fs): fs.forEach(collect)
+            case .not(let f): collect(f)
+            case .condition(let d, _, _): dimensions.append(d)
+            }
+        }
+        if let f = q.filter { collect(f) }
+        for d in dimensions {
+            switch d {
+            case .column(let c): if c != .eventType && c != .siteID { needed.insert(c) }
+            case .campaign: needed.formUnion([.campaignID, .utmCampaign])
+            case .time(let b): guard [.day, .week, .month, .dayOfWeek].contains(b) else { return nil }
+            case .prop: return nil
+            }
+        }
+        let fromDay = zone.day(q.from)
+        guard zone.startOfDay(fromDay) == q.from else { return nil }
+        var toDay = zone.day(q.to)
+        var split = q.to
+        if zone.startOfDay(toDay) != q.to { split = zone.startOfDay(toDay) } else { toDay = zone.day(q.to - 1) + 1 }
+        guard toDay > fromDay else { return nil }
+        guard let definition = snapshot.rollupDefinitions
+            .filter({ needed.isSubset(of: Set($0.dimensions)) })
+            .min(by: { $0.dimensions.count < $1.dimensions.count })
+        else { return nil }
+        let first = Partition(ms: fromDay * 86_400_000), last = Partition(ms: (toDay - 1) * 86_400_000)
+        let parts = (snapshot.rollups[definition.name] ?? []).filter { $0.partition >= first && $0.partition <= last }
+        // Every part's days for this site must be the query's days (a time zone changed since
+        // some were counted: raw events answer until `rebuildRollups`).
+        guard parts.allSatisfy({ ($0.zone(ofSite: q.site) ?? zone.identifier) == zone.identifier }) else { return nil }
+        return RollupChoice(definition: definition, parts: parts, fromDay: fromDay, toDay: toDay, split: split, zone: zone)
+    }
+}
+
+extension ExecutionPlan {
+    /// Adds the rows of a rollup part for the query's site and the days [fromDay, toDay): each
+    /// row is a group of events with its count and sketches.
+    mutating func consume(rollup part: RollupPart, fromDay: Int64, toDay: Int64, zone: QueryTimeZone,
+                          maxGroups: Int) throws {
+        let rows = part.rows(ofSite: query.site).filter { Int64(part.days[$0]) >= fromDay && Int64(part.days[$0]) < toDay }
+        guard !rows.isEmpty else { return }
+        rowsScanned += rows.count
+        // Per used dimension, the code of each selected row (values translated once per part code).
+        var codes: [[UInt32]] = []
+        for (i, d) in used.enumerated() {
+            let space = spaces[i]
+            func translate(_ k: Int) -> [UInt32] {
+                let column = part.columns[k]
+                var map: [UInt32: UInt32] = [:]
+                return rows.map { r in
+                    let c = k == 0 ? part.sites[r] : (k == 1 ? part.types[r] : part.dimensions[k - 2][r])
+                    if let m = map[c] { return m }
+                    let v: QueryValue
+                    if c == RollupAggregate.null || part.dictionaries[k].withValue(Int(c), { $0.isEmpty }) {
+                        v = .null
+                    } else if column.kind == .int64 {
+                        v = part.dictionaries[k].string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null
+                    } else {
+                        v = .string(part.dictionaries[k].string(at: Int(c)) ?? "")
+                    }
+                    let code = space.code(v)
+                    map[c] = code
+                    return code
+                }
+            }
+            switch d {
+            case .column(let c):
+                codes.append(translate(part.columns.firstIndex(of: c)!))
+            case .campaign:
+                let ids = part.columns.firstIndex(of: .campaignID)!, utm = part.columns.firstIndex(of: .utmCampaign)!
+                codes.append(rows.map { r in
+                    space.code((part.value(ids, r) ?? part.value(utm, r)).map { .string($0) } ?? .null)
+                })
+            case .time(let bucket):
+                var cache: [Int32: UInt32] = [:]
+                codes.append(rows.map { r in
+                    if let c = cache[part.days[r]] { return c }
+                    let c = space.code(bucket.label(bucket.key(zone.startOfDay(Int64(part.days[r])), zone), zone))
+                    cache[part.days[r]] = c
+                    return c
+                })
+            case .prop:
+                throw QueryError.invalid("dimensions", "props.* dimensions are not in rollups")
+            }
+        }
+        let typeValues = part.dictionaries[1]
+        let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
+        let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
+        let dims = query.dimensions.count
+        for (k, r) in rows.enumerated() {
+            if let filter, !Self.evaluate(filter, row: k, codes: codes, spaces: spaces) { continue }
+            var key = GroupKey()
+            for d in 0..<dims { key[d] = codes[d][k] }
+            let g: Int
+            if let existing = groups[key] {
+                g = existing
+            } else {
+                if groups.count >= maxGroups {
+                    throw QueryError(kind: .budget, parameter: "dimensions",
+                                     message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+                }
+                g = accumulators.count
+                groups[key] = g
+                accumulators.append(newAccumulator())
+            }
+            let n = Int(part.events[r])
+            accumulators[g].events += n
+            let t = Int(part.types[r])
+            if isPageview[t] { accumulators[g].pageviews += n }
+            if slots[t] >= 0 { accumulators[g].typeCounts[slots[t]] += n }
+            if needsVisitors { accumulators[g].visitors!.merge(try part.visitors(r)) }
+            if needsSessions { accumulators[g].sessions!.merge(try part.sessions(r)) }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+/// The key of a rollup row: codes into the aggregate's per-column value interners.
+struct RollupKey: Hashable {
+    var site: UInt32
+    var day: Int32
+    var type: UInt32
+    /// Dimension codes (`RollupAggregate.null` for null/empty, unused slots 0).
+    var d0: UInt32 = 0, d1: UInt32 = 0, d2: UInt32 = 0, d3: UInt32 = 0
+
+    subscript(i: Int) -> UInt32 {
+        get { i == 0 ? d0 : i == 1 ? d1 : i == 2 ? d2 : d3 }
+        set {
+            switch i {
+            case 0: d0 = newValue
+            case 1: d1 = newValue
+            case 2: d2 = newValue
+            default: d3 = newValue
+            }
+        }
+    }
+}
+
+/// Rollup rows being built in memory: from a flushed batch, from rollup parts being merged, or
+/// from raw parts being rolled up again. Values are interned per column (site, event type, each
+/// dimension); int64 dimensions are kept as their decimal text. Empty text counts as null, as
+/// the query engine treats it.
+struct RollupAggregate {
+    static let null = UInt32.max
+
+    let definition: RollupDefinition
+    var interners: [ByteStringInterner]
+    var groups: [RollupKey: Int] = [:]
+    var keys: [RollupKey] = []
+    var events: [Int64] = []
+    var visitors: [HyperLogLog] = []
+    var sessions: [HyperLogLog] = []
+    /// The time zone identifier each site's days were counted in, by site code ("" when rows of
+    /// different zones met in a merge: such a site's rows answer no query from the rollup).
+    var siteZones: [UInt32: String] = [:]
+
+    init(_ definition: RollupDefinition) {
+        self.definition = definition
+        interners = definition.columns.map { _ in ByteStringInterner() }
+    }
+
+    var isEmpty: Bool { keys.isEmpty }
+
+    /// Site and event type keep "" as a value (they are never null); dimensions turn it to null.
+    mutating func code(_ column: Int, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        bytes.isEmpty && column >= 2 ? Self.null : UInt32(interners[column].intern(bytes))
+    }
+
+    mutating func group(_ key: RollupKey) -> Int {
+        if let g = groups[key] { return g }
+        let g = keys.count
+        groups[key] = g
+        keys.append(key)
+        events.append(0)
+        visitors.append(HyperLogLog())
+        sessions.append(HyperLogLog())
+        return g
+    }
+
+    /// Adds the rows of a batch (whole events). `days` gives each row's local day (the site's
+    /// time zone). `sign` is -1 for a correction (rows a merge dropped as duplicates: their
+    /// visitors and sessions are still in the sketches through the copy that stayed).
+    mutating func add(_ batch: EventBatch, days: [Int32], zones: [String: String], sign: Int64 = 1) {
+        let columns = definition.columns
+        var key = RollupKey(site: 0, day: 0, type: 0)
+        var last: (key: RollupKey, group: Int, visitor: UInt64, session: UInt64)?
+        let visitorColumn = batch[string: .visitorID], sessionColumn = batch[string: .sessionID]
+        for r in 0..<batch.count {
+            for (k, c) in columns.enumerated() {
+                let code: UInt32
+                if c.kind == .int64 {
+                    let col = batch[int: c]
+                    if col.isNull(r) {
+                        code = Self.null
+                    } else {
+                        var text = String(col.values[r])
+                        code = text.withUTF8 { self.code(k, UnsafeRawBufferPointer($0)) }
+                    }
+                } else {
+                    let col = batch[string: c]
+                    code = col.isNull(r) ? Self.null : col.withValue(r) { self.code(k, $0) }
+                }
+                switch k {
+                case 0:
+                    key.site = code
+                    if siteZones[code] == nil {
+                        let site = batch[string: .siteID].string(at: r) ?? ""
+                        noteZone(code, zones[site] ?? QueryTimeZone.utc.identifier)
+                    }
+                case 1: key.type = code
+                default: key[k - 2] = code
+                }
+            }
+            key.day = days[r]
+            let g = last?.key == key ? last!.group : group(key)
+            events[g] += sign
+            guard sign > 0 else { continue }
+            let v = visitorColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+            let s = sessionColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+            // Rows come grouped by visitor: skip re-adding the hash the group just saw.
+            if v != 0 && !(last?.group == g && last?.visitor == v) { visitors[g].add(hash: v) }
+            if s != 0 && !(last?.group == g && last?.session == s) { sessions[g].add(hash: s) }
+            last = (key, g, v, s)
+        }
+    }
+
+    mutating func noteZone(_ site: UInt32, _ zone: String) {
+        if let z = siteZones[site], z != zone { siteZones[site] = "" } else { siteZones[site] = zone }
+    }
+
+    /// Adds every row of a rollup part (merging rollup parts, or reading them back).
+    mutating func add(_ part: RollupPart) throws(TallyError) {
+        let columns = definition.columns
+        precondition(part.columns == columns, "rollup part of another definition")
+        var maps: [[UInt32]] = []
+        for k in columns.indices {
+            let dict = part.dictionaries[k]
+            maps.append((0..<dict.count).map { i in dict.withValue(i) { code(k, $0) } })
+        }
+        for (i, zone) in part.siteZones.enumerated() { noteZone(maps[0][i], zone) }
+        for r in 0..<part.rows {
+            var key = RollupKey(site: maps[0][Int(part.sites[r])], day: part.days[r], type: maps[1][Int(part.types[r])])
+            for d in 0..<columns.count - 2 {
+                let c = part.dimensions[d][r]
+                key[d] = c == Self.null ? Self.null : maps[d + 2][Int(c)]
+            }
+            let g = group(key)
+            events[g] += part.events[r]
+            visitors[g].merge(try part.visitors(r))
+            sessions[g].merge(try part.sessions(r))
+        }
+    }
+
+    /// The rows grouped by the local month of their day.
+    func months() -> [Partition: [Int]] {
+        var out: [Partition: [Int]] = [:]
+        for (g, k) in keys.enumerated() { out[Partition(ms: Int64(k.day) * 86_400_000), default: []].append(g) }
+        return out
+    }
+}

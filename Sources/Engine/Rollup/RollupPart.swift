@@ -1,0 +1,313 @@
+import Foundation
+
+/// Bytes of a rollup part file (FORMAT.md, "Rollup part file").
+enum RollupFormat {
+    /// "TLYROLL1" at offset 0.
+    static let magic: [UInt8] = Array("TLYROLL1".utf8)
+    /// "TLYREND1" as the last 8 bytes.
+    static let endMagic: [UInt8] = Array("TLYREND1".utf8)
+    static let version: UInt32 = 1
+    static let fileExtension = ".rpart"
+
+    /// "202608_00000007_0.rpart" in `rollups/<name>/`.
+    static func fileName(partition: Partition, number: Int, level: Int) -> String {
+        String(PartFormat.fileName(partition: partition, number: number, level: level).dropLast(PartFormat.fileExtension.count))
+            + fileExtension
+    }
+
+    static func parseFileName(_ name: String) -> (partition: Partition, number: Int, level: Int)? {
+        guard name.hasSuffix(fileExtension) else { return nil }
+        return PartFormat.parseFileName(String(name.dropLast(fileExtension.count)) + PartFormat.fileExtension)
+    }
+}
+
+/// What a rollup part says about where its rows came from.
+struct RollupProvenance: Sendable, Equatable {
+    /// The highest raw part number whose rows this part (or one of its sources) summarizes.
+    var coverage: Int = 0
+    /// Rollup parts a merge replaced with this one.
+    var sources: [Int] = []
+    /// For a correction (rows a raw merge dropped as duplicates, with negative counts): the
+    /// number of that merged raw part and of its inputs; 0 and empty otherwise.
+    var correctsPart = 0
+    var correctedInputs: [Int] = []
+}
+
+/// An open rollup part, decoded whole into memory (rollup parts are small: a month of one
+/// rollup is a row per site, day, type and dimension values).
+public final class RollupPart: Sendable {
+    public let name: String
+    public let path: String
+    public let number: Int
+    public let rollup: String
+    /// The local month of the rows' days.
+    public let partition: Partition
+    public let level: Int
+    public let fileSize: Int
+    let provenance: RollupProvenance
+    /// Site, event type, then the definition's dimensions.
+    public let columns: [EventColumn]
+    /// Per column, the values in byte order (int64 columns as decimal text).
+    let dictionaries: [StringColumn]
+    /// Per site (site dictionary order), the time zone of its rows' days ("" = mixed).
+    let siteZones: [String]
+    let sites: [UInt32]
+    let days: [Int32]
+    let types: [UInt32]
+    /// Per dimension, per row: code, or `RollupAggregate.null`.
+    let dimensions: [[UInt32]]
+    let events: [Int64]
+    /// Serialized sketches, row r's visitors at `sketchBytes[sketchOffsets[2r]..<sketchOffsets[2r+1]]`
+    /// and sessions up to `sketchOffsets[2r+2]`.
+    let sketchBytes: [UInt8]
+    let sketchOffsets: [Int]
+
+    public var rows: Int { events.count }
+    public var sketchByteCount: Int { sketchBytes.count }
+    public var totalEvents: Int64 { events.reduce(0, +) }
+
+    init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
+         provenance: RollupProvenance, columns: [EventColumn], dictionaries: [StringColumn], siteZones: [String],
+         sites: [UInt32],
+         days: [Int32], types: [UInt32], dimensions: [[UInt32]], events: [Int64], sketchBytes: [UInt8],
+         sketchOffsets: [Int]) {
+        self.name = name
+        self.path = path
+        self.number = number
+        self.rollup = rollup
+        self.partition = partition
+        self.level = level
+        self.fileSize = fileSize
+        self.provenance = provenance
+        self.columns = columns
+        self.dictionaries = dictionaries
+        self.siteZones = siteZones
+        self.sites = sites
+        self.days = days
+        self.types = types
+        self.dimensions = dimensions
+        self.events = events
+        self.sketchBytes = sketchBytes
+        self.sketchOffsets = sketchOffsets
+    }
+
+    func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }
+    func sessions(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r + 1) }
+
+    private func sketch(_ i: Int) throws(TallyError) -> HyperLogLog {
+        try sketchBytes.withBytes { (b) throws(TallyError) in
+            try HyperLogLog(serialized: UnsafeRawBufferPointer(rebasing: b[sketchOffsets[i]..<sketchOffsets[i + 1]]))
+        }
+    }
+
+    /// Row range of one site (rows are sorted by site code first); empty when absent.
+    func rows(ofSite site: String) -> Range<Int> {
+        let (code, found) = Part.lookup(site, in: dictionaries[0])
+        guard found else { return 0..<0 }
+        var lo = 0, hi = sites.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sites[mid] < code { lo = mid + 1 } else { hi = mid }
+        }
+        var end = lo
+        while end < sites.count && sites[end] == code { end += 1 }
+        return lo..<end
+    }
+
+    /// The time zone identifier of a site's days in this part; nil if the site has no rows.
+    func zone(ofSite site: String) -> String? {
+        let (code, found) = Part.lookup(site, in: dictionaries[0])
+        return found ? siteZones[Int(code)] : nil
+    }
+
+    /// The text of row r's value of key column k (0 site, 1 type, 2… dimensions), nil for null.
+    func value(_ k: Int, _ r: Int) -> String? {
+        let code = k == 0 ? sites[r] : (k == 1 ? types[r] : dimensions[k - 2][r])
+        return code == RollupAggregate.null ? nil : dictionaries[k].string(at: Int(code))
+    }
+
+    // MARK: Writing
+
+    /// Writes the rows `groups` of `aggregate` (all of one local month) as a rollup part, atomically
+    /// (`.tmp`, fsync, rename, directory fsync), and opens it.
+    static func write(_ aggregate: RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
+                      provenance: RollupProvenance, directory: String, fs: any FileSystem) throws(TallyError) -> RollupPart {
+        let def = aggregate.definition
+        let columns = def.columns
+        // Sorted dictionaries of the values the rows use; code remaps.
+        var remaps: [[UInt32]] = []
+        var dictionaries: [(values: StringColumn, order: [Int32])] = []
+        for k in columns.indices {
+            let (ranks, order) = aggregate.interners[k].sortedRanks()
+            remaps.append(ranks.map { UInt32($0) })
+            dictionaries.append((aggregate.interners[k].values, order))
+        }
+        func mapped(_ k: Int, _ code: UInt32) -> UInt32 { code == RollupAggregate.null ? code : remaps[k][Int(code)] }
+        let sorted = groups.filter { aggregate.events[$0] != 0 }.sorted { a, b in
+            let x = aggregate.keys[a], y = aggregate.keys[b]
+            if mapped(0, x.site) != mapped(0, y.site) { return mapped(0, x.site) < mapped(0, y.site) }
+            if x.day != y.day { return x.day < y.day }
+            if mapped(1, x.type) != mapped(1, y.type) { return mapped(1, x.type) < mapped(1, y.type) }
+            for d in 0..<columns.count - 2 where x[d] != y[d] {
+                // Null sorts last (its code is the largest).
+                return mapped(d + 2, x[d]) < mapped(d + 2, y[d])
+            }
+            return false
+        }
+        var w = ByteWriter(capacity: 4096 + sorted.count * 32)
+        w.varint(UInt64(def.name.utf8.count))
+        w.raw(Array(def.name.utf8))
+        w.u32(UInt32(partition.yyyymm))
+        w.varint(UInt64(level))
+        w.varint(UInt64(provenance.coverage))
+        w.varint(UInt64(provenance.sources.count))
+        for s in provenance.sources { w.varint(UInt64(s)) }
+        w.varint(UInt64(provenance.correctsPart))
+        w.varint(UInt64(provenance.correctedInputs.count))
+        for s in provenance.correctedInputs { w.varint(UInt64(s)) }
+        w.varint(UInt64(columns.count))
+        for c in columns { w.u16(UInt16(c.rawValue)) }
+        for d in dictionaries { GranuleCodec.encodeDictionary(d.values, order: d.order, into: &w) }
+        for code in dictionaries[0].order {
+            let zone = Array((aggregate.siteZones[UInt32(code)] ?? "").utf8)
+            w.varint(UInt64(zone.count))
+            w.raw(zone)
+        }
+        w.varint(UInt64(sorted.count))
+        for g in sorted {
+            let key = aggregate.keys[g]
+            w.varint(UInt64(mapped(0, key.site)))
+            w.zigzag(Int64(key.day))
+            w.varint(UInt64(mapped(1, key.type)))
+            for d in 0..<columns.count - 2 {
+                let c = mapped(d + 2, key[d])
+                w.varint(c == RollupAggregate.null ? 0 : UInt64(c) + 1)
+            }
+            w.zigzag(aggregate.events[g])
+            for sketch in [aggregate.visitors[g].serialized(), aggregate.sessions[g].serialized()] {
+                w.varint(UInt64(sketch.count))
+                w.raw(sketch)
+            }
+        }
+        var file = ByteWriter(capacity: w.count / 2 + 64)
+        file.raw(RollupFormat.magic)
+        file.u32(RollupFormat.version)
+        file.u32(0)
+        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows))
+        file.raw(RollupFormat.endMagic)
+
+        let name = RollupFormat.fileName(partition: partition, number: number, level: level)
+        let path = directory + "/" + name
+        let tmp = path + PartFormat.temporarySuffix
+        let f = try fs.openForWriting(tmp, truncate: true)
+        do throws(TallyError) {
+            try f.append(file.bytes)
+            try f.sync()
+        } catch {
+            f.close()
+            try? fs.remove(tmp)
+            throw error
+        }
+        f.close()
+        try fs.rename(tmp, to: path)
+        try fs.syncDirectory(directory)
+        return try open(path: path, name: name, number: number, fs: fs)
+    }
+
+    // MARK: Reading
+
+    static func open(path: String, name: String, number: Int, fs: any FileSystem) throws(TallyError) -> RollupPart {
+        let file = try fs.openForReading(path)
+        defer { file.close() }
+        let size = try file.size()
+        guard size >= 16 + PartFormat.blockHeaderSize + 8 else {
+            throw .corruption("rollup part \(name) is \(size) bytes, shorter than its framing")
+        }
+        let bytes = try file.read(at: 0, count: size)
+        guard Array(bytes[0..<8]) == RollupFormat.magic else {
+            throw .corruption("rollup part \(name) does not start with the rollup magic at offset 0")
+        }
+        let version = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        guard version == RollupFormat.version else {
+            throw TallyError(.unsupportedVersion,
+                             "rollup part \(name) has format version \(version); this build reads version \(RollupFormat.version)")
+        }
+        guard Array(bytes[(size - 8)...]) == RollupFormat.endMagic else {
+            throw .corruption("rollup part \(name) has no end magic at offset \(size - 8) (truncated?)")
+        }
+        let (encoding, payload) = try Part.decodeBlock(Array(bytes[16..<(size - 8)]), offset: 16, what: "rows", name: name)
+        guard encoding == .rollupRows else { throw .corruption("rollup part \(name): block at offset 16 is not rollup rows") }
+        do {
+            return try payload.withUnsafeBytes { b in
+                var r = ByteReader(b)
+                let rollup = String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self)
+                guard let partition = Partition(yyyymm: Int(try r.u32())) else {
+                    throw GranuleCodec.Malformed(message: "invalid partition")
+                }
+                let level = try r.count(limit: 1000)
+                var p = RollupProvenance()
+                p.coverage = try r.count()
+                for _ in 0..<(try r.count(limit: 1 << 20)) { p.sources.append(try r.count()) }
+                p.correctsPart = try r.count()
+                for _ in 0..<(try r.count(limit: 1 << 20)) { p.correctedInputs.append(try r.count()) }
+                let columnCount = try r.count(limit: 2 + RollupDefinition.maxDimensions)
+                var columns: [EventColumn] = []
+                for _ in 0..<columnCount {
+                    let id = Int(try r.u16())
+                    guard let c = EventColumn(rawValue: id) else { throw GranuleCodec.Malformed(message: "unknown column id \(id)") }
+                    columns.append(c)
+                }
+                guard columns.count >= 2, columns[0] == .siteID, columns[1] == .eventType else {
+                    throw GranuleCodec.Malformed(message: "key columns do not start with site_id, event_type")
+                }
+                var dictionaries: [StringColumn] = []
+                for _ in columns {
+                    let n = try r.count(limit: b.count)
+                    var col = StringColumn()
+                    for _ in 0..<n { col.append(try r.raw(try r.count(limit: r.remaining))) }
+                    dictionaries.append(col)
+                }
+                var zones: [String] = []
+                for _ in 0..<dictionaries[0].count {
+                    zones.append(String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self))
+                }
+                let rows = try r.count(limit: b.count)
+                var sites = [UInt32](), days = [Int32](), types = [UInt32](), events = [Int64]()
+                var dims = [[UInt32]](repeating: [], count: columns.count - 2)
+                var offsets = [0]
+                var sketches: [UInt8] = []
+                func code(_ k: Int) throws -> UInt32 {
+                    let c = try r.count(limit: Int(UInt32.max))
+                    guard c < dictionaries[k].count else { throw GranuleCodec.Malformed(message: "code \(c) outside a dictionary of \(dictionaries[k].count)") }
+                    return UInt32(c)
+                }
+                for _ in 0..<rows {
+                    sites.append(try code(0))
+                    days.append(Int32(truncatingIfNeeded: try r.zigzag()))
+                    types.append(try code(1))
+                    for d in 0..<columns.count - 2 {
+                        let c = try r.count(limit: dictionaries[d + 2].count)
+                        dims[d].append(c == 0 ? RollupAggregate.null : UInt32(c - 1))
+                    }
+                    events.append(try r.zigzag())
+                    for _ in 0..<2 {
+                        let n = try r.count(limit: r.remaining)
+                        sketches.append(contentsOf: try r.raw(n))
+                        offsets.append(sketches.count)
+                    }
+                }
+                guard r.isAtEnd else { throw GranuleCodec.Malformed(message: "\(r.remaining) bytes after \(rows) rows") }
+                return RollupPart(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
+                                  fileSize: size, provenance: p, columns: columns, dictionaries: dictionaries,
+                                  siteZones: zones, sites: sites,
+                                  days: days, types: types, dimensions: dims, events: events, sketchBytes: sketches,
+                                  sketchOffsets: offsets)
+            }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw .corruption("malformed rollup part \(name): \(error)")
+        }
+    }
+}
+

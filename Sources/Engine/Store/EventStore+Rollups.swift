@@ -1,0 +1,354 @@
+import Foundation
+import Synchronization
+
+/// The time zone of each site's rollup days (a property setting; UTC unless set). Shared with
+/// whoever owns the settings (the server updates it when a property changes).
+public final class SiteTimeZones: Sendable {
+    private let zones: Mutex<[String: QueryTimeZone]>
+
+    public init(_ zones: [String: QueryTimeZone] = [:]) { self.zones = Mutex(zones) }
+
+    public func zone(_ site: String) -> QueryTimeZone { zones.withLock { $0[site] } ?? .utc }
+
+    public func set(_ site: String, _ zone: QueryTimeZone) { zones.withLock { $0[site] = zone } }
+}
+
+extension EventStore {
+    /// Counts `site`'s rollup days in `zone` from now on. When rollup parts of months that still
+    /// have raw events counted them in another zone, those months are rebuilt on a background
+    /// thread (queries over them are answered from raw events meanwhile). Returns whether a
+    /// rebuild started.
+    @discardableResult
+    public func setTimeZone(_ zone: QueryTimeZone, forSite site: String) -> Bool {
+        options.siteTimeZones.set(site, zone)
+        let (stale, rawMonths) = state.withLock { st in
+            (st.rollupParts.values.joined().filter { ($0.zone(ofSite: site) ?? zone.identifier) != zone.identifier },
+             Set(st.parts.map(\.partition)))
+        }
+        let months = Set(stale.map(\.partition)).intersection(rawMonths).sorted()
+        guard let first = months.first, let last = months.last else { return false }
+        let t = Thread { [weak self] in
+            guard let self else { return }
+            do throws(TallyError) {
+                _ = try self.rebuildRollups(from: first.range.lowerBound, to: last.range.upperBound)
+            } catch {
+                self.state.withLock { $0.lastMergeError = error }
+            }
+        }
+        t.name = "tally-rollup-rebuild"
+        t.start()
+        return true
+    }
+}
+
+/// Per rollup, the coverage file: the highest raw part number whose rows the rollup holds.
+/// Rollup parts carry their own coverage too; the file keeps the mark when the parts that
+/// carried it are merged away or dropped (FORMAT.md, "Rollups").
+enum RollupCoverage {
+    static let magic: [UInt8] = Array("TLYRCOV1".utf8)
+    static let fileName = "COVERED"
+
+    static func read(_ directory: String, fs: any FileSystem) throws(TallyError) -> Int? {
+        let path = directory + "/" + fileName
+        guard fs.exists(path) else { return nil }
+        let f = try fs.openForReading(path)
+        defer { f.close() }
+        let bytes = try f.read(at: 0, count: 20)
+        guard bytes.count == 20, Array(bytes[0..<8]) == magic else {
+            throw .corruption("\(path) is not a rollup coverage file (20 bytes starting TLYRCOV1)")
+        }
+        let crc = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self)) }
+        guard CRC32C.checksum(Array(bytes[0..<16])) == crc else { throw .corruption("checksum mismatch in \(path)") }
+        return bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
+    }
+
+    static func write(_ coverage: Int, _ directory: String, fs: any FileSystem) throws(TallyError) {
+        var w = ByteWriter(capacity: 20)
+        w.raw(magic)
+        w.u64(UInt64(coverage))
+        w.u32(CRC32C.checksum(w.bytes))
+        let path = directory + "/" + fileName
+        let f = try fs.openForWriting(path + PartFormat.temporarySuffix, truncate: true)
+        do throws(TallyError) {
+            try f.append(w.bytes)
+            try f.sync()
+        } catch {
+            f.close()
+            throw error
+        }
+        f.close()
+        try fs.rename(path + PartFormat.temporarySuffix, to: path)
+        try fs.syncDirectory(directory)
+    }
+}
+
+extension EventStore {
+    func rollupDirectory(_ name: String) -> String { options.directory + "/rollups/" + name }
+
+    /// Opens the rollup parts of every defined rollup and repairs what a crash can leave:
+    /// superseded parts of a merge, a correction whose raw merge never published, raw parts a
+    /// flush wrote before it could write their rollup rows (rolled up now). A rollup with no
+    /// coverage file yet (new, or a directory from before rollups) is built from all raw parts.
+    static func openRollups(_ st: inout State, options: StoreOptions, fs: any FileSystem, report: inout OpenReport,
+                            now: Int64) throws(TallyError) {
+        try fs.createDirectory(options.directory + "/rollups")
+        for def in options.rollups {
+            try def.validate()
+            let dir = options.directory + "/rollups/" + def.name
+            try fs.createDirectory(dir)
+            for name in try fs.list(dir) {
+                if let parsed = RollupFormat.parseFileName(name) { st.nextPartNumber = max(st.nextPartNumber, parsed.number + 1) }
+            }
+        }
+        for def in options.rollups {
+            let dir = options.directory + "/rollups/" + def.name
+            var parts: [RollupPart] = []
+            for name in try fs.list(dir) {
+                if name.hasSuffix(PartFormat.temporarySuffix) {
+                    try fs.remove(dir + "/" + name)
+                    report.leftoversRemoved += 1
+                    continue
+                }
+                guard let parsed = RollupFormat.parseFileName(name) else { continue }
+                do {
+                    let part = try RollupPart.open(path: dir + "/" + name, name: name, number: parsed.number, fs: fs)
+                    guard part.columns == def.columns else {
+                        report.problems.append("rollup part \(def.name)/\(name) has other dimensions than rollup \(def.name); rebuild it")
+                        continue
+                    }
+                    parts.append(part)
+                } catch {
+                    report.problems.append(error.description)
+                }
+            }
+            let superseded = Set(parts.flatMap(\.provenance.sources))
+            let rawNumbers = Set(st.parts.map(\.number))
+            var removed = false
+            for p in parts {
+                let orphanCorrection = p.provenance.correctsPart != 0 && !rawNumbers.contains(p.provenance.correctsPart)
+                    && p.provenance.correctedInputs.contains { rawNumbers.contains($0) }
+                if superseded.contains(p.number) || orphanCorrection {
+                    try fs.remove(p.path)
+                    removed = true
+                    report.supersededRemoved += 1
+                }
+            }
+            if removed {
+                try fs.syncDirectory(dir)
+                parts.removeAll { p in
+                    superseded.contains(p.number) || (p.provenance.correctsPart != 0 && !rawNumbers.contains(p.provenance.correctsPart)
+                        && p.provenance.correctedInputs.contains { rawNumbers.contains($0) })
+                }
+            }
+            let recorded = try RollupCoverage.read(dir, fs: fs)
+            let coverage = max(recorded ?? 0, parts.map(\.provenance.coverage).max() ?? 0)
+            let missing = st.parts.filter { recorded == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
+            if !missing.isEmpty {
+                var aggregate = RollupAggregate(def)
+                for raw in missing {
+                    var dictionaries: [EventColumn: StringColumn] = [:]
+                    for g in 0..<raw.footer.granules.count {
+                        let b = try raw.readBatch(EventColumn.allCases, granule: g, dictionaries: &dictionaries)
+                        let local = Self.localDays(b, zones: options.siteTimeZones)
+                        aggregate.add(b, days: local.days, zones: local.zones)
+                    }
+                }
+                let top = missing.map(\.number).max()!
+                for (month, groups) in aggregate.months() {
+                    let number = st.nextPartNumber
+                    st.nextPartNumber += 1
+                    parts.append(try RollupPart.write(aggregate, groups: groups, partition: month, number: number, level: 0,
+                                                      provenance: RollupProvenance(coverage: top), directory: dir, fs: fs))
+                }
+                report.rollupPartsRebuilt += missing.count
+            }
+            let highest = max(coverage, st.parts.map(\.number).max() ?? 0)
+            if recorded != highest { try RollupCoverage.write(highest, dir, fs: fs) }
+            // Rollup months past the rollup's retention.
+            let expired = parts.filter { isExpired($0.partition, now: now, retention: def.retention) }
+            for p in expired { try fs.remove(p.path) }
+            parts.removeAll { isExpired($0.partition, now: now, retention: def.retention) }
+            st.rollupParts[def.name] = parts.sorted { $0.number < $1.number }
+        }
+    }
+
+    /// The local day (site's zone) of each row of `b`.
+    static func localDays(_ b: EventBatch, zones: SiteTimeZones) -> (days: [Int32], zones: [String: String]) {
+        let sites = b[string: .siteID]
+        let times = b[int: .occurredAt].values
+        var days = [Int32](repeating: 0, count: b.count)
+        var previous: [UInt8] = []
+        var zone = QueryTimeZone.utc
+        var used: [String: String] = [:]
+        for r in 0..<b.count {
+            // Rows come sorted by site: look the zone up when the site changes.
+            sites.withValue(r) { v in
+                if r == 0 || !v.elementsEqual(previous) {
+                    previous = Array(v)
+                    let site = String(decoding: v, as: UTF8.self)
+                    zone = zones.zone(site)
+                    used[site] = zone.identifier
+                }
+            }
+            days[r] = Int32(clamping: zone.day(times[r]))
+        }
+        return (days, used)
+    }
+
+    /// The rollup rows of freshly sorted batches, one part per rollup and local month, written
+    /// but not yet published. `coverage`: the highest raw part number these rows are in.
+    func writeRollups(_ batches: [EventBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil)
+        throws(TallyError) -> [String: [RollupPart]]
+    {
+        guard !options.rollups.isEmpty, batches.contains(where: { $0.count > 0 }) else { return [:] }
+        let days = batches.map { Self.localDays($0, zones: options.siteTimeZones) }
+        let aggregates = parallelMap(options.rollups) { def in
+            var a = RollupAggregate(def)
+            for (b, d) in zip(batches, days) { a.add(b, days: d.days, zones: d.zones, sign: sign) }
+            return a
+        }
+        var out: [String: [RollupPart]] = [:]
+        for (def, aggregate) in zip(options.rollups, aggregates) {
+            for (month, groups) in aggregate.months().sorted(by: { $0.key < $1.key }) {
+                let number = state.withLock { st in
+                    defer { st.nextPartNumber += 1 }
+                    return st.nextPartNumber
+                }
+                var p = base ?? RollupProvenance()
+                p.coverage = coverage
+                out[def.name, default: []].append(
+                    try RollupPart.write(aggregate, groups: groups, partition: month, number: number, level: 0,
+                                         provenance: p, directory: rollupDirectory(def.name), fs: fs))
+            }
+        }
+        return out
+    }
+
+    // MARK: Rollup merges
+
+    /// Merges the rollup parts of each rollup month once it has `fanIn` of them (all of them at
+    /// once: a month of a rollup is small and merged in memory). Returns how many merges ran.
+    @discardableResult
+    public func mergeRollups(force: Bool = false) throws(TallyError) -> Int {
+        var merges = 0
+        for def in options.rollups {
+            let groups = state.withLock { st in
+                Dictionary(grouping: st.rollupParts[def.name] ?? [], by: \.partition)
+                    .filter { $0.value.count >= (force ? 2 : options.mergePolicy.fanIn) }
+            }
+            for (month, parts) in groups.sorted(by: { $0.key < $1.key }) {
+                if state.withLock({ $0.closed }) { return merges }
+                rollupLock.lock()
+                defer { rollupLock.unlock() }
+                var aggregate = RollupAggregate(def)
+                for p in parts { try aggregate.add(p) }
+                let number = state.withLock { st in
+                    defer { st.nextPartNumber += 1 }
+                    return st.nextPartNumber
+                }
+                let provenance = RollupProvenance(coverage: parts.map(\.provenance.coverage).max() ?? 0,
+                                                  sources: parts.map(\.number).sorted())
+                let merged = try RollupPart.write(aggregate, groups: Array(aggregate.keys.indices), partition: month,
+                                                  number: number, level: (parts.map(\.level).max() ?? 0) + 1,
+                                                  provenance: provenance, directory: rollupDirectory(def.name), fs: fs)
+                let numbers = Set(parts.map(\.number))
+                let published = state.withLock { st -> Bool in
+                    let current = st.rollupParts[def.name] ?? []
+                    guard current.filter({ numbers.contains($0.number) }).count == parts.count else { return false }
+                    st.rollupParts[def.name] = current.filter { !numbers.contains($0.number) } + [merged]
+                    return true
+                }
+                guard published else {
+                    try fs.remove(merged.path)
+                    continue
+                }
+                for p in parts { try fs.remove(p.path) }
+                try fs.syncDirectory(rollupDirectory(def.name))
+                merges += 1
+            }
+        }
+        return merges
+    }
+
+    // MARK: Rollup TTL and rebuild
+
+    /// Drops rollup months past their rollup's retention; returns (rollup, month) pairs dropped.
+    @discardableResult
+    public func dropExpiredRollups() throws(TallyError) -> [(String, Partition)] {
+        let now = options.clock.nowMillis()
+        var dropped: [(String, Partition)] = []
+        for def in options.rollups {
+            let gone = state.withLock { st -> [RollupPart] in
+                let parts = st.rollupParts[def.name] ?? []
+                let expired = parts.filter { Self.isExpired($0.partition, now: now, retention: def.retention) }
+                st.rollupParts[def.name] = parts.filter { !Self.isExpired($0.partition, now: now, retention: def.retention) }
+                return expired
+            }
+            guard !gone.isEmpty else { continue }
+            // The coverage mark outlives the parts that carried it.
+            let coverage = gone.map(\.provenance.coverage).max() ?? 0
+            let dir = rollupDirectory(def.name)
+            if coverage > (try RollupCoverage.read(dir, fs: fs) ?? 0) { try RollupCoverage.write(coverage, dir, fs: fs) }
+            for p in gone { try fs.remove(p.path) }
+            try fs.syncDirectory(dir)
+            for m in Set(gone.map(\.partition)).sorted() { dropped.append((def.name, m)) }
+        }
+        return dropped
+    }
+
+    /// Rebuilds every rollup for the local months of [from, to) from the raw parts (rows still
+    /// in the buffer join at their flush): for a rollup added later, a time zone changed, or a
+    /// repair. The months' old rollup parts are replaced atomically (the new parts list them as
+    /// sources). Months whose raw events are gone keep their rollups. Returns the months rebuilt.
+    public func rebuildRollups(from: Int64, to: Int64) throws(TallyError) -> [Partition] {
+        rollupLock.lock()
+        defer { rollupLock.unlock() }
+        return try flushLock.withLock { (_) throws(TallyError) -> [Partition] in
+            let parts = state.withLock { $0.parts }
+            var months: [Partition] = []
+            var m = Partition(ms: from)
+            while m.range.lowerBound < to {
+                months.append(m)
+                m = Partition(ms: m.range.upperBound)
+            }
+            // Raw rows that can fall on those local days: a day of margin for any zone.
+            let lower = months.first!.range.lowerBound - 86_400_000, upper = months.last!.range.upperBound + 86_400_000
+            let wanted = Set(months)
+            let retained = Set(parts.map(\.partition))
+            let rebuildable = wanted.filter { retained.contains($0) }
+            guard !rebuildable.isEmpty else { return [] }
+            var batches: [EventBatch] = []
+            let snapshot = Snapshot(parts: parts)
+            try? snapshot.scan(ScanRequest(from: lower, to: upper)) { batches.append($0) }
+            let top = parts.map(\.number).max() ?? 0
+            for def in options.rollups {
+                var aggregate = RollupAggregate(def)
+                for b in batches {
+                    let local = Self.localDays(b, zones: options.siteTimeZones)
+                    aggregate.add(b, days: local.days, zones: local.zones)
+                }
+                let old = state.withLock { ($0.rollupParts[def.name] ?? []).filter { rebuildable.contains($0.partition) } }
+                var fresh: [RollupPart] = []
+                let months = aggregate.months()
+                for month in rebuildable.sorted() {
+                    let number = state.withLock { st in
+                        defer { st.nextPartNumber += 1 }
+                        return st.nextPartNumber
+                    }
+                    let sources = old.filter { $0.partition == month }.map(\.number)
+                    let provenance = RollupProvenance(coverage: top, sources: sources)
+                    fresh.append(try RollupPart.write(aggregate, groups: months[month] ?? [], partition: month,
+                                                      number: number, level: 0, provenance: provenance,
+                                                      directory: rollupDirectory(def.name), fs: fs))
+                }
+                let oldNumbers = Set(old.map(\.number))
+                state.withLock { st in
+                    st.rollupParts[def.name] = (st.rollupParts[def.name] ?? []).filter { !oldNumbers.contains($0.number) } + fresh
+                }
+                for p in old { try fs.remove(p.path) }
+                try fs.syncDirectory(rollupDirectory(def.name))
+            }
+            return rebuildable.sorted()
+        }
+    }
+}

@@ -1,0 +1,242 @@
+@_spi(Testing) import Engine
+import Foundation
+import TallyTestSupport
+import Testing
+
+@Suite("Daily rollups")
+struct RollupTests {
+    static let day: Int64 = 86_400_000
+    static let t0 = QueryRange.date("2026-08-01")! * 86_400_000
+
+    static func options(_ dir: TemporaryDirectory, clock: ManualClock = ManualClock(t0 + 70 * day),
+                        zones: SiteTimeZones = SiteTimeZones()) -> StoreOptions {
+        var o = StoreOptions(directory: dir.path)
+        o.backgroundFlush = false
+        o.clock = clock
+        o.granuleRows = 128
+        o.siteTimeZones = zones
+        return o
+    }
+
+    /// Events over `days` days from `start` on two sites, with every column a default rollup
+    /// groups by (nulls and empties included) and visitors/sessions recurring.
+    static func batch(_ rng: inout SeededRandom, _ n: Int, tag: String, start: Int64 = t0, days: Int64 = 45,
+                      received: Int64? = nil) -> EventBatch {
+        func pick(_ values: [String?]) -> String? { values[Int(rng.next() % UInt64(values.count))] }
+        let rows = (0..<n).map { i -> EventRow in
+            let visitor = rng.next() % 300
+            var r = EventRow(site: pick(["a.com", "ny.com"])!,
+                             type: pick(["page_view", "page_view", "widget_impression", "widget_click", "signup"])!,
+                             at: start + Int64(rng.next() % UInt64(days * day)), visitor: "v\(visitor)",
+                             session: "s\(visitor)-\(rng.next() % 3)", id: "\(tag)-\(i)", path: pick(["/", "/a", "/b", "/c/d", ""])!)
+            r.values[.referrerDomain] = pick(["google.com", "", "news.ycombinator.com"])
+            r.values[.countryCode] = pick(["DE", "US", "", "FR"])
+            r.values[.deviceType] = pick(["desktop", "mobile"])
+            r.values[.browser] = pick(["Firefox", "Chrome", ""])
+            r.values[.os] = pick(["Linux", "iOS"])
+            r.values[.utmSource] = pick([nil, "newsletter", "twitter"])
+            r.values[.utmMedium] = pick([nil, "email"])
+            r.values[.utmCampaign] = pick([nil, "spring", "fall"])
+            r.values[.campaignID] = pick([nil, nil, "c-42"])
+            r.values[.propDeviceSlug] = pick([nil, "phone", "tablet"])
+            if rng.next() % 2 == 0 {
+                r.ints[.propMappingID] = Int64(rng.next() % 4)
+                r.ints[.propPostID] = Int64(100 + rng.next() % 5)
+            }
+            if let received { r.ints[.receivedAt] = received }
+            return r
+        }
+        return .of(rows)
+    }
+
+    static let metrics: [QueryMetric] = [.events, .pageviews, .uniqueVisitors, .sessions, .count("widget_click"),
+                                         try! QueryMetric(name: "ctr")]
+
+    /// Queries covering every default rollup, time buckets, filters and campaign.
+    static func queries(site: String, zone: QueryTimeZone, from: Int64, to: Int64) throws -> [Query] {
+        var out: [Query] = []
+        func q(_ dims: [QueryDimension], _ filter: QueryFilter? = nil) -> Query {
+            Query(site: site, from: from, to: to, timeZone: zone, metrics: metrics, dimensions: dims, filter: filter,
+                  limit: 10_000)
+        }
+        out.append(q([]))
+        for def in RollupDefinition.defaults {
+            out.append(q(def.dimensions.map { .column($0) }))
+            for d in def.dimensions { out.append(q([.column(d), .time(.day)])) }
+        }
+        out.append(q([.column(.eventType), .time(.week)]))
+        out.append(q([.time(.month)]))
+        out.append(q([.time(.dayOfWeek)]))
+        out.append(q([.campaign]))
+        out.append(q([.column(.pagePath)], .and([.condition(.column(.eventType), .isNot, ["signup"]), .not(.condition(.column(.pagePath), .prefix, ["/c"]))])))
+        out.append(q([.column(.browser)], .or([.condition(.column(.os), .is, ["iOS"]),
+                                              .condition(.column(.deviceType), .contains, ["desk"])])))
+        out.append(q([.column(.propMappingID), .column(.propPostID)],
+                     .condition(.column(.eventType), .is, ["widget_click", "widget_impression"])))
+        return out
+    }
+
+    /// Every query answered from a rollup (source as expected) equals the raw answer exactly.
+    static func expectRollupsEqualRaw(_ snapshot: Snapshot, site: String, zone: QueryTimeZone, from: Int64, to: Int64,
+                                      source: QuerySource = .rollup, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for query in try queries(site: site, zone: zone, from: from, to: to) {
+            let fast = try QueryExecutor.run(query, on: snapshot)
+            var rawQuery = query
+            rawQuery.allowRollups = false
+            let raw = try QueryExecutor.run(rawQuery, on: snapshot)
+            let name = query.dimensions.map(\.name).joined(separator: ",")
+            #expect(fast.source == source, "[\(name)] answered from \(fast.source)", sourceLocation: sourceLocation)
+            #expect(raw.source == .raw, sourceLocation: sourceLocation)
+            #expect(fast.rows == raw.rows, "[\(name)] rollup \(fast.rows.prefix(3)) raw \(raw.rows.prefix(3))",
+                    sourceLocation: sourceLocation)
+            #expect(!raw.rows.isEmpty, sourceLocation: sourceLocation)
+        }
+    }
+
+    static func ingest(_ store: EventStore, _ rng: inout SeededRandom, flushes: Int, rows: Int, tag: String,
+                       start: Int64 = t0, days: Int64 = 45) async throws {
+        for f in 0..<flushes {
+            _ = try await store.ingest(batch(&rng, rows, tag: "\(tag)\(f)", start: start, days: days))
+            try store.flush()
+        }
+    }
+
+    @Test("every default rollup answers exactly as the raw events do, in UTC and in a UTC-5 site's days")
+    func rollupsEqualRaw() async throws {
+        let dir = TemporaryDirectory()
+        let ny = try QueryTimeZone(identifier: "America/New_York")
+        let store = try EventStore(options: Self.options(dir, zones: SiteTimeZones(["ny.com": ny])))
+        var rng = SeededRandom(state: 5)
+        try await Self.ingest(store, &rng, flushes: 4, rows: 1500, tag: "f")
+        let snapshot = store.snapshot()
+        #expect(!(snapshot.rollups["pages"] ?? []).isEmpty)
+        try Self.expectRollupsEqualRaw(snapshot, site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        let nyFrom = ny.startOfDay(ny.day(Self.t0 + Self.day)), nyTo = ny.startOfDay(ny.day(Self.t0 + 40 * Self.day))
+        try Self.expectRollupsEqualRaw(snapshot, site: "ny.com", zone: ny, from: nyFrom, to: nyTo)
+        // Asked in another zone than the site's rollup days, a query goes to the raw events.
+        let q = Query(site: "ny.com", from: Self.t0, to: Self.t0 + 10 * Self.day, metrics: [.events], dimensions: [.time(.day)])
+        #expect(try QueryExecutor.run(q, on: snapshot).source == .raw)
+        try store.close()
+    }
+
+    @Test("rollups stay equal to raw after merges, late events, a restart, buffered rows and a partial last day")
+    func afterMergesAndRestarts() async throws {
+        let dir = TemporaryDirectory()
+        var policy = MergePolicy()
+        policy.fanIn = 2
+        var o = Self.options(dir)
+        o.mergePolicy = policy
+        var store = try EventStore(options: o)
+        var rng = SeededRandom(state: 9)
+        try await Self.ingest(store, &rng, flushes: 5, rows: 800, tag: "a")
+        _ = try store.mergeNow()
+        try store.mergeRollups()
+        // Late events for old days, then everything merged down and reopened.
+        try await Self.ingest(store, &rng, flushes: 2, rows: 300, tag: "late", start: Self.t0, days: 5)
+        _ = try store.mergeNow(force: true)
+        #expect(try store.mergeRollups(force: true) > 0)
+        try store.close()
+        store = try EventStore(options: o)
+        let perMonth = store.snapshot().rollups.values.allSatisfy { parts in Set(parts.map(\.partition)).count == parts.count }
+        #expect(perMonth)
+        // Rows only in the buffer count too.
+        _ = try await store.ingest(Self.batch(&rng, 200, tag: "buffered"))
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        // A range ending mid-day: whole days from rollups, the rest from raw parts.
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0,
+                                       to: Self.t0 + 30 * Self.day + 7 * 3_600_000, source: .mixed)
+        try store.close()
+    }
+
+    @Test("a merge that drops a duplicate takes it out of the rollups too")
+    func duplicateCorrections() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0 + Self.day)
+        let store = try EventStore(options: Self.options(dir, clock: clock))
+        var rng = SeededRandom(state: 3)
+        let original = Self.batch(&rng, 400, tag: "x", received: clock.nowMillis())
+        _ = try await store.ingest(original)
+        try store.flush()
+        clock.advance(8 * Self.day)  // past the dedupe window: the same events are accepted again
+        #expect(try await store.ingest(original.gather((0..<50).map(Int32.init))).accepted == 50)
+        try store.flush()
+        _ = try store.mergeNow(force: true)
+        #expect(store.status.merges.duplicatesDropped == 50)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+        // The correction survives a restart and a rollup merge.
+        let reopened = try EventStore(options: Self.options(dir, clock: clock))
+        try reopened.mergeRollups(force: true)
+        try Self.expectRollupsEqualRaw(reopened.snapshot(), site: "ny.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try reopened.close()
+    }
+
+    @Test("parts a crash left without rollup rows are rolled up on open, exactly once")
+    func crashMidFlush() async throws {
+        let dir = TemporaryDirectory()
+        var store = try EventStore(options: Self.options(dir))
+        var rng = SeededRandom(state: 11)
+        try await Self.ingest(store, &rng, flushes: 2, rows: 500, tag: "a")
+        _ = try await store.ingest(Self.batch(&rng, 500, tag: "crash"))
+        // The flush wrote raw parts and died before the rollup parts.
+        try store.flushForTesting(onlyPartitions: [Partition(yyyymm: 202608)!, Partition(yyyymm: 202609)!])
+        try store.abandonForTesting()
+        store = try EventStore(options: Self.options(dir))
+        #expect(store.openReport.rollupPartsRebuilt > 0)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+        // Opening again rolls up nothing more.
+        store = try EventStore(options: Self.options(dir))
+        #expect(store.openReport.rollupPartsRebuilt == 0)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+    }
+
+    @Test("a data directory without rollups gets them built on open; a rebuild after a time zone change matches raw")
+    func buildAndRebuild() async throws {
+        let dir = TemporaryDirectory()
+        var o = Self.options(dir)
+        o.rollups = []
+        var store = try EventStore(options: o)
+        var rng = SeededRandom(state: 13)
+        try await Self.ingest(store, &rng, flushes: 3, rows: 500, tag: "a")
+        try store.close()
+        let zones = SiteTimeZones()
+        store = try EventStore(options: Self.options(dir, zones: zones))
+        #expect(store.openReport.rollupPartsRebuilt > 0)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        let berlin = try QueryTimeZone(identifier: "Europe/Berlin")
+        zones.set("a.com", berlin)
+        let months = try store.rebuildRollups(from: Self.t0, to: Self.t0 + 45 * Self.day)
+        #expect(months == [Partition(yyyymm: 202608)!, Partition(yyyymm: 202609)!])
+        let from = berlin.startOfDay(berlin.day(Self.t0 + Self.day)), to = berlin.startOfDay(berlin.day(Self.t0 + 44 * Self.day))
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: berlin, from: from, to: to)
+        try store.close()
+    }
+
+    @Test("raw months go after 90 days, rollup months after 2 years; old ranges are answered from rollups alone")
+    func retention() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0 + 50 * Self.day)
+        var o = Self.options(dir, clock: clock)
+        o.retention = 90 * Self.day
+        let store = try EventStore(options: o)
+        var rng = SeededRandom(state: 17)
+        try await Self.ingest(store, &rng, flushes: 2, rows: 600, tag: "a", days: 31)  // August only
+        let range = Query(site: "a.com", from: Self.t0, to: Self.t0 + 31 * Self.day, metrics: [.events, .uniqueVisitors])
+        var raw = range
+        raw.allowRollups = false
+        let before = try QueryExecutor.run(raw, on: store.snapshot())
+        clock.advance(100 * Self.day)
+        #expect(try store.dropExpiredPartitions() == [Partition(yyyymm: 202608)!])
+        #expect(try store.dropExpiredRollups().isEmpty)
+        let after = try QueryExecutor.run(range, on: store.snapshot())
+        #expect(after.source == .rollup)
+        #expect(after.rows == before.rows)
+        clock.advance(2 * 365 * Self.day)
+        #expect(try store.dropExpiredRollups().map(\.1).allSatisfy { $0 == Partition(yyyymm: 202608)! })
+        let empty = store.snapshot().rollups.values.allSatisfy(\.isEmpty)
+        #expect(empty)
+        try store.close()
+    }
+}
