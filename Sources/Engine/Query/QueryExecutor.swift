@@ -542,20 +542,7 @@ struct ExecutionPlan {
             if let filter, !Self.evaluate(filter, row: r, codes: codes, spaces: spaces) { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
-            let g: Int
-            if key == lastKey {
-                g = lastGroup
-            } else if let existing = groups[key] {
-                g = existing
-            } else {
-                if groups.count >= maxGroups {
-                    throw QueryError(kind: .budget, parameter: "dimensions",
-                                     message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
-                }
-                g = accumulators.count
-                groups[key] = g
-                accumulators.append(newAccumulator())
-            }
+            let g = key == lastKey ? lastGroup : try group(for: key, maxGroups: maxGroups)
             lastKey = key
             lastGroup = g
             accumulators[g].events += 1
@@ -579,6 +566,18 @@ struct ExecutionPlan {
                 }
             }
         }
+    }
+
+    /// The group of `key`, made (with an empty accumulator) if new, within the group budget.
+    mutating func group(for key: GroupKey, maxGroups: Int) throws(QueryError) -> Int {
+        if let existing = groups[key] { return existing }
+        if groups.count >= maxGroups {
+            throw QueryError(kind: .budget, parameter: "dimensions",
+                             message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+        }
+        groups[key] = accumulators.count
+        accumulators.append(newAccumulator())
+        return accumulators.count - 1
     }
 
     /// Adds another worker's groups (its codes are its own: groups meet by value).

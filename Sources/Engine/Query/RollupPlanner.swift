@@ -127,18 +127,7 @@ extension ExecutionPlan {
             if let filter, !Self.evaluate(filter, row: k, codes: codes, spaces: spaces) { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][k] }
-            let g: Int
-            if let existing = groups[key] {
-                g = existing
-            } else {
-                if groups.count >= maxGroups {
-                    throw QueryError(kind: .budget, parameter: "dimensions",
-                                     message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
-                }
-                g = accumulators.count
-                groups[key] = g
-                accumulators.append(newAccumulator())
-            }
+            let g = try group(for: key, maxGroups: maxGroups)
             let n = Int(part.events[r])
             accumulators[g].events += n
             let t = Int(part.types[r])

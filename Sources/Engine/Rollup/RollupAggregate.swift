@@ -36,6 +36,9 @@ struct RollupAggregate {
     /// The time zone identifier each site's days were counted in, by site code ("" when rows of
     /// different zones met in a merge: such a site's rows answer no query from the rollup).
     var siteZones: [UInt32: String] = [:]
+    /// Codes of int64 dimension values already seen, by column: the decimal text is made once
+    /// per distinct value, not per row.
+    var intCodes: [Int: [Int64: UInt32]] = [:]
 
     init(_ definition: RollupDefinition) {
         self.definition = definition
@@ -76,8 +79,14 @@ struct RollupAggregate {
                     if col.isNull(r) {
                         code = Self.null
                     } else {
-                        var text = String(col.values[r])
-                        code = text.withUTF8 { self.code(k, UnsafeRawBufferPointer($0)) }
+                        let v = col.values[r]
+                        if let c = intCodes[k]?[v] {
+                            code = c
+                        } else {
+                            var text = String(v)
+                            code = text.withUTF8 { self.code(k, UnsafeRawBufferPointer($0)) }
+                            intCodes[k, default: [:]][v] = code
+                        }
                     }
                 } else {
                     let col = batch[string: c]
