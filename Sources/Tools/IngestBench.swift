@@ -29,7 +29,13 @@ struct IngestBench: AsyncParsableCommand {
             Examples:
               tally bench ingest --spawn --connections 64 --batch 100 --duration 20
               tally bench ingest --url http://127.0.0.1:8080 --key $WRITE_KEY --rate 50000 --duration 60
-              tally bench ingest --spawn --events 1000000 --json result.json
+                tally bench ingest --spawn --events 1000000 --json result.json
+              tally bench ingest --spawn --rate 50000 --duration 600 --probe-every 10 --json sustained.json
+
+            --probe-every N adds a timeline: every N seconds the events/s since the previous probe, the
+            server's parts (in all and in its fullest month), merges completed, the latency of two
+            report queries (overview and top pages of the last 30 days, read key) and, with --spawn,
+            its RSS; scripts/plot-sustained.py draws it.
             """
     )
 
@@ -66,6 +72,15 @@ struct IngestBench: AsyncParsableCommand {
     @Option(help: "Event-loop threads of the load generator.")
     var clientThreads = 1
 
+    @Option(help: "Every this many seconds, read the server's part and merge gauges (GET /metrics), time two report queries and record them (0: never).")
+    var probeEvery: Double = 0
+
+    @Option(help: "Read key for the probe's report queries (default: $TALLY_READ_KEY; not needed with --spawn).")
+    var readKey: String?
+
+    @Option(help: "Property the probe's report queries ask about (the write key's; with --spawn: default).")
+    var property = "default"
+
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be >= 1") }
         guard batch >= 1 && batch <= 10_000 else { throw ValidationError("--batch must be in 1...10000") }
@@ -73,6 +88,7 @@ struct IngestBench: AsyncParsableCommand {
         guard (events ?? 1) >= 1 else { throw ValidationError("--events must be >= 1") }
         guard rate >= 0 && warmup >= 0 else { throw ValidationError("--rate and --warmup must be >= 0") }
         guard clientThreads >= 1 else { throw ValidationError("--client-threads must be >= 1") }
+        guard probeEvery >= 0 else { throw ValidationError("--probe-every must be >= 0") }
     }
 
     func run() async throws {
@@ -92,6 +108,10 @@ struct IngestBench: AsyncParsableCommand {
         }
         let baseURL = server.map { "http://127.0.0.1:\($0.port)" } ?? url
         let writeKey = server?.writeKey ?? givenKey ?? ""
+        let probeKey = server?.readKey ?? readKey ?? ProcessInfo.processInfo.environment["TALLY_READ_KEY"]
+        if probeEvery > 0 && probeKey == nil {
+            throw failure("--probe-every needs a read key: pass --read-key, set TALLY_READ_KEY, or use --spawn")
+        }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: clientThreads)
         var httpConfiguration = HTTPClient.Configuration()
@@ -102,8 +122,11 @@ struct IngestBench: AsyncParsableCommand {
         let client = HTTPClient(eventLoopGroup: group, configuration: httpConfiguration)
         do {
             try await waitForHealth(client, baseURL, spawned: server != nil)
+            let prober = probeEvery > 0
+                ? Prober(client: client, baseURL: baseURL, readKey: probeKey ?? "", property: property, pid: server?.pid)
+                : nil
             let result = try await load(client: client, url: baseURL + "/v1/events", writeKey: writeKey,
-                                        payloads: payloads, server: server)
+                                        payloads: payloads, server: server, prober: prober)
             try await client.shutdown()
             try await group.shutdownGracefully()
             var report = result
@@ -172,7 +195,7 @@ extension IngestBench {
     }
 
     func load(client: HTTPClient, url: String, writeKey: String, payloads: IngestPayloads,
-              server: SpawnedServer?) async throws -> IngestResult
+              server: SpawnedServer?, prober: Prober?) async throws -> IngestResult
     {
         let stats = IngestStats()
         let start = Schedule.now()
@@ -210,6 +233,30 @@ extension IngestBench {
                 previous = s.all.events
                 second += 1
             }
+        }
+
+        let probes = Task { () -> [Prober.Sample] in
+            guard let prober else { return [] }
+            var samples: [Prober.Sample] = []
+            var previousEvents = 0
+            var previousAt = start
+            var k = 1
+            while !Task.isCancelled {
+                let at = start + UInt64(Double(k) * probeEvery * 1e9)
+                let now = Schedule.now()
+                if at > now { try? await Task.sleep(nanoseconds: at - now) }
+                if Task.isCancelled { break }
+                let taken = Schedule.now()
+                let events = stats.snapshot().all.events
+                var sample = await prober.probe()
+                sample.seconds = Double(taken - start) / 1e9
+                sample.eventsPerSecond = Double(events - previousEvents) / (Double(taken - previousAt) / 1e9)
+                (previousEvents, previousAt) = (events, taken)
+                Self.emit(sample.line)
+                samples.append(sample)
+                k += 1
+            }
+            return samples
         }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -258,6 +305,7 @@ extension IngestBench {
             try await group.waitForAll()
         }
         progress.cancel()
+        probes.cancel()
         serverCPUAtWarmupEnd.cancel()
         let end = Schedule.now()
         let state = stats.snapshot()
@@ -269,6 +317,7 @@ extension IngestBench {
             seconds: Double(measuredEnd - measuredStart) / 1e9, counts: state.measured, latency: state.latency)
         result.clientCPUSeconds = Self.ownCPUSeconds() - clientCPUAtStart
         result.totalSeconds = Double(end - start) / 1e9
+        result.timeline = await probes.value
         if let server {
             result.serverPeakRSS = SpawnedServer.peakRSS(pid: server.pid)
             result.serverCPUSecondsTotal = serverCPUEnd
@@ -300,5 +349,107 @@ extension IngestBench {
             out.append(c)
         }
         return n < 0 ? "-" + out : out
+    }
+}
+
+/// `--probe-every`: what the server looks like under the load, sampled now and then.
+struct Prober: Sendable {
+    struct ProbeError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    let client: HTTPClient
+    let baseURL: String
+    let readKey: String
+    let property: String
+    let pid: Int32?
+
+    struct Sample {
+        var seconds = 0.0
+        var eventsPerSecond = 0.0
+        var parts: Int?
+        var maxPartsPerPartition: Int?
+        var mergesCompleted: Int?
+        var bufferedRows: Int?
+        var overviewMs: Double?
+        var pagesMs: Double?
+        var rssBytes: Int?
+        var errors: [String] = []
+
+        var line: String {
+            func v(_ x: Int?) -> String { x.map(String.init) ?? "?" }
+            func ms(_ x: Double?) -> String { x.map { String(format: "%.1f ms", $0) } ?? "?" }
+            var text = String(format: "probe %6.0f s  %@ events/s", seconds, IngestBench.grouped(Int(eventsPerSecond.rounded())))
+            text += "  parts \(v(parts)) (fullest month \(v(maxPartsPerPartition)))  merges \(v(mergesCompleted))"
+            text += "  overview \(ms(overviewMs))  pages \(ms(pagesMs))"
+            if let rssBytes { text += String(format: "  RSS %.0f MiB", Double(rssBytes) / 1_048_576) }
+            if !errors.isEmpty { text += "  errors: " + errors.joined(separator: "; ") }
+            return text
+        }
+
+        var jsonObject: [String: Any] {
+            var o: [String: Any] = ["seconds": seconds, "events_per_second": eventsPerSecond]
+            if let parts { o["parts"] = parts }
+            if let maxPartsPerPartition { o["max_parts_per_partition"] = maxPartsPerPartition }
+            if let mergesCompleted { o["merges_completed"] = mergesCompleted }
+            if let bufferedRows { o["buffered_rows"] = bufferedRows }
+            if let overviewMs { o["overview_ms"] = overviewMs }
+            if let pagesMs { o["pages_ms"] = pagesMs }
+            if let rssBytes { o["rss_bytes"] = rssBytes }
+            if !errors.isEmpty { o["errors"] = errors }
+            return o
+        }
+    }
+
+    func probe() async -> Sample {
+        var sample = Sample()
+        do {
+            let gauges = try await metrics()
+            sample.parts = gauges["tally_parts"]
+            sample.maxPartsPerPartition = gauges["tally_parts_max_per_partition"]
+            sample.mergesCompleted = gauges["tally_merges_completed"]
+            sample.bufferedRows = gauges["tally_buffered_rows"]
+        } catch {
+            sample.errors.append("metrics: \(error)")
+        }
+        let encoded = property.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? property
+        do {
+            sample.overviewMs = try await timed("/v1/properties/\(encoded)/overview?period=30d")
+        } catch {
+            sample.errors.append("overview: \(error)")
+        }
+        do {
+            sample.pagesMs = try await timed("/v1/properties/\(encoded)/pages?period=30d&limit=10")
+        } catch {
+            sample.errors.append("pages: \(error)")
+        }
+        sample.rssBytes = pid.flatMap { SpawnedServer.rss(pid: $0) }
+        return sample
+    }
+
+    /// The gauges of GET /metrics that have no labels, by name.
+    func metrics() async throws -> [String: Int] {
+        let response = try await client.execute(HTTPClientRequest(url: baseURL + "/metrics"), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 22)
+        guard response.status == .ok else { throw ProbeError(description: "answered \(response.status.code)") }
+        var out: [String: Int] = [:]
+        for line in String(buffer: body).split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, !fields[0].contains("{"), let value = Double(fields[1]) else { continue }
+            out[String(fields[0])] = Int(value)
+        }
+        return out
+    }
+
+    /// Milliseconds from sending GET `path` (read key) to reading the whole answer.
+    func timed(_ path: String) async throws -> Double {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "Authorization", value: "Bearer " + readKey)
+        let sent = ContinuousClock.now
+        let response = try await client.execute(request, timeout: .seconds(60))
+        _ = try await response.body.collect(upTo: 1 << 24)
+        let elapsed = ContinuousClock.now - sent
+        guard response.status == .ok else { throw ProbeError(description: "answered \(response.status.code)") }
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
     }
 }

@@ -20,6 +20,8 @@ struct IngestResult {
     var serverCPUSeconds: Double?
     var serverCPUSecondsTotal: Double?
     var serverExitStatus: Int32?
+    /// --probe-every samples, in time order.
+    var timeline: [Prober.Sample] = []
 
     var eventsPerSecond: Double { Double(counts.events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(counts.requests) / max(seconds, 1e-9) }
@@ -96,6 +98,7 @@ struct IngestResult {
             if let serverExitStatus { server["exit_status"] = Int(serverExitStatus) }
             object["server"] = server
         }
+        if !timeline.isEmpty { object["timeline"] = timeline.map(\.jsonObject) }
         return object
     }
 }

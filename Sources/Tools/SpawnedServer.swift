@@ -12,6 +12,7 @@ final class SpawnedServer {
     let directory: String
     let port: Int
     let writeKey: String
+    let readKey: String
     var pid: Int32 { process.processIdentifier }
     var logPath: String { directory + "/serve.log" }
 
@@ -37,18 +38,30 @@ final class SpawnedServer {
             if text.contains("Tally listening") { break }
             usleep(20_000)
         }
-        let key = text.split(separator: "\n").first { $0.contains("write key:") }?.split(separator: " ").last
-        guard text.contains("Tally listening"), let key else {
+        let lines = text.split(separator: "\n")
+        let key = lines.first { $0.contains("write key:") }?.split(separator: " ").last
+        let read = lines.first { $0.contains("read key:") }?.split(separator: " ").last
+        guard text.contains("Tally listening"), let key, let read else {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             throw failure("the spawned tally serve did not start (its output: \(directory)/serve.log)")
         }
         writeKey = String(key)
+        readKey = String(read)
     }
 
     /// Peak resident set size (VmHWM) of process `pid` in bytes, from /proc/PID/status.
     static func peakRSS(pid: Int32) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kib * 1024
+    }
+
+    /// Resident set size (VmRSS) of process `pid` now, in bytes.
+    static func rss(pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
               let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         else { return nil }
         return kib * 1024

@@ -83,4 +83,48 @@ struct RetentionTests {
         #expect(try store.snapshot().count(ScanRequest(site: "s")).count == 5)
         try store.close()
     }
+
+    @Test("setRetention takes effect at the next TTL check: a longer retention keeps a month, a shorter one drops it")
+    func retentionChangedWhileOpen() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2026-11-30")! * Self.day)
+        let store = try EventStore(options: Self.options(dir, clock: clock))
+        _ = try await store.ingest(Self.rows("a", at: Self.aug10, 20))
+        _ = try await store.ingest(Self.rows("n", at: Self.nov10, 10))
+        try store.flush()
+        store.setRetention(raw: 120 * Self.day, rollups: 800 * Self.day)
+        #expect(store.rawRetention == 120 * Self.day && store.rollupRetentionOverride == 800 * Self.day)
+        #expect(try store.dropExpiredPartitions().isEmpty)  // August is 91 days old, kept for 120
+        store.setRetention(raw: 90 * Self.day)
+        #expect(store.rollupRetentionOverride == 800 * Self.day)  // unchanged when not given
+        #expect(try store.dropExpiredPartitions() == [Partition(yyyymm: 202608)!])
+        #expect(try store.snapshot().count(ScanRequest(site: "s")).count == 10)
+        try store.close()
+    }
+
+    @Test("a query's raw floor (a property's shorter retention) hides older raw and buffered rows; rollup days still count")
+    func rawFloor() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2026-11-20")! * Self.day)
+        let store = try EventStore(options: Self.options(dir, clock: clock))
+        _ = try await store.ingest(Self.rows("a", at: Self.aug10, 50))
+        _ = try await store.ingest(Self.rows("s", at: Self.sep10, 40))
+        _ = try await store.ingest(Self.rows("n", at: Self.nov10, 30))
+        try store.flush()
+        _ = try await store.ingest(Self.rows("b", at: Self.aug10 + Self.day, 7))  // buffered, older than the floor
+        _ = try await store.ingest(Self.rows("m", at: Self.nov10 + Self.day, 3))  // buffered, newer
+        var q = Query(site: "s", from: QueryRange.date("2026-08-01")! * Self.day,
+                      to: QueryRange.date("2026-12-01")! * Self.day, metrics: [.events])
+        q.allowRollups = false
+        #expect(try QueryExecutor.run(q, on: store.snapshot()).rows == [[.int(130)]])
+        q.rawFloor = QueryRange.date("2026-09-01")! * Self.day
+        #expect(try QueryExecutor.run(q, on: store.snapshot()).rows == [[.int(73)]])
+        // From the rollups, whole days before the floor still count (rollups are kept longer);
+        // the buffer is raw and stays behind the floor.
+        q.allowRollups = true
+        let mixed = try QueryExecutor.run(q, on: store.snapshot())
+        #expect(mixed.source == .rollup)
+        #expect(mixed.rows == [[.int(123)]])
+        try store.close()
+    }
 }

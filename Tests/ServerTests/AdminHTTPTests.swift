@@ -72,7 +72,7 @@ struct AdminHTTPTests {
             #expect((c["read_key"] as? String)?.hasPrefix("tr_") == true)
             #expect(try metadata.property(id: "shop.example")?.rawRetentionDays == 30)
 
-            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","event_id":"e1"}]}"#
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":\#(Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000),"event_id":"e1"}]}"#
             func post(_ key: String) async throws -> Int {
                 Int(try await client.execute(uri: "/v1/events", method: .post,
                                              headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
@@ -156,7 +156,7 @@ struct AdminHTTPTests {
         let app = TallyServer.application(store: store, keys: metadata, metadata: metadata, configuration: configuration)
         try await app.test(.live) { client in
             func post(_ id: String, _ ua: String) async throws {
-                let body = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","event_id":"\#(id)"}]}"#
+                let body = #"{"events":[{"event_type":"page_view","occurred_at":\#(Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000),"event_id":"\#(id)"}]}"#
                 let r = try await client.execute(uri: "/v1/events", method: .post,
                                                  headers: [.authorization: "Bearer \(created.writeKey)", .userAgent: ua],
                                                  body: ByteBuffer(string: body))

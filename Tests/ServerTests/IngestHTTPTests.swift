@@ -12,13 +12,16 @@ import Testing
 struct StaticKeys: KeyDirectory {
     var writeKeys: [String: String]
     func writeScope(forKey key: String) throws -> WriteScope? {
-        writeKeys[key].map { WriteScope(propertyID: $0, allowedOrigins: $0 == "site-b" ? ["https://b.example"] : ["*"]) }
+        writeKeys[key].map {
+            WriteScope(propertyID: $0, allowedOrigins: $0 == "site-b" ? ["https://b.example"] : ["*"],
+                       rawRetentionDays: $0 == "site-c" ? 30 : nil)
+        }
     }
 }
 
 @Suite("HTTP ingest")
 struct IngestHTTPTests {
-    static let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b"])
+    static let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b", "wk_c": "site-c"])
 
     func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in },
                     _ body: @escaping @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
@@ -80,6 +83,16 @@ struct IngestHTTPTests {
             #expect(error?["field"] as? String == "occurred_at")
             #expect((error?["reason"] as? String)?.contains("retention (90 days)") == true)
             #expect(store.snapshot().rowCount == 1)
+            // A property with a shorter retention of its own (30 days) refuses what the store keeps.
+            let events = """
+                {"events":[{"event_type":"page_view","occurred_at":\(now - 40 * 86_400_000),"visitor_id":"v2"}]}
+                """
+            let b = try Self.json(try await Self.post(client, events, key: "wk_c"))
+            #expect(b["accepted"] as? Int == 0)
+            let reason = ((b["errors"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
+            #expect(reason.contains("retention (30 days)"), "\(reason)")
+            let a = try Self.json(try await Self.post(client, events))
+            #expect(a["accepted"] as? Int == 1)
         }
         try store.close()
     }

@@ -8,7 +8,9 @@
 //   ratio regression shows in a baseline;
 // - hash and bloom filter: per key (`.mega`, one iteration = 1M operations);
 // - CRC32C: per 64 KiB buffer (`.kilo`, one iteration = 1,000 buffers);
-// - sort order: per call on 100k rows (`.one`).
+// - sort order: per call on 100k rows (`.one`);
+// - HyperLogLog: per add (`.mega`), per merge or estimate (`.kilo`), per 1,000 sparse adds
+//   and per serialization (`.one`, with the deterministic `sketchBytes`).
 
 import Benchmark
 import Engine
@@ -243,5 +245,85 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(SortKey.sortedOrder(input.batch, rows: input.rows))
     } setup: {
         (batch: fixture.batch, rows: (0..<Int32(fixture.batch.count)).map { $0 })
+    }
+
+    sketchBenchmarks()
+}
+
+// MARK: HyperLogLog (Engine/Sketch): the sketches behind unique visitors and sessions
+
+/// 2^20 distinct 64-bit hashes (of the integers 0…2^20-1), the stream a sketch is fed with.
+let sketchHashes: [UInt64] = (0..<UInt64(1 << 20)).map { i in
+    withUnsafeBytes(of: i.littleEndian) { TallyHash.hash($0) }
+}
+
+/// A sketch of the first `n` hashes.
+func sketch(of n: Int, offset: Int = 0) -> HyperLogLog {
+    var s = HyperLogLog()
+    for i in 0..<n { s.add(hash: sketchHashes[(offset + i) & (sketchHashes.count - 1)]) }
+    return s
+}
+
+/// Serialized size of a sketch, in bytes: what a rollup row pays for its uniques.
+var sketchBytes: BenchmarkMetric {
+    .custom("sketchBytes", polarity: .prefersSmaller, useScalingFactor: false)
+}
+
+let sketchBenchmarks: @Sendable () -> Void = {
+    // Dense: a sketch past 4,096 entries; every add is one register compare (target: ≥ 50M/s).
+    Benchmark("HyperLogLog.add, dense p=14 (per add)", configuration: configuration(.mega)) { (benchmark: Benchmark, start: HyperLogLog) in
+        var s = start
+        for i in benchmark.scaledIterations { s.add(hash: sketchHashes[i & (sketchHashes.count - 1)]) }
+        blackHole(s.isDense)
+    } setup: {
+        sketch(of: 100_000)
+    }
+
+    // Sparse: the common case of a rollup row (a page seen by a few hundred visitors); a fresh
+    // sketch takes 1,000 adds, the cost per add includes the sorts that keep it compact.
+    Benchmark("HyperLogLog.add, sparse, 1,000 distinct into a new sketch (per 1,000 adds)", configuration: configuration(.one)) { benchmark in
+        for round in benchmark.scaledIterations {
+            var s = HyperLogLog()
+            for i in 0..<1000 { s.add(hash: sketchHashes[(round * 1000 + i) & (sketchHashes.count - 1)]) }
+            blackHole(s.isDense)
+        }
+    }
+
+    Benchmark("HyperLogLog.merge, dense into dense (per merge)", configuration: configuration(.kilo)) { (benchmark: Benchmark, pair: (HyperLogLog, HyperLogLog)) in
+        var s = pair.0
+        for _ in benchmark.scaledIterations { s.merge(pair.1) }
+        blackHole(s.isDense)
+    } setup: {
+        (sketch(of: 200_000), sketch(of: 200_000, offset: 300_000))
+    }
+
+    // A rollup query over a page's days: many small sketches into one.
+    Benchmark("HyperLogLog.merge, 30-entry sparse into an accumulator (per merge)", configuration: configuration(.kilo)) { (benchmark: Benchmark, small: [HyperLogLog]) in
+        var s = HyperLogLog()
+        for i in benchmark.scaledIterations { s.merge(small[i & 1023]) }
+        blackHole(s.count)
+    } setup: {
+        (0..<1024).map { sketch(of: 30, offset: $0 * 30) }
+    }
+
+    Benchmark("HyperLogLog.estimate, dense p=14 (per estimate)", configuration: configuration(.kilo)) { (benchmark: Benchmark, s: HyperLogLog) in
+        var total = 0.0
+        for _ in benchmark.scaledIterations { total += s.estimate() }
+        blackHole(total)
+    } setup: {
+        sketch(of: 1_000_000)
+    }
+
+    for n in [3, 100, 1000, 10_000, 1_000_000] {
+        Benchmark(
+            "HyperLogLog.serialized, \(n) distinct (per sketch)",
+            configuration: configuration(.one, extra: [sketchBytes])
+        ) { (benchmark: Benchmark, s: HyperLogLog) in
+            var bytes = 0
+            for _ in benchmark.scaledIterations { bytes = s.serialized().count }
+            benchmark.measurement(sketchBytes, bytes)
+        } setup: {
+            sketch(of: n)
+        }
     }
 }

@@ -24,6 +24,10 @@ public struct Query: Sendable {
     public var denseTime: Bool
     /// Answer from the daily rollups where they fit (false: raw parts only, e.g. to compare).
     public var allowRollups = true
+    /// The property's raw retention as an instant (ms UTC): raw events older than this are not
+    /// counted, even while their month partition is still on disk (partitions go whole, once
+    /// past the longest retention of any property). Rollup days are kept longer and still count.
+    public var rawFloor: Int64?
 
     public init(site: String, from: Int64, to: Int64, timeZone: QueryTimeZone = .utc, metrics: [QueryMetric],
                 dimensions: [QueryDimension] = [], filter: QueryFilter? = nil,

@@ -34,13 +34,16 @@ public enum QueryExecutor {
             }
             stats.rollupRowsRead = plan.rowsScanned
         }
+        if let floor = query.rawFloor { rawQuery.from = max(rawQuery.from, floor) }
         if rawQuery.from < rawQuery.to {
             let raw = try rawParts(rawQuery, snapshot, deadline: deadline, budget: budget, stats: &stats)
             if choice == nil { plan = raw } else { try plan.merge(raw, maxGroups: budget.maxGroups) }
         }
         // 3. The in-memory buffer, over the whole range: rows just ingested count too.
-        let bufferPlan = ScanPlan(ExecutionPlan(query).scanRequest)
-        for batch in snapshot.buffered {
+        var bufferQuery = query
+        if let floor = query.rawFloor { bufferQuery.from = max(query.from, floor) }
+        let bufferPlan = ScanPlan(ExecutionPlan(bufferQuery).scanRequest)
+        for batch in snapshot.buffered where bufferQuery.from < bufferQuery.to {
             stats.bufferedRowsScanned += batch.count
             let rows = bufferPlan.matching(batch)
             if rows.isEmpty { continue }

@@ -278,10 +278,11 @@ extension EventStore {
         let now = options.clock.nowMillis()
         var dropped: [(String, Partition)] = []
         for def in options.rollups {
+            let retention = rollupRetention(def)
             let gone = state.withLock { st -> [RollupPart] in
                 let parts = st.rollupParts[def.name] ?? []
-                let expired = parts.filter { Self.isExpired($0.partition, now: now, retention: def.retention) }
-                st.rollupParts[def.name] = parts.filter { !Self.isExpired($0.partition, now: now, retention: def.retention) }
+                let expired = parts.filter { Self.isExpired($0.partition, now: now, retention: retention) }
+                st.rollupParts[def.name] = parts.filter { !Self.isExpired($0.partition, now: now, retention: retention) }
                 return expired
             }
             guard !gone.isEmpty else { continue }

@@ -77,6 +77,9 @@ public final class EventStore: Sendable {
     }
 
     public let options: StoreOptions
+    /// The raw and rollup retentions in force: `options`' until `setRetention` changes them
+    /// (a property's retention changed while the server runs).
+    let retentions: Mutex<(raw: Int64?, rollup: Int64?)>
     let fs: any FileSystem
     let partsDirectory: String
     let wal: WriteAheadLog
@@ -118,6 +121,7 @@ public final class EventStore: Sendable {
     public init(options: StoreOptions) throws(TallyError) {
         MemoryPolicy.configured
         self.options = options
+        retentions = Mutex((raw: options.retention, rollup: nil))
         fs = options.fileSystem
         partsDirectory = options.directory + "/parts"
         try fs.createDirectory(partsDirectory)
@@ -228,10 +232,31 @@ public final class EventStore: Sendable {
         return partition.range.upperBound <= now - retention
     }
 
-    /// Drops the partitions past the retention (`options.retention`); returns them.
+    /// The raw retention in force (ms; nil keeps everything).
+    public var rawRetention: Int64? { retentions.withLock { $0.raw } }
+
+    /// The retention every rollup has since `setRetention(raw:rollups:)` (nil: each its own).
+    public var rollupRetentionOverride: Int64? { retentions.withLock { $0.rollup } }
+
+    /// The retention of rollup `definition` in force (ms).
+    func rollupRetention(_ definition: RollupDefinition) -> Int64 {
+        retentions.withLock { $0.rollup } ?? definition.retention
+    }
+
+    /// Changes the raw retention and, when given, every rollup's retention from now on (the next
+    /// TTL check applies them). The server calls it when a property's retention changes, with
+    /// the longest of all properties.
+    public func setRetention(raw: Int64?, rollups: Int64? = nil) {
+        retentions.withLock { r in
+            r.raw = raw
+            if let rollups { r.rollup = rollups }
+        }
+    }
+
+    /// Drops the partitions past the raw retention (`rawRetention`); returns them.
     @discardableResult
     public func dropExpiredPartitions() throws(TallyError) -> [Partition] {
-        guard let retention = options.retention else { return [] }
+        guard let retention = rawRetention else { return [] }
         let now = options.clock.nowMillis()
         let expired = state.withLock { st in
             Set(st.parts.map(\.partition).filter { Self.isExpired($0, now: now, retention: retention) })
@@ -414,6 +439,8 @@ public final class EventStore: Sendable {
 
     public struct Status: Sendable {
         public var parts: Int
+        /// Parts of the month partition that has the most (the merge policy's bound applies per partition).
+        public var maxPartsPerPartition: Int
         public var bufferedRows: Int
         public var bufferedBytes: Int
         public var nextLSN: UInt64
@@ -426,7 +453,9 @@ public final class EventStore: Sendable {
 
     public var status: Status {
         state.withLock { st in
-            Status(parts: st.parts.count, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
+            var perPartition: [Partition: Int] = [:]
+            for part in st.parts { perPartition[part.partition, default: 0] += 1 }
+            return Status(parts: st.parts.count, maxPartsPerPartition: perPartition.values.max() ?? 0, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
                    bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
                    lastFlushError: st.lastFlushError?.description, merges: st.merges,
                    mergesRunning: st.merging.isEmpty ? 0 : 1, lastMergeError: st.lastMergeError?.description)

@@ -1,7 +1,9 @@
+import Engine
 import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
 /// `/v1/admin/...`: properties and keys over HTTP, guarded by the configured admin token
@@ -18,12 +20,15 @@ import NIOCore
 ///     DELETE /v1/admin/keys/{reference}            revoke by key id, listing prefix or whole key
 struct AdminRoutes: Sendable {
     let metadata: MetadataStore
+    /// Told about retention and time-zone changes at once (PropertySettings).
+    let store: EventStore?
     /// SHA-256 of the admin token; nil when none is configured (the API answers 403).
     let tokenDigest: [UInt8]?
     let configuration: ServerConfiguration
 
-    init(metadata: MetadataStore, configuration: ServerConfiguration) {
+    init(metadata: MetadataStore, store: EventStore? = nil, configuration: ServerConfiguration) {
         self.metadata = metadata
+        self.store = store
         tokenDigest = configuration.adminToken.map { Array(SHA256.hash(data: Data($0.utf8))) }
         self.configuration = configuration
     }
@@ -126,6 +131,7 @@ struct AdminRoutes: Sendable {
             id: body.id, name: body.name, timezone: body.timezone ?? "UTC", origins: body.origins ?? configuration.defaultOrigins,
             rawRetentionDays: body.raw_retention_days ?? configuration.defaultRawRetentionDays,
             rollupRetentionDays: body.rollup_retention_days ?? configuration.defaultRollupRetentionDays)
+        settingsChanged()
         return JSONBody.response(
             Created(property_id: created.property.id, write_key: created.writeKey, read_key: created.readKey,
                     property: PropertyBody(created.property)), status: .created)
@@ -152,7 +158,14 @@ struct AdminRoutes: Sendable {
             id: id,
             .init(name: body.name, timezone: body.timezone, origins: body.origins,
                   rawRetentionDays: body.raw_retention_days, rollupRetentionDays: body.rollup_retention_days))
+        settingsChanged()
         return JSONBody.response(PropertyBody(p))
+    }
+
+    /// Hands the properties' retention and time zones to the store now, not at the next sync.
+    func settingsChanged() {
+        guard let store, let properties = try? metadata.listProperties() else { return }
+        PropertySettings.apply(properties, to: store, configuration: configuration, logger: Logger(label: "tally"))
     }
 
     struct CreateKey: Decodable {

@@ -122,8 +122,10 @@ struct IngestHandler: Sendable {
         let sites = batch[string: .siteID]
         let times = batch[int: .occurredAt].values
         let propertyBytes = Array(property.utf8)
-        // Events older than the raw retention would be dropped with their month at once.
-        let oldest = store.options.retention.map { now - $0 } ?? .min
+        // Events older than the raw retention (the property's, else the store's) would never
+        // be counted, or be dropped with their month at once.
+        let retention = scope.rawRetentionDays.map { Int64($0) * 86_400_000 } ?? store.options.retention
+        let oldest = retention.map { now - $0 } ?? .min
         for row in 0..<batch.count {
             let own = sites.withValue(row) { v in propertyBytes.withUnsafeBytes { ByteOrder.equal(v, $0) } }
             if !own {
@@ -131,7 +133,7 @@ struct IngestHandler: Sendable {
                                       reason: "names another property than the write key's (\(property))"))
             } else if times[row] < oldest {
                 problems.append(.init(index: eventIndex[row], field: "occurred_at",
-                                      reason: "older than the raw retention (\(store.options.retention! / 86_400_000) days)"))
+                                      reason: "older than the raw retention (\(retention! / 86_400_000) days)"))
             } else {
                 keep.append(Int32(row))
             }

@@ -3,10 +3,14 @@ public struct WriteScope: Sendable {
     public var propertyID: String
     /// `scheme://host[:port]` origins, or `*` for any.
     public var allowedOrigins: [String]
+    /// The property's raw retention: events older than this many days are refused (nil: the
+    /// store's retention decides).
+    public var rawRetentionDays: Int?
 
-    public init(propertyID: String, allowedOrigins: [String]) {
+    public init(propertyID: String, allowedOrigins: [String], rawRetentionDays: Int? = nil) {
         self.propertyID = propertyID
         self.allowedOrigins = allowedOrigins
+        self.rawRetentionDays = rawRetentionDays
     }
 
     /// Whether a browser's Origin header may post with this key.

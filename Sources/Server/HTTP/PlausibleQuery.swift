@@ -139,6 +139,7 @@ extension ReportRoutes {
         }
         try Self.checkRetention(from: range.from, property: property, now: now)
         var q = Query(site: property.id, from: range.from, to: range.to, timeZone: zone, metrics: metrics)
+        q.rawFloor = now - Int64(property.rawRetentionDays) * 86_400_000
         if let d = o["dimensions"] {
             guard let names = d as? [String] else { throw QueryError.invalid("dimensions", "must be an array of names") }
             q.dimensions = try names.map { try Self.dimension($0, parameter: "dimensions") }

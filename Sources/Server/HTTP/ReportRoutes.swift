@@ -162,6 +162,7 @@ public struct ReportRoutes: Sendable {
             period: params.get("period") ?? params.get("timeRange"), zone: zone, now: now)
         try Self.checkRetention(from: from, property: property, now: now)
         var q = Query(site: property.id, from: from, to: to, timeZone: zone, metrics: metrics)
+        q.rawFloor = now - Int64(property.rawRetentionDays) * 86_400_000
         if let limit = params.get("limit") {
             guard let n = Int(limit) else { throw QueryError.invalid("limit", "'\(limit)' is not a number") }
             q.limit = n

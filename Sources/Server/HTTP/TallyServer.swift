@@ -22,6 +22,8 @@ public enum TallyServer {
         if let metadata {
             services.append(FilteredLedgerService(ledger: metrics.filteredLedger, sink: metadata, interval: .seconds(10),
                                                   logger: logger))
+            services.append(PropertySettingsService(metadata: metadata, store: store, configuration: configuration,
+                                                    interval: .seconds(5), logger: logger))
         }
         return Application(
             router: router,
@@ -76,7 +78,7 @@ public enum TallyServer {
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
         if let metadata {
-            AdminRoutes(metadata: metadata, configuration: configuration).register(on: router)
+            AdminRoutes(metadata: metadata, store: store, configuration: configuration).register(on: router)
         }
         return router
     }
