@@ -97,6 +97,31 @@ struct CrashTests {
         let counts = try Self.stored(data)
         #expect(counts.count == Set(ids).count)
         #expect(counts.values.allSatisfy { $0 == 1 })
+
+        // Merges killed at random moments (reading inputs, writing, publishing, deleting the
+        // inputs) leave every event exactly once; a merge run to the end replaces the small parts.
+        let before = try Self.partNumbers(data)
+        for round in 0..<4 {
+            _ = try Self.runTally(["merge", "--data", data], killAfter: Double.random(in: 0.05...1.0, using: &rng))
+            let counts = try Self.stored(data)
+            #expect(counts.count == Set(ids).count, "merge round \(round): \(Set(ids).count - counts.count) events missing")
+            #expect(counts.values.allSatisfy { $0 == 1 }, "merge round \(round): events stored twice")
+        }
+        #expect(try Self.runTally(["merge", "--data", data], killAfter: nil) == 0)
+        let merged = try Self.stored(data)
+        #expect(merged.count == Set(ids).count && merged.values.allSatisfy { $0 == 1 })
+        let after = try Self.partNumbers(data)
+        #expect(after.count <= before.count, "\(before.count) parts before the merges, \(after.count) after")
+        #expect(after.contains { $0.sources.count > 1 }, "no merged part")
+    }
+
+    /// The parts a store opened on `data` holds: number and, for a merged part, its sources.
+    static func partNumbers(_ data: String) throws -> [(number: Int, sources: [Int])] {
+        var o = StoreOptions(directory: data)
+        o.backgroundFlush = false
+        let store = try EventStore(options: o)
+        defer { try? store.close() }
+        return store.snapshot().parts.map { ($0.number, $0.footer.sources) }
     }
 }
 
