@@ -59,18 +59,26 @@ struct RollupTests {
             Query(site: site, from: from, to: to, timeZone: zone, metrics: metrics, dimensions: dims, filter: filter,
                   limit: 10_000)
         }
+        // Uniques come from rows of the rollup's sketch types: the queries keep to them.
+        func typed(_ def: RollupDefinition, _ filter: QueryFilter? = nil) -> QueryFilter? {
+            guard let types = def.sketchTypes else { return filter }
+            let only = QueryFilter.condition(.column(.eventType), .is, types)
+            return filter.map { .and([only, $0]) } ?? only
+        }
+        let pageviews = QueryFilter.condition(.column(.eventType), .is, QueryMetric.pageviewTypes)
         out.append(q([]))
         for def in RollupDefinition.defaults {
-            out.append(q(def.dimensions.map { .column($0) }))
-            for d in def.dimensions { out.append(q([.column(d), .time(.day)])) }
+            out.append(q(def.dimensions.map { .column($0) }, typed(def)))
+            for d in def.dimensions { out.append(q([.column(d), .time(.day)], typed(def))) }
         }
         out.append(q([.column(.eventType), .time(.week)]))
         out.append(q([.time(.month)]))
         out.append(q([.time(.dayOfWeek)]))
-        out.append(q([.campaign]))
-        out.append(q([.column(.pagePath)], .and([.condition(.column(.eventType), .isNot, ["signup"]), .not(.condition(.column(.pagePath), .prefix, ["/c"]))])))
-        out.append(q([.column(.browser)], .or([.condition(.column(.os), .is, ["iOS"]),
-                                              .condition(.column(.deviceType), .contains, ["desk"])])))
+        out.append(q([.campaign], pageviews))
+        out.append(q([.column(.pagePath)], .and([.or([.condition(.column(.eventType), .is, ["page_view"]), pageviews]),
+                                                .not(.condition(.column(.pagePath), .prefix, ["/c"]))])))
+        out.append(q([.column(.browser)], .and([pageviews, .or([.condition(.column(.os), .is, ["iOS"]),
+                                                               .condition(.column(.deviceType), .contains, ["desk"])])])))
         out.append(q([.column(.propMappingID), .column(.propPostID)],
                      .condition(.column(.eventType), .is, ["widget_click", "widget_impression"])))
         return out
@@ -113,6 +121,20 @@ struct RollupTests {
         try Self.expectRollupsEqualRaw(snapshot, site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
         let nyFrom = ny.startOfDay(ny.day(Self.t0 + Self.day)), nyTo = ny.startOfDay(ny.day(Self.t0 + 40 * Self.day))
         try Self.expectRollupsEqualRaw(snapshot, site: "ny.com", zone: ny, from: nyFrom, to: nyTo)
+        // Uniques over types a rollup keeps no sketches for come from raw events; counts alone
+        // still come from the rollup.
+        for filter in [nil, QueryFilter.condition(.column(.eventType), .isNot, ["signup"]),
+                       .condition(.column(.eventType), .is, ["page_view", "signup"])] {
+            let uniques = Query(site: "a.com", from: Self.t0, to: Self.t0 + 45 * Self.day, metrics: [.uniqueVisitors],
+                                dimensions: [.column(.pagePath)], filter: filter)
+            #expect(try QueryExecutor.run(uniques, on: snapshot).source == .raw)
+            var counts = uniques
+            counts.metrics = [.events, .count("signup")]
+            let fromRollup = try QueryExecutor.run(counts, on: snapshot)
+            counts.allowRollups = false
+            #expect(fromRollup.source == .rollup)
+            #expect(try fromRollup.rows == QueryExecutor.run(counts, on: snapshot).rows)
+        }
         // Asked in another zone than the site's rollup days, a query goes to the raw events.
         let q = Query(site: "ny.com", from: Self.t0, to: Self.t0 + 10 * Self.day, metrics: [.events], dimensions: [.time(.day)])
         #expect(try QueryExecutor.run(q, on: snapshot).source == .raw)
@@ -238,5 +260,29 @@ struct RollupTests {
         let empty = store.snapshot().rollups.values.allSatisfy(\.isEmpty)
         #expect(empty)
         try store.close()
+    }
+
+    @Test("rollup parts of format version 1 (every row with sketches, varint sketches) still open and answer")
+    func version1Parts() async throws {
+        let dir = TemporaryDirectory()
+        var rng = SeededRandom(state: 23)
+        let store = try EventStore(options: Self.options(dir))
+        try await Self.ingest(store, &rng, flushes: 2, rows: 800, tag: "v")
+        let before = try QueryExecutor.run(Query(site: "a.com", from: Self.t0, to: Self.t0 + 45 * Self.day,
+                                                 metrics: [.events, .uniqueVisitors], dimensions: [.time(.day)]),
+                                           on: store.snapshot())
+        try store.close()
+        let events = dir.path + "/rollups/events"
+        let files = try FileManager.default.contentsOfDirectory(atPath: events).filter { $0.hasSuffix(".rpart") }
+        #expect(!files.isEmpty)
+        for f in files { try RollupPart.downgradeToVersion1ForTesting(events + "/" + f) }
+        let reopened = try EventStore(options: Self.options(dir))
+        #expect(reopened.snapshot().rollups["events"]?.allSatisfy { $0.sketchTypes == nil } == true)
+        try Self.expectRollupsEqualRaw(reopened.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        let after = try QueryExecutor.run(Query(site: "a.com", from: Self.t0, to: Self.t0 + 45 * Self.day,
+                                                metrics: [.events, .uniqueVisitors], dimensions: [.time(.day)]),
+                                          on: reopened.snapshot())
+        #expect(after.source == .rollup && after.rows == before.rows)
+        try reopened.close()
     }
 }

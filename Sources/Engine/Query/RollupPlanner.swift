@@ -55,16 +55,62 @@ enum RollupPlanner {
         var split = q.to
         if zone.startOfDay(toDay) != q.to { split = zone.startOfDay(toDay) } else { toDay = zone.day(q.to - 1) + 1 }
         guard toDay > fromDay else { return nil }
+        // Unique visitors or sessions need the rows the filter keeps to carry sketches: the
+        // event types the filter allows must all be sketched types of the rollup (and of each
+        // of its parts, written perhaps under an older definition).
+        func needsSketches(_ m: QueryMetric) -> Bool {
+            switch m {
+            case .uniqueVisitors, .sessions: true
+            case .ratio(let a, let b): needsSketches(a) || needsSketches(b)
+            default: false
+            }
+        }
+        let types = q.metrics.contains(where: needsSketches) ? Optional(allowedTypes(q.filter)) : nil
+        func covers(_ sketchTypes: [String]?) -> Bool {
+            guard let types, let sketchTypes else { return true }
+            guard let allowed = types else { return false }
+            return allowed.isSubset(of: Set(sketchTypes))
+        }
+        let first = Partition(ms: fromDay * 86_400_000), last = Partition(ms: (toDay - 1) * 86_400_000)
+        func parts(_ d: RollupDefinition) -> [RollupPart] {
+            (snapshot.rollups[d.name] ?? []).filter { $0.partition >= first && $0.partition <= last }
+        }
         guard let definition = snapshot.rollupDefinitions
-            .filter({ needed.isSubset(of: Set($0.dimensions)) })
+            .filter({ d in needed.isSubset(of: Set(d.dimensions)) && covers(d.sketchTypes)
+                && parts(d).allSatisfy { covers($0.sketchTypes) } })
             .min(by: { $0.dimensions.count < $1.dimensions.count })
         else { return nil }
-        let first = Partition(ms: fromDay * 86_400_000), last = Partition(ms: (toDay - 1) * 86_400_000)
-        let parts = (snapshot.rollups[definition.name] ?? []).filter { $0.partition >= first && $0.partition <= last }
+        let parts = parts(definition)
         // Every part's days for this site must be the query's days (a time zone changed since
         // some were counted: raw events answer until `rebuildRollups`).
         guard parts.allSatisfy({ ($0.zone(ofSite: q.site) ?? zone.identifier) == zone.identifier }) else { return nil }
         return RollupChoice(definition: definition, parts: parts, fromDay: fromDay, toDay: toDay, split: split, zone: zone)
+    }
+}
+
+extension RollupPlanner {
+    /// The event types a filter lets through, as far as its event_type conditions say; nil
+    /// when it may let any type through (no condition on the type, or one under `not`/`is_not`
+    /// or beside conditions on other columns in an `or`).
+    static func allowedTypes(_ filter: QueryFilter?) -> Set<String>? {
+        guard let filter else { return nil }
+        switch filter {
+        case .condition(.column(.eventType), .is, let values):
+            return Set(values.compactMap { $0 })
+        case .condition, .not:
+            return nil
+        case .and(let fs):
+            let sets = fs.compactMap(allowedTypes)
+            guard let first = sets.first else { return nil }
+            return sets.dropFirst().reduce(first) { $0.intersection($1) }
+        case .or(let fs):
+            var union: Set<String> = []
+            for f in fs {
+                guard let s = allowedTypes(f) else { return nil }
+                union.formUnion(s)
+            }
+            return union
+        }
     }
 }
 

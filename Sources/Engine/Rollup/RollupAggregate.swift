@@ -39,10 +39,25 @@ struct RollupAggregate {
     /// Codes of int64 dimension values already seen, by column: the decimal text is made once
     /// per distinct value, not per row.
     var intCodes: [Int: [Int64: UInt32]] = [:]
+    /// The event types whose rows have sketches (nil: all): the definition's, narrowed by any
+    /// rollup part added that had fewer (a definition widened later cannot invent sketches).
+    var sketchTypes: [String]?
+    /// Per event type code, whether its rows get sketches.
+    var sketchedType: [Bool] = []
 
     init(_ definition: RollupDefinition) {
         self.definition = definition
         interners = definition.columns.map { _ in ByteStringInterner() }
+        sketchTypes = definition.sketchTypes
+    }
+
+    /// Whether rows of event type `code` get sketches.
+    mutating func sketched(_ code: UInt32) -> Bool {
+        while sketchedType.count <= Int(code) {
+            let type = interners[1].values.string(at: sketchedType.count) ?? ""
+            sketchedType.append(sketchTypes.map { $0.contains(type) } ?? true)
+        }
+        return sketchedType[Int(code)]
     }
 
     var isEmpty: Bool { keys.isEmpty }
@@ -106,7 +121,7 @@ struct RollupAggregate {
             key.day = days[r]
             let g = last?.key == key ? last!.group : group(key)
             events[g] += sign
-            guard sign > 0 else { continue }
+            guard sign > 0, sketched(key.type) else { continue }
             let v = visitorColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
             let s = sessionColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
             // Rows come grouped by visitor: skip re-adding the hash the group just saw.
@@ -130,6 +145,13 @@ struct RollupAggregate {
             maps.append((0..<dict.count).map { i in dict.withValue(i) { code(k, $0) } })
         }
         for (i, zone) in part.siteZones.enumerated() { noteZone(maps[0][i], zone) }
+        if let theirs = part.sketchTypes {
+            let narrowed = sketchTypes.map { $0.filter { theirs.contains($0) } } ?? theirs
+            if narrowed != sketchTypes {
+                sketchTypes = narrowed
+                sketchedType = []
+            }
+        }
         for r in 0..<part.rows {
             var key = RollupKey(site: maps[0][Int(part.sites[r])], day: part.days[r], type: maps[1][Int(part.types[r])])
             for d in 0..<columns.count - 2 {
@@ -138,6 +160,7 @@ struct RollupAggregate {
             }
             let g = group(key)
             events[g] += part.events[r]
+            guard sketched(key.type) else { continue }
             visitors[g].merge(try part.visitors(r))
             sessions[g].merge(try part.sessions(r))
         }

@@ -6,7 +6,9 @@ enum RollupFormat {
     static let magic: [UInt8] = Array("TLYROLL1".utf8)
     /// "TLYREND1" as the last 8 bytes.
     static let endMagic: [UInt8] = Array("TLYREND1".utf8)
-    static let version: UInt32 = 1
+    /// 2: sketch types after the key columns, sparse sketches Rice-coded (kind 3), empty
+    /// sketches for rows whose type has none. Version 1 is still read.
+    static let version: UInt32 = 2
     static let fileExtension = ".rpart"
 
     /// "202608_00000007_0.rpart" in `rollups/<name>/`.
@@ -47,6 +49,8 @@ public final class RollupPart: Sendable {
     let provenance: RollupProvenance
     /// Site, event type, then the definition's dimensions.
     public let columns: [EventColumn]
+    /// The event types whose rows carry sketches; nil: every type.
+    public let sketchTypes: [String]?
     /// Per column, the values in byte order (int64 columns as decimal text).
     let dictionaries: [StringColumn]
     /// Per site (site dictionary order), the time zone of its rows' days ("" = mixed).
@@ -67,8 +71,8 @@ public final class RollupPart: Sendable {
     public var totalEvents: Int64 { events.reduce(0, +) }
 
     init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
-         provenance: RollupProvenance, columns: [EventColumn], dictionaries: [StringColumn], siteZones: [String],
-         sites: [UInt32],
+         provenance: RollupProvenance, columns: [EventColumn], sketchTypes: [String]?, dictionaries: [StringColumn],
+         siteZones: [String], sites: [UInt32],
          days: [Int32], types: [UInt32], dimensions: [[UInt32]], events: [Int64], sketchBytes: [UInt8],
          sketchOffsets: [Int]) {
         self.name = name
@@ -80,6 +84,7 @@ public final class RollupPart: Sendable {
         self.fileSize = fileSize
         self.provenance = provenance
         self.columns = columns
+        self.sketchTypes = sketchTypes
         self.dictionaries = dictionaries
         self.siteZones = siteZones
         self.sites = sites
@@ -94,8 +99,10 @@ public final class RollupPart: Sendable {
     func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }
     func sessions(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r + 1) }
 
+    /// A row whose type has no sketches has empty ones.
     private func sketch(_ i: Int) throws(TallyError) -> HyperLogLog {
-        try sketchBytes.withBytes { (b) throws(TallyError) in
+        if sketchOffsets[i] == sketchOffsets[i + 1] { return HyperLogLog() }
+        return try sketchBytes.withBytes { (b) throws(TallyError) in
             try HyperLogLog(serialized: UnsafeRawBufferPointer(rebasing: b[sketchOffsets[i]..<sketchOffsets[i + 1]]))
         }
     }
@@ -167,28 +174,66 @@ public final class RollupPart: Sendable {
         for s in provenance.correctedInputs { w.varint(UInt64(s)) }
         w.varint(UInt64(columns.count))
         for c in columns { w.u16(UInt16(c.rawValue)) }
+        var aggregate = aggregate
+        if let types = aggregate.sketchTypes {
+            w.u8(1)
+            w.varint(UInt64(types.count))
+            for t in types {
+                w.varint(UInt64(t.utf8.count))
+                w.raw(Array(t.utf8))
+            }
+        } else {
+            w.u8(0)
+        }
         for d in dictionaries { GranuleCodec.encodeDictionary(d.values, order: d.order, into: &w) }
         for code in dictionaries[0].order {
             let zone = Array((aggregate.siteZones[UInt32(code)] ?? "").utf8)
             w.varint(UInt64(zone.count))
             w.raw(zone)
         }
+        // Column by column: the key columns and counts compress to a byte or two per row once
+        // they are not interleaved with the (incompressible) sketch bits.
         w.varint(UInt64(sorted.count))
+        for g in sorted { w.varint(UInt64(mapped(0, aggregate.keys[g].site))) }
+        var previousDay: Int64 = 0
         for g in sorted {
-            let key = aggregate.keys[g]
-            w.varint(UInt64(mapped(0, key.site)))
-            w.zigzag(Int64(key.day))
-            w.varint(UInt64(mapped(1, key.type)))
-            for d in 0..<columns.count - 2 {
-                let c = mapped(d + 2, key[d])
+            let day = Int64(aggregate.keys[g].day)
+            w.zigzag(day - previousDay)
+            previousDay = day
+        }
+        for g in sorted { w.varint(UInt64(mapped(1, aggregate.keys[g].type))) }
+        for d in 0..<columns.count - 2 {
+            for g in sorted {
+                let c = mapped(d + 2, aggregate.keys[g][d])
                 w.varint(c == RollupAggregate.null ? 0 : UInt64(c) + 1)
             }
-            w.zigzag(aggregate.events[g])
+        }
+        for g in sorted { w.zigzag(aggregate.events[g]) }
+        var sketchBytes: [UInt8] = []
+        for g in sorted {
+            guard aggregate.sketched(aggregate.keys[g].type) else {
+                w.varint(0)
+                w.varint(0)
+                continue
+            }
             for sketch in [aggregate.visitors[g].serialized(), aggregate.sessions[g].serialized()] {
-                w.varint(UInt64(sketch.count))
-                w.raw(sketch)
+                // x even: a sparse sketch of the default precision with x >> 1 entries, its bits
+                // only (most sketches here hold a few entries: the kind, precision, count and
+                // length bytes were ~15% of the widget and page rollups); x odd: the whole
+                // serialized form.
+                if sketch.count > 3 && sketch[0] == 3 && Int(sketch[1]) == HyperLogLog.defaultPrecision {
+                    var r = sketch.withUnsafeBytes { ByteReader($0) }
+                    r.offset = 2
+                    let n = (try? r.varint()) ?? 0
+                    w.varint(n << 1)
+                    sketchBytes.append(contentsOf: sketch[r.offset...])
+                } else {
+                    w.varint(UInt64(sketch.count) << 1 | 1)
+                    sketchBytes.append(contentsOf: sketch)
+                }
             }
         }
+        w.raw(sketchBytes)
         var file = ByteWriter(capacity: w.count / 2 + 64)
         file.raw(RollupFormat.magic)
         file.u32(RollupFormat.version)
@@ -228,9 +273,9 @@ public final class RollupPart: Sendable {
             throw .corruption("rollup part \(name) does not start with the rollup magic at offset 0")
         }
         let version = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-        guard version == RollupFormat.version else {
+        guard version == 1 || version == RollupFormat.version else {
             throw TallyError(.unsupportedVersion,
-                             "rollup part \(name) has format version \(version); this build reads version \(RollupFormat.version)")
+                             "rollup part \(name) has format version \(version); this build reads versions 1 and \(RollupFormat.version)")
         }
         guard Array(bytes[(size - 8)...]) == RollupFormat.endMagic else {
             throw .corruption("rollup part \(name) has no end magic at offset \(size - 8) (truncated?)")
@@ -260,6 +305,20 @@ public final class RollupPart: Sendable {
                 guard columns.count >= 2, columns[0] == .siteID, columns[1] == .eventType else {
                     throw GranuleCodec.Malformed(message: "key columns do not start with site_id, event_type")
                 }
+                var sketchTypes: [String]?
+                if version >= 2 {
+                    switch try r.u8() {
+                    case 0: break
+                    case 1:
+                        var types: [String] = []
+                        for _ in 0..<(try r.count(limit: 1 << 16)) {
+                            types.append(String(decoding: try r.raw(try r.count(limit: 1 << 16)), as: UTF8.self))
+                        }
+                        sketchTypes = types
+                    case let flag:
+                        throw GranuleCodec.Malformed(message: "sketch types flag \(flag) is not 0 or 1")
+                    }
+                }
                 var dictionaries: [StringColumn] = []
                 for _ in columns {
                     let n = try r.count(limit: b.count)
@@ -281,24 +340,75 @@ public final class RollupPart: Sendable {
                     guard c < dictionaries[k].count else { throw GranuleCodec.Malformed(message: "code \(c) outside a dictionary of \(dictionaries[k].count)") }
                     return UInt32(c)
                 }
-                for _ in 0..<rows {
-                    sites.append(try code(0))
-                    days.append(Int32(truncatingIfNeeded: try r.zigzag()))
-                    types.append(try code(1))
-                    for d in 0..<columns.count - 2 {
-                        let c = try r.count(limit: dictionaries[d + 2].count)
-                        dims[d].append(c == 0 ? RollupAggregate.null : UInt32(c - 1))
+                if version == 1 {
+                    // Row by row, each row's sketches after its key.
+                    for _ in 0..<rows {
+                        sites.append(try code(0))
+                        days.append(Int32(truncatingIfNeeded: try r.zigzag()))
+                        types.append(try code(1))
+                        for d in 0..<columns.count - 2 {
+                            let c = try r.count(limit: dictionaries[d + 2].count)
+                            dims[d].append(c == 0 ? RollupAggregate.null : UInt32(c - 1))
+                        }
+                        events.append(try r.zigzag())
+                        for _ in 0..<2 {
+                            sketches.append(contentsOf: try r.raw(try r.count(limit: r.remaining)))
+                            offsets.append(sketches.count)
+                        }
                     }
-                    events.append(try r.zigzag())
-                    for _ in 0..<2 {
-                        let n = try r.count(limit: r.remaining)
-                        sketches.append(contentsOf: try r.raw(n))
+                } else {
+                    // Column by column, then the sketches' lengths, then their bytes.
+                    for _ in 0..<rows { sites.append(try code(0)) }
+                    var day: Int64 = 0
+                    for _ in 0..<rows {
+                        day += try r.zigzag()
+                        guard let d = Int32(exactly: day) else { throw GranuleCodec.Malformed(message: "day \(day) out of range") }
+                        days.append(d)
+                    }
+                    for _ in 0..<rows { types.append(try code(1)) }
+                    for d in 0..<columns.count - 2 {
+                        for _ in 0..<rows {
+                            let c = try r.count(limit: dictionaries[d + 2].count)
+                            dims[d].append(c == 0 ? RollupAggregate.null : UInt32(c - 1))
+                        }
+                    }
+                    for _ in 0..<rows { events.append(try r.zigzag()) }
+                    var framing: [UInt64] = []
+                    framing.reserveCapacity(2 * rows)
+                    for _ in 0..<(2 * rows) { framing.append(try r.varint()) }
+                    let stored = UnsafeRawBufferPointer(rebasing: b[r.offset...])
+                    var at = 0
+                    for x in framing {
+                        if x == 0 {
+                            // No sketch.
+                        } else if x & 1 == 1 {
+                            let n = Int(clamping: x >> 1)
+                            guard n <= stored.count - at else { throw GranuleCodec.Malformed(message: "a sketch of \(n) bytes") }
+                            sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + n)]))
+                            at += n
+                        } else {
+                            guard x >> 1 <= UInt64(1 << HyperLogLog.defaultPrecision) else {
+                                throw GranuleCodec.Malformed(message: "a sparse sketch of \(x >> 1) entries")
+                            }
+                            let n = Int(x >> 1)
+                            let used = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: stored[at...]),
+                                                                        entries: n, precision: HyperLogLog.defaultPrecision).bytes
+                            var header = ByteWriter(capacity: 8)
+                            header.u8(3)
+                            header.u8(UInt8(HyperLogLog.defaultPrecision))
+                            header.varint(UInt64(n))
+                            sketches.append(contentsOf: header.bytes)
+                            sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + used)]))
+                            at += used
+                        }
                         offsets.append(sketches.count)
                     }
+                    r.offset += at
                 }
                 guard r.isAtEnd else { throw GranuleCodec.Malformed(message: "\(r.remaining) bytes after \(rows) rows") }
                 return RollupPart(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
-                                  fileSize: size, provenance: p, columns: columns, dictionaries: dictionaries,
+                                  fileSize: size, provenance: p, columns: columns, sketchTypes: sketchTypes,
+                                  dictionaries: dictionaries,
                                   siteZones: zones, sites: sites,
                                   days: days, types: types, dimensions: dims, events: events, sketchBytes: sketches,
                                   sketchOffsets: offsets)

@@ -3,8 +3,8 @@ import Foundation
 /// A HyperLogLog sketch of the HLL++ family (Heule, Nunkesser, Hall 2013) for distinct counts of
 /// visitors and sessions, fed with the engine's fixed 64-bit hash (XXH3, `TallyHash`).
 ///
-/// - Sparse while small: a sorted set of (25-bit index, rank) pairs, estimated by linear
-///   counting over 2^25 buckets — exact or within a few hundredths of a percent below a few
+/// - Sparse while small: a sorted set of (17-bit index, rank) pairs, estimated by linear
+///   counting over 2^17 buckets — exact or within a few tenths of a percent below a few
 ///   thousand distinct values.
 /// - Dense above `sparseLimit` entries: 2^p registers (p = 14 by default: 16,384 registers,
 ///   standard error 1.04/√m ≈ 0.81%), estimated with Ertl's improved estimator ("New
@@ -16,12 +16,16 @@ import Foundation
 public struct HyperLogLog: Sendable, Equatable {
     public static let defaultPrecision = 14
     /// Precision of sparse entries (HLL++'s p').
-    static let sparsePrecision = 25
+    /// 17 rather than HLL++'s 25: linear counting over 2^17 buckets is still within 0.2% (one
+    /// standard error) at the 4,096 entries where a p = 14 sketch turns dense, and exact far
+    /// below, while an entry costs 8 bits less in a rollup row (FORMAT.md, "HyperLogLog sketch";
+    /// sketches written with 25 are converted).
+    static let sparsePrecision = 17
 
     public let precision: Int
     /// Registers (one byte each) once dense; empty while sparse.
     private(set) var registers: [UInt8] = []
-    /// Sorted, one entry per index: index25 << 6 | rank25.
+    /// Sorted, one entry per index: index << 6 | rank at the sparse precision p'.
     private(set) var sparse: [UInt32] = []
     /// Entries added since the last sort.
     private var pending: [UInt32] = []
@@ -78,8 +82,17 @@ public struct HyperLogLog: Sendable, Equatable {
         let p = Self.sparsePrecision
         let index = UInt32(truncatingIfNeeded: hash >> UInt64(64 - p))
         let rank = UInt32(min((hash << UInt64(p)).leadingZeroBitCount + 1, 64 - p + 1))
-        pending.append(index << 6 | rank)
+        pending.append(normalized(index << 6 | rank))
         if pending.count >= 512 { compact() }
+    }
+
+    /// An entry with its p' rank cleared (0) when its low p' − p index bits are not all zero:
+    /// the dense rank then comes from those bits alone (`denseSlot`) and linear counting uses
+    /// indexes only, so the rank carries nothing and is not stored (FORMAT.md, kind 3).
+    @inline(__always)
+    func normalized(_ entry: UInt32) -> UInt32 {
+        let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
+        return (entry >> 6) & lowMask != 0 ? entry & ~63 : entry
     }
 
     /// Folds pending entries into the sorted sparse list; turns dense when it grows too big.
@@ -119,15 +132,15 @@ public struct HyperLogLog: Sendable, Equatable {
     /// The dense register and rank of a sparse entry (HLL++'s conversion from p' to p).
     func denseSlot(_ entry: UInt32) -> (Int, UInt8) {
         let extra = Self.sparsePrecision - precision
-        let index25 = entry >> 6
-        let rank25 = entry & 63
-        let index = Int(index25 >> UInt32(extra))
-        let low = index25 & ((1 << UInt32(extra)) - 1)
+        let sparseIndex = entry >> 6
+        let sparseRank = entry & 63
+        let index = Int(sparseIndex >> UInt32(extra))
+        let low = sparseIndex & ((1 << UInt32(extra)) - 1)
         let rank: UInt32
         if low != 0 {
             rank = UInt32(low.leadingZeroBitCount - (32 - extra)) + 1
         } else {
-            rank = UInt32(extra) + rank25
+            rank = UInt32(extra) + sparseRank
         }
         return (index, UInt8(rank))
     }
@@ -180,7 +193,7 @@ public struct HyperLogLog: Sendable, Equatable {
         var s = self
         s.compact()
         if s.isDense { return Self.ertl(s.registers, precision: precision) }
-        // Linear counting over the 2^25 sparse buckets.
+        // Linear counting over the 2^17 sparse buckets.
         let m = Double(1 << Self.sparsePrecision)
         let n = Double(s.sparse.count)
         return n == 0 ? 0 : m * log(m / (m - n))
@@ -233,26 +246,101 @@ public struct HyperLogLog: Sendable, Equatable {
 
     // MARK: Serialized form
 
-    /// The sketch's bytes (FORMAT.md): kind, precision, then sparse entries or registers.
+    /// The sketch's bytes (FORMAT.md): kind, precision, then sparse entries (kind 3: the gaps
+    /// between indexes Rice-coded, ranks only where they count) or registers (kind 4: 4-bit
+    /// differences from the smallest; kind 2, one byte each, is still read).
+    ///
+    /// Kind 3 replaced kind 1 (varint deltas of whole entries at p' = 25) with rollup format 2:
+    /// rollup rows are mostly small sparse sketches (BENCHMARKS.md, "Rollup storage"). Kind 1
+    /// is still read.
     public func serialized() -> [UInt8] {
         var s = self
         s.compact()
         var w = ByteWriter(capacity: s.isDense ? registerCount + 2 : s.sparse.count * 3 + 8)
         if s.isDense {
-            w.u8(2)
+            // Kind 4: registers as 4-bit differences from the smallest, two per byte, those 15
+            // or more above it listed apart. Registers cluster within a few values of each
+            // other, so this is half of kind 2's bytes and compresses further (BENCHMARKS.md,
+            // "Rollup storage").
+            let base = s.registers.min() ?? 0
+            w.u8(4)
             w.u8(UInt8(precision))
-            w.bytes.append(contentsOf: s.registers)
-        } else {
-            w.u8(1)
-            w.u8(UInt8(precision))
-            w.varint(UInt64(s.sparse.count))
-            var previous: UInt32 = 0
-            for e in s.sparse {
-                w.varint(UInt64(e - previous))
-                previous = e
+            w.u8(base)
+            var exceptions: [(index: Int, value: UInt8)] = []
+            s.registers.withUnsafeBufferPointer { r in
+                for i in stride(from: 0, to: r.count, by: 2) {
+                    let lo = r[i] - base, hi = r[i + 1] - base
+                    if lo >= 15 { exceptions.append((i, r[i])) }
+                    if hi >= 15 { exceptions.append((i + 1, r[i + 1])) }
+                    w.u8(min(lo, 15) | min(hi, 15) << 4)
+                }
             }
+            w.varint(UInt64(exceptions.count))
+            var previous = 0
+            for e in exceptions {
+                w.varint(UInt64(e.index - previous))
+                w.u8(e.value)
+                previous = e.index
+            }
+            return w.bytes
         }
+        w.u8(3)
+        w.u8(UInt8(precision))
+        w.varint(UInt64(s.sparse.count))
+        guard !s.sparse.isEmpty else { return w.bytes }
+        let k = Self.riceParameter(entries: s.sparse.count)
+        let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
+        var bits = BitWriter()
+        var next: UInt32 = 0  // the smallest index the entry can have
+        for e in s.sparse {
+            let index = e >> 6
+            let gap = index - next
+            bits.unary(Int(gap >> UInt32(k)))
+            bits.write(UInt64(gap) & ((1 << UInt64(k)) - 1), count: k)
+            if index & lowMask == 0 { bits.unary(Int(e & 63) - 1) }
+            next = index + 1
+        }
+        w.bytes.append(contentsOf: bits.finish())
         return w.bytes
+    }
+
+    /// The entries of the bits of a kind-3 sketch of `n` entries at precision `p`, and how many
+    /// bytes they took (a rollup part stores only n and these bits for most sketches).
+    static func decodeSparseBits(_ bytes: UnsafeRawBufferPointer, entries n: Int, precision p: Int)
+        throws(TallyError) -> (entries: [UInt32], bytes: Int)
+    {
+        guard n > 0 else { return ([], 0) }
+        var entries: [UInt32] = []
+        entries.reserveCapacity(n)
+        let k = riceParameter(entries: n)
+        let lowMask = (UInt32(1) << UInt32(sparsePrecision - p)) - 1
+        var bits = BitReader(bytes)
+        var next: UInt64 = 0
+        for _ in 0..<n {
+            let q = try bits.unary(limit: 1 << sparsePrecision)
+            let index = next + (UInt64(q) << UInt64(k)) + (try bits.read(k))
+            guard index < 1 << UInt64(sparsePrecision) else {
+                throw TallyError(.corruption, "HyperLogLog sparse index \(index) is out of range")
+            }
+            var rank: UInt64 = 0
+            if UInt32(index) & lowMask == 0 {
+                // Unary: rank − 1 one bits, then a zero bit (ranks are geometric).
+                rank = UInt64(try bits.unary(limit: 64 - sparsePrecision)) + 1
+            }
+            entries.append(UInt32(index) << 6 | UInt32(rank))
+            next = index + 1
+        }
+        guard bits.paddingIsZero else {
+            throw TallyError(.corruption, "HyperLogLog sparse sketch has bits after its last entry")
+        }
+        return (entries, bits.bytesRead)
+    }
+
+    /// The Rice parameter of a kind-3 sketch of n entries: about log2 of the mean gap between
+    /// n indexes spread over 2^p' (derived, not stored).
+    static func riceParameter(entries n: Int) -> Int {
+        let meanGap = (1 << sparsePrecision) / (n + 1)
+        return meanGap <= 1 ? 0 : Int.bitWidth - 1 - meanGap.leadingZeroBitCount
     }
 
     public init(serialized bytes: UnsafeRawBufferPointer) throws(TallyError) {
@@ -266,6 +354,7 @@ public struct HyperLogLog: Sendable, Equatable {
             self.init(precision: p)
             switch kind {
             case 1:
+                // p' = 25 entries, converted to p' = 17 as if their hashes were added now.
                 let n = try r.count(limit: 1 << p)
                 var entries: [UInt32] = []
                 entries.reserveCapacity(n)
@@ -276,9 +365,24 @@ public struct HyperLogLog: Sendable, Equatable {
                     guard e <= UInt64(UInt32.max), i == 0 || delta > 0 else {
                         throw TallyError(.corruption, "HyperLogLog sparse entries are not strictly increasing")
                     }
-                    entries.append(UInt32(e))
                     previous = e
+                    let index25 = UInt32(e >> 6), rank25 = UInt32(e & 63)
+                    let dropped = UInt32(25 - Self.sparsePrecision)
+                    let low = index25 & ((1 << dropped) - 1)
+                    let rank = low != 0 ? UInt32(low.leadingZeroBitCount - (32 - Int(dropped))) + 1 : dropped + rank25
+                    let entry = normalized((index25 >> dropped) << 6 | rank)
+                    if let last = entries.last, last >> 6 == entry >> 6 {
+                        entries[entries.count - 1] = max(last, entry)
+                    } else {
+                        entries.append(entry)
+                    }
                 }
+                sparse = entries
+            case 3:
+                let n = try r.count(limit: 1 << p)
+                let (entries, used) = try Self.decodeSparseBits(UnsafeRawBufferPointer(rebasing: bytes[r.offset...]),
+                                                                entries: n, precision: p)
+                r.offset += used
                 sparse = entries
             case 2:
                 guard r.remaining >= 1 << p else {
@@ -289,14 +393,152 @@ public struct HyperLogLog: Sendable, Equatable {
                 guard registers.allSatisfy({ Int($0) <= 64 - p + 1 }) else {
                     throw TallyError(.corruption, "HyperLogLog register out of range")
                 }
+            case 4:
+                let base = try r.u8()
+                let maxRank = UInt8(64 - p + 1)
+                guard base <= maxRank else { throw TallyError(.corruption, "HyperLogLog dense base \(base) is out of range") }
+                let half = (1 << p) / 2
+                let packed = try r.raw(half)
+                var regs = [UInt8](repeating: 0, count: 1 << p)
+                var listed = [Bool](repeating: false, count: 1 << p)
+                for i in 0..<half {
+                    regs[2 * i] = base + packed[i] & 15
+                    regs[2 * i + 1] = base + packed[i] >> 4
+                }
+                let count = try r.count(limit: 1 << p)
+                var index = 0
+                for e in 0..<count {
+                    let delta = try r.count(limit: 1 << p)
+                    index += delta
+                    guard index < 1 << p, e == 0 || delta > 0, regs[index] == base + 15, !listed[index] else {
+                        throw TallyError(.corruption, "HyperLogLog dense exception \(e) is out of order or not a saturated register")
+                    }
+                    let value = try r.u8()
+                    guard value >= base + 15 else {
+                        throw TallyError(.corruption, "HyperLogLog dense exception \(e) is below base + 15")
+                    }
+                    regs[index] = value
+                    listed[index] = true
+                }
+                // Every register 15 or more above the base must be listed.
+                for i in regs.indices where regs[i] == base + 15 && !listed[i] {
+                    throw TallyError(.corruption, "HyperLogLog dense register \(i) is saturated but not listed")
+                }
+                guard regs.allSatisfy({ $0 <= maxRank }) else {
+                    throw TallyError(.corruption, "HyperLogLog register out of range")
+                }
+                registers = regs
             default:
-                throw TallyError(.unsupportedVersion, "HyperLogLog sketch kind \(kind) is unknown (this build reads 1 and 2)")
+                throw TallyError(.unsupportedVersion, "HyperLogLog sketch kind \(kind) is unknown (this build reads 1 to 4)")
             }
             guard r.isAtEnd else { throw TallyError(.corruption, "HyperLogLog sketch has \(r.remaining) trailing bytes") }
         } catch let e as TallyError {
             throw e
         } catch {
             throw TallyError(.corruption, "HyperLogLog sketch is truncated: \(error)")
+        }
+    }
+}
+
+/// Bits written least significant first into bytes (the Rice-coded sparse sketch, kind 3).
+struct BitWriter {
+    private(set) var bytes: [UInt8] = []
+    private var buffer: UInt64 = 0
+    private var used = 0
+
+    /// The low `count` bits of `value` (count ≤ 56).
+    mutating func write(_ value: UInt64, count: Int) {
+        guard count > 0 else { return }
+        buffer |= value << UInt64(used)
+        used += count
+        while used >= 8 {
+            bytes.append(UInt8(truncatingIfNeeded: buffer))
+            buffer >>= 8
+            used -= 8
+        }
+    }
+
+    /// `q` one bits, then a zero bit.
+    mutating func unary(_ q: Int) {
+        var left = q
+        while left >= 32 {
+            write(0xFFFF_FFFF, count: 32)
+            left -= 32
+        }
+        write((1 << UInt64(left)) - 1, count: left + 1)
+    }
+
+    /// The bytes, the last one padded with zero bits.
+    mutating func finish() -> [UInt8] {
+        if used > 0 { bytes.append(UInt8(truncatingIfNeeded: buffer)) }
+        buffer = 0
+        used = 0
+        return bytes
+    }
+}
+
+/// Reads what `BitWriter` wrote, through a 64-bit cache.
+struct BitReader {
+    let bytes: UnsafeRawBufferPointer
+    /// Bits consumed.
+    private var position = 0
+    /// The next bits, least significant first; `cached` of them are valid.
+    private var cache: UInt64 = 0
+    private var cached = 0
+    /// The next byte to load into the cache.
+    private var loaded = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// Whole bytes touched so far.
+    var bytesRead: Int { (position + 7) / 8 }
+
+    /// Whether the bits after the last one read, up to the end of its byte, are zero.
+    var paddingIsZero: Bool {
+        let rest = position % 8
+        return rest == 0 || bytes[position / 8] >> UInt8(rest) == 0
+    }
+
+    @inline(__always)
+    private mutating func refill() {
+        while cached <= 56 && loaded < bytes.count {
+            cache |= UInt64(bytes[loaded]) << UInt64(cached)
+            cached += 8
+            loaded += 1
+        }
+    }
+
+    /// The next `count` bits (≤ 32) as a number.
+    mutating func read(_ count: Int) throws(TallyError) -> UInt64 {
+        guard count > 0 else { return 0 }
+        refill()
+        guard cached >= count else { throw TallyError(.corruption, "HyperLogLog sparse sketch is truncated") }
+        let v = cache & ((1 << UInt64(count)) - 1)
+        cache >>= UInt64(count)
+        cached -= count
+        position += count
+        return v
+    }
+
+    /// The number of one bits before the next zero bit (at most `limit`).
+    mutating func unary(limit: Int) throws(TallyError) -> Int {
+        var q = 0
+        while true {
+            refill()
+            guard cached > 0 else { throw TallyError(.corruption, "HyperLogLog sparse sketch is truncated") }
+            let ones = min((~cache).trailingZeroBitCount, cached)
+            q += ones
+            guard q <= limit else { throw TallyError(.corruption, "HyperLogLog sparse gap is out of range") }
+            if ones < cached {
+                // The zero bit ends the run.
+                cache >>= UInt64(ones + 1)
+                cached -= ones + 1
+                position += ones + 1
+                return q
+            }
+            cache = 0
+            position += ones
+            cached = 0
         }
     }
 }

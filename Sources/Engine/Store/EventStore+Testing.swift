@@ -1,3 +1,5 @@
+import Foundation
+
 /// Hooks for fault-injection tests: they leave the store as a crash at a chosen moment would.
 extension EventStore {
     /// Stops the WAL writer and flusher and releases the directory lock without flushing:
@@ -19,5 +21,81 @@ extension EventStore {
             for i in 0..<b.count where onlyPartitions.contains(Partition(ms: times[i])) { keep.append(from: b, row: i) }
         }
         _ = try writeParts([keep], walLSN: lsn)
+    }
+}
+
+extension RollupPart {
+    /// Rewrites a rollup part whose rows all carry sketches (no sketch types) in format
+    /// version 1 — no sketch-types byte, every sketch as varint length + serialized form, sparse
+    /// ones as kind 1 (varint deltas at p' = 25, their p' = 17 entries widened) — old data for
+    /// the compatibility test.
+    @_spi(Testing) public static func downgradeToVersion1ForTesting(_ path: String) throws {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        let (_, payload) = try Part.decodeBlock(Array(bytes[16..<(bytes.count - 8)]), offset: 16, what: "rows", name: path)
+        let part = try RollupPart.open(path: path, name: (path as NSString).lastPathComponent, number: 0,
+                                       fs: PosixFileSystem())
+        precondition(part.sketchTypes == nil, "the part has sketch types; version 1 cannot say so")
+        // The header up to the sketch-types byte is the same in both versions.
+        let flagOffset = try payload.withUnsafeBytes { b -> Int in
+            var r = ByteReader(b)
+            _ = try r.raw(try r.count(limit: 256))
+            _ = try r.u32()
+            _ = try r.count()
+            _ = try r.count()
+            for _ in 0..<(try r.count()) { _ = try r.count() }
+            _ = try r.count()
+            for _ in 0..<(try r.count()) { _ = try r.count() }
+            for _ in 0..<(try r.count()) { _ = try r.u16() }
+            return r.offset
+        }
+        var w = ByteWriter()
+        w.raw(payload[0..<flagOffset])
+        for d in part.dictionaries {
+            w.varint(UInt64(d.count))
+            for i in 0..<d.count { d.withValue(i) { v in w.varint(UInt64(v.count)); w.raw(v) } }
+        }
+        for zone in part.siteZones {
+            w.varint(UInt64(zone.utf8.count))
+            w.raw(Array(zone.utf8))
+        }
+        w.varint(UInt64(part.rows))
+        for r in 0..<part.rows {
+            w.varint(UInt64(part.sites[r]))
+            w.zigzag(Int64(part.days[r]))
+            w.varint(UInt64(part.types[r]))
+            for d in part.dimensions { w.varint(d[r] == RollupAggregate.null ? 0 : UInt64(d[r]) + 1) }
+            w.zigzag(part.events[r])
+            for sketch in [try part.visitors(r), try part.sessions(r)] {
+                var bytes = sketch.serialized()
+                if !sketch.isDense {
+                    var kind1 = ByteWriter()
+                    kind1.u8(1)
+                    kind1.u8(UInt8(sketch.precision))
+                    kind1.varint(UInt64(sketch.sparse.count))
+                    var previous: UInt64 = 0
+                    for e in sketch.sparse {
+                        let index = UInt64(e >> 6), rank = UInt64(e & 63)
+                        // A p' = 17 entry as a p' = 25 entry that reads back the same: ranks
+                        // 1–8 come from the 8 extra index bits, higher ones from rank25 (rank
+                        // 0: the rank comes from the index bits and any value reads back).
+                        let (low, rank25): (UInt64, UInt64) =
+                            rank == 0 ? (0, 1) : rank <= 8 ? (1 << (8 - rank), 1) : (0, rank - 8)
+                        let wide = ((index << 8) | low) << 6 | rank25
+                        kind1.varint(wide - previous)
+                        previous = wide
+                    }
+                    bytes = kind1.bytes
+                }
+                w.varint(UInt64(bytes.count))
+                w.raw(bytes)
+            }
+        }
+        var file = ByteWriter()
+        file.raw(RollupFormat.magic)
+        file.u32(1)
+        file.u32(0)
+        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows))
+        file.raw(RollupFormat.endMagic)
+        try Data(file.bytes).write(to: URL(fileURLWithPath: path))
     }
 }
