@@ -8,18 +8,34 @@ import Foundation
 /// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — with the
 /// defaults 3 × 6 = 18 parts, plus one per 2²⁸ rows beyond the largest tier — however long
 /// ingest runs, and every row is rewritten about once per tier (log₄ of its part's growth).
+///
+/// Two merger threads share the work: one runs merges of fewer than `bigMergeRows` rows in all
+/// (and the rollup merges), the other the bigger ones, so that a merge of large parts, which
+/// takes minutes under load, does not hold up the small merges that keep the part count down
+/// (one thread let a month reach 43 parts in a 10-minute run at 50k events/s; BENCHMARKS.md).
+/// Rollup parts of a month are tiered the same way with `rollupBaseRows`.
 public struct MergePolicy: Sendable {
     public var fanIn = 4
     public var maxFanIn = 10
     public var baseRows = 1 << 18
     public var maxPartRows = 1 << 28
+    public var bigMergeRows = 1 << 23
+    public var rollupBaseRows = 1 << 12
 
     public init() {}
 
-    public func tier(_ rows: Int) -> Int {
-        guard rows >= baseRows else { return 0 }
+    /// Which merger thread a merge belongs to.
+    public enum Lane: Sendable {
+        case small, big
+    }
+
+    func lane(rows: Int) -> Lane { rows < bigMergeRows ? .small : .big }
+
+    public func tier(_ rows: Int, base: Int? = nil) -> Int {
+        let base = base ?? baseRows
+        guard rows >= base else { return 0 }
         var t = 1
-        var bound = baseRows * 4
+        var bound = base * 4
         while rows >= bound && t < 30 {
             t += 1
             bound *= 4
@@ -27,12 +43,27 @@ public struct MergePolicy: Sendable {
         return t
     }
 
-    /// The parts of one partition (listed oldest first) to merge next, or nil.
-    func pick(_ parts: [Part]) -> [Part]? {
+    /// The parts of one partition (listed oldest first) to merge next, or nil; with `lane`,
+    /// only a merge of that lane.
+    func pick(_ parts: [Part], lane: Lane? = nil) -> [Part]? {
         let tiers = Dictionary(grouping: parts.filter { $0.rows < maxPartRows }, by: { tier($0.rows) })
         for t in tiers.keys.sorted() {
             let group = tiers[t]!
-            if group.count >= fanIn { return Array(group.sorted { $0.number < $1.number }.prefix(maxFanIn)) }
+            guard group.count >= fanIn else { continue }
+            let task = Array(group.sorted { $0.number < $1.number }.prefix(maxFanIn))
+            if let lane, self.lane(rows: task.reduce(0) { $0 + $1.rows }) != lane { continue }
+            return task
+        }
+        return nil
+    }
+
+    /// The rollup parts of one month (oldest first) to merge next, or nil: `fanIn` or more of
+    /// one size tier, smallest tier first; with `force`, all of them once there are two.
+    func pickRollups(_ parts: [RollupPart], force: Bool) -> [RollupPart]? {
+        if force { return parts.count >= 2 ? parts : nil }
+        let tiers = Dictionary(grouping: parts, by: { tier($0.rows, base: rollupBaseRows) })
+        for t in tiers.keys.sorted() where tiers[t]!.count >= fanIn {
+            return Array(tiers[t]!.sorted { $0.number < $1.number }.prefix(maxFanIn))
         }
         return nil
     }
@@ -64,7 +95,7 @@ extension EventStore {
 
     /// Picks and reserves the next merge: parts not already merging, of a partition not being
     /// dropped. The partition with the most parts goes first.
-    func nextMergeTask(partition only: Partition? = nil, force: Bool = false) -> [Part]? {
+    func nextMergeTask(partition only: Partition? = nil, force: Bool = false, lane: MergePolicy.Lane? = nil) -> [Part]? {
         state.withLock { st -> [Part]? in
             if st.closed { return nil }
             let free = st.parts.filter {
@@ -77,7 +108,7 @@ extension EventStore {
                 if force {
                     task = parts.count > 1 ? Array(parts.sorted { $0.number < $1.number }.prefix(16)) : nil
                 } else {
-                    task = options.mergePolicy.pick(parts)
+                    task = options.mergePolicy.pick(parts, lane: lane)
                 }
                 if let task {
                     st.merging.formUnion(task.map(\.number))

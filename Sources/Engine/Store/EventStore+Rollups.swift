@@ -234,7 +234,7 @@ extension EventStore {
         for def in options.rollups {
             let groups = state.withLock { st in
                 Dictionary(grouping: st.rollupParts[def.name] ?? [], by: \.partition)
-                    .filter { $0.value.count >= (force ? 2 : options.mergePolicy.fanIn) }
+                    .compactMapValues { options.mergePolicy.pickRollups($0, force: force) }
             }
             for (month, parts) in groups.sorted(by: { $0.key < $1.key }) {
                 if state.withLock({ $0.closed }) { return merges }

@@ -93,7 +93,8 @@ public final class EventStore: Sendable {
     private let flusherExited = DispatchSemaphore(value: 0)
     private let mergerExited = DispatchSemaphore(value: 0)
     private let mergeWake = NSCondition()
-    nonisolated(unsafe) private var mergeWakePending = false
+    /// Per merger thread (small, big), set under `mergeWake` by `wakeMerger`.
+    nonisolated(unsafe) private var mergeWakePending = [false, false]
     private let wake = NSCondition()
     /// Set (under `wake`) by `wakeFlusher`, so a wake-up sent while the flusher is busy is not lost.
     nonisolated(unsafe) private var wakePending = false
@@ -500,29 +501,35 @@ public final class EventStore: Sendable {
 
     // MARK: Background merging
 
+    /// Two merger threads (MergePolicy): small merges and the rollups' on one, big merges on
+    /// the other.
     private func startMerger() {
         let exited = mergerExited
-        let t = Thread { [weak self] in
-            while let s = self, s.mergerStep() {}
-            exited.signal()
+        for lane in [MergePolicy.Lane.small, .big] {
+            let t = Thread { [weak self] in
+                while let s = self, s.mergerStep(lane) {}
+                exited.signal()
+            }
+            t.name = lane == .small ? "tally-merge" : "tally-merge-big"
+            t.start()
         }
-        t.name = "tally-merge"
-        t.start()
     }
 
-    /// Waits for a flush (or a second), then merges while the policy finds work; false once
-    /// the store is closed.
-    private func mergerStep() -> Bool {
+    /// Waits for a flush (or a second), then merges while the policy finds work of `lane`;
+    /// false once the store is closed.
+    private func mergerStep(_ lane: MergePolicy.Lane) -> Bool {
         mergeWake.lock()
-        if !mergeWakePending { _ = mergeWake.wait(until: Date(timeIntervalSinceNow: 1.0)) }
-        mergeWakePending = false
+        if !mergeWakePending[lane == .small ? 0 : 1] { _ = mergeWake.wait(until: Date(timeIntervalSinceNow: 1.0)) }
+        mergeWakePending[lane == .small ? 0 : 1] = false
         mergeWake.unlock()
         if state.withLock({ $0.closed }) { return false }
         do {
-            while let task = nextMergeTask() {
+            while let task = nextMergeTask(lane: lane) {
                 guard try runMerge(task) != nil else { break }
+                // A merged part may complete a group of the other lane's size.
+                wakeMerger()
             }
-            try mergeRollups()
+            if lane == .small { try mergeRollups() }
         } catch {
             state.withLock { $0.lastMergeError = error }
         }
@@ -531,8 +538,8 @@ public final class EventStore: Sendable {
 
     func wakeMerger() {
         mergeWake.lock()
-        mergeWakePending = true
-        mergeWake.signal()
+        mergeWakePending = [true, true]
+        mergeWake.broadcast()
         mergeWake.unlock()
     }
 
@@ -565,7 +572,10 @@ public final class EventStore: Sendable {
         wakeFlusher()
         wakeMerger()
         if options.backgroundFlush { flusherExited.wait() }
-        if options.backgroundFlush && options.backgroundMerge { mergerExited.wait() }
+        if options.backgroundFlush && options.backgroundMerge {
+            mergerExited.wait()
+            mergerExited.wait()
+        }
         wal.close()
         defer { lock.release() }
         try flush()
