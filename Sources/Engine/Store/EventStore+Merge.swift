@@ -9,24 +9,25 @@ import Foundation
 /// defaults 3 × 6 = 18 parts, plus one per 2²⁸ rows beyond the largest tier — however long
 /// ingest runs, and every row is rewritten about once per tier (log₄ of its part's growth).
 ///
-/// Two merger threads share the work: one runs merges of fewer than `bigMergeRows` rows in all
-/// (and the rollup merges), the other the bigger ones, so that a merge of large parts, which
-/// takes minutes under load, does not hold up the small merges that keep the part count down
-/// (one thread let a month reach 43 parts in a 10-minute run at 50k events/s; BENCHMARKS.md).
-/// Rollup parts of a month are tiered the same way with `rollupBaseRows`.
+/// Three merger threads share the work: one runs merges of fewer than `bigMergeRows` rows in
+/// all, one the bigger ones, one the rollup merges, so that a merge of large parts, which takes
+/// minutes under load, does not hold up the small merges that keep the part count down (one
+/// thread let a month reach 43 parts in a 10-minute run at 50k events/s, two threads with
+/// rollup merges beside the small ones 32; BENCHMARKS.md). Rollup parts of a month are tiered
+/// the same way with `rollupBaseRows`.
 public struct MergePolicy: Sendable {
     public var fanIn = 4
     public var maxFanIn = 10
     public var baseRows = 1 << 18
     public var maxPartRows = 1 << 28
-    public var bigMergeRows = 1 << 23
+    public var bigMergeRows = 1 << 21
     public var rollupBaseRows = 1 << 12
 
     public init() {}
 
     /// Which merger thread a merge belongs to.
-    public enum Lane: Sendable {
-        case small, big
+    public enum Lane: Int, Sendable, CaseIterable {
+        case small, big, rollups
     }
 
     func lane(rows: Int) -> Lane { rows < bigMergeRows ? .small : .big }

@@ -93,8 +93,8 @@ public final class EventStore: Sendable {
     private let flusherExited = DispatchSemaphore(value: 0)
     private let mergerExited = DispatchSemaphore(value: 0)
     private let mergeWake = NSCondition()
-    /// Per merger thread (small, big), set under `mergeWake` by `wakeMerger`.
-    nonisolated(unsafe) private var mergeWakePending = [false, false]
+    /// Per merger thread (MergePolicy.Lane), set under `mergeWake` by `wakeMerger`.
+    nonisolated(unsafe) private var mergeWakePending = [false, false, false]
     private let wake = NSCondition()
     /// Set (under `wake`) by `wakeFlusher`, so a wake-up sent while the flusher is busy is not lost.
     nonisolated(unsafe) private var wakePending = false
@@ -501,16 +501,15 @@ public final class EventStore: Sendable {
 
     // MARK: Background merging
 
-    /// Two merger threads (MergePolicy): small merges and the rollups' on one, big merges on
-    /// the other.
+    /// Three merger threads (MergePolicy): small merges, big merges, rollup merges.
     private func startMerger() {
         let exited = mergerExited
-        for lane in [MergePolicy.Lane.small, .big] {
+        for lane in MergePolicy.Lane.allCases {
             let t = Thread { [weak self] in
                 while let s = self, s.mergerStep(lane) {}
                 exited.signal()
             }
-            t.name = lane == .small ? "tally-merge" : "tally-merge-big"
+            t.name = "tally-merge-\(lane)"
             t.start()
         }
     }
@@ -519,17 +518,20 @@ public final class EventStore: Sendable {
     /// false once the store is closed.
     private func mergerStep(_ lane: MergePolicy.Lane) -> Bool {
         mergeWake.lock()
-        if !mergeWakePending[lane == .small ? 0 : 1] { _ = mergeWake.wait(until: Date(timeIntervalSinceNow: 1.0)) }
-        mergeWakePending[lane == .small ? 0 : 1] = false
+        if !mergeWakePending[lane.rawValue] { _ = mergeWake.wait(until: Date(timeIntervalSinceNow: 1.0)) }
+        mergeWakePending[lane.rawValue] = false
         mergeWake.unlock()
         if state.withLock({ $0.closed }) { return false }
         do {
+            if lane == .rollups {
+                try mergeRollups()
+                return true
+            }
             while let task = nextMergeTask(lane: lane) {
                 guard try runMerge(task) != nil else { break }
                 // A merged part may complete a group of the other lane's size.
                 wakeMerger()
             }
-            if lane == .small { try mergeRollups() }
         } catch {
             state.withLock { $0.lastMergeError = error }
         }
@@ -538,7 +540,7 @@ public final class EventStore: Sendable {
 
     func wakeMerger() {
         mergeWake.lock()
-        mergeWakePending = [true, true]
+        mergeWakePending = [true, true, true]
         mergeWake.broadcast()
         mergeWake.unlock()
     }
@@ -573,8 +575,7 @@ public final class EventStore: Sendable {
         wakeMerger()
         if options.backgroundFlush { flusherExited.wait() }
         if options.backgroundFlush && options.backgroundMerge {
-            mergerExited.wait()
-            mergerExited.wait()
+            for _ in MergePolicy.Lane.allCases { mergerExited.wait() }
         }
         wal.close()
         defer { lock.release() }
