@@ -27,9 +27,10 @@ def main() -> None:
     t = [s["seconds"] / 60 for s in timeline]
 
     fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
-    axes[0].plot(t, [s["events_per_second"] / 1000 for s in timeline], color="tab:blue")
+    rates = [s["events_per_second"] / 1000 for s in timeline]
+    axes[0].plot(t, rates, color="tab:blue")
     axes[0].set_ylabel("ingest, k events/s")
-    axes[0].set_ylim(bottom=0)
+    axes[0].set_ylim(0, max(rates) * 1.2)
 
     axes[1].plot(t, [s.get("parts") for s in timeline], label="parts, all months", color="tab:orange")
     axes[1].plot(t, [s.get("max_parts_per_partition") for s in timeline], label="parts, fullest month",
