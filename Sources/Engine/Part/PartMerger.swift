@@ -179,6 +179,16 @@ private struct MergeState {
         var visitorHashes: [UInt64]
     }
 
+    /// The leading sort-key fields of a row, plain values: comparing two rows reads these and
+    /// touches no reference-counted storage (comparing through the slots' arrays retained and
+    /// released them per comparison: 12% of a server's CPU under sustained ingest, perf).
+    struct Key: Equatable {
+        var site: UInt32
+        var day: Int32
+        var type: UInt32
+        var visitor: UInt64
+    }
+
     struct Cursor {
         var granule = -1
         var row = 0
@@ -195,6 +205,8 @@ private struct MergeState {
     let siteK: Int, typeK: Int
     var cursors: [Cursor]
     var slots: [Slot] = []
+    /// Per slot, the `Key` of each row.
+    var slotKeys: [[Key]] = []
 
     init(inputs: [Part], codeColumns: [EventColumn], valueColumns: [EventColumn], remaps: [[[UInt32]]], siteK: Int,
          typeK: Int) {
@@ -229,6 +241,8 @@ private struct MergeState {
         let visitors = values[string: .visitorID]
         let hashes = (0..<values.count).map { i in visitors.withValue(i) { TallyHash.hash($0) } }
         slots.append(Slot(values: values, codes: codes, days: days, visitorHashes: hashes))
+        let sites = codes[siteK], types = codes[typeK]
+        slotKeys.append((0..<values.count).map { Key(site: sites[$0], day: days[$0], type: types[$0], visitor: hashes[$0]) })
         cursors[k] = Cursor(granule: g, row: 0, rows: values.count, slot: slots.count - 1, done: false,
                             dictionaries: cursors[k].dictionaries)
     }
@@ -255,12 +269,14 @@ private struct MergeState {
 
     /// The sort-key order of two rows (`batch` = slot): `SortKey.compare` on merged codes.
     func compare(_ a: RowRef, _ b: RowRef) -> Int {
-        let x = slots[Int(a.batch)], y = slots[Int(b.batch)]
         let i = Int(a.row), j = Int(b.row)
-        if x.codes[siteK][i] != y.codes[siteK][j] { return x.codes[siteK][i] < y.codes[siteK][j] ? -1 : 1 }
-        if x.days[i] != y.days[j] { return x.days[i] < y.days[j] ? -1 : 1 }
-        if x.codes[typeK][i] != y.codes[typeK][j] { return x.codes[typeK][i] < y.codes[typeK][j] ? -1 : 1 }
-        if x.visitorHashes[i] != y.visitorHashes[j] { return x.visitorHashes[i] < y.visitorHashes[j] ? -1 : 1 }
+        let ka = slotKeys[Int(a.batch)][i], kb = slotKeys[Int(b.batch)][j]
+        if ka.site != kb.site { return ka.site < kb.site ? -1 : 1 }
+        if ka.day != kb.day { return ka.day < kb.day ? -1 : 1 }
+        if ka.type != kb.type { return ka.type < kb.type ? -1 : 1 }
+        if ka.visitor != kb.visitor { return ka.visitor < kb.visitor ? -1 : 1 }
+        // The same visitor's events of one type and day (rare): the rest of the key.
+        let x = slots[Int(a.batch)], y = slots[Int(b.batch)]
         let v = x.values[string: .visitorID].withValue(i) { p in y.values[string: .visitorID].withValue(j) { ByteOrder.compare(p, $0) } }
         if v != 0 { return v }
         let ta = x.values[int: .occurredAt].values[i], tb = y.values[int: .occurredAt].values[j]
@@ -303,11 +319,14 @@ private struct MergeState {
         if let last { live.insert(Int(last.batch)) }
         var renumber: [Int: Int] = [:]
         var kept: [Slot] = []
+        var keptKeys: [[Key]] = []
         for s in live.sorted() {
             renumber[s] = kept.count
             kept.append(slots[s])
+            keptKeys.append(slotKeys[s])
         }
         slots = kept
+        slotKeys = keptKeys
         for k in cursors.indices where !cursors[k].done { cursors[k].slot = renumber[cursors[k].slot]! }
         if let l = last { last = RowRef(batch: UInt32(renumber[Int(l.batch)]!), row: l.row) }
     }
