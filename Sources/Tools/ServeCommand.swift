@@ -98,9 +98,8 @@ struct ServeCommand: AsyncParsableCommand {
         do { properties = try metadata.listProperties() } catch {
             throw failure("\(directory)/meta.sqlite: \(error)")
         }
-        let days = properties.map(\.rawRetentionDays).max() ?? configuration.defaultRawRetentionDays
-        storeOptions.retention = Int64(max(days, configuration.defaultRawRetentionDays)) * 86_400_000
-        let rollupDays = max(properties.map(\.rollupRetentionDays).max() ?? 0, configuration.defaultRollupRetentionDays)
+        let (days, rollupDays) = PropertySettings.retentionDays(properties, configuration: configuration)
+        storeOptions.retention = Int64(days) * 86_400_000
         storeOptions.rollups = storeOptions.rollups.map { var d = $0; d.retentionDays = rollupDays; return d }
         for p in properties {
             if let zone = try? QueryTimeZone(identifier: p.timezone) { storeOptions.siteTimeZones.set(p.id, zone) }

@@ -50,21 +50,17 @@ final class SpawnedServer {
     }
 
     /// Peak resident set size (VmHWM) of process `pid` in bytes, from /proc/PID/status.
-    static func peakRSS(pid: Int32) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return nil }
-        return kib * 1024
-    }
+    static func peakRSS(pid: Int32) -> Int? { statusKiB(pid: pid, field: "VmHWM:").map { $0 * 1024 } }
 
     /// Resident set size (VmRSS) of process `pid` now, in bytes.
-    static func rss(pid: Int32) -> Int? {
+    static func rss(pid: Int32) -> Int? { statusKiB(pid: pid, field: "VmRSS:").map { $0 * 1024 } }
+
+    /// A "Field:   N kB" line of /proc/PID/status.
+    static func statusKiB(pid: Int32, field: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) })
         else { return nil }
-        return kib * 1024
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
 
     /// User + system CPU seconds of process `pid` so far, from /proc/PID/stat.

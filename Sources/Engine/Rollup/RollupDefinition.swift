@@ -14,9 +14,10 @@ public struct RollupDefinition: Sendable, Codable, Equatable {
     /// The event types whose rows carry the visitor and session sketches; nil: every type.
     /// Other rows keep their counts only. A query with unique visitors or sessions uses the
     /// rollup only when its event-type filter stays within these types (others go to raw
-    /// events). Sketches are most of a rollup's bytes: keeping them for pageviews only took the
-    /// page/referrer/country/device/campaign rollups from 16.9 to 7.1 bytes per raw event on
-    /// 10M generated events (BENCHMARKS.md, "Rollup storage").
+    /// events). Sketches are most of a rollup's bytes: keeping them for pageviews only (with the
+    /// Rice-coded sketches of the same change) took the page/referrer/country/device/campaign
+    /// rollups from 16.9 to 8.1 bytes per raw event on 10M generated events (BENCHMARKS.md,
+    /// "Rollup storage").
     public var sketchTypes: [String]?
 
     public static let defaultRetentionDays = 730
@@ -29,9 +30,6 @@ public struct RollupDefinition: Sendable, Codable, Equatable {
         self.retentionDays = retentionDays
         self.sketchTypes = sketchTypes
     }
-
-    /// Whether rows of `type` carry sketches.
-    func sketches(_ type: String) -> Bool { sketchTypes.map { $0.contains(type) } ?? true }
 
     /// The defaults cover the seeds' rollups (seed 000's daily_site_stats, daily_widget_stats and
     /// daily_post_stats; seed 001's event counts, device/browser/OS/country distributions and

@@ -6,8 +6,9 @@ enum RollupFormat {
     static let magic: [UInt8] = Array("TLYROLL1".utf8)
     /// "TLYREND1" as the last 8 bytes.
     static let endMagic: [UInt8] = Array("TLYREND1".utf8)
-    /// 2: sketch types after the key columns, sparse sketches Rice-coded (kind 3), empty
-    /// sketches for rows whose type has none. Version 1 is still read.
+    /// 2: sketch types after the key columns, rows column by column, sketches framed so that
+    /// most are their entry count and bits, none for rows whose type has none. Version 1 (rows
+    /// one after the other, every row with two sketches) is still read.
     static let version: UInt32 = 2
     static let fileExtension = ".rpart"
 
@@ -216,20 +217,18 @@ public final class RollupPart: Sendable {
                 w.varint(0)
                 continue
             }
-            for sketch in [aggregate.visitors[g].serialized(), aggregate.sessions[g].serialized()] {
+            for sketch in [aggregate.visitors[g], aggregate.sessions[g]] {
                 // x even: a sparse sketch of the default precision with x >> 1 entries, its bits
                 // only (most sketches here hold a few entries: the kind, precision, count and
                 // length bytes were ~15% of the widget and page rollups); x odd: the whole
                 // serialized form.
-                if sketch.count > 3 && sketch[0] == 3 && Int(sketch[1]) == HyperLogLog.defaultPrecision {
-                    var r = sketch.withUnsafeBytes { ByteReader($0) }
-                    r.offset = 2
-                    let n = (try? r.varint()) ?? 0
-                    w.varint(n << 1)
-                    sketchBytes.append(contentsOf: sketch[r.offset...])
+                if sketch.precision == HyperLogLog.defaultPrecision, let body = sketch.sparseBody(), body.entries > 0 {
+                    w.varint(UInt64(body.entries) << 1)
+                    sketchBytes.append(contentsOf: body.bits)
                 } else {
-                    w.varint(UInt64(sketch.count) << 1 | 1)
-                    sketchBytes.append(contentsOf: sketch)
+                    let bytes = sketch.serialized()
+                    w.varint(UInt64(bytes.count) << 1 | 1)
+                    sketchBytes.append(contentsOf: bytes)
                 }
             }
         }

@@ -287,12 +287,26 @@ public struct HyperLogLog: Sendable, Equatable {
         w.u8(3)
         w.u8(UInt8(precision))
         w.varint(UInt64(s.sparse.count))
-        guard !s.sparse.isEmpty else { return w.bytes }
-        let k = Self.riceParameter(entries: s.sparse.count)
+        w.bytes.append(contentsOf: s.sparseBits())
+        return w.bytes
+    }
+
+    /// A sparse sketch's kind-3 body without its header: the entry count and the Rice-coded
+    /// bits; nil when dense. (A rollup part stores most sketches as just these.)
+    func sparseBody() -> (entries: Int, bits: [UInt8])? {
+        var s = self
+        s.compact()
+        return s.isDense ? nil : (s.sparse.count, s.sparseBits())
+    }
+
+    /// The kind-3 bits of the (compacted) sparse entries.
+    private func sparseBits() -> [UInt8] {
+        guard !sparse.isEmpty else { return [] }
+        let k = Self.riceParameter(entries: sparse.count)
         let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
         var bits = BitWriter()
         var next: UInt32 = 0  // the smallest index the entry can have
-        for e in s.sparse {
+        for e in sparse {
             let index = e >> 6
             let gap = index - next
             bits.unary(Int(gap >> UInt32(k)))
@@ -300,8 +314,7 @@ public struct HyperLogLog: Sendable, Equatable {
             if index & lowMask == 0 { bits.unary(Int(e & 63) - 1) }
             next = index + 1
         }
-        w.bytes.append(contentsOf: bits.finish())
-        return w.bytes
+        return bits.finish()
     }
 
     /// The entries of the bits of a kind-3 sketch of `n` entries at precision `p`, and how many

@@ -241,7 +241,7 @@ public final class EventStore: Sendable {
 
     /// The retention of rollup `definition` in force (ms).
     func rollupRetention(_ definition: RollupDefinition) -> Int64 {
-        retentions.withLock { $0.rollup } ?? definition.retention
+        rollupRetentionOverride ?? definition.retention
     }
 
     /// Changes the raw retention and, when given, every rollup's retention from now on (the next

@@ -6,14 +6,20 @@ import ServiceLifecycle
 /// drops) and time zones (rollup days) — from the metadata database to the store: after an
 /// admin API change at once, and every `interval` for changes made by `tally property` beside
 /// the running server.
-enum PropertySettings {
+public enum PropertySettings {
     /// Month partitions go once past the longest raw retention of any property (never shorter
     /// than the configured default); rollup months after the longest rollup retention. A
     /// property's own, shorter raw retention applies to its queries and its ingest.
+    public static func retentionDays(_ properties: [Property], configuration: ServerConfiguration)
+        -> (raw: Int, rollup: Int)
+    {
+        (max(properties.map(\.rawRetentionDays).max() ?? 0, configuration.defaultRawRetentionDays),
+         max(properties.map(\.rollupRetentionDays).max() ?? 0, configuration.defaultRollupRetentionDays))
+    }
+
     static func apply(_ properties: [Property], to store: EventStore, configuration: ServerConfiguration,
                       logger: Logger) {
-        let raw = max(properties.map(\.rawRetentionDays).max() ?? 0, configuration.defaultRawRetentionDays)
-        let rollup = max(properties.map(\.rollupRetentionDays).max() ?? 0, configuration.defaultRollupRetentionDays)
+        let (raw, rollup) = retentionDays(properties, configuration: configuration)
         let rawMs = Int64(raw) * 86_400_000, rollupMs = Int64(rollup) * 86_400_000
         if store.rawRetention != rawMs || store.rollupRetentionOverride != rollupMs {
             logger.info("retention: raw events \(raw) days, rollups \(rollup) days")
