@@ -219,6 +219,17 @@ indirect enum CompiledFilter {
     case or([CompiledFilter])
     case not(CompiledFilter)
     case condition(CompiledCondition)
+
+    /// `filter` over the values of `dimensions` (which hold every dimension it names).
+    init(_ filter: QueryFilter, dimensions: [QueryDimension]) {
+        switch filter {
+        case .and(let fs): self = .and(fs.map { CompiledFilter($0, dimensions: dimensions) })
+        case .or(let fs): self = .or(fs.map { CompiledFilter($0, dimensions: dimensions) })
+        case .not(let f): self = .not(CompiledFilter(f, dimensions: dimensions))
+        case .condition(let d, let op, let values):
+            self = .condition(CompiledCondition(dimension: dimensions.firstIndex(of: d)!, op: op, values: values))
+        }
+    }
 }
 
 /// Accumulated metrics of one group.
@@ -276,26 +287,10 @@ struct ExecutionPlan {
     init(_ q: Query) {
         query = q
         var used = q.dimensions
-        func collect(_ f: QueryFilter) {
-            switch f {
-            case .and(let fs), .or(let fs): fs.forEach(collect)
-            case .not(let f): collect(f)
-            case .condition(let d, _, _): if !used.contains(d) { used.append(d) }
-            }
-        }
-        if let f = q.filter { collect(f) }
+        for d in q.filter?.dimensions ?? [] where !used.contains(d) { used.append(d) }
         self.used = used
         spaces = used.map { _ in ValueSpace() }
-        func compile(_ f: QueryFilter) -> CompiledFilter {
-            switch f {
-            case .and(let fs): .and(fs.map(compile))
-            case .or(let fs): .or(fs.map(compile))
-            case .not(let f): .not(compile(f))
-            case .condition(let d, let op, let values):
-                .condition(CompiledCondition(dimension: used.firstIndex(of: d)!, op: op, values: values))
-            }
-        }
-        filter = q.filter.map(compile)
+        filter = q.filter.map { CompiledFilter($0, dimensions: used) }
 
         var countTypes: [String] = []
         var sumKeys: [String] = []
@@ -329,26 +324,9 @@ struct ExecutionPlan {
         if visitors { columns.insert(.visitorID) }
         if sessions { columns.insert(.sessionID) }
         if !sumKeys.isEmpty { columns.insert(.properties) }
-        for d in used {
-            switch d {
-            case .column(let c): columns.insert(c)
-            case .campaign: columns.formUnion([.campaignID, .utmCampaign])
-            case .prop: columns.insert(.properties)
-            case .time: break
-            }
-        }
-        // Top-level `is` conditions on stored columns prune granules (sort key, bloom filters).
-        var pushed: [ColumnFilter] = []
-        var conjuncts: [QueryFilter] = []
-        if let f = q.filter {
-            if case .and(let fs) = f { conjuncts = fs } else { conjuncts = [f] }
-        }
-        for c in conjuncts {
-            if case .condition(.column(let column), .is, let values) = c, !values.contains(where: { $0 == nil || $0 == "" }) {
-                pushed.append(ColumnFilter(column, values))
-            }
-        }
-        scanRequest = ScanRequest(site: q.site, from: q.from, to: q.to, filters: pushed, columns: columns.sorted())
+        for d in used { columns.formUnion(d.storedColumns) }
+        scanRequest = ScanRequest(site: q.site, from: q.from, to: q.to, filters: q.filter.map(\.pushedDown) ?? [],
+                                  columns: columns.sorted())
     }
 
     /// Rows of a batch that already match the site and range (the in-memory buffer).

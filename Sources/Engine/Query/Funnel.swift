@@ -1,0 +1,279 @@
+import Foundation
+
+/// A conversion funnel: ordered steps, each an event type with optional conditions, completed
+/// within a window that opens at the first step, counted per session or per visitor.
+///
+/// Semantics are ClickHouse's `windowFunnel(window)(timestamp, step1, step2, …)`: per
+/// session (or visitor) the events of the range are ordered by time (an event meeting
+/// several steps' conditions counts once per step, lower steps first at equal times); the
+/// level reached is the longest prefix of steps met in order by events whose times lie
+/// within `window` of the event that met step 1; other events between them are allowed.
+/// With `strictOrder`, as `windowFunnel(window, 'strict_order')`: once step 1 is met, an
+/// event that meets no step, or a step whose previous step is not met yet, ends the search.
+public struct FunnelDefinition: Sendable {
+    public var name: String
+    public var steps: [FunnelStep]
+    /// The conversion window, from the event meeting step 1 to the last step's event (inclusive).
+    public var windowMilliseconds: Int64
+    public var countBy: CountBy
+    public var strictOrder: Bool
+
+    public enum CountBy: String, Sendable, CaseIterable {
+        case session, visitor
+
+        var column: EventColumn { self == .session ? .sessionID : .visitorID }
+    }
+
+    public init(name: String, steps: [FunnelStep], windowMilliseconds: Int64 = 86_400_000,
+                countBy: CountBy = .session, strictOrder: Bool = false) {
+        self.name = name
+        self.steps = steps
+        self.windowMilliseconds = windowMilliseconds
+        self.countBy = countBy
+        self.strictOrder = strictOrder
+    }
+
+    /// ClickHouse's windowFunnel takes at most 32 conditions.
+    public static let maxSteps = 32
+
+    /// Whether the definition can run: 1–32 steps, each with an event type, a positive window.
+    public func validate() throws(QueryError) {
+        guard (1...Self.maxSteps).contains(steps.count) else {
+            throw QueryError.invalid("steps", "a funnel has 1–\(Self.maxSteps) steps, not \(steps.count)")
+        }
+        for (i, s) in steps.enumerated() where s.eventType.isEmpty {
+            throw QueryError.invalid("steps[\(i)].event_type", "is empty")
+        }
+        guard windowMilliseconds > 0 else {
+            throw QueryError.invalid("window_seconds", "must be positive")
+        }
+    }
+}
+
+/// One step: events of `eventType` meeting `filter` (any dimension, as in reports).
+public struct FunnelStep: Sendable {
+    public var eventType: String
+    public var filter: QueryFilter?
+
+    public init(eventType: String, filter: QueryFilter? = nil) {
+        self.eventType = eventType
+        self.filter = filter
+    }
+}
+
+/// A funnel over a range, optionally broken down by one dimension (its value on the event
+/// that met step 1 of the chain counted for the session or visitor).
+public struct FunnelQuery: Sendable {
+    public var funnel: FunnelDefinition
+    public var site: String
+    public var from: Int64
+    public var to: Int64
+    public var timeZone: QueryTimeZone
+    public var breakdown: QueryDimension?
+    /// Most breakdown values returned (by entrants, descending).
+    public var breakdownLimit: Int
+    public var rawFloor: Int64?
+
+    public init(funnel: FunnelDefinition, site: String, from: Int64, to: Int64, timeZone: QueryTimeZone = .utc,
+                breakdown: QueryDimension? = nil, breakdownLimit: Int = 100) {
+        self.funnel = funnel
+        self.site = site
+        self.from = from
+        self.to = to
+        self.timeZone = timeZone
+        self.breakdown = breakdown
+        self.breakdownLimit = breakdownLimit
+    }
+}
+
+/// Entrants per step and how they convert.
+public struct FunnelSteps: Sendable, Equatable {
+    /// Sessions or visitors that reached each step (index 0: entered the funnel).
+    public var reached: [Int]
+    /// Median seconds from the previous step to each step (nil for step 1 and for steps no one reached).
+    public var medianSecondsFromPrevious: [Double?]
+
+    public func conversionFromFirst(_ i: Int) -> Double {
+        reached[0] == 0 ? 0 : Double(reached[i]) / Double(reached[0])
+    }
+
+    public func conversionFromPrevious(_ i: Int) -> Double {
+        i == 0 ? (reached[0] == 0 ? 0 : 1) : reached[i - 1] == 0 ? 0 : Double(reached[i]) / Double(reached[i - 1])
+    }
+}
+
+public struct FunnelResult: Sendable {
+    public var total: FunnelSteps
+    /// Per breakdown value, most entrants first (empty without a breakdown).
+    public var breakdown: [(value: QueryValue, steps: FunnelSteps)]
+    /// Sessions or visitors with at least one event meeting a step.
+    public var groups: Int
+    public var stats: ScanStats
+}
+
+public enum FunnelExecutor {
+    public static func run(_ q: FunnelQuery, on snapshot: Snapshot, budget: QueryBudget = QueryBudget())
+        throws(QueryError) -> FunnelResult
+    {
+        try q.funnel.validate()
+        guard q.from < q.to else { throw QueryError.invalid("from", "the range is empty: from must be before to") }
+        var from = q.from
+        if let floor = q.rawFloor { from = max(from, floor) }
+        guard from < q.to else {
+            return FunnelResult(total: empty(q.funnel.steps.count), breakdown: [], groups: 0, stats: ScanStats())
+        }
+        do {
+            return try execute(q, from: from, snapshot: snapshot, budget: budget)
+        } catch let e as QueryError {
+            throw e
+        } catch {
+            throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+        }
+    }
+
+    static func empty(_ n: Int) -> FunnelSteps {
+        FunnelSteps(reached: Array(repeating: 0, count: n), medianSecondsFromPrevious: Array(repeating: nil, count: n))
+    }
+
+    /// One event meeting one step (step 0: meeting none, strict order only).
+    struct Entry {
+        var group: UInt64
+        var time: Int64
+        var step: UInt8
+        var breakdown: UInt32
+    }
+
+    static func execute(_ q: FunnelQuery, from: Int64, snapshot: Snapshot, budget: QueryBudget) throws -> FunnelResult {
+        let deadline = QueryExecutor.Deadline(milliseconds: budget.milliseconds)
+        let funnel = q.funnel
+        let idColumn = funnel.countBy.column
+        let filters = funnel.steps.map { $0.filter.map { RowFilter($0, zone: q.timeZone) } }
+        var columns: Set<EventColumn> = [.occurredAt, .eventType, idColumn]
+        for f in filters { if let f { columns.formUnion(f.columns) } }
+        let breakdownSpace = ValueSpace()
+        if let d = q.breakdown { columns.formUnion(d.storedColumns) }
+        // Strict order sees every event (one meeting no step interrupts); the default mode
+        // reads only the steps' event types, which the sort key prunes.
+        let types = Array(Set(funnel.steps.map(\.eventType)))
+        let pushed = funnel.strictOrder ? [] : [ColumnFilter(.eventType, types)]
+        let request = ScanRequest(site: q.site, from: from, to: q.to, filters: pushed, columns: columns.sorted())
+        var entries: [Entry] = []
+        // Event type code → the steps of that type.
+        let typeSpace = ValueSpace()
+        var stepsOfType: [[Int]] = []
+        var stats = ScanStats()
+        var budgetError: QueryError?
+        stats = try snapshot.scan(request) { b in
+            if budgetError == nil {
+                do throws(QueryError) { try deadline.check() } catch { budgetError = error }
+            }
+            if budgetError != nil { return }
+            let n = b.count
+            let matches = filters.map { $0?.matches(b) }
+            let typeColumn = b[string: .eventType]
+            let ids = b[string: idColumn]
+            let times = b[int: .occurredAt].values
+            let breakdown = q.breakdown.map { ExecutionPlan.codes(of: $0, in: b, space: breakdownSpace, zone: q.timeZone) }
+            for r in 0..<n {
+                let group = ids.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                if group == 0 { continue }
+                var met = false
+                let type = Int(typeColumn.withValue(r) { typeSpace.code(bytes: $0) })
+                while stepsOfType.count <= type {
+                    let name = typeSpace.values[stepsOfType.count].description
+                    stepsOfType.append(funnel.steps.indices.filter { funnel.steps[$0].eventType == name })
+                }
+                for i in stepsOfType[type] where matches[i]?[r] ?? true {
+                    entries.append(Entry(group: group, time: times[r], step: UInt8(i + 1), breakdown: breakdown?[r] ?? 0))
+                    met = true
+                }
+                if !met && funnel.strictOrder {
+                    entries.append(Entry(group: group, time: times[r], step: 0, breakdown: 0))
+                }
+            }
+        }
+        if let budgetError { throw budgetError }
+        try deadline.check()
+        entries.sort { a, b in
+            a.group != b.group ? a.group < b.group : a.time != b.time ? a.time < b.time : a.step < b.step
+        }
+
+        let n = funnel.steps.count
+        var total = Tally(steps: n)
+        var byValue: [UInt32: Tally] = [:]
+        var groups = 0
+        var start = 0
+        while start < entries.count {
+            var end = start + 1
+            while end < entries.count, entries[end].group == entries[start].group { end += 1 }
+            let chain = level(entries[start..<end], steps: n, window: funnel.windowMilliseconds, strict: funnel.strictOrder)
+            if entries[start..<end].contains(where: { $0.step > 0 }) { groups += 1 }
+            if let chain {
+                total.add(chain.times)
+                if q.breakdown != nil { byValue[chain.breakdown, default: Tally(steps: n)].add(chain.times) }
+            }
+            start = end
+        }
+        var breakdown: [(value: QueryValue, steps: FunnelSteps)] = byValue.map { (breakdownSpace.values[Int($0.key)], $0.value.steps) }
+        breakdown.sort { $0.steps.reached[0] != $1.steps.reached[0] ? $0.steps.reached[0] > $1.steps.reached[0] : $0.value < $1.value }
+        return FunnelResult(total: total.steps, breakdown: Array(breakdown.prefix(q.breakdownLimit)), groups: groups,
+                            stats: stats)
+    }
+
+    /// The chain a session or visitor reached: the times of the events meeting steps 1…level
+    /// and the breakdown code of its step-1 event; nil when step 1 was never met.
+    /// `entries` are one group's, sorted by (time, step).
+    static func level(_ entries: ArraySlice<Entry>, steps n: Int, window: Int64, strict: Bool)
+        -> (times: [Int64], breakdown: UInt32)?
+    {
+        // chains[i]: the latest-starting chain that met steps 1…i+1 (a later start leaves more
+        // of the window for the steps after it).
+        var chains: [(times: [Int64], breakdown: UInt32)?] = Array(repeating: nil, count: n)
+        var started = false
+        search: for e in entries {
+            if e.step == 0 {
+                if strict && started { break }
+                continue
+            }
+            let i = Int(e.step) - 1
+            if i == 0 {
+                chains[0] = ([e.time], e.breakdown)
+                started = true
+            } else if strict && started && chains[i - 1] == nil {
+                break search
+            } else if let previous = chains[i - 1], e.time <= previous.times[0] + window {
+                chains[i] = (previous.times + [e.time], previous.breakdown)
+                if i == n - 1 { break search }
+            }
+        }
+        // Chains are met in prefix order (step i only after step i-1), so the last one is the level.
+        return chains.last(where: { $0 != nil }) ?? nil
+    }
+
+    /// Counts and step-to-step durations of many chains.
+    struct Tally {
+        var reached: [Int]
+        var durations: [[Int64]]
+
+        init(steps: Int) {
+            reached = Array(repeating: 0, count: steps)
+            durations = Array(repeating: [], count: steps)
+        }
+
+        mutating func add(_ times: [Int64]) {
+            for i in 0..<times.count {
+                reached[i] += 1
+                if i > 0 { durations[i].append(times[i] - times[i - 1]) }
+            }
+        }
+
+        var steps: FunnelSteps {
+            FunnelSteps(reached: reached, medianSecondsFromPrevious: durations.map { d in
+                guard !d.isEmpty else { return nil }
+                let s = d.sorted()
+                let m = s.count % 2 == 1 ? Double(s[s.count / 2]) : Double(s[s.count / 2 - 1] + s[s.count / 2]) / 2
+                return m / 1000
+            })
+        }
+    }
+}
