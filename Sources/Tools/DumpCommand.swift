@@ -121,35 +121,8 @@ struct DumpCommand: ParsableCommand {
     }
 
     static func ndjson(_ b: EventBatch, row r: Int, columns: [EventColumn], into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        for (i, c) in columns.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: c.name.utf8)
-            out.append(contentsOf: "\":".utf8)
-            if c.kind == .int64 {
-                let col = b[int: c]
-                if col.isNull(r) { out.append(contentsOf: "null".utf8) } else if c == .occurredAt || c == .receivedAt {
-                    out.append(UInt8(ascii: "\""))
-                    out.append(contentsOf: CivilTime.iso8601(ms: col.values[r]).utf8)
-                    out.append(UInt8(ascii: "\""))
-                } else {
-                    out.append(contentsOf: String(col.values[r]).utf8)
-                }
-            } else {
-                let col = b[string: c]
-                if col.isNull(r) {
-                    out.append(contentsOf: "null".utf8)
-                } else if c == .properties {
-                    col.withValue(r) { v in
-                        if v.isEmpty { out.append(contentsOf: "{}".utf8) } else { out.append(contentsOf: v) }
-                    }
-                } else {
-                    col.withValue(r) { v in JSONText.appendString(v, to: &out) }
-                }
-            }
-        }
-        out.append(contentsOf: "}\n".utf8)
+        JSONText.appendEvent(b, row: r, columns: columns, to: &out)
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled; null is empty.

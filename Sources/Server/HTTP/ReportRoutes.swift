@@ -127,10 +127,15 @@ public struct ReportRoutes: Sendable {
         return .success(property)
     }
 
+    /// The configured limits of one query.
+    var budget: QueryBudget {
+        QueryBudget(milliseconds: configuration.queryTimeoutMilliseconds, maxGroups: configuration.queryMaxGroups)
+    }
+
     /// Runs the query on the thread pool (it is CPU work) within the configured budget.
     func execute(_ query: Query) async throws -> (QueryResult, Double) {
         let store = store
-        let budget = QueryBudget(milliseconds: configuration.queryTimeoutMilliseconds, maxGroups: configuration.queryMaxGroups)
+        let budget = budget
         return try await NIOThreadPool.singleton.runIfActive {
             let started = DispatchTime.now().uptimeNanoseconds
             let result = try QueryExecutor.run(query, on: store.snapshot(), budget: budget)
@@ -148,7 +153,9 @@ public struct ReportRoutes: Sendable {
     // MARK: Query building
 
     /// The range, time zone and common options of a URL query.
-    func baseQuery(_ property: Property, _ params: QueryParameters, metrics: [QueryMetric]) throws -> Query {
+    func baseQuery(_ property: Property, _ params: QueryParameters, metrics: [QueryMetric], defaultPeriod: String = "7d")
+        throws -> Query
+    {
         // The property's zone is where its rollup days are counted (a change made by the CLI
         // reaches the store here).
         if let own = try? QueryTimeZone(identifier: property.timezone),
@@ -159,7 +166,7 @@ public struct ReportRoutes: Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let (from, to) = try QueryRange.resolve(
             from: params.get("from") ?? params.get("startDate"), to: params.get("to") ?? params.get("endDate"),
-            period: params.get("period") ?? params.get("timeRange"), zone: zone, now: now)
+            period: params.get("period") ?? params.get("timeRange"), zone: zone, now: now, defaultPeriod: defaultPeriod)
         try Self.checkRetention(from: from, property: property, now: now)
         var q = Query(site: property.id, from: from, to: to, timeZone: zone, metrics: metrics)
         q.rawFloor = now - Int64(property.rawRetentionDays) * 86_400_000
@@ -355,6 +362,40 @@ public struct JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Row `r` of `b` as a JSON object of `columns` (times as ISO-8601 UTC, properties as the
+    /// stored JSON, null as null): `tally dump`'s NDJSON lines and the event list's rows.
+    public static func appendEvent(_ b: EventBatch, row r: Int, columns: [EventColumn], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, c) in columns.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: c.name.utf8)
+            out.append(contentsOf: "\":".utf8)
+            if c.kind == .int64 {
+                let col = b[int: c]
+                if col.isNull(r) { out.append(contentsOf: "null".utf8) } else if c == .occurredAt || c == .receivedAt {
+                    out.append(UInt8(ascii: "\""))
+                    out.append(contentsOf: CivilTime.iso8601(ms: col.values[r]).utf8)
+                    out.append(UInt8(ascii: "\""))
+                } else {
+                    out.append(contentsOf: String(col.values[r]).utf8)
+                }
+            } else {
+                let col = b[string: c]
+                if col.isNull(r) {
+                    out.append(contentsOf: "null".utf8)
+                } else if c == .properties {
+                    col.withValue(r) { v in
+                        if v.isEmpty { out.append(contentsOf: "{}".utf8) } else { out.append(contentsOf: v) }
+                    }
+                } else {
+                    col.withValue(r) { v in appendString(v, to: &out) }
+                }
+            }
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     mutating func value(_ v: QueryValue) {

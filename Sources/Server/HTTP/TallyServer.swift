@@ -63,7 +63,10 @@ public enum TallyServer {
                 return Response(status: .noContent, headers: headers)
             }
         }
-        ReportRoutes(store: store, keys: keys, configuration: configuration).register(on: router)
+        let reports = ReportRoutes(store: store, keys: keys, configuration: configuration)
+        reports.register(on: router)
+        let admin = metadata.map { AdminRoutes(metadata: $0, store: store, configuration: configuration) }
+        DrillDownRoutes(reports: reports, metadata: metadata, admin: admin).register(on: router)
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(store: store))))
@@ -77,9 +80,7 @@ public enum TallyServer {
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
-        if let metadata {
-            AdminRoutes(metadata: metadata, store: store, configuration: configuration).register(on: router)
-        }
+        admin?.register(on: router)
         return router
     }
 

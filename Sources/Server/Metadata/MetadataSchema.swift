@@ -44,6 +44,18 @@ enum MetadataSchema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v3: funnels") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE funnels (
+                        property_id TEXT NOT NULL REFERENCES properties(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        definition TEXT NOT NULL,  -- FunnelSpec as JSON: steps, window_seconds, count_by, mode
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (property_id, name)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

@@ -1,0 +1,232 @@
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOPosix
+
+/// Seed 001's event list and funnels:
+///
+/// - `GET /v1/events` (read key): the key's property's raw events matching `filters`
+///   (and the shortcuts `visitor_id`, `session_id`, `event_type`), newest first, `limit` per
+///   page, `cursor` from the previous page's `meta.next_cursor`, `columns` to project.
+/// - `GET /v1/funnels/{name}` (read key): a stored funnel over `from`/`to` or `period`, with
+///   an optional `breakdown` dimension.
+/// - `POST|GET /v1/properties/{property}/funnels`, `GET|DELETE /v1/properties/{property}/funnels/{name}`:
+///   funnel definitions, changed with the admin token; listed and shown also with the property's
+///   read key.
+struct DrillDownRoutes: Sendable {
+    let reports: ReportRoutes
+    let metadata: MetadataStore?
+    let admin: AdminRoutes?
+
+    func register(on router: Router<TallyRequestContext>) {
+        router.get("/v1/events") { request, context in try await events(request, context) }
+        guard let metadata, let admin else { return }
+        router.get("/v1/funnels/{name}") { request, context in try await funnel(request, context, metadata) }
+        router.post("/v1/properties/{property}/funnels") { request, context in
+            try await admin.guarded(request) {
+                let property = try context.parameters.require("property")
+                let spec = try await AdminRoutes.decode(FunnelSpec.self, request)
+                let replace = request.uri.queryParameters["replace"].map { $0 == "true" || $0 == "1" } ?? false
+                return JSONBody.response(try metadata.saveFunnel(propertyID: property, spec, replace: replace),
+                                         status: .created)
+            }
+        }
+        router.get("/v1/properties/{property}/funnels") { request, context in
+            try await readable(request, context, admin) { property in
+                JSONBody.response(try metadata.funnels(propertyID: property))
+            }
+        }
+        router.get("/v1/properties/{property}/funnels/{name}") { request, context in
+            try await readable(request, context, admin) { property in
+                let name = try context.parameters.require("name")
+                guard let spec = try metadata.funnel(propertyID: property, name: name) else {
+                    throw MetadataError(.notFound, "property '\(property)' has no funnel named '\(name)'").about("name")
+                }
+                return JSONBody.response(spec)
+            }
+        }
+        router.delete("/v1/properties/{property}/funnels/{name}") { request, context in
+            try await admin.guarded(request) {
+                let property = try context.parameters.require("property")
+                try metadata.deleteFunnel(propertyID: property, name: try context.parameters.require("name"))
+                return Response(status: .noContent)
+            }
+        }
+    }
+
+    /// With the admin token, or with a read key of the property in the path.
+    func readable(_ request: Request, _ context: TallyRequestContext, _ admin: AdminRoutes,
+                  _ body: (String) throws -> Response) async throws -> Response {
+        let property = try context.parameters.require("property")
+        if admin.refusal(request) != nil {
+            switch try reports.authorize(request, context, siteFromKey: false) {
+            case .failure(let response): return response
+            case .success: break
+            }
+        }
+        do { return try body(property) } catch { return AdminRoutes.answer(error) }
+    }
+
+    // MARK: Event list
+
+    static let defaultColumns: [EventColumn] = [
+        .eventID, .eventType, .occurredAt, .visitorID, .sessionID, .pagePath, .referrerDomain, .countryCode,
+        .deviceType, .browser, .os, .utmSource, .utmCampaign, .properties,
+    ]
+
+    func events(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let property: Property
+        switch try reports.authorize(request, context, siteFromKey: true) {
+        case .failure(let response): return response
+        case .success(let p): property = p
+        }
+        let params = QueryParameters(request.uri.queryParameters)
+        do {
+            let base = try reports.baseQuery(property, params, metrics: [.events], defaultPeriod: "30d")
+            var q = EventListQuery(site: property.id, from: base.from, to: base.to, timeZone: base.timeZone)
+            q.rawFloor = base.rawFloor
+            var conditions: [QueryFilter] = []
+            if let f = params.get("filters") { conditions.append(try FilterSyntax.parse(f)) }
+            for (name, column) in [("visitor_id", EventColumn.visitorID), ("session_id", .sessionID), ("event_type", .eventType)] {
+                if let v = params.get(name) {
+                    conditions.append(.condition(.column(column), .is, v.split(separator: "|").map { String($0) }))
+                }
+            }
+            q.filter = conditions.isEmpty ? nil : conditions.count == 1 ? conditions[0] : .and(conditions)
+            if let text = params.get("columns") {
+                q.columns = try text.split(separator: ",").map { name in
+                    let n = name.trimmingCharacters(in: .whitespaces)
+                    guard let c = EventColumn(name: n) else {
+                        throw QueryError.invalid("columns", "unknown column '\(n)' (known: \(EventColumn.allCases.map(\.name).joined(separator: ", ")))")
+                    }
+                    return c
+                }
+            } else {
+                q.columns = Self.defaultColumns
+            }
+            q.limit = base.limit ?? 100
+            if let cursor = params.get("cursor") { q.after = try EventCursor(token: cursor) }
+            let store = reports.store
+            let budget = reports.budget
+            let query = q
+            let started = DispatchTime.now().uptimeNanoseconds
+            let page = try await NIOThreadPool.singleton.runIfActive {
+                try EventList.run(query, on: store.snapshot(), budget: budget)
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            var w = JSONText()
+            w.raw("{\"data\":[")
+            for r in 0..<page.events.count {
+                if r > 0 { w.raw(",") }
+                JSONText.appendEvent(page.events, row: r, columns: q.columns, to: &w.bytes)
+            }
+            w.raw("],\"meta\":{\"next_cursor\":")
+            if let next = page.next { w.string(next.token) } else { w.raw("null") }
+            w.raw(",\"granules_read\":\(page.stats.granulesRead),\"granules_skipped\":"
+                + "\(page.stats.granulesSkippedByIndex + page.stats.granulesSkippedByBloom)")
+            w.raw(",\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
+            return w.response()
+        } catch let e as QueryError {
+            return ReportRoutes.queryError(e)
+        }
+    }
+
+    // MARK: Funnel report
+
+    func funnel(_ request: Request, _ context: TallyRequestContext, _ metadata: MetadataStore) async throws -> Response {
+        let property: Property
+        switch try reports.authorize(request, context, siteFromKey: true) {
+        case .failure(let response): return response
+        case .success(let p): property = p
+        }
+        let params = QueryParameters(request.uri.queryParameters)
+        let name = try context.parameters.require("name")
+        let spec: FunnelSpec
+        let definition: FunnelDefinition
+        do {
+            guard let found = try metadata.funnel(propertyID: property.id, name: name) else {
+                return JSONBody.error(.notFound, "property '\(property.id)' has no funnel named '\(name)'", field: "name")
+            }
+            spec = found
+            definition = try found.definition()
+        } catch {
+            return AdminRoutes.answer(error)
+        }
+        do {
+            let base = try reports.baseQuery(property, params, metrics: [.events])
+            var q = FunnelQuery(funnel: definition, site: property.id, from: base.from, to: base.to, timeZone: base.timeZone)
+            q.rawFloor = base.rawFloor
+            do throws(QueryError) {
+                q.breakdown = try params.get("breakdown").map { name throws(QueryError) in try QueryDimension(name: name) }
+            } catch {
+                throw QueryError.invalid("breakdown", error.message)
+            }
+            if let limit = base.limit { q.breakdownLimit = limit }
+            let store = reports.store
+            let budget = reports.budget
+            let query = q
+            let started = DispatchTime.now().uptimeNanoseconds
+            let result = try await NIOThreadPool.singleton.runIfActive {
+                try FunnelExecutor.run(query, on: store.snapshot(), budget: budget)
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            var w = JSONText()
+            w.raw("{\"data\":{\"funnel\":")
+            w.string(spec.name)
+            w.raw(",\"count_by\":")
+            w.string(definition.countBy.rawValue)
+            w.raw(",\"mode\":")
+            w.string(definition.strictOrder ? "strict_order" : "default")
+            w.raw(",\"window_seconds\":\(definition.windowMilliseconds / 1000),\"steps\":")
+            Self.steps(result.total, spec, into: &w)
+            if let d = q.breakdown {
+                w.raw(",\"breakdown\":{\"dimension\":")
+                w.string(d.name)
+                w.raw(",\"values\":[")
+                for (i, b) in result.breakdown.enumerated() {
+                    if i > 0 { w.raw(",") }
+                    w.raw("{\"value\":")
+                    w.value(b.value)
+                    w.raw(",\"steps\":")
+                    Self.steps(b.steps, spec, into: &w)
+                    w.raw("}")
+                }
+                w.raw("]}")
+            }
+            w.raw("},\"meta\":{\"from\":")
+            w.string(CivilTime.iso8601(ms: q.from))
+            w.raw(",\"to\":")
+            w.string(CivilTime.iso8601(ms: q.to))
+            w.raw(",\"groups\":\(result.groups),\"rows_scanned\":\(result.stats.rowsMatched + result.stats.bufferedRowsScanned)")
+            w.raw(",\"granules_read\":\(result.stats.granulesRead),\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
+            return w.response()
+        } catch let e as QueryError {
+            return ReportRoutes.queryError(e)
+        }
+    }
+
+    static func steps(_ s: FunnelSteps, _ spec: FunnelSpec, into w: inout JSONText) {
+        w.raw("[")
+        for i in 0..<s.reached.count {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"step\":\(i + 1),\"event_type\":")
+            w.string(spec.steps[i].event_type)
+            if let f = spec.steps[i].filters {
+                w.raw(",\"filters\":")
+                w.string(f)
+            }
+            w.raw(",\"entrants\":\(s.reached[i]),\"conversion_from_first\":")
+            w.value(.double(Self.rounded(s.conversionFromFirst(i))))
+            w.raw(",\"conversion_from_previous\":")
+            w.value(.double(Self.rounded(s.conversionFromPrevious(i))))
+            w.raw(",\"median_seconds_from_previous\":")
+            w.value(s.medianSecondsFromPrevious[i].map { .double($0) } ?? .null)
+            w.raw("}")
+        }
+        w.raw("]")
+    }
+
+    static func rounded(_ x: Double) -> Double { (x * 1_000_000).rounded() / 1_000_000 }
+}
