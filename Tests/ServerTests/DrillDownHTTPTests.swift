@@ -214,4 +214,67 @@ struct DrillDownHTTPTests {
             #expect(((json as? [String: Any])?["data"] as? [Any])?.isEmpty == true)
         }
     }
+
+    @Test("sessions: the list, the stats and the behavior summary of seed 001")
+    func sessions() async throws {
+        try await withServer { client, keys in
+            var (status, json) = try await Self.call(client, .get, "/v1/sessions?period=7d", key: keys.shopRead)
+            #expect(status == 200)
+            var object = json as? [String: Any] ?? [:]
+            let rows = object["data"] as? [[String: Any]] ?? []
+            // s3 starts at 10:03, s1 and s2 at 10:00 (ids descending on equal starts).
+            #expect(rows.map { $0["session_id"] as? String } == ["s3", "s2", "s1"])
+            #expect((object["meta"] as? [String: Any])?["total"] as? Int == 3)
+            let s1 = rows.last ?? [:]
+            #expect(s1["entry_page"] as? String == "/" && s1["exit_page"] as? String == "/pricing")
+            #expect(s1["pageviews"] as? Int == 2 && s1["events"] as? Int == 3 && s1["bounced"] as? Bool == false)
+            #expect(s1["duration_seconds"] as? Double == 300)
+            #expect(s1["utm_campaign"] as? String == "spring")
+            #expect(rows.first?["bounced"] as? Bool == true)
+
+            (status, json) = try await Self.call(client, .get, "/v1/sessions?period=7d&filters=entry_page%3D%3D/&limit=1&offset=1",
+                                                 key: keys.shopRead)
+            object = json as? [String: Any] ?? [:]
+            #expect((object["data"] as? [[String: Any]])?.map { $0["session_id"] as? String } == ["s1"])
+            #expect((object["meta"] as? [String: Any])?["total"] as? Int == 2)
+
+            (status, json) = try await Self.call(client, .get, "/v1/sessions/stats?period=7d", key: keys.shopRead)
+            #expect(status == 200)
+            let stats = ((json as? [String: Any])?["data"] as? [[String: Any]])?.first ?? [:]
+            #expect(stats["sessions"] as? Int == 3)
+            #expect(stats["pageviews"] as? Int == 4)
+            #expect(stats["bounce_rate"] as? Double == 66.67)
+            #expect(stats["views_per_visit"] as? Double == 1.33)
+            #expect(stats["visit_duration"] as? Double == 140)  // (300 + 120 + 0) / 3
+            #expect(stats["visit_duration_median"] as? Double == 120)
+
+            (status, json) = try await Self.call(client, .get, "/v1/sessions/stats?period=7d&group_by=entry_page&metrics=sessions,bounces",
+                                                 key: keys.shopRead)
+            let byEntry = ((json as? [String: Any])?["data"] as? [[String: Any]]) ?? []
+            #expect(byEntry.map { [$0["entry_page"] as? String, ($0["sessions"] as? Int).map(String.init), ($0["bounces"] as? Int).map(String.init)] }
+                == [["/", "2", "1"], ["/pricing", "1", "1"]])
+
+            (status, json) = try await Self.call(client, .get, "/v1/behavior/summary?period=7d", key: keys.shopRead)
+            #expect(status == 200)
+            let summary = (json as? [String: Any])?["data"] as? [String: Any] ?? [:]
+            #expect((summary["overview"] as? [String: Any])?["sessions"] as? Int == 3)
+            #expect(((summary["exit_pages"] as? [[String: Any]])?.first)?["exit_page"] as? String == "/pricing")
+            let utm = summary["utm_sources"] as? [[String: Any]] ?? []
+            #expect(utm.first?["conversions"] as? Int == 2)  // s1 and s2 signed up
+            #expect((summary["event_types"] as? [[String: Any]])?.count == 2)
+            #expect(summary["devices"] is [[String: Any]] && summary["countries"] is [[String: Any]])
+
+            for (uri, field) in [
+                ("/v1/sessions?filters=page_path%3D%3D/", "filters"), ("/v1/sessions?limit=5000", "limit"),
+                ("/v1/sessions/stats?group_by=event_type", "dimensions"), ("/v1/sessions/stats?metrics=count:signup,bounces", "metrics"),
+            ] {
+                (status, json) = try await Self.call(client, .get, uri, key: keys.shopRead)
+                #expect(status == 400, "\(uri)")
+                #expect((json as? [String: Any])?["field"] as? String == field, "\(uri)")
+            }
+            (status, _) = try await Self.call(client, .get, "/v1/sessions", key: nil)
+            #expect(status == 401)
+        }
+    }
 }
+

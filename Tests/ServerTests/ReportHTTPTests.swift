@@ -212,7 +212,7 @@ struct ReportHTTPTests {
         let range = range
         try await withServer { client, keys in
             let cases: [(String, String)] = [
-                ("/v1/properties/shop/metrics?\(range)&metrics=bounce_rate", "metrics"),
+                ("/v1/properties/shop/metrics?\(range)&metrics=bounce_ratio", "metrics"),
                 ("/v1/properties/shop/metrics?\(range)&group_by=planet", "dimensions"),
                 ("/v1/properties/shop/metrics?from=\(Self.date(0))&to=\(Self.date(5))", "from"),
                 ("/v1/properties/shop/metrics?from=yesterday&to=\(Self.date(5))", "from"),
@@ -238,7 +238,7 @@ struct ReportHTTPTests {
             let posts: [(String, String)] = [
                 ("not json", "body"),
                 (#"{"metrics":[]}"#, "metrics"),
-                (#"{"metrics":["events"],"dimensions":["visit:entry_page"]}"#, "dimensions"),
+                (#"{"metrics":["events"],"dimensions":["visit:planet"]}"#, "dimensions"),
                 (#"{"metrics":["events"],"filters":[["matches","event:page",["^/b"]]]}"#, "filters[0]"),
                 (#"{"metrics":["events"],"filters":[["and",[["is","event:page"]]]]}"#, "filters[0][1][0]"),
                 (#"{"metrics":["events"],"date_range":42}"#, "date_range"),

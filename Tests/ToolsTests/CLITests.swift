@@ -184,9 +184,9 @@ struct CLITests {
         #expect(raw.stdout.contains("(3 of 3 rows, 1,200 rows scanned)"))
         let total = try Self.tally(args + ["--metrics", "events"])
         #expect(total.stdout.contains("1,200"))
-        let bad = try Self.tally(args + ["--metrics", "bounce_rate"])
+        let bad = try Self.tally(args + ["--metrics", "bounce_ratio"])
         #expect(bad.status == 1)
-        #expect(bad.stderr.hasPrefix("tally: --metrics: unknown metric 'bounce_rate'"))
+        #expect(bad.stderr.hasPrefix("tally: --metrics: unknown metric 'bounce_ratio'"))
         #expect(bad.stderr.filter { $0 == "\n" }.count == 1)
 
         // While another process holds the directory, the parts still answer, with a note.

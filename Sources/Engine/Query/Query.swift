@@ -68,6 +68,9 @@ public indirect enum QueryMetric: Hashable, Sendable, CustomStringConvertible {
     case ratio(QueryMetric, QueryMetric)
     /// Sum of a numeric key of the properties JSON: `sum:value`.
     case sum(String)
+    /// A metric of sessions (bounce rate, visit duration, ...): the query is answered over
+    /// sessions, see `SessionExecutor`.
+    case session(SessionMetric)
 
     public static let pageviewTypes = ["page_view", "pageview"]
 
@@ -78,15 +81,22 @@ public indirect enum QueryMetric: Hashable, Sendable, CustomStringConvertible {
         case "unique_visitors", "visitors": self = .uniqueVisitors
         case "sessions", "visits": self = .sessions
         case "ctr": self = .ratio(.count("widget_click"), .count("widget_impression"))
+        case "bounce_rate": self = .session(.bounceRate)
+        case "bounces": self = .session(.bounces)
+        case "visit_duration": self = .session(.visitDuration)
+        case "visit_duration_median": self = .session(.visitDurationMedian)
+        case "views_per_visit": self = .session(.viewsPerVisit)
         default:
-            if name.hasPrefix("count:"), name.count > 6 {
+            if name.hasPrefix("conversions:"), name.count > 12 {
+                self = .session(.conversions(String(name.dropFirst(12))))
+            } else if name.hasPrefix("count:"), name.count > 6 {
                 self = .count(String(name.dropFirst(6)))
             } else if name.hasPrefix("sum:"), name.count > 4 {
                 self = .sum(String(name.dropFirst(4)))
             } else if name.hasPrefix("ratio:"), let slash = name.lastIndex(of: "/") {
                 let a = try QueryMetric(name: String(name[name.index(name.startIndex, offsetBy: 6)..<slash]))
                 let b = try QueryMetric(name: String(name[name.index(after: slash)...]))
-                guard !a.isRatio, !b.isRatio else {
+                guard !a.isRatio, !b.isRatio, !a.isSession, !b.isSession else {
                     throw QueryError.invalid("metrics", "\(name): a ratio is of two counts, not of ratios")
                 }
                 self = .ratio(a, b)
@@ -94,7 +104,8 @@ public indirect enum QueryMetric: Hashable, Sendable, CustomStringConvertible {
                 throw QueryError.invalid(
                     "metrics",
                     "unknown metric '\(name)' (known: events, pageviews, unique_visitors, sessions, ctr, count:<event_type>, "
-                        + "sum:<property>, ratio:<metric>/<metric>)")
+                        + "sum:<property>, ratio:<metric>/<metric>, bounce_rate, bounces, visit_duration, visit_duration_median, "
+                        + "views_per_visit, conversions:<event_type>)")
             }
         }
     }
@@ -109,6 +120,7 @@ public indirect enum QueryMetric: Hashable, Sendable, CustomStringConvertible {
         case .ratio(.count("widget_click"), .count("widget_impression")): "ctr"
         case .ratio(let a, let b): "ratio:\(a.name)/\(b.name)"
         case .sum(let k): "sum:" + k
+        case .session(let m): m.name
         }
     }
 
@@ -117,6 +129,38 @@ public indirect enum QueryMetric: Hashable, Sendable, CustomStringConvertible {
     var isRatio: Bool {
         if case .ratio = self { return true }
         return false
+    }
+
+    /// Only sessions can answer it.
+    public var isSession: Bool {
+        if case .session = self { return true }
+        return false
+    }
+}
+
+/// Metrics of sessions (a session: the events of one session_id, see `SessionExecutor`).
+public enum SessionMetric: Hashable, Sendable {
+    /// Percent of sessions with pageviews that had exactly one.
+    case bounceRate
+    /// Sessions with exactly one pageview.
+    case bounces
+    /// Mean seconds from a session's first event to its last.
+    case visitDuration
+    case visitDurationMedian
+    /// Pageviews per session.
+    case viewsPerVisit
+    /// Sessions with at least one event of this type: `conversions:signup`.
+    case conversions(String)
+
+    public var name: String {
+        switch self {
+        case .bounceRate: "bounce_rate"
+        case .bounces: "bounces"
+        case .visitDuration: "visit_duration"
+        case .visitDurationMedian: "visit_duration_median"
+        case .viewsPerVisit: "views_per_visit"
+        case .conversions(let t): "conversions:" + t
+        }
     }
 }
 
@@ -130,6 +174,9 @@ public enum QueryDimension: Hashable, Sendable, CustomStringConvertible {
     /// A top-level key of the properties JSON: `props.plan`.
     case prop(String)
     case time(TimeBucket)
+    /// The page a session entered or left at: only sessions can answer it.
+    case entryPage
+    case exitPage
 
     public enum TimeBucket: String, Sendable, CaseIterable {
         case hour, day, week, month
@@ -154,6 +201,10 @@ public enum QueryDimension: Hashable, Sendable, CustomStringConvertible {
             self = .column(c)
         } else if name == "campaign_id" || name == "campaign" {
             self = .campaign
+        } else if name == "entry_page" || name == "visit:entry_page" {
+            self = .entryPage
+        } else if name == "exit_page" || name == "visit:exit_page" {
+            self = .exitPage
         } else if name.hasPrefix("props."), name.count > 6 {
             self = .prop(String(name.dropFirst(6)))
         } else if name.hasPrefix("event:props:"), name.count > 12 {  // Plausible's spelling
@@ -164,7 +215,7 @@ public enum QueryDimension: Hashable, Sendable, CustomStringConvertible {
             throw QueryError.invalid(
                 "dimensions",
                 "unknown dimension '\(name)' (known: \(Self.columnNames.keys.sorted().joined(separator: ", ")), campaign_id, "
-                    + "props.<key>, hour, day, week, month, hour_of_day, day_of_week)")
+                    + "props.<key>, hour, day, week, month, hour_of_day, day_of_week, entry_page, exit_page)")
         }
     }
 
@@ -181,8 +232,13 @@ public enum QueryDimension: Hashable, Sendable, CustomStringConvertible {
         case .campaign: "campaign_id"
         case .prop(let k): "props." + k
         case .time(let t): t.rawValue
+        case .entryPage: "entry_page"
+        case .exitPage: "exit_page"
         }
     }
+
+    /// Only sessions can answer it (entry and exit pages).
+    public var isSession: Bool { self == .entryPage || self == .exitPage }
 
     public var description: String { name }
 

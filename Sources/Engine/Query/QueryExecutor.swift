@@ -13,6 +13,7 @@ public enum QueryExecutor {
         throws(QueryError) -> QueryResult
     {
         try validate(query)
+        if SessionExecutor.applies(query) { return try SessionExecutor.run(query, on: snapshot, budget: budget) }
         let deadline = Deadline(milliseconds: budget.milliseconds)
         var stats = ScanStats()
         // 1. Whole local days from a daily rollup when one fits; raw parts for the rest.
@@ -310,6 +311,7 @@ struct ExecutionPlan {
                 need(a)
                 need(b)
             case .sum(let k): if !sumKeys.contains(k) { sumKeys.append(k) }
+            case .session: break  // answered by SessionExecutor, never here
             }
         }
         q.metrics.forEach(need)
@@ -487,6 +489,8 @@ struct ExecutionPlan {
                                             zone: query.timeZone))
                 case .prop:
                     codes.append(Self.codes(of: d, in: try readCompact([.properties]), space: space, zone: query.timeZone))
+                case .entryPage, .exitPage:  // answered by SessionExecutor, never here
+                    codes.append(Array(repeating: space.code(.null), count: m))
                 }
             }
             var typeCodes: [UInt32] = []
@@ -652,6 +656,9 @@ struct ExecutionPlan {
                     }
                 }
             }
+        case .entryPage, .exitPage:  // answered by SessionExecutor, never here
+            let null = space.code(.null)
+            for r in 0..<n { out[r] = null }
         case .time(let bucket):
             let times = b[int: .occurredAt].values
             var cache: [Int64: UInt32] = [:]
@@ -687,12 +694,12 @@ struct ExecutionPlan {
         case .sum(let k):
             let v = a.sums[sumKeys.firstIndex(of: k)!]
             return v == v.rounded() && abs(v) < 9e15 ? .int(Int64(v)) : .double(v)
+        case .session: return .null  // answered by SessionExecutor, never here
         }
     }
 
     func result() throws(QueryError) -> QueryResult {
         let dims = query.dimensions.count
-        let names = query.dimensions.map(\.name) + query.metrics.map(\.name)
         var rows: [[QueryValue]] = []
         rows.reserveCapacity(groups.count)
         for (key, g) in groups {
@@ -701,20 +708,29 @@ struct ExecutionPlan {
             for m in query.metrics { row.append(metricValue(m, accumulators[g])) }
             rows.append(row)
         }
-        // Dense series: every bucket of the range (or cycle), empty ones as zeros.
+        let empty = newAccumulator()
+        return try Self.finish(query, rows: rows, emptyMetrics: query.metrics.map { metricValue($0, empty) },
+                               rowsScanned: rowsScanned)
+    }
+
+    /// Result rows (dimension values, then metric values) made into the answer: dense time
+    /// series (every bucket of the range or cycle, empty ones as `emptyMetrics`), ordered
+    /// (requested order, else time ascending or the first metric descending; ties by the
+    /// dimensions ascending), then offset and limit.
+    static func finish(_ query: Query, rows: [[QueryValue]], emptyMetrics: [QueryValue], rowsScanned: Int)
+        throws(QueryError) -> QueryResult
+    {
+        var rows = rows
+        let dims = query.dimensions.count
+        let names = query.dimensions.map(\.name) + query.metrics.map(\.name)
         if query.denseTime, dims == 1, case .time(let bucket) = query.dimensions[0] {
             let present = Set(rows.map { $0[0] })
-            let empty = newAccumulator()
             for k in bucket.keys(from: query.from, to: query.to, query.timeZone) {
                 let label = bucket.label(k, query.timeZone)
-                if !present.contains(label) { rows.append([label] + query.metrics.map { metricValue($0, empty) }) }
+                if !present.contains(label) { rows.append([label] + emptyMetrics) }
             }
         }
-        if dims == 0 && rows.isEmpty {
-            let empty = newAccumulator()
-            rows.append(query.metrics.map { metricValue($0, empty) })
-        }
-        // Order.
+        if dims == 0 && rows.isEmpty { rows.append(emptyMetrics) }
         var order: [(Int, Bool)] = []
         for (name, descending) in query.orderBy {
             guard let i = names.firstIndex(of: name) ?? Self.alias(name, in: names) else {

@@ -27,7 +27,7 @@ enum RollupPlanner {
             switch m {
             case .events, .pageviews, .uniqueVisitors, .sessions, .count: true
             case .ratio(let a, let b): fits(a) && fits(b)
-            case .sum: false
+            case .sum, .session: false
             }
         }
         guard q.metrics.allSatisfy(fits) else { return nil }
@@ -46,7 +46,7 @@ enum RollupPlanner {
             case .column(let c): if c != .eventType && c != .siteID { needed.insert(c) }
             case .campaign: needed.formUnion([.campaignID, .utmCampaign])
             case .time(let b): guard [.day, .week, .month, .dayOfWeek].contains(b) else { return nil }
-            case .prop: return nil
+            case .prop, .entryPage, .exitPage: return nil
             }
         }
         let fromDay = zone.day(q.from)
@@ -161,8 +161,8 @@ extension ExecutionPlan {
                     cache[part.days[r]] = c
                     return c
                 })
-            case .prop:
-                throw QueryError.invalid("dimensions", "props.* dimensions are not in rollups")
+            case .prop, .entryPage, .exitPage:
+                throw QueryError.invalid("dimensions", "\(d.name) is not in rollups")
             }
         }
         let typeValues = part.dictionaries[1]

@@ -35,6 +35,7 @@ extension QueryDimension {
         case .campaign: [.campaignID, .utmCampaign]
         case .prop: [.properties]
         case .time: [.occurredAt]
+        case .entryPage, .exitPage: [.pagePath]
         }
     }
 }

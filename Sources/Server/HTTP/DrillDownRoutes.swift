@@ -22,6 +22,13 @@ struct DrillDownRoutes: Sendable {
 
     func register(on router: Router<TallyRequestContext>) {
         router.get("/v1/events") { request, context in try await events(request, context) }
+        router.get("/v1/sessions") { request, context in try await sessions(request, context) }
+        router.get("/v1/sessions/stats") { request, context in
+            try await reports.answer(request, context, siteFromKey: true) { property, params in
+                try reports.metricsQuery(property, params, defaultMetrics: Self.sessionStats)
+            }
+        }
+        router.get("/v1/behavior/summary") { request, context in try await behavior(request, context) }
         guard let metadata, let admin else { return }
         router.get("/v1/funnels/{name}") { request, context in try await funnel(request, context, metadata) }
         router.post("/v1/properties/{property}/funnels") { request, context in
@@ -126,6 +133,151 @@ struct DrillDownRoutes: Sendable {
             if let next = page.next { w.string(next.token) } else { w.raw("null") }
             w.raw(",\"granules_read\":\(page.stats.granulesRead),\"granules_skipped\":"
                 + "\(page.stats.granulesSkippedByIndex + page.stats.granulesSkippedByBloom)")
+            w.raw(",\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
+            return w.response()
+        } catch let e as QueryError {
+            return ReportRoutes.queryError(e)
+        }
+    }
+
+    // MARK: Sessions
+
+    static let sessionStats = "sessions,unique_visitors,pageviews,bounce_rate,views_per_visit,visit_duration,visit_duration_median"
+
+    /// Runs CPU work off the event loop; the answer and its milliseconds.
+    func offLoop<T: Sendable>(_ body: @escaping @Sendable (Snapshot, QueryBudget) throws -> T) async throws -> (T, Double) {
+        let store = reports.store
+        let budget = reports.budget
+        return try await NIOThreadPool.singleton.runIfActive {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let value = try body(store.snapshot(), budget)
+            return (value, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+        }
+    }
+
+    /// `GET /v1/sessions`: sessions starting in the range, newest first, `limit`/`offset`, `filters`
+    /// on session dimensions (entry_page, exit_page, device_type, country_code, utm_source, …).
+    func sessions(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let property: Property
+        switch try reports.authorize(request, context, siteFromKey: true) {
+        case .failure(let response): return response
+        case .success(let p): property = p
+        }
+        let params = QueryParameters(request.uri.queryParameters)
+        do {
+            var q = try reports.baseQuery(property, params, metrics: [.sessions])
+            q.filter = try params.get("filters").map(FilterSyntax.parse)
+            if let limit = q.limit, !(1...1000).contains(limit) {
+                throw QueryError.invalid("limit", "must be 1–1000, not \(limit)")
+            }
+            let query = q
+            let ((listed, total, _), elapsed) = try await offLoop { snapshot, budget in
+                try SessionExecutor.list(query, on: snapshot, budget: budget)
+            }
+            var w = JSONText()
+            w.raw("{\"data\":[")
+            for (i, s) in listed.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"session_id\":")
+                w.string(s.sessionID)
+                w.raw(",\"visitor_id\":")
+                w.string(s.visitorID)
+                w.raw(",\"started_at\":")
+                w.string(CivilTime.iso8601(ms: s.start))
+                w.raw(",\"ended_at\":")
+                w.string(CivilTime.iso8601(ms: s.end))
+                w.raw(",\"duration_seconds\":")
+                w.value(.double(Double(s.end - s.start) / 1000))
+                w.raw(",\"events\":\(s.events),\"pageviews\":\(s.pageviews),\"bounced\":\(s.bounced),\"entry_page\":")
+                w.value(s.entryPage.map { .string($0) } ?? .null)
+                w.raw(",\"exit_page\":")
+                w.value(s.exitPage.map { .string($0) } ?? .null)
+                for (name, value) in s.dimensions {
+                    w.raw(",")
+                    w.string(name)
+                    w.raw(":")
+                    w.value(value)
+                }
+                w.raw("}")
+            }
+            w.raw("],\"meta\":{\"total\":\(total),\"limit\":\(q.limit ?? 100),\"offset\":\(q.offset),\"elapsed_ms\":"
+                + String(format: "%.3f", elapsed) + "}}")
+            return w.response()
+        } catch let e as QueryError {
+            return ReportRoutes.queryError(e)
+        }
+    }
+
+    /// `GET /v1/behavior/summary` (seed 001): one range's session stats, top entry and exit
+    /// pages, event types, session distributions by device, browser, OS and country with bounce
+    /// counts, and UTM sources with conversions of `conversion_event` (default `signup`).
+    func behavior(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let property: Property
+        switch try reports.authorize(request, context, siteFromKey: true) {
+        case .failure(let response): return response
+        case .success(let p): property = p
+        }
+        let params = QueryParameters(request.uri.queryParameters)
+        do {
+            let base = try reports.baseQuery(property, params, metrics: [.sessions])
+            let limit = base.limit ?? 10
+            let conversion = params.get("conversion_event") ?? "signup"
+            func query(_ metrics: String, _ dimensions: [String]) throws -> Query {
+                var q = base
+                q.metrics = try ReportRoutes.metricList(metrics)
+                q.dimensions = try dimensions.map { try QueryDimension(name: $0) }
+                q.limit = dimensions.isEmpty ? nil : limit
+                return q
+            }
+            let sections: [(String, Query)] = [
+                ("overview", try query(Self.sessionStats, [])),
+                ("entry_pages", try query("sessions,bounce_rate,visit_duration", ["entry_page"])),
+                ("exit_pages", try query("sessions", ["exit_page"])),
+                ("event_types", try query("events,unique_visitors", ["event_type"])),
+                ("devices", try query("sessions,bounces", ["device_type"])),
+                ("browsers", try query("sessions,bounces", ["browser"])),
+                ("operating_systems", try query("sessions,bounces", ["os"])),
+                ("countries", try query("sessions,bounces", ["country_code"])),
+                ("utm_sources", try query("sessions,conversions:\(conversion)", ["utm_source"])),
+            ]
+            let (results, elapsed) = try await offLoop { snapshot, budget in
+                try sections.map { name, q in (name, try QueryExecutor.run(q, on: snapshot, budget: budget)) }
+            }
+            var w = JSONText()
+            w.raw("{\"data\":{")
+            for (i, (name, result)) in results.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(name)
+                w.raw(":")
+                let names = ["conversions:\(conversion)": "conversions"]
+                let columns = result.columns.map { names[$0] ?? $0 }
+                let objects = result.rows.map { row in
+                    var o = JSONText()
+                    o.raw("{")
+                    for (j, v) in row.enumerated() {
+                        if j > 0 { o.raw(",") }
+                        o.string(columns[j])
+                        o.raw(":")
+                        o.value(v)
+                    }
+                    o.raw("}")
+                    return o.bytes
+                }
+                if name == "overview" { w.bytes += objects.first ?? Array("{}".utf8) } else {
+                    w.raw("[")
+                    for (k, o) in objects.enumerated() {
+                        if k > 0 { w.raw(",") }
+                        w.bytes += o
+                    }
+                    w.raw("]")
+                }
+            }
+            w.raw("},\"meta\":{\"from\":")
+            w.string(CivilTime.iso8601(ms: base.from))
+            w.raw(",\"to\":")
+            w.string(CivilTime.iso8601(ms: base.to))
+            w.raw(",\"conversion_event\":")
+            w.string(conversion)
             w.raw(",\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
             return w.response()
         } catch let e as QueryError {

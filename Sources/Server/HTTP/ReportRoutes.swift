@@ -203,8 +203,10 @@ public struct ReportRoutes: Sendable {
     }
 
     /// GET .../metrics: `metrics`, `group_by`, `interval`, `filters`, `order_by`, `limit`, `offset`, `tz`, `exact`.
-    func metricsQuery(_ property: Property, _ params: QueryParameters) throws -> (Query, [String: String]) {
-        var q = try baseQuery(property, params, metrics: try Self.metricList(params.get("metrics") ?? "pageviews,unique_visitors,sessions"))
+    func metricsQuery(_ property: Property, _ params: QueryParameters, defaultMetrics: String = "pageviews,unique_visitors,sessions")
+        throws -> (Query, [String: String])
+    {
+        var q = try baseQuery(property, params, metrics: try Self.metricList(params.get("metrics") ?? defaultMetrics))
         var dimensions = try Self.dimensionList(params.get("group_by"))
         var names: [String: String] = [:]
         if let interval = params.get("interval") {
