@@ -40,7 +40,21 @@ struct QueryBench: ParsableCommand {
 
     struct Case {
         var name: String
-        var query: Query
+        /// Runs the question once: rows answered, rows read.
+        var run: (Snapshot) throws -> (rows: Int, scanned: Int)
+
+        init(name: String, query: Query) {
+            self.name = name
+            run = { snapshot in
+                let r = try QueryExecutor.run(query, on: snapshot)
+                return (r.totalRows, r.rowsScanned)
+            }
+        }
+
+        init(name: String, run: @escaping (Snapshot) throws -> (rows: Int, scanned: Int)) {
+            self.name = name
+            self.run = run
+        }
     }
 
     func run() throws {
@@ -103,6 +117,30 @@ struct QueryBench: ParsableCommand {
             Case(name: "props_click_target_30d", query: Query(site: site, from: to - 30 * day, to: to,
                                                               metrics: [.events], dimensions: [.prop("click_target")],
                                                               filter: .condition(.column(.eventType), .is, ["widget_click"]))),
+            // Seed 001: session stats over the raw retention, a 4-step funnel, a visitor's events.
+            Case(name: "session_stats_90d", query: Query(
+                site: site, from: to - 90 * day, to: to,
+                metrics: [.sessions, .uniqueVisitors, .pageviews, .session(.bounceRate), .session(.viewsPerVisit),
+                          .session(.visitDuration), .session(.visitDurationMedian)])),
+            Case(name: "sessions_entry_page_30d", query: Query(
+                site: site, from: to - 30 * day, to: to, metrics: [.sessions, .session(.bounceRate)],
+                dimensions: [.entryPage], limit: 50)),
+            Case(name: "funnel_4_steps_30d") { snapshot in
+                let steps = ["page_view", "widget_impression", "widget_click", "device_page_view"].map { FunnelStep(eventType: $0) }
+                let funnel = FunnelDefinition(name: "bench", steps: steps, windowMilliseconds: 3_600_000, countBy: .session)
+                let r = try FunnelExecutor.run(FunnelQuery(funnel: funnel, site: site, from: to - 30 * day, to: to), on: snapshot)
+                return (r.total.reached.last ?? 0, r.stats.rowsMatched + r.stats.bufferedRowsScanned)
+            },
+            Case(name: "event_list_visitor_92d") { snapshot in
+                let q = EventListQuery(site: site, from: to - 92 * day, to: to,
+                                       filter: .condition(.column(.visitorID), .is, [visitor]), limit: 100)
+                let page = try EventList.run(q, on: snapshot)
+                return (page.events.count, page.stats.rowsMatched)
+            },
+            Case(name: "event_list_latest_92d") { snapshot in
+                let page = try EventList.run(EventListQuery(site: site, from: to - 92 * day, to: to, limit: 100), on: snapshot)
+                return (page.events.count, page.stats.rowsMatched)
+            },
         ].filter { only == nil || $0.name.contains(only!) }
 
         var results: [[String: Any]] = []
@@ -112,11 +150,11 @@ struct QueryBench: ParsableCommand {
             var scanned = 0
             for i in 0...repeats {
                 let started = DispatchTime.now().uptimeNanoseconds
-                let r = try QueryExecutor.run(c.query, on: store.snapshot())
+                let r = try c.run(store.snapshot())
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
                 if i > 0 { times.append(ms) }  // the first run warms the page cache
-                rows = r.totalRows
-                scanned = r.rowsScanned
+                rows = r.rows
+                scanned = r.scanned
             }
             times.sort()
             func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((Double(times.count) * p).rounded(.up)) - 1)] }

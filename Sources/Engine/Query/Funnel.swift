@@ -147,52 +147,28 @@ public enum FunnelExecutor {
         let deadline = QueryExecutor.Deadline(milliseconds: budget.milliseconds)
         let funnel = q.funnel
         let idColumn = funnel.countBy.column
-        let filters = funnel.steps.map { $0.filter.map { RowFilter($0, zone: q.timeZone) } }
         var columns: Set<EventColumn> = [.occurredAt, .eventType, idColumn]
-        for f in filters { if let f { columns.formUnion(f.columns) } }
-        let breakdownSpace = ValueSpace()
+        for step in funnel.steps { if let f = step.filter { columns.formUnion(f.dimensions.flatMap(\.storedColumns)) } }
         if let d = q.breakdown { columns.formUnion(d.storedColumns) }
         // Strict order sees every event (one meeting no step interrupts); the default mode
         // reads only the steps' event types, which the sort key prunes.
         let types = Array(Set(funnel.steps.map(\.eventType)))
         let pushed = funnel.strictOrder ? [] : [ColumnFilter(.eventType, types)]
         let request = ScanRequest(site: q.site, from: from, to: q.to, filters: pushed, columns: columns.sorted())
-        var entries: [Entry] = []
-        // Event type code → the steps of that type.
-        let typeSpace = ValueSpace()
-        var stepsOfType: [[Int]] = []
-        var stats = ScanStats()
-        var budgetError: QueryError?
-        stats = try snapshot.scan(request) { b in
-            if budgetError == nil {
-                do throws(QueryError) { try deadline.check() } catch { budgetError = error }
-            }
-            if budgetError != nil { return }
-            let n = b.count
-            let matches = filters.map { $0?.matches(b) }
-            let typeColumn = b[string: .eventType]
-            let ids = b[string: idColumn]
-            let times = b[int: .occurredAt].values
-            let breakdown = q.breakdown.map { ExecutionPlan.codes(of: $0, in: b, space: breakdownSpace, zone: q.timeZone) }
-            for r in 0..<n {
-                let group = ids.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
-                if group == 0 { continue }
-                var met = false
-                let type = Int(typeColumn.withValue(r) { typeSpace.code(bytes: $0) })
-                while stepsOfType.count <= type {
-                    let name = typeSpace.values[stepsOfType.count].description
-                    stepsOfType.append(funnel.steps.indices.filter { funnel.steps[$0].eventType == name })
-                }
-                for i in stepsOfType[type] where matches[i]?[r] ?? true {
-                    entries.append(Entry(group: group, time: times[r], step: UInt8(i + 1), breakdown: breakdown?[r] ?? 0))
-                    met = true
-                }
-                if !met && funnel.strictOrder {
-                    entries.append(Entry(group: group, time: times[r], step: 0, breakdown: 0))
-                }
+        // Both cores read parts; each worker has its own value codes, merged by value after.
+        let (workers, stats) = try snapshot.scanInParallel(request, workers: 2, makeState: {
+            Worker(funnel: funnel, zone: q.timeZone, breakdown: q.breakdown, deadline: deadline)
+        }) { worker, b in try worker.add(b) }
+        var entries = workers[0].entries
+        let breakdownSpace = workers[0].breakdownSpace
+        for w in workers.dropFirst() {
+            let map = w.breakdownSpace.values.map { breakdownSpace.code($0) }
+            entries += w.entries.map { e in
+                var e = e
+                e.breakdown = q.breakdown == nil ? 0 : map[Int(e.breakdown)]
+                return e
             }
         }
-        if let budgetError { throw budgetError }
         try deadline.check()
         entries.sort { a, b in
             a.group != b.group ? a.group < b.group : a.time != b.time ? a.time < b.time : a.step < b.step
@@ -218,6 +194,55 @@ public enum FunnelExecutor {
         breakdown.sort { $0.steps.reached[0] != $1.steps.reached[0] ? $0.steps.reached[0] > $1.steps.reached[0] : $0.value < $1.value }
         return FunnelResult(total: total.steps, breakdown: Array(breakdown.prefix(q.breakdownLimit)), groups: groups,
                             stats: stats)
+    }
+
+    /// One scan worker: the events meeting steps, with its own value codes.
+    struct Worker {
+        let funnel: FunnelDefinition
+        let filters: [RowFilter?]
+        let zone: QueryTimeZone
+        let breakdown: QueryDimension?
+        let deadline: QueryExecutor.Deadline
+        let breakdownSpace = ValueSpace()
+        /// Event type code → the steps of that type.
+        let typeSpace = ValueSpace()
+        var stepsOfType: [[Int]] = []
+        var entries: [Entry] = []
+
+        init(funnel: FunnelDefinition, zone: QueryTimeZone, breakdown: QueryDimension?, deadline: QueryExecutor.Deadline) {
+            self.funnel = funnel
+            filters = funnel.steps.map { $0.filter.map { RowFilter($0, zone: zone) } }
+            self.zone = zone
+            self.breakdown = breakdown
+            self.deadline = deadline
+        }
+
+        mutating func add(_ b: EventBatch) throws(QueryError) {
+            try deadline.check()
+            let n = b.count
+            let matches = filters.map { $0?.matches(b) }
+            let typeColumn = b[string: .eventType]
+            let ids = b[string: funnel.countBy.column]
+            let times = b[int: .occurredAt].values
+            let codes = breakdown.map { ExecutionPlan.codes(of: $0, in: b, space: breakdownSpace, zone: zone) }
+            for r in 0..<n {
+                let group = ids.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                if group == 0 { continue }
+                var met = false
+                let type = Int(typeColumn.withValue(r) { typeSpace.code(bytes: $0) })
+                while stepsOfType.count <= type {
+                    let name = typeSpace.values[stepsOfType.count].description
+                    stepsOfType.append(funnel.steps.indices.filter { funnel.steps[$0].eventType == name })
+                }
+                for i in stepsOfType[type] where matches[i]?[r] ?? true {
+                    entries.append(Entry(group: group, time: times[r], step: UInt8(i + 1), breakdown: codes?[r] ?? 0))
+                    met = true
+                }
+                if !met && funnel.strictOrder {
+                    entries.append(Entry(group: group, time: times[r], step: 0, breakdown: 0))
+                }
+            }
+        }
     }
 
     /// The chain a session or visitor reached: the times of the events meeting steps 1…level

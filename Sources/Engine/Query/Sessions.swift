@@ -186,26 +186,88 @@ public enum SessionExecutor {
             return s.withUTF8 { ByteOrder.equal(bytes, UnsafeRawBufferPointer($0)) }
         }
 
-        /// Reads the events around [from, to) of `site` from the snapshot (parts and buffer).
+        /// An empty builder asking the same question (for another scan worker).
+        func sibling() -> Builder {
+            Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone, maxSessions: maxSessions, keepIDs: keepIDs)
+        }
+
+        /// Reads the events around [from, to) of `site` from the snapshot (parts and buffer) on
+        /// both cores: each worker assembles the sessions of its parts, then they are combined.
         func read(site: String, from: Int64, to: Int64, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError)
             -> ScanStats
         {
             let request = ScanRequest(site: site, from: from - sessionSpan, to: to + sessionSpan, columns: columns)
-            var failure: QueryError?
-            let stats: ScanStats
             do {
-                stats = try snapshot.scan(request) { b in
-                    if failure != nil { return }
-                    do throws(QueryError) {
-                        try deadline.check()
-                        try add(b)
-                    } catch { failure = error }
+                var first = true
+                let (workers, stats) = try snapshot.scanInParallel(request, workers: 2, makeState: { () -> Builder in
+                    defer { first = false }
+                    return first ? self : sibling()
+                }) { builder, b in
+                    try deadline.check()
+                    try builder.add(b)
                 }
+                for w in workers where w !== self { try absorb(w) }
+                return stats
+            } catch let e as QueryError {
+                throw e
             } catch {
                 throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
             }
-            if let failure { throw failure }
-            return stats
+        }
+
+        /// Adds the sessions another builder assembled (the same session in both is combined:
+        /// counts add up, the earlier start brings its dimensions, the earlier entry and later
+        /// exit pageview win).
+        func absorb(_ o: Builder) throws(QueryError) {
+            rowsRead += o.rowsRead
+            let pageMap = o.pages.values.map { pages.code($0) }
+            let attributeMaps = attributes.indices.map { k in o.attributeSpaces[k].values.map { attributeSpaces[k].code($0) } }
+            let idMap = keepIDs ? o.ids.values.map { ids.code($0) } : []
+            for (hash, position) in o.index {
+                let j = Int(position)
+                guard let existing = index[hash] else {
+                    guard count < maxSessions else {
+                        throw QueryError(kind: .budget, parameter: "query",
+                                         message: "more than \(maxSessions) sessions; narrow the range or filter")
+                    }
+                    index[hash] = Int32(count)
+                    visitor.append(o.visitor[j])
+                    start.append(o.start[j])
+                    end.append(o.end[j])
+                    events.append(o.events[j])
+                    pageviews.append(o.pageviews[j])
+                    entryTime.append(o.entryTime[j])
+                    entryPage.append(pageMap[Int(o.entryPage[j])])
+                    exitTime.append(o.exitTime[j])
+                    exitPage.append(pageMap[Int(o.exitPage[j])])
+                    for k in 0..<attributes.count { attributeCodes[k].append(attributeMaps[k][Int(o.attributeCodes[k][j])]) }
+                    conversions.append(o.conversions[j])
+                    if keepIDs {
+                        sessionID.append(idMap[Int(o.sessionID[j])])
+                        visitorID.append(idMap[Int(o.visitorID[j])])
+                    }
+                    continue
+                }
+                let s = Int(existing)
+                events[s] += o.events[j]
+                pageviews[s] += o.pageviews[j]
+                conversions[s] |= o.conversions[j]
+                if o.start[j] < start[s] {
+                    start[s] = o.start[j]
+                    visitor[s] = o.visitor[j]
+                    for k in 0..<attributes.count { attributeCodes[k][s] = attributeMaps[k][Int(o.attributeCodes[k][j])] }
+                    if keepIDs { visitorID[s] = idMap[Int(o.visitorID[j])] }
+                }
+                end[s] = max(end[s], o.end[j])
+                if o.entryTime[j] < entryTime[s] {
+                    entryTime[s] = o.entryTime[j]
+                    entryPage[s] = pageMap[Int(o.entryPage[j])]
+                }
+                if o.exitTime[j] > exitTime[s] {
+                    exitTime[s] = o.exitTime[j]
+                    exitPage[s] = pageMap[Int(o.exitPage[j])]
+                }
+            }
         }
 
         /// The value of dimension `d` for session `s` (attributes are looked up by position).

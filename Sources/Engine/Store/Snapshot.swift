@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 /// An equality/IN filter on one column: the row matches if its value is one of `values`.
 /// Int64 columns compare the decimal text of their value; null matches `nil`.
 public struct ColumnFilter: Sendable {
@@ -99,6 +102,52 @@ public struct Snapshot: Sendable {
         return stats
     }
 
+    /// `scan`, split over `workers` threads: the parts are shared out by size (the first worker
+    /// also takes the buffered batches), each worker folds its batches into its own state.
+    /// The states come back in worker order; the first error stops the others' next batch.
+    func scanInParallel<State>(_ request: ScanRequest, workers: Int, makeState: () -> State,
+                               _ body: @escaping (inout State, EventBatch) throws -> Void) throws -> (states: [State], stats: ScanStats) {
+        let n = parts.count >= 2 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
+        var shares = [[Part]](repeating: [], count: n)
+        var load = [Int](repeating: 0, count: n)
+        for part in parts.sorted(by: { $0.rows > $1.rows }) {
+            let i = load.firstIndex(of: load.min()!)!
+            shares[i].append(part)
+            load[i] += part.rows
+        }
+        let boxes = (0..<n).map { _ in ScanWorkerBox(makeState()) }
+        let failed = Mutex(false)
+        let snapshots = shares.enumerated().map { i, share in Snapshot(parts: share, buffered: i == 0 ? buffered : []) }
+        // Each worker touches only its own box and state; `body` is called by one worker at a time per state.
+        let work = UnsafeSendable(body)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            let box = boxes[i]
+            let body = work.value
+            do {
+                box.stats = try snapshots[i].scan(request) { b in
+                    if failed.withLock({ $0 }) { throw CancellationError() }
+                    try body(&box.state, b)
+                }
+            } catch {
+                box.error = error
+                failed.withLock { $0 = true }
+            }
+        }
+        if let e = boxes.compactMap(\.error).first(where: { !($0 is CancellationError) }) { throw e }
+        var stats = ScanStats()
+        for b in boxes {
+            stats.parts += b.stats.parts
+            stats.partsSkipped += b.stats.partsSkipped
+            stats.granules += b.stats.granules
+            stats.granulesSkippedByIndex += b.stats.granulesSkippedByIndex
+            stats.granulesSkippedByBloom += b.stats.granulesSkippedByBloom
+            stats.granulesRead += b.stats.granulesRead
+            stats.bufferedRowsScanned += b.stats.bufferedRowsScanned
+            stats.rowsMatched += b.stats.rowsMatched
+        }
+        return (boxes.map(\.state), stats)
+    }
+
     /// The number of matching rows. Granules that the primary index shows to match whole
     /// (one site, inside the time range, no other filter) are counted without being read.
     public func count(_ request: ScanRequest) throws -> (count: Int, stats: ScanStats) {
@@ -158,6 +207,20 @@ public struct Snapshot: Sendable {
     }
 
     public var rowCount: Int { parts.reduce(0) { $0 + $1.rows } + buffered.reduce(0) { $0 + $1.count } }
+}
+
+/// One parallel scan worker's state and outcome.
+final class ScanWorkerBox<State>: @unchecked Sendable {
+    var state: State
+    var stats = ScanStats()
+    var error: (any Error)?
+    init(_ state: State) { self.state = state }
+}
+
+/// A value handed to worker threads that use it without sharing mutable state.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// A scan request resolved against the schema: which columns to read, how to prune.
