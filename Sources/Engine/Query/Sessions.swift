@@ -74,7 +74,9 @@ public enum SessionExecutor {
 
         let pages = ValueSpace()
         let ids = ValueSpace()
-        var index: [UInt64: Int32] = [:]
+        var index = HashIndex()
+        /// Each session's key, in order of arrival.
+        var sessionHash: [UInt64] = []
         var visitor: [UInt64] = []
         var start: [Int64] = []
         var end: [Int64] = []
@@ -109,10 +111,9 @@ public enum SessionExecutor {
 
         var count: Int { start.count }
 
+        /// Decoded rows (the in-memory buffer, and every read of the session list, which needs the ids' text).
         func add(_ b: EventBatch) throws(QueryError) {
             let n = b.count
-            rowsRead += n
-            let times = b[int: .occurredAt].values
             let sessions = b[string: .sessionID]
             let visitors = b[string: .visitorID]
             let types = b[string: .eventType]
@@ -120,29 +121,78 @@ public enum SessionExecutor {
             let codes = attributes.enumerated().map { i, d in
                 ExecutionPlan.codes(of: d, in: b, space: attributeSpaces[i], zone: zone)
             }
-            let noPage = pages.code(.null)
+            var rows = Rows(count: n)
+            rows.times = b[int: .occurredAt].values
             for r in 0..<n {
-                let hash = sessions.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
-                if hash == 0 { continue }
-                let t = times[r]
-                let isPageview = types.withValue(r) { t in QueryMetric.pageviewTypes.contains { p in Self.equal(t, p) } }
-                var conversionBits: UInt64 = 0
-                if !conversionTypes.isEmpty {
-                    types.withValue(r) { t in
-                        for (k, c) in conversionTypes.enumerated() where Self.equal(t, c) { conversionBits |= 1 << UInt64(k) }
-                    }
+                rows.sessions[r] = sessions.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                rows.visitors[r] = visitors.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                types.withValue(r) { t in
+                    rows.pageview[r] = QueryMetric.pageviewTypes.contains { p in Self.equal(t, p) }
+                    for (k, c) in conversionTypes.enumerated() where Self.equal(t, c) { rows.conversions[r] |= 1 << UInt64(k) }
                 }
-                let s: Int
-                if let existing = index[hash] {
-                    s = Int(existing)
-                } else {
-                    guard count < maxSessions else {
+                rows.pages[r] = paths.withValue(r) { pages.code(bytes: $0) }
+            }
+            rows.attributes = codes
+            try fold(rows, ids: keepIDs ? (sessions, visitors) : nil)
+        }
+
+        /// One granule's or batch's rows, as the session fold needs them.
+        struct Rows {
+            var times: [Int64]
+            /// TallyHash of session_id and visitor_id (0: none).
+            var sessions: [UInt64]
+            var visitors: [UInt64]
+            var pageview: [Bool]
+            var conversions: [UInt64]
+            /// page_path as a code of `pages`.
+            var pages: [UInt32]
+            /// [attribute][row], codes of `attributeSpaces`.
+            var attributes: [[UInt32]] = []
+
+            init(count n: Int) {
+                times = []
+                sessions = Array(repeating: 0, count: n)
+                visitors = Array(repeating: 0, count: n)
+                pageview = Array(repeating: false, count: n)
+                conversions = Array(repeating: 0, count: n)
+                pages = Array(repeating: 0, count: n)
+            }
+        }
+
+        func fold(_ rows: Rows, ids: (sessions: StringColumn, visitors: StringColumn)?) throws(QueryError) {
+            let n = rows.times.count
+            rowsRead += n
+            let noPage = pages.code(.null)
+            // The builder's arrays are worked on as locals: as stored properties of a class each
+            // access was an exclusivity check (10 % of the time).
+            var index = self.index, visitor = self.visitor, start = self.start, end = self.end
+            var events = self.events, pageviews = self.pageviews, entryTime = self.entryTime
+            var entryPage = self.entryPage, exitTime = self.exitTime, exitPage = self.exitPage
+            var attributeCodes = self.attributeCodes, conversions = self.conversions
+            self.index = HashIndex(capacity: 0)
+            self.visitor = []; self.start = []; self.end = []; self.events = []; self.pageviews = []
+            self.entryTime = []; self.entryPage = []; self.exitTime = []; self.exitPage = []
+            self.attributeCodes = []; self.conversions = []
+            defer {
+                self.index = index; self.visitor = visitor; self.start = start; self.end = end
+                self.events = events; self.pageviews = pageviews; self.entryTime = entryTime
+                self.entryPage = entryPage; self.exitTime = exitTime; self.exitPage = exitPage
+                self.attributeCodes = attributeCodes; self.conversions = conversions
+            }
+            let attributeCount = attributes.count
+            for r in 0..<n {
+                let hash = rows.sessions[r]
+                if hash == 0 { continue }
+                let t = rows.times[r]
+                let (position, inserted) = index.findOrInsert(hash, Int32(start.count))
+                let s = Int(position)
+                if inserted {
+                    guard s < maxSessions else {
                         throw QueryError(kind: .budget, parameter: "query",
                                          message: "more than \(maxSessions) sessions; narrow the range or filter")
                     }
-                    s = count
-                    index[hash] = Int32(s)
-                    visitor.append(visitors.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) })
+                    sessionHash.append(hash)
+                    visitor.append(rows.visitors[r])
                     start.append(t)
                     end.append(t)
                     events.append(0)
@@ -151,33 +201,111 @@ public enum SessionExecutor {
                     entryPage.append(noPage)
                     exitTime.append(.min)
                     exitPage.append(noPage)
-                    for k in 0..<attributes.count { attributeCodes[k].append(codes[k][r]) }
+                    for k in 0..<attributeCount { attributeCodes[k].append(rows.attributes[k][r]) }
                     conversions.append(0)
-                    if keepIDs {
-                        sessionID.append(sessions.withValue(r) { ids.code(bytes: $0) })
-                        visitorID.append(visitors.withValue(r) { ids.code(bytes: $0) })
+                    if let ids {
+                        sessionID.append(ids.sessions.withValue(r) { self.ids.code(bytes: $0) })
+                        visitorID.append(ids.visitors.withValue(r) { self.ids.code(bytes: $0) })
                     }
                 }
                 events[s] += 1
-                conversions[s] |= conversionBits
+                conversions[s] |= rows.conversions[r]
                 if t < start[s] {
                     start[s] = t
-                    for k in 0..<attributes.count { attributeCodes[k][s] = codes[k][r] }
-                    if keepIDs { visitorID[s] = visitors.withValue(r) { ids.code(bytes: $0) } }
-                    visitor[s] = visitors.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                    for k in 0..<attributeCount { attributeCodes[k][s] = rows.attributes[k][r] }
+                    if let ids { visitorID[s] = ids.visitors.withValue(r) { self.ids.code(bytes: $0) } }
+                    visitor[s] = rows.visitors[r]
                 }
                 if t > end[s] { end[s] = t }
-                if isPageview {
+                if rows.pageview[r] {
                     pageviews[s] += 1
                     if t < entryTime[s] {
                         entryTime[s] = t
-                        entryPage[s] = paths.withValue(r) { pages.code(bytes: $0) }
+                        entryPage[s] = rows.pages[r]
                     }
                     if t > exitTime[s] {
                         exitTime[s] = t
-                        exitPage[s] = paths.withValue(r) { pages.code(bytes: $0) }
+                        exitPage[s] = rows.pages[r]
                     }
                 }
+            }
+        }
+
+        /// The rows of `site` in [from, to) of a part's granules, straight from its blocks: ids
+        /// hashed from their binary form, dictionary columns as codes translated once per value.
+        func add(part: Part, granules: [Int], site: String, from: Int64, to: Int64, deadline: QueryExecutor.Deadline)
+            throws -> Void
+        {
+            let (siteCode, found) = Part.lookup(site, in: part.sites)
+            guard found else { return }
+            var dictionaries: [EventColumn: StringColumn] = [:]
+            let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
+            let typePageview = typeNames.map { QueryMetric.pageviewTypes.contains($0) } + [false]
+            let typeBits = typeNames.map { name in
+                conversionTypes.enumerated().reduce(UInt64(0)) { $0 | ($1.element == name ? 1 << UInt64($1.offset) : 0) }
+            } + [0]
+            var translators: [EventColumn: CodeTranslator] = [:]
+            func translated(_ c: EventColumn, _ space: ValueSpace, granule g: Int, selected: [Int32]?) throws -> [UInt32]? {
+                guard let raw = try part.codesWithNulls(c, granule: g) else { return nil }
+                if translators[c] == nil { translators[c] = CodeTranslator(try part.queryDictionary(c, cache: &dictionaries), space) }
+                let picked = selected.map { $0.map { raw[Int($0)] } } ?? raw
+                return translators[c]!.codes(picked)
+            }
+            for g in granules {
+                try deadline.check()
+                let meta = part.footer.granules[g]
+                let n = meta.rows
+                var selected: [Int32]?
+                if !(meta.firstSite == siteCode && meta.lastSite == siteCode) {
+                    let sites = try part.readCodes(.siteID, granule: g)
+                    selected = (0..<n).compactMap { sites[$0] == siteCode ? Int32($0) : nil }
+                }
+                let allTimes = try part.readInt64s(.occurredAt, granule: g)
+                if !(meta.minTime >= from && meta.maxTime < to) {
+                    selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allTimes[Int($0)] >= from && allTimes[Int($0)] < to }
+                }
+                if let selected, selected.isEmpty { continue }
+                let m = selected?.count ?? n
+                var rows = Rows(count: m)
+                rows.times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
+                rows.sessions = try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: allTimes,
+                                                          dictionaries: &dictionaries)
+                rows.visitors = try part.identifierHashes(.visitorID, granule: g, selected: selected, occurred: allTimes,
+                                                          dictionaries: &dictionaries)
+                guard let types = try part.codesWithNulls(.eventType, granule: g) else {
+                    throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
+                }
+                let nullType = typeNames.count
+                for k in 0..<m {
+                    let raw = types[Int(selected?[k] ?? Int32(k))]
+                    let t = raw == .max ? nullType : Int(raw)
+                    rows.pageview[k] = typePageview[t]
+                    rows.conversions[k] = typeBits[t]
+                }
+                // Decoded only where a column is not dictionary-coded in this granule.
+                var decoded: EventBatch?
+                func batch() throws -> EventBatch {
+                    if let decoded { return decoded }
+                    var columns: Set<EventColumn> = [.pagePath]
+                    for a in attributes { columns.formUnion(a.storedColumns) }
+                    let b = try part.readBatch(columns.sorted(), granule: g, dictionaries: &dictionaries)
+                    let picked = selected.map { b.gather($0) } ?? b
+                    decoded = picked
+                    return picked
+                }
+                if let codes = try translated(.pagePath, pages, granule: g, selected: selected) {
+                    rows.pages = codes
+                } else {
+                    let paths = try batch()[string: .pagePath]
+                    rows.pages = (0..<m).map { r in paths.withValue(r) { pages.code(bytes: $0) } }
+                }
+                rows.attributes = try attributes.enumerated().map { i, d in
+                    if case .column(let c) = d, let codes = try translated(c, attributeSpaces[i], granule: g, selected: selected) {
+                        return codes
+                    }
+                    return ExecutionPlan.codes(of: d, in: try batch(), space: attributeSpaces[i], zone: zone)
+                }
+                try fold(rows, ids: nil)
             }
         }
 
@@ -197,6 +325,7 @@ public enum SessionExecutor {
             -> ScanStats
         {
             let request = ScanRequest(site: site, from: from - sessionSpan, to: to + sessionSpan, columns: columns)
+            if !keepIDs { return try readParts(request, snapshot: snapshot, deadline: deadline) }
             do {
                 var first = true
                 let (workers, stats) = try snapshot.scanInParallel(request, workers: 2, makeState: { () -> Builder in
@@ -215,6 +344,65 @@ public enum SessionExecutor {
             }
         }
 
+        /// `read` for questions without the ids' text: parts through `add(part:…)` on both
+        /// cores, the buffer decoded.
+        func readParts(_ request: ScanRequest, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError) -> ScanStats {
+            let plan = ScanPlan(request)
+            let workers = snapshot.parts.count >= 2 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
+            var shares = [[Part]](repeating: [], count: workers)
+            var load = [Int](repeating: 0, count: workers)
+            for part in snapshot.parts.sorted(by: { $0.rows > $1.rows }) {
+                let i = load.firstIndex(of: load.min()!)!
+                shares[i].append(part)
+                load[i] += part.rows
+            }
+            let builders = (0..<workers).map { $0 == 0 ? self : sibling() }
+            let outcomes = (0..<workers).map { _ in ScanWorkerBox<ScanStats>(ScanStats()) }
+            let from = request.from!
+            let to = request.to!
+            let site = request.site!
+            let work = UnsafeSendable((shares, builders, outcomes))
+            DispatchQueue.concurrentPerform(iterations: workers) { i in
+                let (shares, builders, outcomes) = work.value
+                var stats = ScanStats()
+                do {
+                    for part in shares[i] {
+                        stats.parts += 1
+                        guard let granules = try plan.granules(of: part, stats: &stats) else {
+                            stats.partsSkipped += 1
+                            continue
+                        }
+                        stats.granulesRead += granules.count
+                        try builders[i].add(part: part, granules: granules, site: site, from: from, to: to, deadline: deadline)
+                    }
+                } catch {
+                    outcomes[i].error = error
+                }
+                outcomes[i].state = stats
+            }
+            for o in outcomes {
+                if let e = o.error as? QueryError { throw e }
+                if let e = o.error { throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(e)") }
+            }
+            var stats = ScanStats()
+            for o in outcomes {
+                stats.parts += o.state.parts
+                stats.partsSkipped += o.state.partsSkipped
+                stats.granules += o.state.granules
+                stats.granulesSkippedByIndex += o.state.granulesSkippedByIndex
+                stats.granulesSkippedByBloom += o.state.granulesSkippedByBloom
+                stats.granulesRead += o.state.granulesRead
+            }
+            for batch in snapshot.buffered {
+                stats.bufferedRowsScanned += batch.count
+                let rows = plan.matching(batch)
+                if !rows.isEmpty { try add(plan.project(batch, rows)) }
+            }
+            for b in builders.dropFirst() { try absorb(b) }
+            stats.rowsMatched = rowsRead
+            return stats
+        }
+
         /// Adds the sessions another builder assembled (the same session in both is combined:
         /// counts add up, the earlier start brings its dimensions, the earlier entry and later
         /// exit pageview win).
@@ -223,14 +411,22 @@ public enum SessionExecutor {
             let pageMap = o.pages.values.map { pages.code($0) }
             let attributeMaps = attributes.indices.map { k in o.attributeSpaces[k].values.map { attributeSpaces[k].code($0) } }
             let idMap = keepIDs ? o.ids.values.map { ids.code($0) } : []
-            for (hash, position) in o.index {
-                let j = Int(position)
-                guard let existing = index[hash] else {
+            let total = count + o.count
+            for k in 0..<attributes.count { attributeCodes[k].reserveCapacity(total) }
+            visitor.reserveCapacity(total); start.reserveCapacity(total); end.reserveCapacity(total)
+            events.reserveCapacity(total); pageviews.reserveCapacity(total); entryTime.reserveCapacity(total)
+            entryPage.reserveCapacity(total); exitTime.reserveCapacity(total); exitPage.reserveCapacity(total)
+            conversions.reserveCapacity(total)
+            // In the other builder's order of arrival: walking its table slot by slot would insert
+            // keys in hash order, which piles them into one run of this table's linear probing.
+            for j in 0..<o.count {
+                let hash = o.sessionHash[j]
+                let (existing, inserted) = index.findOrInsert(hash, Int32(count))
+                if inserted {
                     guard count < maxSessions else {
                         throw QueryError(kind: .budget, parameter: "query",
                                          message: "more than \(maxSessions) sessions; narrow the range or filter")
                     }
-                    index[hash] = Int32(count)
                     visitor.append(o.visitor[j])
                     start.append(o.start[j])
                     end.append(o.end[j])
@@ -246,6 +442,7 @@ public enum SessionExecutor {
                         sessionID.append(idMap[Int(o.sessionID[j])])
                         visitorID.append(idMap[Int(o.visitorID[j])])
                     }
+                    sessionHash.append(hash)
                     continue
                 }
                 let s = Int(existing)
@@ -462,5 +659,34 @@ public enum SessionExecutor {
                 dimensions: listedDimensions.map { ($0.name, builder.value($0, s)) })
         }
         return (sessions, selected.count, stats)
+    }
+}
+
+/// A part's dictionary codes of one column → codes of a query's value space, each translated
+/// once (a part's dictionary of paths has thousands of entries; a query meets some of them).
+struct CodeTranslator {
+    let dictionary: StringColumn
+    let space: ValueSpace
+    var map: [UInt32]
+
+    init(_ dictionary: StringColumn, _ space: ValueSpace) {
+        self.dictionary = dictionary
+        self.space = space
+        map = Array(repeating: .max, count: dictionary.count + 1)
+        map[dictionary.count] = space.code(.null)
+    }
+
+    /// `raw` holds part codes, `UInt32.max` for null rows.
+    mutating func codes(_ raw: [UInt32]) -> [UInt32] {
+        let nullIndex = dictionary.count
+        let dictionary = dictionary
+        let space = space
+        return map.withUnsafeMutableBufferPointer { m in
+            raw.map { r in
+                let i = r == .max ? nullIndex : Int(r)
+                if m[i] == .max { m[i] = dictionary.withValue(i) { space.code(bytes: $0) } }
+                return m[i]
+            }
+        }
     }
 }
