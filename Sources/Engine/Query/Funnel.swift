@@ -155,10 +155,39 @@ public enum FunnelExecutor {
         let types = Array(Set(funnel.steps.map(\.eventType)))
         let pushed = funnel.strictOrder ? [] : [ColumnFilter(.eventType, types)]
         let request = ScanRequest(site: q.site, from: from, to: q.to, filters: pushed, columns: columns.sorted())
-        // Both cores read parts; each worker has its own value codes, merged by value after.
-        let (workers, stats) = try snapshot.scanInParallel(request, workers: 2, makeState: {
-            Worker(funnel: funnel, zone: q.timeZone, breakdown: q.breakdown, deadline: deadline)
-        }) { worker, b in try worker.add(b) }
+        // Both cores read parts straight from their blocks; each worker has its own value codes,
+        // merged by value after. The buffer is read decoded.
+        let plan = ScanPlan(request)
+        let boxes = (0..<2).map { _ in
+            ScanWorkerBox(Worker(funnel: funnel, zone: q.timeZone, breakdown: q.breakdown, deadline: deadline))
+        }
+        let site = q.site
+        let to = q.to
+        try snapshot.forEachPartInParallel(workers: 2) { i, part in
+            boxes[i].stats.parts += 1
+            guard let granules = try plan.granules(of: part, stats: &boxes[i].stats) else {
+                boxes[i].stats.partsSkipped += 1
+                return
+            }
+            boxes[i].stats.granulesRead += granules.count
+            try boxes[i].state.add(part: part, granules: granules, site: site, from: from, to: to)
+        }
+        var stats = ScanStats()
+        for b in boxes {
+            stats.parts += b.stats.parts
+            stats.partsSkipped += b.stats.partsSkipped
+            stats.granules += b.stats.granules
+            stats.granulesSkippedByIndex += b.stats.granulesSkippedByIndex
+            stats.granulesSkippedByBloom += b.stats.granulesSkippedByBloom
+            stats.granulesRead += b.stats.granulesRead
+            stats.rowsMatched += b.state.rowsRead
+        }
+        for batch in snapshot.buffered {
+            stats.bufferedRowsScanned += batch.count
+            let rows = plan.matching(batch)
+            if !rows.isEmpty { try boxes[0].state.add(plan.project(batch, rows)) }
+        }
+        let workers = boxes.map(\.state)
         var entries = workers[0].entries
         let breakdownSpace = workers[0].breakdownSpace
         for w in workers.dropFirst() {
@@ -217,19 +246,70 @@ public enum FunnelExecutor {
             self.deadline = deadline
         }
 
+        var rowsRead = 0
+
+        /// Decoded rows (the in-memory buffer).
         mutating func add(_ b: EventBatch) throws(QueryError) {
             try deadline.check()
-            let n = b.count
-            let matches = filters.map { $0?.matches(b) }
             let typeColumn = b[string: .eventType]
             let ids = b[string: funnel.countBy.column]
-            let times = b[int: .occurredAt].values
+            let types = (0..<b.count).map { r in typeColumn.withValue(r) { typeSpace.code(bytes: $0) } }
+            let groups = (0..<b.count).map { r in ids.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
             let codes = breakdown.map { ExecutionPlan.codes(of: $0, in: b, space: breakdownSpace, zone: zone) }
-            for r in 0..<n {
-                let group = ids.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+            fold(groups: groups, times: b[int: .occurredAt].values, types: types, matches: filters.map { $0?.matches(b) },
+                 breakdown: codes)
+        }
+
+        /// Rows of `site` in [from, to) of a part's granules, straight from its blocks: ids
+        /// hashed from their binary form, event types and the breakdown as dictionary codes.
+        mutating func add(part: Part, granules: [Int], site: String, from: Int64, to: Int64) throws {
+            let (siteCode, found) = Part.lookup(site, in: part.sites)
+            guard found else { return }
+            var dictionaries: [EventColumn: StringColumn] = [:]
+            // Part type code (null last) → this worker's type code.
+            let typeMap = (0..<part.eventTypes.count).map { i in part.eventTypes.withValue(i) { typeSpace.code(bytes: $0) } }
+                + [typeSpace.code(.null)]
+            var translator: CodeTranslator?
+            var filterColumns: Set<EventColumn> = []
+            for f in filters { if let f { filterColumns.formUnion(f.columns) } }
+            for g in granules {
+                try deadline.check()
+                guard let (selected, allTimes) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
+                let times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
+                guard let rawTypes = try part.codesWithNulls(.eventType, granule: g) else {
+                    throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
+                }
+                let types = (selected.map { $0.map { rawTypes[Int($0)] } } ?? rawTypes).map { typeMap[$0 == .max ? typeMap.count - 1 : Int($0)] }
+                let groups = try part.identifierHashes(funnel.countBy.column, granule: g, selected: selected, occurred: allTimes,
+                                                       dictionaries: &dictionaries)
+                var decoded: EventBatch?
+                func batch(_ columns: Set<EventColumn>) throws -> EventBatch {
+                    let b = try part.readBatch(columns.sorted(), granule: g, dictionaries: &dictionaries)
+                    return selected.map { b.gather($0) } ?? b
+                }
+                if !filterColumns.isEmpty { decoded = try batch(filterColumns) }
+                let matches = filters.map { f in f.map { $0.matches(decoded!) } }
+                var codes: [UInt32]?
+                if let d = breakdown {
+                    if case .column(let c) = d, let raw = try part.codesWithNulls(c, granule: g) {
+                        if translator == nil { translator = CodeTranslator(try part.queryDictionary(c, cache: &dictionaries), breakdownSpace) }
+                        codes = translator!.codes(selected.map { $0.map { raw[Int($0)] } } ?? raw)
+                    } else {
+                        codes = ExecutionPlan.codes(of: d, in: try batch(Set(d.storedColumns)), space: breakdownSpace, zone: zone)
+                    }
+                }
+                fold(groups: groups, times: times, types: types, matches: matches, breakdown: codes)
+            }
+        }
+
+        /// Adds the rows' entries: one per step each row meets (strict order: one for a row meeting none).
+        mutating func fold(groups: [UInt64], times: [Int64], types: [UInt32], matches: [[Bool]?], breakdown codes: [UInt32]?) {
+            rowsRead += times.count
+            for r in 0..<times.count {
+                let group = groups[r]
                 if group == 0 { continue }
                 var met = false
-                let type = Int(typeColumn.withValue(r) { typeSpace.code(bytes: $0) })
+                let type = Int(types[r])
                 while stepsOfType.count <= type {
                     let name = typeSpace.values[stepsOfType.count].description
                     stepsOfType.append(funnel.steps.indices.filter { funnel.steps[$0].eventType == name })

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads for the query executor that stay on dictionary codes.
 extension Part {
     /// The dictionary codes of `column` in granule `g`, null rows as `UInt32.max`; nil when the
@@ -87,6 +89,55 @@ extension Part {
         } catch {
             throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
         }
+    }
+}
+
+extension Part {
+    /// The rows of granule `g` with site code `site` and occurred_at in [from, to): their
+    /// indices (nil: all rows) and the granule's occurred_at values; nil when none is.
+    func rows(granule g: Int, site: UInt32, from: Int64, to: Int64) throws(TallyError) -> (selected: [Int32]?, times: [Int64])? {
+        let meta = footer.granules[g]
+        let n = meta.rows
+        var selected: [Int32]?
+        if !(meta.firstSite == site && meta.lastSite == site) {
+            let sites = try readCodes(.siteID, granule: g)
+            selected = (0..<n).compactMap { sites[$0] == site ? Int32($0) : nil }
+        }
+        let times = try readInt64s(.occurredAt, granule: g)
+        if !(meta.minTime >= from && meta.maxTime < to) {
+            selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { times[Int($0)] >= from && times[Int($0)] < to }
+        }
+        if let selected, selected.isEmpty { return nil }
+        return (selected, times)
+    }
+}
+
+extension Snapshot {
+    /// Runs `body(worker, part)` for every part on `workers` threads, the parts shared out by
+    /// size. The first error is thrown (the other workers finish their current part).
+    func forEachPartInParallel(workers: Int, _ body: @escaping (Int, Part) throws -> Void) throws {
+        let n = parts.count >= 2 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
+        var shares = [[Part]](repeating: [], count: n)
+        var load = [Int](repeating: 0, count: n)
+        for part in parts.sorted(by: { $0.rows > $1.rows }) {
+            let i = load.firstIndex(of: load.min()!)!
+            shares[i].append(part)
+            load[i] += part.rows
+        }
+        let errors = (0..<n).map { _ in ScanWorkerBox<(any Error)?>(nil) }
+        let sharesBox = UnsafeSendable(shares)
+        let bodyBox = UnsafeSendable(body)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            do {
+                for part in sharesBox.value[i] {
+                    if errors.contains(where: { $0.state != nil }) { return }
+                    try bodyBox.value(i, part)
+                }
+            } catch {
+                errors[i].state = error
+            }
+        }
+        if let e = errors.compactMap(\.state).first { throw e }
     }
 }
 

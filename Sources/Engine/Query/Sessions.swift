@@ -253,19 +253,8 @@ public enum SessionExecutor {
             }
             for g in granules {
                 try deadline.check()
-                let meta = part.footer.granules[g]
-                let n = meta.rows
-                var selected: [Int32]?
-                if !(meta.firstSite == siteCode && meta.lastSite == siteCode) {
-                    let sites = try part.readCodes(.siteID, granule: g)
-                    selected = (0..<n).compactMap { sites[$0] == siteCode ? Int32($0) : nil }
-                }
-                let allTimes = try part.readInt64s(.occurredAt, granule: g)
-                if !(meta.minTime >= from && meta.maxTime < to) {
-                    selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allTimes[Int($0)] >= from && allTimes[Int($0)] < to }
-                }
-                if let selected, selected.isEmpty { continue }
-                let m = selected?.count ?? n
+                guard let (selected, allTimes) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
+                let m = selected?.count ?? allTimes.count
                 var rows = Rows(count: m)
                 rows.times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
                 rows.sessions = try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: allTimes,
@@ -348,50 +337,34 @@ public enum SessionExecutor {
         /// cores, the buffer decoded.
         func readParts(_ request: ScanRequest, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError) -> ScanStats {
             let plan = ScanPlan(request)
-            let workers = snapshot.parts.count >= 2 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
-            var shares = [[Part]](repeating: [], count: workers)
-            var load = [Int](repeating: 0, count: workers)
-            for part in snapshot.parts.sorted(by: { $0.rows > $1.rows }) {
-                let i = load.firstIndex(of: load.min()!)!
-                shares[i].append(part)
-                load[i] += part.rows
-            }
-            let builders = (0..<workers).map { $0 == 0 ? self : sibling() }
-            let outcomes = (0..<workers).map { _ in ScanWorkerBox<ScanStats>(ScanStats()) }
+            let builders = (0..<2).map { $0 == 0 ? self : sibling() }
+            let workerStats = (0..<2).map { _ in ScanWorkerBox<ScanStats>(ScanStats()) }
             let from = request.from!
             let to = request.to!
             let site = request.site!
-            let work = UnsafeSendable((shares, builders, outcomes))
-            DispatchQueue.concurrentPerform(iterations: workers) { i in
-                let (shares, builders, outcomes) = work.value
-                var stats = ScanStats()
-                do {
-                    for part in shares[i] {
-                        stats.parts += 1
-                        guard let granules = try plan.granules(of: part, stats: &stats) else {
-                            stats.partsSkipped += 1
-                            continue
-                        }
-                        stats.granulesRead += granules.count
-                        try builders[i].add(part: part, granules: granules, site: site, from: from, to: to, deadline: deadline)
+            do {
+                try snapshot.forEachPartInParallel(workers: 2) { i, part in
+                    workerStats[i].state.parts += 1
+                    guard let granules = try plan.granules(of: part, stats: &workerStats[i].state) else {
+                        workerStats[i].state.partsSkipped += 1
+                        return
                     }
-                } catch {
-                    outcomes[i].error = error
+                    workerStats[i].state.granulesRead += granules.count
+                    try builders[i].add(part: part, granules: granules, site: site, from: from, to: to, deadline: deadline)
                 }
-                outcomes[i].state = stats
-            }
-            for o in outcomes {
-                if let e = o.error as? QueryError { throw e }
-                if let e = o.error { throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(e)") }
+            } catch let e as QueryError {
+                throw e
+            } catch {
+                throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
             }
             var stats = ScanStats()
-            for o in outcomes {
-                stats.parts += o.state.parts
-                stats.partsSkipped += o.state.partsSkipped
-                stats.granules += o.state.granules
-                stats.granulesSkippedByIndex += o.state.granulesSkippedByIndex
-                stats.granulesSkippedByBloom += o.state.granulesSkippedByBloom
-                stats.granulesRead += o.state.granulesRead
+            for w in workerStats.map(\.state) {
+                stats.parts += w.parts
+                stats.partsSkipped += w.partsSkipped
+                stats.granules += w.granules
+                stats.granulesSkippedByIndex += w.granulesSkippedByIndex
+                stats.granulesSkippedByBloom += w.granulesSkippedByBloom
+                stats.granulesRead += w.granulesRead
             }
             for batch in snapshot.buffered {
                 stats.bufferedRowsScanned += batch.count
