@@ -135,6 +135,31 @@ struct DrillDownTests {
         }
     }
 
+    @Test("ids stored in binary form (ULID, UUID) are found by their text, in parts and in the buffer")
+    func binaryIDs() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        defer { try? store.close() }
+        let ulid = "01J9ZK3V8M3K2Q6W7X8Y9Z0ABC"
+        let uuid = "6f1c2f9e-8f7b-4c1e-9a53-2f4b8f0e9d11"
+        let rows = (0..<300).map { i in
+            EventRow(site: "s", at: Self.start + Int64(i) * 1000, visitor: [ulid, uuid, "v-text"][i % 3],
+                     session: i % 2 == 0 ? "01J9ZK3V8M3K2Q6W7X8Y9Z0AB\(i % 10)" : uuid, id: "e\(i)")
+        }
+        _ = try await store.ingest(EventBatch.of(Array(rows[0..<200])))
+        try store.flush()
+        _ = try await store.ingest(EventBatch.of(Array(rows[200...])))
+        for (column, value) in [(EventColumn.visitorID, ulid), (.visitorID, uuid), (.sessionID, uuid), (.sessionID, "01J9ZK3V8M3K2Q6W7X8Y9Z0AB4")] {
+            let q = EventListQuery(site: "s", from: Self.start, to: Self.start + 86_400_000,
+                                   filter: .condition(.column(column), .is, [value]), limit: 1000)
+            let page = try EventList.run(q, on: store.snapshot())
+            let expected = rows.filter { ($0.values[column] ?? nil) == value }.map { $0.values[.eventID]!! }.reversed()
+            #expect(Self.ids(page) == Array(expected), "\(column.name) \(value)")
+        }
+    }
+
     @Test("bad limits and cursors are refused naming the parameter")
     func eventListErrors() throws {
         #expect(throws: QueryError.invalid("limit", "must be 1–1000, not 0")) {

@@ -113,8 +113,16 @@ public enum EventList {
         let rowFilter = q.filter.map { RowFilter($0, zone: q.timeZone) }
         var firstColumns: Set<EventColumn> = [.occurredAt]
         if let rowFilter { firstColumns.formUnion(rowFilter.columns) }
-        let plan = ScanPlan(ScanRequest(site: q.site, from: from, to: to, filters: q.filter?.pushedDown ?? [],
-                                        columns: firstColumns.sorted()))
+        let pushed = q.filter?.pushedDown ?? []
+        let plan = ScanPlan(ScanRequest(site: q.site, from: from, to: to, filters: pushed, columns: firstColumns.sorted()))
+        // A filter of `is` conditions on ids only (a visitor's or a session's history) is decided
+        // in parts on the ids' hashes, read from their binary form: decoding and comparing the
+        // text of a million visitor ids took 300 ms.
+        let idColumns: Set<EventColumn> = [.visitorID, .sessionID, .eventID, .userIDHash]
+        let conjuncts: [QueryFilter]
+        if case .and(let fs)? = q.filter { conjuncts = fs } else { conjuncts = q.filter.map { [$0] } ?? [] }
+        let byHash = !pushed.isEmpty && pushed.count == conjuncts.count && pushed.allSatisfy { idColumns.contains($0.column) }
+        let wanted = pushed.map { f in (f.column, Set(f.values.compactMap { $0.map { v in TallyHash.hash(Array(v.utf8)) } })) }
         let cursorTime = q.after?.occurredAt
         let keep = q.limit + 1
         var stats = ScanStats()
@@ -160,14 +168,32 @@ public enum EventList {
                 continue
             }
             var dictionaries: [EventColumn: StringColumn] = [:]
-            for g in granules {
+            // Newest granules first: a part sorted by site, type and day has granules of a few
+            // days each, so once the page is full the older ones are skipped unread.
+            for g in granules.sorted(by: { part.footer.granules[$0].maxTime > part.footer.granules[$1].maxTime }) {
+                trim()
                 if candidates.count >= keep, part.footer.granules[g].maxTime < threshold {
                     stats.granulesSkippedByIndex += 1
                     continue
                 }
                 try deadline.check()
-                let b = try part.readBatch(plan.readColumns, granule: g, dictionaries: &dictionaries)
                 stats.granulesRead += 1
+                if byHash {
+                    let (siteCode, found) = Part.lookup(q.site, in: part.sites)
+                    guard found, let (selected, times) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
+                    var rows = selected ?? (0..<Int32(times.count)).map { $0 }
+                    for (column, hashes) in wanted where !rows.isEmpty {
+                        let h = try part.identifierHashes(column, granule: g, selected: rows, occurred: times, dictionaries: &dictionaries)
+                        rows = zip(rows, h).compactMap { hashes.contains($0.1) ? $0.0 : nil }
+                    }
+                    stats.rowsMatched += rows.count
+                    for r in rows where times[Int(r)] >= threshold {
+                        let c = Candidate(time: times[Int(r)], source: Int32(p), granule: Int32(g), row: r)
+                        if c.time == cursorTime { atCursor.append(c) } else { candidates.append(c) }
+                    }
+                    continue
+                }
+                let b = try part.readBatch(plan.readColumns, granule: g, dictionaries: &dictionaries)
                 let rows = plan.matching(b)
                 stats.rowsMatched += rows.count
                 if !rows.isEmpty { offer(b, rows: rows, source: p, granule: g) }
