@@ -208,14 +208,16 @@ public enum FunnelExecutor {
         var byValue: [UInt32: Tally] = [:]
         var groups = 0
         var start = 0
+        var search = LevelSearch(steps: n)
         while start < entries.count {
             var end = start + 1
             while end < entries.count, entries[end].group == entries[start].group { end += 1 }
-            let chain = level(entries[start..<end], steps: n, window: funnel.windowMilliseconds, strict: funnel.strictOrder)
+            let level = search.run(entries[start..<end], window: funnel.windowMilliseconds, strict: funnel.strictOrder)
             if entries[start..<end].contains(where: { $0.step > 0 }) { groups += 1 }
-            if let chain {
-                total.add(chain.times)
-                if q.breakdown != nil { byValue[chain.breakdown, default: Tally(steps: n)].add(chain.times) }
+            if level > 0 {
+                let times = search.chain(level)
+                total.add(times)
+                if q.breakdown != nil { byValue[search.breakdown[level - 1], default: Tally(steps: n)].add(times) }
             }
             start = end
         }
@@ -325,34 +327,58 @@ public enum FunnelExecutor {
         }
     }
 
-    /// The chain a session or visitor reached: the times of the events meeting steps 1…level
-    /// and the breakdown code of its step-1 event; nil when step 1 was never met.
-    /// `entries` are one group's, sorted by (time, step).
-    static func level(_ entries: ArraySlice<Entry>, steps n: Int, window: Int64, strict: Bool)
-        -> (times: [Int64], breakdown: UInt32)?
-    {
-        // chains[i]: the latest-starting chain that met steps 1…i+1 (a later start leaves more
-        // of the window for the steps after it).
-        var chains: [(times: [Int64], breakdown: UInt32)?] = Array(repeating: nil, count: n)
-        var started = false
-        search: for e in entries {
-            if e.step == 0 {
-                if strict && started { break }
-                continue
-            }
-            let i = Int(e.step) - 1
-            if i == 0 {
-                chains[0] = ([e.time], e.breakdown)
-                started = true
-            } else if strict && started && chains[i - 1] == nil {
-                break search
-            } else if let previous = chains[i - 1], e.time <= previous.times[0] + window {
-                chains[i] = (previous.times + [e.time], previous.breakdown)
-                if i == n - 1 { break search }
-            }
+    /// The level a session or visitor reached, searched over its entries (sorted by time, then
+    /// step), with the times of the chain that reached it. One search's storage is reused for
+    /// every group.
+    struct LevelSearch {
+        let n: Int
+        /// Row i: the times of the latest-starting chain that met steps 1…i+1 (a later start
+        /// leaves more of the window for the steps after it), i+1 values.
+        var times: [Int64]
+        var met: [Bool]
+        /// The breakdown code of each chain's step-1 event.
+        var breakdown: [UInt32]
+
+        init(steps n: Int) {
+            self.n = n
+            times = Array(repeating: 0, count: n * n)
+            met = Array(repeating: false, count: n)
+            breakdown = Array(repeating: 0, count: n)
         }
-        // Chains are met in prefix order (step i only after step i-1), so the last one is the level.
-        return chains.last(where: { $0 != nil }) ?? nil
+
+        /// The level (0: step 1 never met).
+        mutating func run(_ entries: ArraySlice<Entry>, window: Int64, strict: Bool) -> Int {
+            for i in 0..<n { met[i] = false }
+            var started = false
+            search: for e in entries {
+                if e.step == 0 {
+                    if strict && started { break }
+                    continue
+                }
+                let i = Int(e.step) - 1
+                if i == 0 {
+                    times[0] = e.time
+                    met[0] = true
+                    breakdown[0] = e.breakdown
+                    started = true
+                } else if strict && started && !met[i - 1] {
+                    break search
+                } else if met[i - 1], e.time <= times[(i - 1) * n] + window {
+                    for k in 0..<i { times[i * n + k] = times[(i - 1) * n + k] }
+                    times[i * n + i] = e.time
+                    met[i] = true
+                    breakdown[i] = breakdown[i - 1]
+                    if i == n - 1 { break search }
+                }
+            }
+            // Steps are met in prefix order (step i only after step i-1), so the last met is the level.
+            return (met.lastIndex(of: true) ?? -1) + 1
+        }
+
+        /// The event times of the chain that reached `level`.
+        func chain(_ level: Int) -> ArraySlice<Int64> {
+            times[((level - 1) * n)..<((level - 1) * n + level)]
+        }
     }
 
     /// Counts and step-to-step durations of many chains.
@@ -365,10 +391,11 @@ public enum FunnelExecutor {
             durations = Array(repeating: [], count: steps)
         }
 
-        mutating func add(_ times: [Int64]) {
+        mutating func add(_ times: ArraySlice<Int64>) {
+            let base = times.startIndex
             for i in 0..<times.count {
                 reached[i] += 1
-                if i > 0 { durations[i].append(times[i] - times[i - 1]) }
+                if i > 0 { durations[i].append(times[base + i] - times[base + i - 1]) }
             }
         }
 
