@@ -60,6 +60,7 @@ struct QueryBench: ParsableCommand {
     func run() throws {
         var options = StoreOptions(directory: data)
         options.backgroundFlush = false
+        options.readOnly = true
         let store: EventStore
         do { store = try EventStore(options: options) } catch { throw failure("\(data): \(error)") }
         defer { try? store.close() }

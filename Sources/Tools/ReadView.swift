@@ -12,6 +12,7 @@ struct ReadView {
     init(data: String) throws {
         var options = StoreOptions(directory: data)
         options.backgroundFlush = false
+        options.readOnly = true
         do {
             let store = try EventStore(options: options)
             self.store = store

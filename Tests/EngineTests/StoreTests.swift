@@ -1,4 +1,4 @@
-import Engine
+@_spi(Testing) import Engine
 import Foundation
 import TallyTestSupport
 import Testing
@@ -37,6 +37,37 @@ struct StoreTests {
             for i in 0..<b.count { paths.append(b[string: .pagePath].string(at: i)!) }
         }
         #expect(paths.sorted() == (0..<25).filter { $0 % 2 == 1 }.map { "/p/\($0)" }.sorted())
+        try store.close()
+    }
+
+    @Test("a read-only open sees parts and the unflushed WAL, refuses writes, and leaves the WAL to the next writer")
+    func readOnly() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0)
+        var store = try open(dir, clock: clock)
+        _ = try await store.ingest(.of([EventRow(at: Self.t0, id: "p1"), EventRow(at: Self.t0 + 1, id: "p2")]))
+        try store.flush()
+        _ = try await store.ingest(.of([EventRow(at: Self.t0 + 2, id: "w1")]))
+        try store.abandonForTesting()  // as a crash: w1 only in the WAL
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.clock = clock
+        options.readOnly = true
+        for _ in 0..<2 {
+            let reader = try EventStore(options: options)
+            #expect(reader.snapshot().rowCount == 3)
+            #expect(reader.status.dedupeKeys == 0)
+            await #expect(throws: TallyError.self) { try await reader.ingest(.of([EventRow(at: Self.t0, id: "x")])) }
+            #expect(throws: TallyError.self) { try reader.flush() }
+            #expect(throws: TallyError.self) { try reader.mergeNow() }
+            try reader.close()
+        }
+        #expect(store.status.parts == 1)
+        // The writer after it replays w1 and still knows every id as a duplicate.
+        store = try open(dir, clock: clock)
+        #expect(store.snapshot().rowCount == 3)
+        let again = try await store.ingest(.of([EventRow(at: Self.t0 + 2, id: "w1"), EventRow(at: Self.t0, id: "p1")]))
+        #expect(again.duplicates == 2)
         try store.close()
     }
 

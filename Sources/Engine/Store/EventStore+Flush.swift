@@ -3,6 +3,7 @@ extension EventStore {
     /// deletes WAL segments that parts now cover. Queries see the rows throughout: in the
     /// buffer until the parts are published, in the parts after.
     public func flush() throws(TallyError) {
+        guard !options.readOnly else { throw TallyError(.closed, "\(options.directory) is open read-only") }
         try flushLock.withLock { (_) throws(TallyError) in
             var (entries, lsn) = state.withLock { st -> ([BufferEntry], UInt64) in
                 st.flushing = st.active

@@ -87,6 +87,7 @@ extension EventStore {
     /// partition — or just `partition` — is one part: what `tally merge` does). Returns what
     /// was merged. Safe beside ingest, queries and the background merger.
     public func mergeNow(partition: Partition? = nil, force: Bool = false) throws(TallyError) -> [MergeReport] {
+        guard !options.readOnly else { throw TallyError(.closed, "\(options.directory) is open read-only") }
         var reports: [MergeReport] = []
         while let task = nextMergeTask(partition: partition, force: force) {
             if let r = try runMerge(task) { reports.append(r) } else { break }

@@ -21,6 +21,11 @@ public struct StoreOptions: Sendable {
     /// and on open.
     public var retention: Int64? = nil
     /// Run the flusher thread (off in tests that flush by hand).
+    /// Open to read only (`tally query`, `dump`, `bench query`): the dedupe window is not
+    /// rebuilt (only writes need it: it read 7 days of event ids and cost most of a query
+    /// command's time and memory), no WAL segment is started, `ingest` refuses, and `close`
+    /// leaves the WAL to be replayed by the next writer instead of flushing it.
+    public var readOnly = false
     public var backgroundFlush = true
     /// Run the merger thread (only with `backgroundFlush`): merges parts per `mergePolicy`.
     public var backgroundMerge = true
@@ -179,7 +184,7 @@ public final class EventStore: Sendable {
 
         let now = options.clock.nowMillis()
         // Rebuild the dedupe window from parts that may hold events received inside it.
-        for p in st.parts where p.footer.maxReceived >= now - options.dedupeWindow {
+        for p in st.parts where !options.readOnly && p.footer.maxReceived >= now - options.dedupeWindow {
             var dicts: [EventColumn: StringColumn] = [:]
             for g in 0..<p.footer.granules.count {
                 var b = EventBatch(columns: [.siteID, .eventID, .receivedAt])
@@ -206,7 +211,7 @@ public final class EventStore: Sendable {
             }
             guard !keep.isEmpty else { return }
             let batch = keep.count == record.batch.count ? record.batch : record.batch.gather(keep)
-            Self.remember(batch, rows: 0..<batch.count, in: &st.dedupe, now: now)
+            if !options.readOnly { Self.remember(batch, rows: 0..<batch.count, in: &st.dedupe, now: now) }
             replayed.append(BufferEntry(lsn: record.lsn, batch: batch, arrived: now))
             report.walRowsReplayed += batch.count
         }
@@ -220,6 +225,7 @@ public final class EventStore: Sendable {
         st.parts.sort { $0.number < $1.number }
         state = Mutex(st)
         openReport = report
+        if options.readOnly { return }
         try wal.start(nextLSN: maxLSN + 1)
         if options.backgroundFlush { startFlusher() }
         if options.backgroundFlush && options.backgroundMerge { startMerger() }
@@ -303,6 +309,7 @@ public final class EventStore: Sendable {
     /// the dedupe window (or earlier in the same batch). Returns once the WAL record is
     /// fsynced. Rows with an empty event_id get a new ULID.
     public func ingest(_ batch: EventBatch) async throws(TallyError) -> IngestOutcome {
+        guard !options.readOnly else { throw TallyError(.closed, "\(options.directory) is open read-only") }
         guard batch.count > 0 else { return IngestOutcome(accepted: 0, duplicates: 0, duplicateRows: []) }
         precondition(batch.columns.count == EventColumn.allCases.count, "ingest takes whole events")
         var batch = assignMissingIDs(batch)
@@ -570,6 +577,10 @@ public final class EventStore: Sendable {
             return st.closed
         }
         if already { return }
+        if options.readOnly {
+            lock.release()
+            return
+        }
         resumeWaiters()
         wakeFlusher()
         wakeMerger()
