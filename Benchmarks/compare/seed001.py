@@ -7,11 +7,12 @@ Usage (after `tally generate --events 30000000 | tally ingest - --data DIR && ta
 
 Tally's figures come from `tally bench query` (the same questions through the engine, no HTTP).
 ClickHouse gets the bench site's events (exported with `tally dump --format csv`) in a MergeTree
-ordered as seed 000 orders `events`, and answers with the SQL below: sessions assembled with
-GROUP BY session_id under the same definition as Tally's (a session belongs to the range its
-first event falls in; events are read one day either side), the funnel with windowFunnel(3600)
-per session. Both answers are printed so they can be compared: counts must be equal, unique
-visitors within the sketches' error.
+ordered by (event_type, occurred_at) (seed 000's order without the site: the table holds one),
+and answers with the SQL below: sessions assembled with GROUP BY session_id under the same
+definition as Tally's (a session belongs to the range its first event falls in; events are
+read one day either side), the funnel with windowFunnel(3600000) per session on millisecond
+timestamps, as Tally's. Both answers are printed so they can be compared: counts must be
+equal, unique visitors within the sketches' error.
 """
 
 import argparse
@@ -110,7 +111,7 @@ def main():
         WHERE start >= {ts(from90)} AND start < {ts(end_ms)}"""
     funnel_sql = f"""
         SELECT level, count() FROM (
-            SELECT session_id, windowFunnel(3600)(toDateTime(occurred_at), event_type = 'page_view',
+            SELECT session_id, windowFunnel(3600000)(toUInt64(toUnixTimestamp64Milli(occurred_at)), event_type = 'page_view',
                    event_type = 'widget_impression', event_type = 'widget_click', event_type = 'device_page_view') AS level
             FROM bench.events
             WHERE occurred_at >= {ts(from30)} AND occurred_at < {ts(end_ms)} AND session_id != ''

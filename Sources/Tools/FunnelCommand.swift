@@ -75,7 +75,10 @@ struct FunnelCommand: ParsableCommand {
         /// "3600", "90s", "30m", "1h", "7d" in seconds.
         static func seconds(_ text: String) -> Int64? {
             let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-            if let unit = text.last.flatMap({ units[$0] }), let n = Int64(text.dropLast()) { return n * unit }
+            if let unit = text.last.flatMap({ units[$0] }), let n = Int64(text.dropLast()) {
+                let (seconds, overflow) = n.multipliedReportingOverflow(by: unit)
+                return overflow ? nil : seconds
+            }
             return Int64(text)
         }
 

@@ -114,6 +114,7 @@ struct DrillDownHTTPTests {
                 (#"{"name":"x","steps":[{"event_type":"a"}],"window_seconds":0}"#, "window_seconds"),
                 (#"{"name":"x","steps":[{"event_type":""}]}"#, "steps[0].event_type"),
                 (#"{"name":"x"}"#, "steps"),
+                (#"{"name":"x","steps":[{"event_type":"a","filters":"entry_page==/"}]}"#, "steps[0].filters"),
             ] {
                 (status, json) = try await Self.call(client, .post, base, key: Self.admin, body: bad)
                 #expect(status == 400, "\(bad)")
@@ -156,9 +157,14 @@ struct DrillDownHTTPTests {
 
             (status, json) = try await Self.call(client, .get, "/v1/funnels/missing", key: keys.shopRead)
             #expect(status == 404)
-            (status, json) = try await Self.call(client, .get, "/v1/funnels/signup?breakdown=nonsense", key: keys.shopRead)
-            #expect(status == 400)
-            #expect((json as? [String: Any])?["field"] as? String == "breakdown")
+            for (uri, field) in [
+                ("/v1/funnels/signup?breakdown=nonsense", "breakdown"), ("/v1/funnels/signup?breakdown=entry_page", "breakdown"),
+                ("/v1/funnels/signup?limit=-1", "limit"), ("/v1/funnels/signup?limit=0", "limit"),
+            ] {
+                (status, json) = try await Self.call(client, .get, uri, key: keys.shopRead)
+                #expect(status == 400, "\(uri)")
+                #expect((json as? [String: Any])?["field"] as? String == field, "\(uri)")
+            }
             (status, _) = try await Self.call(client, .get, "/v1/funnels/signup", key: nil)
             #expect(status == 401)
             // Another property's read key sees its own (absent) funnel, never shop's.
@@ -203,6 +209,7 @@ struct DrillDownHTTPTests {
             for (uri, field) in [
                 ("/v1/events?cursor=zzz", "cursor"), ("/v1/events?columns=nope", "columns"), ("/v1/events?limit=0", "limit"),
                 ("/v1/events?filters=bogus", "filters"), ("/v1/events?period=soon", "period"),
+                ("/v1/events?cursor=OTIyMzM3MjAzNjg1NDc3NTgwNzp4", "cursor"), ("/v1/events?filters=entry_page%3D%3D/", "filters"),
             ] {
                 (status, json) = try await Self.call(client, .get, uri, key: keys.shopRead)
                 #expect(status == 400, "\(uri)")
@@ -266,6 +273,7 @@ struct DrillDownHTTPTests {
 
             for (uri, field) in [
                 ("/v1/sessions?filters=page_path%3D%3D/", "filters"), ("/v1/sessions?limit=5000", "limit"),
+                ("/v1/sessions?offset=-1", "offset"),
                 ("/v1/sessions/stats?group_by=event_type", "dimensions"), ("/v1/sessions/stats?metrics=count:signup,bounces", "metrics"),
             ] {
                 (status, json) = try await Self.call(client, .get, uri, key: keys.shopRead)

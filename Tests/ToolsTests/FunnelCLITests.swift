@@ -50,6 +50,7 @@ struct FunnelCLITests {
         for (args, prefix) in [
             (["--step", "page_view:page_path=/"], "tally: --step 1: "),
             (["--step", "a", "--window", "soon"], "tally: --window soon: "),
+            (["--step", "a", "--window", "200000000000000d"], "tally: --window 200000000000000d: "),
             (["--step", "a", "--by", "user"], "tally: --by: "),
             ([String](), "tally: --step: "),
         ] {

@@ -22,7 +22,7 @@ public struct EventCursor: Sendable, Equatable {
         var b64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while b64.count % 4 != 0 { b64 += "=" }
         guard let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8),
-            let colon = text.firstIndex(of: ":"), let ms = Int64(text[..<colon])
+            let colon = text.firstIndex(of: ":"), let ms = Int64(text[..<colon]), (0..<(1 << 48)).contains(ms)
         else { throw QueryError.invalid("cursor", "'\(token)' is not a cursor this server handed out") }
         occurredAt = ms
         eventID = String(text[text.index(after: colon)...])
@@ -83,10 +83,13 @@ public enum EventList {
         guard (1...EventListQuery.maxLimit).contains(q.limit) else {
             throw QueryError.invalid("limit", "must be 1–\(EventListQuery.maxLimit), not \(q.limit)")
         }
+        if let d = q.filter?.dimensions.first(where: \.isSession) {
+            throw QueryError.invalid("filters", "\(d.name) is a dimension of sessions; list them with GET /v1/sessions")
+        }
         var from = q.from
         var to = q.to
         if let floor = q.rawFloor { from = max(from, floor) }
-        if let after = q.after { to = min(to, after.occurredAt + 1) }
+        if let after = q.after { to = min(to, after.occurredAt &+ 1) }
         var output = EventBatch(columns: Array(Set(q.columns + [.occurredAt, .eventID])))
         guard from < to else { return EventPage(events: output, next: nil, stats: ScanStats()) }
         do {

@@ -41,8 +41,11 @@ public struct FunnelDefinition: Sendable {
         guard (1...Self.maxSteps).contains(steps.count) else {
             throw QueryError.invalid("steps", "a funnel has 1–\(Self.maxSteps) steps, not \(steps.count)")
         }
-        for (i, s) in steps.enumerated() where s.eventType.isEmpty {
-            throw QueryError.invalid("steps[\(i)].event_type", "is empty")
+        for (i, s) in steps.enumerated() {
+            if s.eventType.isEmpty { throw QueryError.invalid("steps[\(i)].event_type", "is empty") }
+            if let d = s.filter?.dimensions.first(where: \.isSession) {
+                throw QueryError.invalid("steps[\(i)].filters", "\(d.name) is a dimension of sessions, not of a step's events")
+            }
         }
         guard windowMilliseconds > 0 else {
             throw QueryError.invalid("window_seconds", "must be positive")
@@ -117,6 +120,12 @@ public enum FunnelExecutor {
     {
         try q.funnel.validate()
         guard q.from < q.to else { throw QueryError.invalid("from", "the range is empty: from must be before to") }
+        guard (1...Query.maxLimit).contains(q.breakdownLimit) else {
+            throw QueryError.invalid("limit", "must be 1–\(Query.maxLimit), not \(q.breakdownLimit)")
+        }
+        if let d = q.breakdown, d.isSession {
+            throw QueryError.invalid("breakdown", "\(d.name) is a dimension of sessions; a funnel breaks down by its step-1 event's dimensions")
+        }
         var from = q.from
         if let floor = q.rawFloor { from = max(from, floor) }
         guard from < q.to else {

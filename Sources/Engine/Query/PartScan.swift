@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Reads for the query executor that stay on dictionary codes.
 extension Part {
@@ -125,16 +126,18 @@ extension Snapshot {
             load[i] += part.rows
         }
         let errors = (0..<n).map { _ in ScanWorkerBox<(any Error)?>(nil) }
+        let failed = Mutex(false)
         let sharesBox = UnsafeSendable(shares)
         let bodyBox = UnsafeSendable(body)
         DispatchQueue.concurrentPerform(iterations: n) { i in
             do {
                 for part in sharesBox.value[i] {
-                    if errors.contains(where: { $0.state != nil }) { return }
+                    if failed.withLock({ $0 }) { return }
                     try bodyBox.value(i, part)
                 }
             } catch {
                 errors[i].state = error
+                failed.withLock { $0 = true }
             }
         }
         if let e = errors.compactMap(\.state).first { throw e }

@@ -598,6 +598,9 @@ public enum SessionExecutor {
         for d in q.filter?.dimensions ?? [] where !isSessionDimension(d) {
             throw QueryError.invalid("filters", "\(d.name) is a dimension of events, not of sessions")
         }
+        if q.offset < 0 { throw QueryError.invalid("offset", "must not be negative") }
+        if let limit = q.limit, !(1...1000).contains(limit) { throw QueryError.invalid("limit", "must be 1–1000, not \(limit)") }
+        guard q.from < q.to else { throw QueryError.invalid("from", "the range is empty: from must be before to") }
         let deadline = QueryExecutor.Deadline(milliseconds: budget.milliseconds)
         var used = listedDimensions
         for d in q.filter?.dimensions ?? [] where !used.contains(d) { used.append(d) }
