@@ -160,6 +160,44 @@ struct DrillDownTests {
         }
     }
 
+    @Test("a damaged block is a storage error (the server answers 500), not the asker's")
+    func damagedPart() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        var store = try EventStore(options: options)
+        _ = try await store.ingest(Self.batch(Self.events[0..<2000]))
+        try store.flush()
+        try store.close()
+        let parts = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }
+        let path = dir.path + "/parts/" + parts[0]
+        // One byte in the middle of every occurred_at block: every question reads them.
+        let part = try Part.openForInspection(path: path, name: parts[0], number: 1)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        for block in part.footer.column(.occurredAt)!.granules { bytes[block.offset + block.length / 2] ^= 0x5A }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        store = try EventStore(options: options)
+        defer { try? store.close() }
+        let range = (Self.start, Self.start + 3 * 86_400_000)
+        let questions: [(String, () throws -> Void)] = [
+            ("report", { _ = try QueryExecutor.run(Query(site: "shop.example", from: range.0, to: range.1, metrics: [.events],
+                                                         dimensions: [.time(.hour)], exact: true), on: store.snapshot()) }),
+            ("sessions", { _ = try QueryExecutor.run(Query(site: "shop.example", from: range.0, to: range.1,
+                                                           metrics: [.session(.bounceRate)]), on: store.snapshot()) }),
+            ("funnel", { _ = try FunnelExecutor.run(FunnelQuery(funnel: FunnelDefinition(name: "f", steps: Self.steps),
+                                                                site: "shop.example", from: range.0, to: range.1), on: store.snapshot()) }),
+            ("events", { _ = try EventList.run(EventListQuery(site: "shop.example", from: range.0, to: range.1), on: store.snapshot()) }),
+        ]
+        for (name, ask) in questions {
+            do {
+                try ask()
+                Issue.record("\(name): a damaged part was read without an error")
+            } catch let e as QueryError {
+                #expect(e.kind == .storage, "\(name): \(e)")
+            }
+        }
+    }
+
     @Test("bad limits and cursors are refused naming the parameter")
     func eventListErrors() throws {
         #expect(throws: QueryError.invalid("limit", "must be 1–1000, not 0")) {

@@ -136,7 +136,7 @@ public enum FunnelExecutor {
         } catch let e as QueryError {
             throw e
         } catch {
-            throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+            throw QueryError.storage("reading the data", error)
         }
     }
 

@@ -274,6 +274,8 @@ public struct QueryError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalid
         /// The query ran past its time or memory budget.
         case budget
+        /// The stored data could not be read (a damaged part, an I/O error): not the asker's fault.
+        case storage
     }
 
     public var kind: Kind
@@ -282,6 +284,11 @@ public struct QueryError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public static func invalid(_ parameter: String, _ message: String) -> QueryError {
         QueryError(kind: .invalid, parameter: parameter, message: message)
+    }
+
+    /// The data could not be read: `error` (a damaged part, an I/O error) says why.
+    public static func storage(_ what: String, _ error: any Error) -> QueryError {
+        QueryError(kind: .storage, parameter: "query", message: "\(what) failed: \(error)")
     }
 
     public var description: String { "\(parameter): \(message)" }

@@ -31,7 +31,7 @@ public enum QueryExecutor {
             } catch let e as QueryError {
                 throw e
             } catch {
-                throw QueryError(kind: .invalid, parameter: "query", message: "reading the rollups failed: \(error)")
+                throw QueryError.storage("reading the rollups", error)
             }
             stats.rollupRowsRead = plan.rowsScanned
         }
@@ -75,7 +75,7 @@ public enum QueryExecutor {
                 if !granules.isEmpty { work.append((part, granules)) }
             }
         } catch {
-            throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+            throw QueryError.storage("reading the data", error)
         }
         // Aggregate the parts on both cores when there is enough to share (each worker has
         // its own value codes and groups; they are merged by value afterwards).
@@ -102,7 +102,7 @@ public enum QueryExecutor {
         }
         for box in boxes {
             if let e = box.error as? QueryError { throw e }
-            if let e = box.error { throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(e)") }
+            if let e = box.error { throw QueryError.storage("reading the data", e) }
         }
         var plan = boxes[0].plan
         for box in boxes.dropFirst() { try plan.merge(box.plan, maxGroups: budget.maxGroups) }

@@ -329,7 +329,7 @@ public enum SessionExecutor {
             } catch let e as QueryError {
                 throw e
             } catch {
-                throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+                throw QueryError.storage("reading the data", error)
             }
         }
 
@@ -355,7 +355,7 @@ public enum SessionExecutor {
             } catch let e as QueryError {
                 throw e
             } catch {
-                throw QueryError(kind: .invalid, parameter: "query", message: "reading the data failed: \(error)")
+                throw QueryError.storage("reading the data", error)
             }
             var stats = ScanStats()
             for w in workerStats.map(\.state) {

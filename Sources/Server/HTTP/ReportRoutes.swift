@@ -147,6 +147,7 @@ public struct ReportRoutes: Sendable {
         switch e.kind {
         case .invalid: JSONBody.error(.badRequest, e.message, field: e.parameter)
         case .budget: JSONBody.error(.unprocessableContent, e.message, field: e.parameter)
+        case .storage: JSONBody.error(.internalServerError, e.message)
         }
     }
 
