@@ -185,6 +185,36 @@ struct SessionTests {
         }
     }
 
+    @Test("events of one session at the same millisecond give the same answer whichever was stored first")
+    func ties() async throws {
+        func answer(_ order: [(String, String)]) async throws -> ([[QueryValue]], [QueryValue]) {
+            let dir = TemporaryDirectory()
+            var options = StoreOptions(directory: dir.path)
+            options.backgroundFlush = false
+            let store = try EventStore(options: options)
+            defer { try? store.close() }
+            for (i, (path, device)) in order.enumerated() {
+                var r = EventRow(site: "shop", at: Self.start, visitor: "v1", session: "s1", id: "e\(i)", path: path)
+                r.values[.deviceType] = device
+                _ = try await store.ingest(EventBatch.of([r, EventRow(site: "shop", at: Self.start + 1000, id: "x\(i)", path: "/z")]))
+                if i == 0 { try store.flush() }  // one in a part, one in the buffer
+            }
+            let q = Query(site: "shop", from: Self.start, to: Self.start + 86_400_000, metrics: [.sessions],
+                          dimensions: [.entryPage, .exitPage, .column(.deviceType)], denseTime: false)
+            let sessions = try QueryExecutor.run(q, on: store.snapshot()).rows
+            var f = FunnelQuery(funnel: FunnelDefinition(name: "f", steps: [FunnelStep(eventType: "page_view")]), site: "shop",
+                                from: Self.start, to: Self.start + 86_400_000)
+            f.breakdown = .column(.deviceType)
+            let funnel = try FunnelExecutor.run(f, on: store.snapshot()).breakdown.map(\.value)
+            return (sessions, funnel)
+        }
+        let one = try await answer([("/b", "mobile"), ("/a", "desktop")])
+        let other = try await answer([("/a", "desktop"), ("/b", "mobile")])
+        #expect(one.0 == other.0)
+        #expect(one.0 == [[.string("/a"), .string("/z"), .string("desktop"), .int(1)]])
+        #expect(one.1 == other.1)
+    }
+
     @Test("session metrics with event dimensions or event metrics are refused naming the parameter")
     func errors() async throws {
         try await Self.withStore { store in

@@ -208,8 +208,15 @@ public enum FunnelExecutor {
             }
         }
         try deadline.check()
+        // Equal (group, time, step): ordered by the breakdown's value, so which of them opens the
+        // chain never depends on which part or worker was read first.
+        var rank = [UInt32](repeating: 0, count: breakdownSpace.values.count)
+        for (r, code) in breakdownSpace.values.indices.sorted(by: { breakdownSpace.values[$0] < breakdownSpace.values[$1] }).enumerated() {
+            rank[code] = UInt32(r)
+        }
         entries.sort { a, b in
-            a.group != b.group ? a.group < b.group : a.time != b.time ? a.time < b.time : a.step < b.step
+            a.group != b.group ? a.group < b.group : a.time != b.time ? a.time < b.time
+                : a.step != b.step ? a.step < b.step : rank.isEmpty ? false : rank[Int(a.breakdown)] < rank[Int(b.breakdown)]
         }
 
         let n = funnel.steps.count

@@ -210,7 +210,8 @@ public enum SessionExecutor {
                 }
                 events[s] += 1
                 conversions[s] |= rows.conversions[r]
-                if t < start[s] {
+                if t < start[s] || (t == start[s] && !inserted
+                    && firstBefore(rows.visitors[r], { rows.attributes[$0][r] }, visitor[s], { attributeCodes[$0][s] })) {
                     start[s] = t
                     for k in 0..<attributeCount { attributeCodes[k][s] = rows.attributes[k][r] }
                     if let ids { visitorID[s] = ids.visitors.withValue(r) { self.ids.code(bytes: $0) } }
@@ -219,11 +220,11 @@ public enum SessionExecutor {
                 if t > end[s] { end[s] = t }
                 if rows.pageview[r] {
                     pageviews[s] += 1
-                    if t < entryTime[s] {
+                    if t < entryTime[s] || (t == entryTime[s] && pageBefore(rows.pages[r], entryPage[s])) {
                         entryTime[s] = t
                         entryPage[s] = rows.pages[r]
                     }
-                    if t > exitTime[s] {
+                    if t > exitTime[s] || (t == exitTime[s] && pageBefore(exitPage[s], rows.pages[r])) {
                         exitTime[s] = t
                         exitPage[s] = rows.pages[r]
                     }
@@ -296,6 +297,23 @@ public enum SessionExecutor {
                 }
                 try fold(rows, ids: nil)
             }
+        }
+
+        // Events of one session at the same millisecond: which is first (its dimensions) and
+        // which pageview is the entry or exit is decided by value, never by which part or
+        // worker was read first: the smaller visitor hash then dimension values come first,
+        // the smaller page is the entry and the larger the exit.
+
+        func pageBefore(_ a: UInt32, _ b: UInt32) -> Bool {
+            a != b && pages.values[Int(a)] < pages.values[Int(b)]
+        }
+
+        func firstBefore(_ visitorA: UInt64, _ a: (Int) -> UInt32, _ visitorB: UInt64, _ b: (Int) -> UInt32) -> Bool {
+            if visitorA != visitorB { return visitorA < visitorB }
+            for k in 0..<attributes.count where a(k) != b(k) {
+                return attributeSpaces[k].values[Int(a(k))] < attributeSpaces[k].values[Int(b(k))]
+            }
+            return false
         }
 
         static func equal(_ bytes: UnsafeRawBufferPointer, _ s: String) -> Bool {
@@ -422,20 +440,23 @@ public enum SessionExecutor {
                 events[s] += o.events[j]
                 pageviews[s] += o.pageviews[j]
                 conversions[s] |= o.conversions[j]
-                if o.start[j] < start[s] {
+                if o.start[j] < start[s] || (o.start[j] == start[s] && firstBefore(
+                    o.visitor[j], { attributeMaps[$0][Int(o.attributeCodes[$0][j])] }, visitor[s], { attributeCodes[$0][s] })) {
                     start[s] = o.start[j]
                     visitor[s] = o.visitor[j]
                     for k in 0..<attributes.count { attributeCodes[k][s] = attributeMaps[k][Int(o.attributeCodes[k][j])] }
                     if keepIDs { visitorID[s] = idMap[Int(o.visitorID[j])] }
                 }
                 end[s] = max(end[s], o.end[j])
-                if o.entryTime[j] < entryTime[s] {
+                let theirEntry = pageMap[Int(o.entryPage[j])]
+                if o.entryTime[j] < entryTime[s] || (o.entryTime[j] == entryTime[s] && pageBefore(theirEntry, entryPage[s])) {
                     entryTime[s] = o.entryTime[j]
-                    entryPage[s] = pageMap[Int(o.entryPage[j])]
+                    entryPage[s] = theirEntry
                 }
-                if o.exitTime[j] > exitTime[s] {
+                let theirExit = pageMap[Int(o.exitPage[j])]
+                if o.exitTime[j] > exitTime[s] || (o.exitTime[j] == exitTime[s] && pageBefore(exitPage[s], theirExit)) {
                     exitTime[s] = o.exitTime[j]
-                    exitPage[s] = pageMap[Int(o.exitPage[j])]
+                    exitPage[s] = theirExit
                 }
             }
         }
