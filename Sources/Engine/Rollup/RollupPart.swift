@@ -151,17 +151,20 @@ public final class RollupPart: Sendable {
             dictionaries.append((aggregate.interners[k].values, order))
         }
         func mapped(_ k: Int, _ code: UInt32) -> UInt32 { code == RollupAggregate.null ? code : remaps[k][Int(code)] }
-        let sorted = groups.filter { aggregate.events[$0] != 0 }.sorted { a, b in
-            let x = aggregate.keys[a], y = aggregate.keys[b]
-            if mapped(0, x.site) != mapped(0, y.site) { return mapped(0, x.site) < mapped(0, y.site) }
-            if x.day != y.day { return x.day < y.day }
-            if mapped(1, x.type) != mapped(1, y.type) { return mapped(1, x.type) < mapped(1, y.type) }
-            for d in 0..<columns.count - 2 where x[d] != y[d] {
-                // Null sorts last (its code is the largest).
-                return mapped(d + 2, x[d]) < mapped(d + 2, y[d])
-            }
-            return false
+        // Rows in key order: site, day, type, then the dimensions by value (null last: its code
+        // is the largest). The remapped key is packed into four words once, so the sort compares
+        // integers (comparing through the remaps in the sort's closure was 9 % of `tally ingest`).
+        let dimensionCount = columns.count - 2
+        var packed: [(UInt64, UInt64, UInt64, UInt64, Int)] = []
+        packed.reserveCapacity(groups.count)
+        for g in groups where aggregate.events[g] != 0 {
+            let k = aggregate.keys[g]
+            func dim(_ d: Int) -> UInt64 { d < dimensionCount ? UInt64(mapped(d + 2, k[d])) : 0 }
+            packed.append((UInt64(mapped(0, k.site)) << 32 | UInt64(UInt32(bitPattern: k.day) ^ 0x8000_0000),
+                           UInt64(mapped(1, k.type)) << 32 | dim(0), dim(1) << 32 | dim(2), dim(3), g))
         }
+        packed.sort { $0 < $1 }
+        let sorted = packed.map(\.4)
         var w = ByteWriter(capacity: 4096 + sorted.count * 32)
         w.varint(UInt64(def.name.utf8.count))
         w.raw(Array(def.name.utf8))
