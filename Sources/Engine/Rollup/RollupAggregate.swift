@@ -1,5 +1,5 @@
 /// The key of a rollup row: codes into the aggregate's per-column value interners.
-struct RollupKey: Hashable {
+struct RollupKey: Equatable {
     var site: UInt32
     var day: Int32
     var type: UInt32
@@ -28,7 +28,9 @@ struct RollupAggregate {
 
     let definition: RollupDefinition
     var interners: [ByteStringInterner]
-    var groups: [RollupKey: Int] = [:]
+    /// keys[g] → g, by open addressing (Swift's Dictionary hashed the 28-byte key with SipHash
+    /// for every change of key: 8 % of `tally ingest`).
+    var slots: [Int32] = Array(repeating: -1, count: 1024)
     var keys: [RollupKey] = []
     var events: [Int64] = []
     var visitors: [HyperLogLog] = []
@@ -67,10 +69,39 @@ struct RollupAggregate {
         bytes.isEmpty && column >= 2 ? Self.null : UInt32(interners[column].intern(bytes))
     }
 
+    @inline(__always) static func slot(_ k: RollupKey, mask: Int) -> Int {
+        let m: UInt64 = 0xBF58_476D_1CE4_E5B9
+        var h = UInt64(k.site) &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ UInt64(UInt32(bitPattern: k.day))) &* m
+        h = (h ^ UInt64(k.type)) &* m
+        h = (h ^ UInt64(k.d0)) &* m
+        h = (h ^ UInt64(k.d1)) &* m
+        h = (h ^ UInt64(k.d2)) &* m
+        h = (h ^ UInt64(k.d3)) &* m
+        return Int(truncatingIfNeeded: h ^ (h >> 31)) & mask
+    }
+
     mutating func group(_ key: RollupKey) -> Int {
-        if let g = groups[key] { return g }
+        var mask = slots.count - 1
+        var i = Self.slot(key, mask: mask)
+        while slots[i] >= 0 {
+            if keys[Int(slots[i])] == key { return Int(slots[i]) }
+            i = (i + 1) & mask
+        }
         let g = keys.count
-        groups[key] = g
+        if (g + 1) * 4 > slots.count * 3 {
+            // Grow, reinserting in order of arrival (never in another table's slot order).
+            slots = Array(repeating: -1, count: slots.count * 2)
+            mask = slots.count - 1
+            for (j, k) in keys.enumerated() {
+                var at = Self.slot(k, mask: mask)
+                while slots[at] >= 0 { at = (at + 1) & mask }
+                slots[at] = Int32(j)
+            }
+            i = Self.slot(key, mask: mask)
+            while slots[i] >= 0 { i = (i + 1) & mask }
+        }
+        slots[i] = Int32(g)
         keys.append(key)
         events.append(0)
         visitors.append(HyperLogLog())
