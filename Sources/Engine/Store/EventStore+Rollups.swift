@@ -207,19 +207,30 @@ extension EventStore {
             for (b, d) in zip(batches, days) { a.add(b, days: d.days, zones: d.zones, sign: sign) }
             return a
         }
-        var out: [String: [RollupPart]] = [:]
-        for (def, aggregate) in zip(options.rollups, aggregates) {
-            for (month, groups) in aggregate.months().sorted(by: { $0.key < $1.key }) {
+        // Every (rollup, month) part numbered here, then written on both cores.
+        var jobs: [(aggregate: Int, month: Partition, groups: [Int], number: Int, directory: String)] = []
+        for (a, def) in options.rollups.enumerated() {
+            for (month, groups) in aggregates[a].months().sorted(by: { $0.key < $1.key }) {
                 let number = state.withLock { st in
                     defer { st.nextPartNumber += 1 }
                     return st.nextPartNumber
                 }
-                var p = base ?? RollupProvenance()
-                p.coverage = coverage
-                out[def.name, default: []].append(
-                    try RollupPart.write(aggregate, groups: groups, partition: month, number: number, level: 0,
-                                         provenance: p, directory: rollupDirectory(def.name), fs: fs))
+                jobs.append((a, month, groups, number, rollupDirectory(def.name)))
             }
+        }
+        var provenance = base ?? RollupProvenance()
+        provenance.coverage = coverage
+        let p = provenance
+        let fs = fs
+        let written = parallelMap(jobs) { job -> Result<RollupPart, TallyError> in
+            Result { () throws(TallyError) in
+                try RollupPart.write(aggregates[job.aggregate], groups: job.groups, partition: job.month, number: job.number,
+                                     level: 0, provenance: p, directory: job.directory, fs: fs)
+            }
+        }
+        var out: [String: [RollupPart]] = [:]
+        for (job, result) in zip(jobs, written) {
+            out[options.rollups[job.aggregate].name, default: []].append(try result.get())
         }
         return out
     }
