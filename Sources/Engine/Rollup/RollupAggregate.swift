@@ -113,48 +113,47 @@ struct RollupAggregate {
     /// time zone). `sign` is -1 for a correction (rows a merge dropped as duplicates: their
     /// visitors and sessions are still in the sketches through the copy that stayed).
     mutating func add(_ batch: EventBatch, days: [Int32], zones: [String: String], sign: Int64 = 1) {
+        add(RollupBatch(batch, columns: definition.columns, days: days, zones: zones), sign: sign)
+    }
+
+    /// Adds the rows of a batch prepared once for every rollup: each row's values are looked
+    /// up by the batch's code, interned here once per distinct value.
+    mutating func add(_ rb: RollupBatch, sign: Int64 = 1) {
         let columns = definition.columns
+        let unset = UInt32.max - 1
+        let batchCodes = columns.map { rb.codes[$0]! }
+        let batchValues = columns.map { rb.values[$0]! }
+        var maps = batchValues.map { [UInt32](repeating: unset, count: $0.count) }
         var key = RollupKey(site: 0, day: 0, type: 0)
         var last: (key: RollupKey, group: Int, visitor: UInt64, session: UInt64)?
-        let visitorColumn = batch[string: .visitorID], sessionColumn = batch[string: .sessionID]
-        for r in 0..<batch.count {
-            for (k, c) in columns.enumerated() {
-                let code: UInt32
-                if c.kind == .int64 {
-                    let col = batch[int: c]
-                    if col.isNull(r) {
-                        code = Self.null
-                    } else {
-                        let v = col.values[r]
-                        if let c = intCodes[k]?[v] {
-                            code = c
-                        } else {
-                            var text = String(v)
-                            code = text.withUTF8 { self.code(k, UnsafeRawBufferPointer($0)) }
-                            intCodes[k, default: [:]][v] = code
-                        }
+        for r in 0..<rb.count {
+            for k in 0..<columns.count {
+                let b = batchCodes[k][r]
+                var code = Self.null
+                if b != RollupBatch.null {
+                    code = maps[k][Int(b)]
+                    if code == unset {
+                        code = batchValues[k].withValue(Int(b)) { self.code(k, $0) }
+                        maps[k][Int(b)] = code
                     }
-                } else {
-                    let col = batch[string: c]
-                    code = col.isNull(r) ? Self.null : col.withValue(r) { self.code(k, $0) }
                 }
                 switch k {
                 case 0:
                     key.site = code
                     if siteZones[code] == nil {
-                        let site = batch[string: .siteID].string(at: r) ?? ""
-                        noteZone(code, zones[site] ?? QueryTimeZone.utc.identifier)
+                        let site = b == RollupBatch.null ? "" : batchValues[0].string(at: Int(b)) ?? ""
+                        noteZone(code, rb.zones[site] ?? QueryTimeZone.utc.identifier)
                     }
                 case 1: key.type = code
                 default: key[k - 2] = code
                 }
             }
-            key.day = days[r]
+            key.day = rb.days[r]
             let g = last?.key == key ? last!.group : group(key)
             events[g] += sign
             guard sign > 0, sketched(key.type) else { continue }
-            let v = visitorColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
-            let s = sessionColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+            let v = rb.visitors[r]
+            let s = rb.sessions[r]
             // Rows come grouped by visitor: skip re-adding the hash the group just saw.
             if v != 0 && !(last?.group == g && last?.visitor == v) { visitors[g].add(hash: v) }
             if s != 0 && !(last?.group == g && last?.session == s) { sessions[g].add(hash: s) }
@@ -202,5 +201,56 @@ struct RollupAggregate {
         var out: [Partition: [Int]] = [:]
         for (g, k) in keys.enumerated() { out[Partition(ms: Int64(k.day) * 86_400_000), default: []].append(g) }
         return out
+    }
+}
+
+/// A batch prepared once for all rollups of a flush: every used column's values coded by the
+/// batch (so each rollup looks a row's value up in an array instead of hashing its bytes
+/// again: 7 rollups interned site and type 7 times per row), the visitor and session hashes,
+/// and the rows' local days.
+struct RollupBatch: Sendable {
+    static let null = UInt32.max
+    let count: Int
+    let days: [Int32]
+    let zones: [String: String]
+    /// Per column, each row's code into `values` (`null` for a null value; int64 columns as decimal text).
+    var codes: [EventColumn: [UInt32]] = [:]
+    var values: [EventColumn: StringColumn] = [:]
+    let visitors: [UInt64]
+    let sessions: [UInt64]
+
+    init(_ batch: EventBatch, columns: [EventColumn], days: [Int32], zones: [String: String]) {
+        count = batch.count
+        self.days = days
+        self.zones = zones
+        let visitorColumn = batch[string: .visitorID], sessionColumn = batch[string: .sessionID]
+        visitors = (0..<batch.count).map { r in visitorColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
+        sessions = (0..<batch.count).map { r in sessionColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
+        for c in Set(columns) {
+            var interner = ByteStringInterner()
+            var out = [UInt32](repeating: Self.null, count: batch.count)
+            if c.kind == .int64 {
+                let col = batch[int: c]
+                var seen: [Int64: UInt32] = [:]
+                for r in 0..<batch.count where !col.isNull(r) {
+                    let v = col.values[r]
+                    if let code = seen[v] {
+                        out[r] = code
+                    } else {
+                        var text = String(v)
+                        let code = text.withUTF8 { UInt32(interner.intern(UnsafeRawBufferPointer($0))) }
+                        seen[v] = code
+                        out[r] = code
+                    }
+                }
+            } else {
+                let col = batch[string: c]
+                for r in 0..<batch.count where !col.isNull(r) {
+                    out[r] = col.withValue(r) { UInt32(interner.intern($0)) }
+                }
+            }
+            codes[c] = out
+            values[c] = interner.values
+        }
     }
 }

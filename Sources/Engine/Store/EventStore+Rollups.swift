@@ -201,10 +201,15 @@ extension EventStore {
         throws(TallyError) -> [String: [RollupPart]]
     {
         guard !options.rollups.isEmpty, batches.contains(where: { $0.count > 0 }) else { return [:] }
-        let days = batches.map { Self.localDays($0, zones: options.siteTimeZones) }
+        // Each batch's values coded once for every rollup, then the rollups on both cores.
+        let columns = Array(Set(options.rollups.flatMap(\.columns)))
+        let prepared = parallelMap(batches) { b in
+            let d = Self.localDays(b, zones: options.siteTimeZones)
+            return RollupBatch(b, columns: columns, days: d.days, zones: d.zones)
+        }
         let aggregates = parallelMap(options.rollups) { def in
             var a = RollupAggregate(def)
-            for (b, d) in zip(batches, days) { a.add(b, days: d.days, zones: d.zones, sign: sign) }
+            for b in prepared { a.add(b, sign: sign) }
             return a
         }
         // Every (rollup, month) part numbered here, then written on both cores.
