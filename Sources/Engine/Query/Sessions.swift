@@ -92,6 +92,9 @@ public enum SessionExecutor {
         var sessionID: [UInt32] = []
         var visitorID: [UInt32] = []
         var rowsRead = 0
+        /// Whether visitor ids are read (unique visitors, the session list); without them every
+        /// session's visitor hash is 0.
+        var needsVisitors = true
 
         init(attributes: [QueryDimension], conversionTypes: [String], zone: QueryTimeZone, maxSessions: Int, keepIDs: Bool) {
             self.attributes = attributes
@@ -125,7 +128,7 @@ public enum SessionExecutor {
             rows.times = b[int: .occurredAt].values
             for r in 0..<n {
                 rows.sessions[r] = sessions.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
-                rows.visitors[r] = visitors.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) }
+                if needsVisitors { rows.visitors[r] = visitors.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
                 types.withValue(r) { t in
                     rows.pageview[r] = QueryMetric.pageviewTypes.contains { p in Self.equal(t, p) }
                     for (k, c) in conversionTypes.enumerated() where Self.equal(t, c) { rows.conversions[r] |= 1 << UInt64(k) }
@@ -260,8 +263,10 @@ public enum SessionExecutor {
                 rows.times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
                 rows.sessions = try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: allTimes,
                                                           dictionaries: &dictionaries)
-                rows.visitors = try part.identifierHashes(.visitorID, granule: g, selected: selected, occurred: allTimes,
-                                                          dictionaries: &dictionaries)
+                if needsVisitors {
+                    rows.visitors = try part.identifierHashes(.visitorID, granule: g, selected: selected, occurred: allTimes,
+                                                              dictionaries: &dictionaries)
+                }
                 guard let types = try part.codesWithNulls(.eventType, granule: g) else {
                     throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
                 }
@@ -323,7 +328,10 @@ public enum SessionExecutor {
 
         /// An empty builder asking the same question (for another scan worker).
         func sibling() -> Builder {
-            Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone, maxSessions: maxSessions, keepIDs: keepIDs)
+            let b = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone, maxSessions: maxSessions,
+                            keepIDs: keepIDs)
+            b.needsVisitors = needsVisitors
+            return b
         }
 
         /// Reads the events around [from, to) of `site` from the snapshot (parts and buffer) on
@@ -506,6 +514,7 @@ public enum SessionExecutor {
         guard conversionTypes.count <= 64 else { throw QueryError.invalid("metrics", "at most 64 conversions:<event_type> metrics") }
         let builder = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: q.timeZone,
                               maxSessions: budget.maxGroups * 16, keepIDs: false)
+        builder.needsVisitors = q.metrics.contains(.uniqueVisitors)
         let from = max(q.from, q.rawFloor ?? .min)
         var stats = try builder.read(site: q.site, from: from, to: q.to, snapshot: snapshot, deadline: deadline)
 
