@@ -214,10 +214,7 @@ public enum FunnelExecutor {
         for (r, code) in breakdownSpace.values.indices.sorted(by: { breakdownSpace.values[$0] < breakdownSpace.values[$1] }).enumerated() {
             rank[code] = UInt32(r)
         }
-        entries.sort { a, b in
-            a.group != b.group ? a.group < b.group : a.time != b.time ? a.time < b.time
-                : a.step != b.step ? a.step < b.step : rank.isEmpty ? false : rank[Int(a.breakdown)] < rank[Int(b.breakdown)]
-        }
+        entries = Self.grouped(entries, rank: rank)
 
         let n = funnel.steps.count
         var total = Tally(steps: n)
@@ -241,6 +238,38 @@ public enum FunnelExecutor {
         breakdown.sort { $0.steps.reached[0] != $1.steps.reached[0] ? $0.steps.reached[0] > $1.steps.reached[0] : $0.value < $1.value }
         return FunnelResult(total: total.steps, breakdown: Array(breakdown.prefix(q.breakdownLimit)), groups: groups,
                             stats: stats)
+    }
+
+    /// The entries with each group's together (groups in no particular order), each group's
+    /// ordered by (time, step, breakdown rank). A counting sort by group, then small sorts:
+    /// sorting all 3.2M entries of a 30-day funnel by (group, time, step) was a third of its time.
+    static func grouped(_ entries: [Entry], rank: [UInt32]) -> [Entry] {
+        var index = HashIndex(capacity: entries.count / 2)
+        var groupOf = [Int32](repeating: 0, count: entries.count)
+        var counts: [Int] = []
+        for (i, e) in entries.enumerated() {
+            let (g, inserted) = index.findOrInsert(e.group, Int32(counts.count))
+            if inserted { counts.append(0) }
+            counts[Int(g)] += 1
+            groupOf[i] = g
+        }
+        var starts = [Int](repeating: 0, count: counts.count + 1)
+        for g in 0..<counts.count { starts[g + 1] = starts[g] + counts[g] }
+        var next = starts
+        var out = entries
+        for (i, e) in entries.enumerated() {
+            let g = Int(groupOf[i])
+            out[next[g]] = e
+            next[g] += 1
+        }
+        func before(_ a: Entry, _ b: Entry) -> Bool {
+            a.time != b.time ? a.time < b.time
+                : a.step != b.step ? a.step < b.step : rank.isEmpty ? false : rank[Int(a.breakdown)] < rank[Int(b.breakdown)]
+        }
+        for g in 0..<counts.count where counts[g] > 1 {
+            out[starts[g]..<starts[g + 1]].sort(by: before)
+        }
+        return out
     }
 
     /// One scan worker: the events meeting steps, with its own value codes.
