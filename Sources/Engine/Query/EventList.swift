@@ -171,6 +171,7 @@ public enum EventList {
                 continue
             }
             var dictionaries: [EventColumn: StringColumn] = [:]
+            let (siteCode, siteFound) = Part.lookup(q.site, in: part.sites)
             // Newest granules first: a part sorted by site, type and day has granules of a few
             // days each, so once the page is full the older ones are skipped unread.
             for g in granules.sorted(by: { part.footer.granules[$0].maxTime > part.footer.granules[$1].maxTime }) {
@@ -182,8 +183,7 @@ public enum EventList {
                 try deadline.check()
                 stats.granulesRead += 1
                 if byHash {
-                    let (siteCode, found) = Part.lookup(q.site, in: part.sites)
-                    guard found, let (selected, times) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
+                    guard siteFound, let (selected, times) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
                     var rows = selected ?? (0..<Int32(times.count)).map { $0 }
                     for (column, hashes) in wanted where !rows.isEmpty {
                         let h = try part.identifierHashes(column, granule: g, selected: rows, occurred: times, dictionaries: &dictionaries)

@@ -172,25 +172,10 @@ public enum FunnelExecutor {
         }
         let site = q.site
         let to = q.to
-        try snapshot.forEachPartInParallel(workers: 2) { i, part in
-            boxes[i].stats.parts += 1
-            guard let granules = try plan.granules(of: part, stats: &boxes[i].stats) else {
-                boxes[i].stats.partsSkipped += 1
-                return
-            }
-            boxes[i].stats.granulesRead += granules.count
+        var stats = try snapshot.forEachPrunedPartInParallel(plan, workers: 2) { i, part, granules in
             try boxes[i].state.add(part: part, granules: granules, site: site, from: from, to: to)
         }
-        var stats = ScanStats()
-        for b in boxes {
-            stats.parts += b.stats.parts
-            stats.partsSkipped += b.stats.partsSkipped
-            stats.granules += b.stats.granules
-            stats.granulesSkippedByIndex += b.stats.granulesSkippedByIndex
-            stats.granulesSkippedByBloom += b.stats.granulesSkippedByBloom
-            stats.granulesRead += b.stats.granulesRead
-            stats.rowsMatched += b.state.rowsRead
-        }
+        stats.rowsMatched = boxes.reduce(0) { $0 + $1.state.rowsRead }
         for batch in snapshot.buffered {
             stats.bufferedRowsScanned += batch.count
             let rows = plan.matching(batch)
@@ -322,11 +307,11 @@ public enum FunnelExecutor {
             for g in granules {
                 try deadline.check()
                 guard let (selected, allTimes) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
-                let times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
+                let times = pick(allTimes, selected)
                 guard let rawTypes = try part.codesWithNulls(.eventType, granule: g) else {
                     throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
                 }
-                let types = (selected.map { $0.map { rawTypes[Int($0)] } } ?? rawTypes).map { typeMap[$0 == .max ? typeMap.count - 1 : Int($0)] }
+                let types = pick(rawTypes, selected).map { typeMap[$0 == .max ? typeMap.count - 1 : Int($0)] }
                 let groups = try part.identifierHashes(funnel.countBy.column, granule: g, selected: selected, occurred: allTimes,
                                                        dictionaries: &dictionaries)
                 var decoded: EventBatch?
@@ -340,7 +325,7 @@ public enum FunnelExecutor {
                 if let d = breakdown {
                     if case .column(let c) = d, let raw = try part.codesWithNulls(c, granule: g) {
                         if translator == nil { translator = CodeTranslator(try part.queryDictionary(c, cache: &dictionaries), breakdownSpace) }
-                        codes = translator!.codes(selected.map { $0.map { raw[Int($0)] } } ?? raw)
+                        codes = translator!.codes(pick(raw, selected))
                     } else {
                         codes = ExecutionPlan.codes(of: d, in: try batch(Set(d.storedColumns)), space: breakdownSpace, zone: zone)
                     }
@@ -445,12 +430,7 @@ public enum FunnelExecutor {
         }
 
         var steps: FunnelSteps {
-            FunnelSteps(reached: reached, medianSecondsFromPrevious: durations.map { d in
-                guard !d.isEmpty else { return nil }
-                let s = d.sorted()
-                let m = s.count % 2 == 1 ? Double(s[s.count / 2]) : Double(s[s.count / 2 - 1] + s[s.count / 2]) / 2
-                return m / 1000
-            })
+            FunnelSteps(reached: reached, medianSecondsFromPrevious: durations.map { $0.median.map { $0 / 1000 } })
         }
     }
 }

@@ -93,6 +93,21 @@ extension Part {
     }
 }
 
+/// The values of `all` at `selected` (all of them when nil): a granule's column for the rows a
+/// scan kept.
+func pick<T>(_ all: [T], _ selected: [Int32]?) -> [T] {
+    selected.map { $0.map { all[Int($0)] } } ?? all
+}
+
+extension Array where Element == Int64 {
+    /// The median (the mean of the middle two for an even count); nil when empty.
+    var median: Double? {
+        guard !isEmpty else { return nil }
+        let s = sorted()
+        return s.count % 2 == 1 ? Double(s[s.count / 2]) : Double(s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
 extension Part {
     /// The rows of granule `g` with site code `site` and occurred_at in [from, to): their
     /// indices (nil: all rows) and the granule's occurred_at values; nil when none is.
@@ -142,6 +157,26 @@ extension Snapshot {
         }
         if let e = errors.compactMap(\.state).first { throw e }
     }
+
+    /// `forEachPartInParallel` over the parts `plan` does not prune, each with its granules
+    /// that may match; the pruning's counts come back.
+    func forEachPrunedPartInParallel(_ plan: ScanPlan, workers: Int, _ body: @escaping (Int, Part, [Int]) throws -> Void)
+        throws -> ScanStats
+    {
+        let stats = (0..<max(1, workers)).map { _ in ScanWorkerBox(ScanStats()) }
+        try forEachPartInParallel(workers: workers) { i, part in
+            stats[i].state.parts += 1
+            guard let granules = try plan.granules(of: part, stats: &stats[i].state) else {
+                stats[i].state.partsSkipped += 1
+                return
+            }
+            stats[i].state.granulesRead += granules.count
+            try body(i, part, granules)
+        }
+        var total = ScanStats()
+        for s in stats { total.add(s.state) }
+        return total
+    }
 }
 
 extension Part {
@@ -156,5 +191,34 @@ extension Part {
     /// The size in bits of a granule's bloom filter on `column`, or nil if it has none.
     public func bloomFilterBits(_ column: EventColumn, granule g: Int) throws(TallyError) -> Int? {
         try bloom(column, granule: g).map { $0.numBlocks * 256 }
+    }
+}
+
+/// A part's dictionary codes of one column → codes of a query's value space, each translated
+/// once (a part's dictionary of paths has thousands of entries; a query meets some of them).
+struct CodeTranslator {
+    let dictionary: StringColumn
+    let space: ValueSpace
+    var map: [UInt32]
+
+    init(_ dictionary: StringColumn, _ space: ValueSpace) {
+        self.dictionary = dictionary
+        self.space = space
+        map = Array(repeating: .max, count: dictionary.count + 1)
+        map[dictionary.count] = space.code(.null)
+    }
+
+    /// `raw` holds part codes, `UInt32.max` for null rows.
+    mutating func codes(_ raw: [UInt32]) -> [UInt32] {
+        let nullIndex = dictionary.count
+        let dictionary = dictionary
+        let space = space
+        return map.withUnsafeMutableBufferPointer { m in
+            raw.map { r in
+                let i = r == .max ? nullIndex : Int(r)
+                if m[i] == .max { m[i] = dictionary.withValue(i) { space.code(bytes: $0) } }
+                return m[i]
+            }
+        }
     }
 }

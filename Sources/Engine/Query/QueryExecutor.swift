@@ -374,24 +374,10 @@ struct ExecutionPlan {
         // Translated lazily: a part's dictionary of paths has thousands of entries, a query on
         // one site meets a few of them.
         var dictionaries: [EventColumn: StringColumn] = [:]
-        var maps: [EventColumn: (dict: StringColumn, codes: [UInt32])] = [:]
-        let unknown = UInt32.max
+        var translators: [EventColumn: CodeTranslator] = [:]
         func translate(_ c: EventColumn, _ space: ValueSpace, _ raw: [UInt32]) throws -> [UInt32] {
-            if maps[c] == nil {
-                let dict = try part.queryDictionary(c, cache: &dictionaries)
-                var m = [UInt32](repeating: unknown, count: dict.count + 1)
-                m[dict.count] = space.code(.null)  // for null rows
-                maps[c] = (dict, m)
-            }
-            let dict = maps[c]!.dict
-            let nullIndex = dict.count
-            return maps[c]!.codes.withUnsafeMutableBufferPointer { m in
-                raw.map { r in
-                    let i = r == .max ? nullIndex : Int(r)
-                    if m[i] == unknown { m[i] = dict.withValue(i) { space.code(bytes: $0) } }
-                    return m[i]
-                }
-            }
+            if translators[c] == nil { translators[c] = CodeTranslator(try part.queryDictionary(c, cache: &dictionaries), space) }
+            return translators[c]!.codes(raw)
         }
         var isPageview: [Bool] = []
         var slots: [Int] = []
@@ -458,7 +444,6 @@ struct ExecutionPlan {
             let m = selected?.count ?? n
             rowsScanned += m
             // Every per-row array below is compact: index k is the k-th selected row.
-            func pick<T>(_ all: [T]) -> [T] { selected.map { sel in sel.map { all[Int($0)] } } ?? all }
             func readCompact(_ columns: [EventColumn]) throws -> EventBatch {
                 let b = try part.readBatch(columns, granule: g, dictionaries: &dictionaries)
                 guard let selected else { return b }
@@ -471,13 +456,13 @@ struct ExecutionPlan {
                 switch d {
                 case .column(let c):
                     if let raw = try part.codesWithNulls(c, granule: g) {
-                        codes.append(try translate(c, space, pick(raw)))
+                        codes.append(try translate(c, space, pick(raw, selected)))
                     } else {
                         codes.append(Self.codes(of: d, in: try readCompact([c]), space: space, zone: query.timeZone))
                     }
                 case .time(let bucket):
                     var cache: [Int64: UInt32] = [:]
-                    codes.append(pick(times!).map { t in
+                    codes.append(pick(times!, selected).map { t in
                         let k = bucket.key(t, query.timeZone)
                         if let c = cache[k] { return c }
                         let c = space.code(bucket.label(k, query.timeZone))
@@ -499,7 +484,7 @@ struct ExecutionPlan {
                     throw TallyError(.corruption, "part \(part.name): event_type granule \(g) is not dictionary-coded")
                 }
                 let nullIndex = UInt32(isPageview.count - 1)
-                typeCodes = pick(raw).map { $0 == .max ? nullIndex : $0 }
+                typeCodes = pick(raw, selected).map { $0 == .max ? nullIndex : $0 }
             }
             let visitorHashes = needsVisitors
                 ? try part.identifierHashes(.visitorID, granule: g, selected: selected, occurred: times, dictionaries: &dictionaries)

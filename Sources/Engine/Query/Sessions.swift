@@ -252,15 +252,14 @@ public enum SessionExecutor {
             func translated(_ c: EventColumn, _ space: ValueSpace, granule g: Int, selected: [Int32]?) throws -> [UInt32]? {
                 guard let raw = try part.codesWithNulls(c, granule: g) else { return nil }
                 if translators[c] == nil { translators[c] = CodeTranslator(try part.queryDictionary(c, cache: &dictionaries), space) }
-                let picked = selected.map { $0.map { raw[Int($0)] } } ?? raw
-                return translators[c]!.codes(picked)
+                return translators[c]!.codes(pick(raw, selected))
             }
             for g in granules {
                 try deadline.check()
                 guard let (selected, allTimes) = try part.rows(granule: g, site: siteCode, from: from, to: to) else { continue }
                 let m = selected?.count ?? allTimes.count
                 var rows = Rows(count: m)
-                rows.times = selected.map { $0.map { allTimes[Int($0)] } } ?? allTimes
+                rows.times = pick(allTimes, selected)
                 rows.sessions = try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: allTimes,
                                                           dictionaries: &dictionaries)
                 if needsVisitors {
@@ -364,33 +363,18 @@ public enum SessionExecutor {
         func readParts(_ request: ScanRequest, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError) -> ScanStats {
             let plan = ScanPlan(request)
             let builders = (0..<2).map { $0 == 0 ? self : sibling() }
-            let workerStats = (0..<2).map { _ in ScanWorkerBox<ScanStats>(ScanStats()) }
             let from = request.from!
             let to = request.to!
             let site = request.site!
+            var stats: ScanStats
             do {
-                try snapshot.forEachPartInParallel(workers: 2) { i, part in
-                    workerStats[i].state.parts += 1
-                    guard let granules = try plan.granules(of: part, stats: &workerStats[i].state) else {
-                        workerStats[i].state.partsSkipped += 1
-                        return
-                    }
-                    workerStats[i].state.granulesRead += granules.count
+                stats = try snapshot.forEachPrunedPartInParallel(plan, workers: 2) { i, part, granules in
                     try builders[i].add(part: part, granules: granules, site: site, from: from, to: to, deadline: deadline)
                 }
             } catch let e as QueryError {
                 throw e
             } catch {
                 throw QueryError.storage("reading the data", error)
-            }
-            var stats = ScanStats()
-            for w in workerStats.map(\.state) {
-                stats.parts += w.parts
-                stats.partsSkipped += w.partsSkipped
-                stats.granules += w.granules
-                stats.granulesSkippedByIndex += w.granulesSkippedByIndex
-                stats.granulesSkippedByBloom += w.granulesSkippedByBloom
-                stats.granulesRead += w.granulesRead
             }
             for batch in snapshot.buffered {
                 stats.bufferedRowsScanned += batch.count
@@ -469,6 +453,44 @@ public enum SessionExecutor {
             }
         }
 
+        /// How to code dimension `d` of each session: in the builder's own value space (pages and
+        /// first-event dimensions are coded already; a time bucket once per bucket), so filters
+        /// and groups work on codes instead of each session's value being made and coded again.
+        func coder(_ d: QueryDimension) -> DimensionCoder {
+            switch d {
+            case .entryPage: return DimensionCoder(space: pages, kind: .entry)
+            case .exitPage: return DimensionCoder(space: pages, kind: .exit)
+            case .time(let bucket): return DimensionCoder(space: ValueSpace(), kind: .time(bucket))
+            default:
+                let k = attributes.firstIndex(of: d)!
+                return DimensionCoder(space: attributeSpaces[k], kind: .attribute(k))
+            }
+        }
+
+        struct DimensionCoder {
+            let space: ValueSpace
+            let kind: Kind
+            var buckets: [Int64: UInt32] = [:]
+
+            enum Kind {
+                case entry, exit, attribute(Int), time(QueryDimension.TimeBucket)
+            }
+
+            mutating func code(_ s: Int, _ b: Builder) -> UInt32 {
+                switch kind {
+                case .entry: return b.entryPage[s]
+                case .exit: return b.exitPage[s]
+                case .attribute(let k): return b.attributeCodes[k][s]
+                case .time(let bucket):
+                    let key = bucket.key(b.start[s], b.zone)
+                    if let c = buckets[key] { return c }
+                    let c = space.code(bucket.label(key, b.zone))
+                    buckets[key] = c
+                    return c
+                }
+            }
+        }
+
         /// The value of dimension `d` for session `s` (attributes are looked up by position).
         func value(_ d: QueryDimension, _ s: Int) -> QueryValue {
             switch d {
@@ -518,15 +540,16 @@ public enum SessionExecutor {
         let from = max(q.from, q.rawFloor ?? .min)
         var stats = try builder.read(site: q.site, from: from, to: q.to, snapshot: snapshot, deadline: deadline)
 
-        // Each session of the range: its dimension values, the filter, its group.
-        let spaces = used.map { _ in ValueSpace() }
+        // Each session of the range: its dimension codes, the filter, its group.
+        var coders = used.map { builder.coder($0) }
+        let spaces = coders.map(\.space)
         let filter = q.filter.map { CompiledFilter($0, dimensions: used) }
         var groups: [GroupKey: Int] = [:]
         var accumulators: [Accumulator] = []
         var codes = used.map { _ in [UInt32](repeating: 0, count: 1) }
         let dims = q.dimensions.count
         for s in 0..<builder.count where builder.start[s] >= from && builder.start[s] < q.to {
-            for (i, d) in used.enumerated() { codes[i][0] = spaces[i].code(builder.value(d, s)) }
+            for i in used.indices { codes[i][0] = coders[i].code(s, builder) }
             if let filter, !ExecutionPlan.evaluate(filter, row: 0, codes: codes, spaces: spaces) { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][0] }
@@ -573,10 +596,7 @@ public enum SessionExecutor {
             case .session(.visitDuration):
                 return rounded(a.sessions == 0 ? 0 : Double(a.durationSum) / Double(a.sessions) / 1000, 10)
             case .session(.visitDurationMedian):
-                guard !a.durations.isEmpty else { return .double(0) }
-                let d = a.durations.sorted()
-                let m = d.count % 2 == 1 ? Double(d[d.count / 2]) : Double(d[d.count / 2 - 1] + d[d.count / 2]) / 2
-                return rounded(m / 1000, 10)
+                return rounded((a.durations.median ?? 0) / 1000, 10)
             case .session(.viewsPerVisit):
                 return rounded(a.sessions == 0 ? 0 : Double(a.pageviews) / Double(a.sessions), 100)
             case .session(.conversions(let t)): return .int(Int64(a.conversions[conversionTypes.firstIndex(of: t)!]))
@@ -638,13 +658,14 @@ public enum SessionExecutor {
                               maxSessions: budget.maxGroups * 16, keepIDs: true)
         let from = max(q.from, q.rawFloor ?? .min)
         let stats = try builder.read(site: q.site, from: from, to: q.to, snapshot: snapshot, deadline: deadline)
-        let spaces = used.map { _ in ValueSpace() }
+        var coders = used.map { builder.coder($0) }
+        let spaces = coders.map(\.space)
         let filter = q.filter.map { CompiledFilter($0, dimensions: used) }
         var codes = used.map { _ in [UInt32](repeating: 0, count: 1) }
         var selected: [Int] = []
         for s in 0..<builder.count where builder.start[s] >= from && builder.start[s] < q.to {
             if let filter {
-                for (i, d) in used.enumerated() { codes[i][0] = spaces[i].code(builder.value(d, s)) }
+                for i in used.indices { codes[i][0] = coders[i].code(s, builder) }
                 if !ExecutionPlan.evaluate(filter, row: 0, codes: codes, spaces: spaces) { continue }
             }
             selected.append(s)
@@ -665,34 +686,5 @@ public enum SessionExecutor {
                 dimensions: listedDimensions.map { ($0.name, builder.value($0, s)) })
         }
         return (sessions, selected.count, stats)
-    }
-}
-
-/// A part's dictionary codes of one column → codes of a query's value space, each translated
-/// once (a part's dictionary of paths has thousands of entries; a query meets some of them).
-struct CodeTranslator {
-    let dictionary: StringColumn
-    let space: ValueSpace
-    var map: [UInt32]
-
-    init(_ dictionary: StringColumn, _ space: ValueSpace) {
-        self.dictionary = dictionary
-        self.space = space
-        map = Array(repeating: .max, count: dictionary.count + 1)
-        map[dictionary.count] = space.code(.null)
-    }
-
-    /// `raw` holds part codes, `UInt32.max` for null rows.
-    mutating func codes(_ raw: [UInt32]) -> [UInt32] {
-        let nullIndex = dictionary.count
-        let dictionary = dictionary
-        let space = space
-        return map.withUnsafeMutableBufferPointer { m in
-            raw.map { r in
-                let i = r == .max ? nullIndex : Int(r)
-                if m[i] == .max { m[i] = dictionary.withValue(i) { space.code(bytes: $0) } }
-                return m[i]
-            }
-        }
     }
 }

@@ -48,6 +48,20 @@ public struct ScanStats: Sendable, Equatable {
     public var rollupRowsRead = 0
 
     public init() {}
+
+    /// Adds another scan's counts (a parallel worker's).
+    mutating func add(_ o: ScanStats) {
+        parts += o.parts
+        partsSkipped += o.partsSkipped
+        granules += o.granules
+        granulesSkippedByIndex += o.granulesSkippedByIndex
+        granulesSkippedByBloom += o.granulesSkippedByBloom
+        granulesFromIndex += o.granulesFromIndex
+        granulesRead += o.granulesRead
+        bufferedRowsScanned += o.bufferedRowsScanned
+        rowsMatched += o.rowsMatched
+        rollupRowsRead += o.rollupRowsRead
+    }
 }
 
 /// An immutable view of the store: parts plus buffered batches at one instant. Readers
@@ -102,49 +116,18 @@ public struct Snapshot: Sendable {
         return stats
     }
 
-    /// `scan`, split over `workers` threads: the parts are shared out by size (the first worker
-    /// also takes the buffered batches), each worker folds its batches into its own state.
-    /// The states come back in worker order; the first error stops the others' next batch.
+    /// `scan`, split over `workers` threads (`forEachPartInParallel`; the first worker also
+    /// takes the buffered batches), each worker folding its batches into its own state. The
+    /// states come back in worker order.
     func scanInParallel<State>(_ request: ScanRequest, workers: Int, makeState: () -> State,
                                _ body: @escaping (inout State, EventBatch) throws -> Void) throws -> (states: [State], stats: ScanStats) {
-        let n = parts.count >= 2 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
-        var shares = [[Part]](repeating: [], count: n)
-        var load = [Int](repeating: 0, count: n)
-        for part in parts.sorted(by: { $0.rows > $1.rows }) {
-            let i = load.firstIndex(of: load.min()!)!
-            shares[i].append(part)
-            load[i] += part.rows
+        let boxes = (0..<max(1, workers)).map { _ in ScanWorkerBox(makeState()) }
+        try forEachPartInParallel(workers: workers) { i, part in
+            boxes[i].stats.add(try Snapshot(parts: [part]).scan(request) { try body(&boxes[i].state, $0) })
         }
-        let boxes = (0..<n).map { _ in ScanWorkerBox(makeState()) }
-        let failed = Mutex(false)
-        let snapshots = shares.enumerated().map { i, share in Snapshot(parts: share, buffered: i == 0 ? buffered : []) }
-        // Each worker touches only its own box and state; `body` is called by one worker at a time per state.
-        let work = UnsafeSendable(body)
-        DispatchQueue.concurrentPerform(iterations: n) { i in
-            let box = boxes[i]
-            let body = work.value
-            do {
-                box.stats = try snapshots[i].scan(request) { b in
-                    if failed.withLock({ $0 }) { throw CancellationError() }
-                    try body(&box.state, b)
-                }
-            } catch {
-                box.error = error
-                failed.withLock { $0 = true }
-            }
-        }
-        if let e = boxes.compactMap(\.error).first(where: { !($0 is CancellationError) }) { throw e }
+        boxes[0].stats.add(try Snapshot(buffered: buffered).scan(request) { try body(&boxes[0].state, $0) })
         var stats = ScanStats()
-        for b in boxes {
-            stats.parts += b.stats.parts
-            stats.partsSkipped += b.stats.partsSkipped
-            stats.granules += b.stats.granules
-            stats.granulesSkippedByIndex += b.stats.granulesSkippedByIndex
-            stats.granulesSkippedByBloom += b.stats.granulesSkippedByBloom
-            stats.granulesRead += b.stats.granulesRead
-            stats.bufferedRowsScanned += b.stats.bufferedRowsScanned
-            stats.rowsMatched += b.stats.rowsMatched
-        }
+        for b in boxes { stats.add(b.stats) }
         return (boxes.map(\.state), stats)
     }
 

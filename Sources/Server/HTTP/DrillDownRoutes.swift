@@ -76,6 +76,19 @@ struct DrillDownRoutes: Sendable {
         do { return try body(property) } catch { return AdminRoutes.answer(error) }
     }
 
+    /// Authenticates the read key (its property answers), reads the URL parameters and turns
+    /// a refused query into its 4xx.
+    func withReadKey(_ request: Request, _ context: TallyRequestContext,
+                     _ body: (Property, QueryParameters) async throws -> Response) async throws -> Response {
+        switch try reports.authorize(request, context, siteFromKey: true) {
+        case .failure(let response): return response
+        case .success(let property):
+            do { return try await body(property, QueryParameters(request.uri.queryParameters)) } catch let e as QueryError {
+                return ReportRoutes.queryError(e)
+            }
+        }
+    }
+
     // MARK: Event list
 
     static let defaultColumns: [EventColumn] = [
@@ -84,13 +97,7 @@ struct DrillDownRoutes: Sendable {
     ]
 
     func events(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        let property: Property
-        switch try reports.authorize(request, context, siteFromKey: true) {
-        case .failure(let response): return response
-        case .success(let p): property = p
-        }
-        let params = QueryParameters(request.uri.queryParameters)
-        do {
+        try await withReadKey(request, context) { property, params in
             let base = try reports.baseQuery(property, params, metrics: [.events], defaultPeriod: "30d")
             var q = EventListQuery(site: property.id, from: base.from, to: base.to, timeZone: base.timeZone)
             q.rawFloor = base.rawFloor
@@ -115,14 +122,8 @@ struct DrillDownRoutes: Sendable {
             }
             q.limit = base.limit ?? 100
             if let cursor = params.get("cursor") { q.after = try EventCursor(token: cursor) }
-            let store = reports.store
-            let budget = reports.budget
             let query = q
-            let started = DispatchTime.now().uptimeNanoseconds
-            let page = try await NIOThreadPool.singleton.runIfActive {
-                try EventList.run(query, on: store.snapshot(), budget: budget)
-            }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            let (page, elapsed) = try await offLoop { snapshot, budget in try EventList.run(query, on: snapshot, budget: budget) }
             var w = JSONText()
             w.raw("{\"data\":[")
             for r in 0..<page.events.count {
@@ -135,8 +136,6 @@ struct DrillDownRoutes: Sendable {
                 + "\(page.stats.granulesSkippedByIndex + page.stats.granulesSkippedByBloom)")
             w.raw(",\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
             return w.response()
-        } catch let e as QueryError {
-            return ReportRoutes.queryError(e)
         }
     }
 
@@ -158,13 +157,7 @@ struct DrillDownRoutes: Sendable {
     /// `GET /v1/sessions`: sessions starting in the range, newest first, `limit`/`offset`, `filters`
     /// on session dimensions (entry_page, exit_page, device_type, country_code, utm_source, …).
     func sessions(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        let property: Property
-        switch try reports.authorize(request, context, siteFromKey: true) {
-        case .failure(let response): return response
-        case .success(let p): property = p
-        }
-        let params = QueryParameters(request.uri.queryParameters)
-        do {
+        try await withReadKey(request, context) { property, params in
             var q = try reports.baseQuery(property, params, metrics: [.sessions])
             q.filter = try params.get("filters").map(FilterSyntax.parse)
             if let limit = q.limit, !(1...1000).contains(limit) {
@@ -203,8 +196,6 @@ struct DrillDownRoutes: Sendable {
             w.raw("],\"meta\":{\"total\":\(total),\"limit\":\(q.limit ?? 100),\"offset\":\(q.offset),\"elapsed_ms\":"
                 + String(format: "%.3f", elapsed) + "}}")
             return w.response()
-        } catch let e as QueryError {
-            return ReportRoutes.queryError(e)
         }
     }
 
@@ -212,13 +203,7 @@ struct DrillDownRoutes: Sendable {
     /// pages, event types, session distributions by device, browser, OS and country with bounce
     /// counts, and UTM sources with conversions of `conversion_event` (default `signup`).
     func behavior(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        let property: Property
-        switch try reports.authorize(request, context, siteFromKey: true) {
-        case .failure(let response): return response
-        case .success(let p): property = p
-        }
-        let params = QueryParameters(request.uri.queryParameters)
-        do {
+        try await withReadKey(request, context) { property, params in
             let base = try reports.baseQuery(property, params, metrics: [.sessions])
             let limit = base.limit ?? 10
             let conversion = params.get("conversion_event") ?? "signup"
@@ -251,23 +236,14 @@ struct DrillDownRoutes: Sendable {
                 w.raw(":")
                 let names = ["conversions:\(conversion)": "conversions"]
                 let columns = result.columns.map { names[$0] ?? $0 }
-                let objects = result.rows.map { row in
-                    var o = JSONText()
-                    o.raw("{")
-                    for (j, v) in row.enumerated() {
-                        if j > 0 { o.raw(",") }
-                        o.string(columns[j])
-                        o.raw(":")
-                        o.value(v)
-                    }
-                    o.raw("}")
-                    return o.bytes
-                }
-                if name == "overview" { w.bytes += objects.first ?? Array("{}".utf8) } else {
+                if name == "overview" {
+                    // One row: the totals (a query without dimensions always has it).
+                    w.row(result.rows[0], columns: columns)
+                } else {
                     w.raw("[")
-                    for (k, o) in objects.enumerated() {
+                    for k in result.rows.indices {
                         if k > 0 { w.raw(",") }
-                        w.bytes += o
+                        w.row(result.rows[k], columns: columns)
                     }
                     w.raw("]")
                 }
@@ -280,33 +256,25 @@ struct DrillDownRoutes: Sendable {
             w.string(conversion)
             w.raw(",\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
             return w.response()
-        } catch let e as QueryError {
-            return ReportRoutes.queryError(e)
         }
     }
 
     // MARK: Funnel report
 
     func funnel(_ request: Request, _ context: TallyRequestContext, _ metadata: MetadataStore) async throws -> Response {
-        let property: Property
-        switch try reports.authorize(request, context, siteFromKey: true) {
-        case .failure(let response): return response
-        case .success(let p): property = p
-        }
-        let params = QueryParameters(request.uri.queryParameters)
-        let name = try context.parameters.require("name")
-        let spec: FunnelSpec
-        let definition: FunnelDefinition
-        do {
-            guard let found = try metadata.funnel(propertyID: property.id, name: name) else {
-                return JSONBody.error(.notFound, "property '\(property.id)' has no funnel named '\(name)'", field: "name")
+        try await withReadKey(request, context) { property, params in
+            let name = try context.parameters.require("name")
+            let spec: FunnelSpec
+            let definition: FunnelDefinition
+            do {
+                guard let found = try metadata.funnel(propertyID: property.id, name: name) else {
+                    return JSONBody.error(.notFound, "property '\(property.id)' has no funnel named '\(name)'", field: "name")
+                }
+                spec = found
+                definition = try found.definition()
+            } catch {
+                return AdminRoutes.answer(error)
             }
-            spec = found
-            definition = try found.definition()
-        } catch {
-            return AdminRoutes.answer(error)
-        }
-        do {
             let base = try reports.baseQuery(property, params, metrics: [.events])
             var q = FunnelQuery(funnel: definition, site: property.id, from: base.from, to: base.to, timeZone: base.timeZone)
             q.rawFloor = base.rawFloor
@@ -316,14 +284,10 @@ struct DrillDownRoutes: Sendable {
                 throw QueryError.invalid("breakdown", error.message)
             }
             if let limit = base.limit { q.breakdownLimit = limit }
-            let store = reports.store
-            let budget = reports.budget
             let query = q
-            let started = DispatchTime.now().uptimeNanoseconds
-            let result = try await NIOThreadPool.singleton.runIfActive {
-                try FunnelExecutor.run(query, on: store.snapshot(), budget: budget)
+            let (result, elapsed) = try await offLoop { snapshot, budget in
+                try FunnelExecutor.run(query, on: snapshot, budget: budget)
             }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
             var w = JSONText()
             w.raw("{\"data\":{\"funnel\":")
             w.string(spec.name)
@@ -354,8 +318,6 @@ struct DrillDownRoutes: Sendable {
             w.raw(",\"groups\":\(result.groups),\"rows_scanned\":\(result.stats.rowsMatched + result.stats.bufferedRowsScanned)")
             w.raw(",\"granules_read\":\(result.stats.granulesRead),\"elapsed_ms\":" + String(format: "%.3f", elapsed) + "}}")
             return w.response()
-        } catch let e as QueryError {
-            return ReportRoutes.queryError(e)
         }
     }
 

@@ -244,16 +244,9 @@ public struct ReportRoutes: Sendable {
         var w = JSONText()
         w.raw("{\"data\":[")
         let columns = result.columns.map { names[$0] ?? $0 }
-        for (i, row) in result.rows.enumerated() {
+        for i in result.rows.indices {
             if i > 0 { w.raw(",") }
-            w.raw("{")
-            for (j, v) in row.enumerated() {
-                if j > 0 { w.raw(",") }
-                w.string(columns[j])
-                w.raw(":")
-                w.value(v)
-            }
-            w.raw("}")
+            w.row(result.rows[i], columns: columns)
         }
         w.raw("],\"meta\":")
         meta(result, elapsed: elapsed, into: &w)
@@ -399,6 +392,18 @@ public struct JSONText {
             }
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// One result row as an object keyed by `columns`.
+    mutating func row(_ values: [QueryValue], columns: [String]) {
+        raw("{")
+        for (j, v) in values.enumerated() {
+            if j > 0 { raw(",") }
+            string(columns[j])
+            raw(":")
+            value(v)
+        }
+        raw("}")
     }
 
     mutating func value(_ v: QueryValue) {
