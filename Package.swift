@@ -80,7 +80,7 @@ let package = Package(
             ]
         ),
         .target(name: "TallyTestSupport", dependencies: ["Engine"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
         .testTarget(name: "ToolsTests", dependencies: ["Engine", "Server", "TallyTestSupport", "Workload"]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "Engine"]),

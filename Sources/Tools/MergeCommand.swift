@@ -49,6 +49,7 @@ struct MergeCommand: ParsableCommand {
             let before = store.snapshot().parts.count
             let reports = try store.mergeNow(partition: month, force: true)
             let rollupMerges = try store.mergeRollups(force: true)
+            let summaries = try store.buildSessionSummaries()
             try store.close()
             let rows = reports.reduce(0) { $0 + $1.rows }
             let seconds = reports.reduce(0) { $0 + $1.seconds }
@@ -56,7 +57,7 @@ struct MergeCommand: ParsableCommand {
             print("merged \(before) parts into \(store.snapshot().parts.count) in \(reports.count) merges "
                 + "(\(QueryCommand.grouped(Int64(rows))) rows written, "
                 + String(format: "%.1f MB/s", seconds > 0 ? Double(bytes) / seconds / 1e6 : 0)
-                + ", \(reports.reduce(0) { $0 + $1.duplicatesDropped }) duplicates dropped); \(rollupMerges) rollup merges")
+                + ", \(reports.reduce(0) { $0 + $1.duplicatesDropped }) duplicates dropped); \(rollupMerges) rollup merges; session summaries of \(summaries) parts built")
         } catch {
             throw failure("\(data): \(error)")
         }

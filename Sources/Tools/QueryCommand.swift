@@ -142,7 +142,11 @@ struct QueryCommand: ParsableCommand {
         switch result.source {
         case .raw: source = "\(grouped(Int64(rawRows))) rows scanned"
         case .rollup: source = "from the daily rollups: \(grouped(Int64(rollupRows))) rollup rows, \(grouped(Int64(rawRows))) buffered rows"
+        case .mixed where result.stats.sessionSummariesRead > 0:
+            source = "\(grouped(Int64(result.stats.sessionSummariesRead))) session summaries and \(grouped(Int64(rawRows))) rows scanned"
         case .mixed: source = "\(grouped(Int64(rollupRows))) rollup rows and \(grouped(Int64(rawRows))) rows scanned"
+        case .sessionSummaries:
+            source = "from the session summaries: \(grouped(Int64(result.stats.sessionSummariesRead))) summaries, \(grouped(Int64(rawRows))) buffered rows"
         }
         out.append("(\(grouped(Int64(result.rows.count))) of \(grouped(Int64(result.totalRows))) rows, \(source))")
         return out.joined(separator: "\n")

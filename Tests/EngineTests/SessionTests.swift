@@ -43,7 +43,13 @@ struct SessionTests {
         return out.shuffled(using: &rng)
     }()
 
-    static func withStore(_ body: (EventStore) throws -> Void) async throws {
+    /// Where a store's sessions come from: parts' rows, their session summaries, or the
+    /// summaries of parts merged after ingest (the buffer's rows in every case).
+    enum Source: String, CaseIterable, Sendable {
+        case raw, summaries, merged
+    }
+
+    static func withStore(_ source: Source = .raw, _ body: (EventStore) throws -> Void) async throws {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
@@ -59,6 +65,13 @@ struct SessionTests {
                 return r
             }))
             if i % 2 == 0 { try store.flush() }  // parts and the buffer both hold sessions' events
+        }
+        switch source {
+        case .raw: break
+        case .summaries: #expect(try store.buildSessionSummaries() == store.snapshot().parts.count)
+        case .merged:
+            _ = try store.mergeNow(force: true)
+            try store.buildSessionSummaries()
         }
         try body(store)
         try store.close()
@@ -136,18 +149,21 @@ struct SessionTests {
     // MARK: Tests
 
     @Test("session metrics by session dimensions equal the reference",
-          arguments: [[], ["entry_page"], ["exit_page"], ["device_type"], ["day"], ["entry_page", "country_code"]])
-    func metricsByDimension(dimensions: [String]) async throws {
-        try await Self.withStore { store in
+          arguments: Source.allCases, [[], ["entry_page"], ["exit_page"], ["device_type"], ["day"], ["entry_page", "country_code"]])
+    func metricsByDimension(source: Source, dimensions: [String]) async throws {
+        try await Self.withStore(source) { store in
             let result = try Self.run(store, dimensions)
             #expect(Set(result.rows) == Self.reference(dimensions))
             #expect(result.columns == dimensions + Self.metrics)
+            // Summaries answer for the parts; the buffer's rows are read raw.
+            #expect((result.stats.sessionSummariesRead > 0) == (source != .raw))
+            #expect((result.stats.granulesRead > 0) == (source == .raw))
         }
     }
 
-    @Test("filters on entry and exit pages and on the first event's dimensions")
-    func filters() async throws {
-        try await Self.withStore { store in
+    @Test("filters on entry and exit pages and on the first event's dimensions", arguments: Source.allCases)
+    func filters(source: Source) async throws {
+        try await Self.withStore(source) { store in
             let cases: [(QueryFilter, (Session) -> Bool)] = [
                 (.condition(.entryPage, .is, ["/"]), { $0.value("entry_page") == .string("/") }),
                 (.condition(.exitPage, .contains, ["PRIC"]), { $0.value("exit_page") == .string("/pricing") }),

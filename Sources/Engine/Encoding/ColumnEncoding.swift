@@ -20,6 +20,8 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
     case ulidFromOccurred = 8
     /// The whole payload of a rollup part (FORMAT.md, "Rollup part file").
     case rollupRows = 9
+    /// One block of a part's session summaries (FORMAT.md, "Session summaries").
+    case sessionSummaries = 10
 
     /// Encodings whose decoding needs the granule's occurred_at values.
     var needsOccurredAt: Bool { self == .int64FromOccurred || self == .ulidFromOccurred }
@@ -35,6 +37,7 @@ public enum ColumnEncoding: UInt8, Sendable, CustomStringConvertible {
         case .int64FromOccurred: "int64-from-occurred"
         case .ulidFromOccurred: "ulid-from-occurred"
         case .rollupRows: "rollup-rows"
+        case .sessionSummaries: "session-summaries"
         }
     }
 }

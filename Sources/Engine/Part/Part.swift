@@ -1,3 +1,4 @@
+import Synchronization
 /// An open, immutable part file: its footer in memory and its blocks read on demand.
 ///
 /// Reference counted: snapshots hold parts, and a part's file stays open (and, once a
@@ -11,7 +12,15 @@ public final class Part: Sendable {
     /// The part's site_id and event_type dictionaries (the primary index refers to their codes).
     public let sites: StringColumn
     public let eventTypes: StringColumn
+    /// CRC32C of the footer (from the trailer): session summaries name the part they were built from by it.
+    let footerCRC: UInt32
     let file: any StoredFile
+    private let summaries = Mutex<SessionSummaryFile?>(nil)
+
+    /// The part's per-session summaries (`NAME.sessions`), once built; nil until then.
+    public var sessionSummaries: SessionSummaryFile? { summaries.withLock { $0 } }
+
+    func attach(_ s: SessionSummaryFile?) { summaries.withLock { $0 = s } }
 
     public var partition: Partition { footer.partition }
     public var rows: Int { footer.rows }
@@ -58,12 +67,20 @@ public final class Part: Sendable {
         }
         let sites = try readDictionary(.siteID, footer: footer, file: file, name: name)
         let types = try readDictionary(.eventType, footer: footer, file: file, name: name)
-        return Part(name: name, path: path, number: number, footer: footer, fileSize: size, sites: sites,
-                    eventTypes: types, file: file)
+        let part = Part(name: name, path: path, number: number, footer: footer, fileSize: size, sites: sites,
+                        eventTypes: types, footerCRC: footerCRC, file: file)
+        // Summaries that are missing, damaged or of another part are left out (the part is read
+        // raw) until the store builds them again.
+        let summaryPath = SessionSummaryFile.path(forPart: path)
+        if fs.exists(summaryPath) {
+            part.attach(try? SessionSummaryFile.open(path: summaryPath, partFileSize: size, partFooterCRC: footerCRC, fs: fs))
+        }
+        return part
     }
 
     private init(name: String, path: String, number: Int, footer: PartFooter, fileSize: Int, sites: StringColumn,
-                 eventTypes: StringColumn, file: any StoredFile) {
+                 eventTypes: StringColumn, footerCRC: UInt32, file: any StoredFile) {
+        self.footerCRC = footerCRC
         self.name = name
         self.path = path
         self.number = number

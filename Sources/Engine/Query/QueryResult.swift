@@ -39,6 +39,8 @@ public enum QueryValue: Hashable, Sendable, Comparable, CustomStringConvertible 
 /// Where an answer came from.
 public enum QuerySource: String, Sendable {
     case raw, rollup, mixed
+    /// Session queries: the parts' session summaries (and the buffer's rows).
+    case sessionSummaries = "session_summaries"
 }
 
 /// The answer to a query: rows keyed by dimension then metric names, in order.

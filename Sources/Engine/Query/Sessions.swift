@@ -358,17 +358,43 @@ public enum SessionExecutor {
             }
         }
 
-        /// `read` for questions without the ids' text: parts through `add(part:…)` on both
-        /// cores, the buffer decoded.
+        /// `read` for questions without the ids' text, on both cores: a part's session summaries
+        /// where it has them (and they hold what the question needs), else its rows through
+        /// `add(part:…)`; the buffer decoded.
         func readParts(_ request: ScanRequest, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError) -> ScanStats {
             let plan = ScanPlan(request)
             let builders = (0..<2).map { $0 == 0 ? self : sibling() }
             let from = request.from!
             let to = request.to!
             let site = request.site!
-            var stats: ScanStats
+            let workerStats = (0..<2).map { _ in ScanWorkerBox(ScanStats()) }
+            let needsTypes = !conversionTypes.isEmpty
             do {
-                stats = try snapshot.forEachPrunedPartInParallel(plan, workers: 2) { i, part, granules in
+                try snapshot.forEachPartInParallel(workers: 2) { i, part in
+                    if let summaries = part.sessionSummaries, !needsTypes || summaries.hasTypes {
+                        guard part.footer.maxTime >= from && part.footer.minTime < to else {
+                            workerStats[i].state.parts += 1
+                            workerStats[i].state.partsSkipped += 1
+                            return
+                        }
+                        let chunks = summaries.chunks.filter { $0.site == site && $0.minStart < to && $0.maxEnd >= from }
+                        // Summaries are derived data: a damaged block means the part is read raw.
+                        if let blocks = try? chunks.map({ (c) throws(TallyError) in try summaries.read(c) }) {
+                            workerStats[i].state.parts += 1
+                            for (chunk, block) in zip(chunks, blocks) {
+                                try deadline.check()
+                                try builders[i].absorb(block, from: from, to: to)
+                                workerStats[i].state.sessionSummariesRead += chunk.sessions
+                            }
+                            return
+                        }
+                    }
+                    workerStats[i].state.parts += 1
+                    guard let granules = try plan.granules(of: part, stats: &workerStats[i].state) else {
+                        workerStats[i].state.partsSkipped += 1
+                        return
+                    }
+                    workerStats[i].state.granulesRead += granules.count
                     try builders[i].add(part: part, granules: granules, site: site, from: from, to: to, deadline: deadline)
                 }
             } catch let e as QueryError {
@@ -376,6 +402,8 @@ public enum SessionExecutor {
             } catch {
                 throw QueryError.storage("reading the data", error)
             }
+            var stats = ScanStats()
+            for w in workerStats { stats.add(w.state) }
             for batch in snapshot.buffered {
                 stats.bufferedRowsScanned += batch.count
                 let rows = plan.matching(batch)
@@ -451,6 +479,62 @@ public enum SessionExecutor {
                     exitPage[s] = theirExit
                 }
             }
+        }
+
+        /// Adds the summarized sessions of one block (`SessionSummaryFile`) that can touch
+        /// [from, to): those starting before `to` and ending at or after `from`. They are
+        /// combined with the sessions already here as `absorb` combines two builders'.
+        func absorb(_ s: SessionSummaryFile.Sessions, from: Int64, to: Int64) throws(QueryError) {
+            let o = sibling()
+            let pageCodes = s.pages.map { o.pages.code($0) }
+            let noPage = o.pages.code(.null)
+            let summaryIndex = SessionSummaryFile.attributes
+            // Per attribute: its position in the block and the block's codes → o's; -1 for
+            // .campaign (campaign_id, else utm_campaign), coded per session below.
+            var attributeSource: [Int] = []
+            var attributeMaps: [[UInt32]] = []
+            for (k, d) in attributes.enumerated() {
+                if case .column(let c) = d, let j = summaryIndex.firstIndex(of: c) {
+                    attributeSource.append(j)
+                    attributeMaps.append(s.attributeValues[j].map { o.attributeSpaces[k].code($0) })
+                } else {
+                    attributeSource.append(-1)
+                    attributeMaps.append([])
+                }
+            }
+            let campaignID = summaryIndex.firstIndex(of: .campaignID)!
+            let utmCampaign = summaryIndex.firstIndex(of: .utmCampaign)!
+            // The block's type bits → this question's conversion bits.
+            let typeBits: [UInt64] = conversionTypes.map { t in s.types.firstIndex(of: t).map { 1 << UInt64($0) } ?? 0 }
+            for i in 0..<s.count where s.start[i] < to && s.end[i] >= from {
+                o.sessionHash.append(s.hash[i])
+                o.visitor.append(needsVisitors ? s.visitor[i] : 0)
+                o.start.append(s.start[i])
+                o.end.append(s.end[i])
+                o.events.append(s.events[i])
+                o.pageviews.append(s.pageviews[i])
+                o.entryTime.append(s.entryTime[i])
+                o.exitTime.append(s.exitTime[i])
+                o.entryPage.append(s.pageviews[i] > 0 ? pageCodes[Int(s.entryPage[i])] : noPage)
+                o.exitPage.append(s.pageviews[i] > 0 ? pageCodes[Int(s.exitPage[i])] : noPage)
+                for k in attributes.indices {
+                    let j = attributeSource[k]
+                    if j >= 0 {
+                        o.attributeCodes[k].append(attributeMaps[k][Int(s.attributeCodes[j][i])])
+                    } else {
+                        let id = s.attributeValues[campaignID][Int(s.attributeCodes[campaignID][i])]
+                        let value = id != .null ? id : s.attributeValues[utmCampaign][Int(s.attributeCodes[utmCampaign][i])]
+                        o.attributeCodes[k].append(o.attributeSpaces[k].code(value))
+                    }
+                }
+                var bits: UInt64 = 0
+                if !typeBits.isEmpty {
+                    let have = s.typeBits[i]
+                    for (k, b) in typeBits.enumerated() where have & b != 0 { bits |= 1 << UInt64(k) }
+                }
+                o.conversions.append(bits)
+            }
+            try absorb(o)
         }
 
         /// How to code dimension `d` of each session: in the builder's own value space (pages and
@@ -615,6 +699,7 @@ public enum SessionExecutor {
                                               rowsScanned: builder.rowsRead)
         stats.rowsMatched = builder.rowsRead
         result.stats = stats
+        if stats.sessionSummariesRead > 0 { result.source = stats.granulesRead > 0 ? .mixed : .sessionSummaries }
         return result
     }
 

@@ -184,7 +184,7 @@ extension EventStore {
             try fs.syncDirectory(partsDirectory)
             return nil
         }
-        for p in task { try fs.remove(p.path) }
+        for p in task { try Self.removePartFiles(p, fs: fs) }
         try fs.syncDirectory(partsDirectory)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return MergeReport(partition: partition, inputs: task.map(\.name), output: part.name, rows: part.rows,

@@ -156,7 +156,7 @@ public final class EventStore: Sendable {
         // A merge that died between publishing its part and deleting its inputs left both.
         let superseded = Self.superseded(st.parts)
         for part in st.parts where superseded.contains(part.number) {
-            try fs.remove(part.path)
+            try Self.removePartFiles(part, fs: fs)
             report.supersededRemoved += 1
         }
         if report.supersededRemoved > 0 {
@@ -166,13 +166,14 @@ public final class EventStore: Sendable {
         // Partitions past the retention go before anything reads them.
         let openedAt = options.clock.nowMillis()
         let expired = st.parts.filter { Self.isExpired($0.partition, now: openedAt, retention: options.retention) }
-        for part in expired { try fs.remove(part.path) }
+        for part in expired { try Self.removePartFiles(part, fs: fs) }
         if !expired.isEmpty {
             try fs.syncDirectory(partsDirectory)
             st.parts.removeAll { Self.isExpired($0.partition, now: openedAt, retention: options.retention) }
             report.partitionsDropped = Set(expired.map(\.partition)).sorted()
         }
         report.parts = st.parts.count
+        try Self.removeOrphanSummaries(parts: st.parts, directory: partsDirectory, fs: fs)
         try Self.openRollups(&st, options: options, fs: fs, report: &report, now: openedAt)
 
         var covered: [Partition: UInt64] = [:]
@@ -288,7 +289,7 @@ public final class EventStore: Sendable {
             st.parts.removeAll { $0.partition == partition }
             return gone
         }
-        for part in dropped { try fs.remove(part.path) }
+        for part in dropped { try Self.removePartFiles(part, fs: fs) }
         if !dropped.isEmpty { try fs.syncDirectory(partsDirectory) }
         return dropped.reduce(0) { $0 + $1.rows }
     }
@@ -532,6 +533,7 @@ public final class EventStore: Sendable {
         do {
             if lane == .rollups {
                 try mergeRollups()
+                try buildSessionSummaries()
                 return true
             }
             while let task = nextMergeTask(lane: lane) {

@@ -46,6 +46,8 @@ public struct ScanStats: Sendable, Equatable {
     public var rowsMatched = 0
     /// Rollup rows a query read (one per site, day, type and dimension values).
     public var rollupRowsRead = 0
+    /// Session summaries a session query read (SessionSummaryFile), instead of those parts' rows.
+    public var sessionSummariesRead = 0
 
     public init() {}
 
@@ -61,6 +63,7 @@ public struct ScanStats: Sendable, Equatable {
         bufferedRowsScanned += o.bufferedRowsScanned
         rowsMatched += o.rowsMatched
         rollupRowsRead += o.rollupRowsRead
+        sessionSummariesRead += o.sessionSummariesRead
     }
 }
 

@@ -1,0 +1,423 @@
+import Foundation
+
+/// The per-session summaries of one raw part: `NAME.sessions` beside `NAME.part` (FORMAT.md,
+/// "Session summaries"). For each site of the part, one partial summary per session_id of
+/// the part's rows: first and last occurred_at, events, pageviews, entry and exit pageview
+/// (time and page), the first event's visitor and dimensions, and which event types occurred.
+/// A session whose events lie in several parts has a partial summary in each; session queries
+/// combine them (`SessionExecutor.Builder.absorb`) exactly as they combine the sessions two
+/// scan workers assembled from raw rows, so both paths give the same sessions.
+///
+/// The file is derived data: built from the part's rows after the part is written (by the
+/// store's background work, `EventStore.buildSessionSummaries()`), deleted with the part, and
+/// rebuilt when missing or unreadable. A part without one is read raw.
+public final class SessionSummaryFile: Sendable {
+    static let magic: [UInt8] = Array("TLYSESS1".utf8)
+    static let endMagic: [UInt8] = Array("TLYSEND1".utf8)
+    static let version: UInt32 = 1
+    static let fileExtension = ".sessions"
+    static let headerSize = 16
+    static let trailerSize = 24
+    /// Sessions per block, in order of start: a query reads the blocks whose sessions can touch its range.
+    static let chunkSessions = 1 << 16
+    /// Event types a summary can list per session (a bit each); a part with more types keeps none.
+    static let maxTypes = 64
+    /// The first-event dimensions a summary keeps, in this order.
+    static let attributes: [EventColumn] = SessionExecutor.attributeColumns.sorted()
+
+    /// One block: up to `chunkSessions` sessions of one site.
+    public struct Chunk: Sendable {
+        public let site: String
+        public let sessions: Int
+        public let minStart: Int64
+        public let maxStart: Int64
+        public let maxEnd: Int64
+        public let block: BlockRef
+    }
+
+    public let name: String
+    public let fileSize: Int
+    public let chunks: [Chunk]
+    /// Whether each session's event types are listed (false when the part has more than 64 types).
+    public let hasTypes: Bool
+    let file: any StoredFile
+
+    private init(name: String, fileSize: Int, chunks: [Chunk], hasTypes: Bool, file: any StoredFile) {
+        self.name = name
+        self.fileSize = fileSize
+        self.chunks = chunks
+        self.hasTypes = hasTypes
+        self.file = file
+    }
+
+    deinit { file.close() }
+
+    /// `NAME.sessions` for `NAME.part`.
+    static func path(forPart partPath: String) -> String {
+        String(partPath.dropLast(PartFormat.fileExtension.count)) + fileExtension
+    }
+
+    /// The part file name a summary file name belongs to, or nil if `name` is not one.
+    static func partName(of name: String) -> String? {
+        name.hasSuffix(fileExtension) ? String(name.dropLast(fileExtension.count)) + PartFormat.fileExtension : nil
+    }
+
+    // MARK: Reading
+
+    /// Opens the summaries of a part, checking that they were built from this very part (its
+    /// file size and footer checksum).
+    static func open(path: String, partFileSize: Int, partFooterCRC: UInt32, fs: any FileSystem) throws(TallyError)
+        -> SessionSummaryFile
+    {
+        let name = String(path.split(separator: "/").last ?? "")
+        let file = try fs.openForReading(path)
+        do throws(TallyError) {
+            let size = try file.size()
+            guard size >= headerSize + trailerSize else {
+                throw .corruption("session summaries \(name) are \(size) bytes, shorter than a header and trailer")
+            }
+            let header = try file.read(at: 0, count: headerSize)
+            guard Array(header[0..<8]) == magic else {
+                throw .corruption("session summaries \(name) do not start with the magic TLYSESS1 at offset 0")
+            }
+            let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+            guard version == Self.version else {
+                throw TallyError(.unsupportedVersion,
+                                 "session summaries \(name) have format version \(version); this build reads version \(Self.version)")
+            }
+            let trailer = try file.read(at: size - trailerSize, count: trailerSize)
+            guard Array(trailer[16..<24]) == endMagic else {
+                throw .corruption("session summaries \(name) have no end magic at offset \(size - 8)")
+            }
+            let (footerOffset, footerLength, footerCRC) = trailer.withUnsafeBytes {
+                (Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))),
+                 Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+                 UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+            }
+            guard footerOffset >= headerSize, footerOffset + footerLength == size - trailerSize else {
+                throw .corruption("session summaries \(name) trailer at offset \(size - trailerSize) points outside the file")
+            }
+            let footer = try file.read(at: footerOffset, count: footerLength)
+            guard CRC32C.checksum(footer) == footerCRC else {
+                throw .corruption("checksum mismatch in session summaries \(name) footer at offset \(footerOffset)")
+            }
+            var chunks: [Chunk] = []
+            var hasTypes = false
+            do {
+                try footer.withUnsafeBytes { b in
+                    var r = ByteReader(b)
+                    let partSize = try r.u64()
+                    let partCRC = try r.u32()
+                    guard partSize == UInt64(partFileSize), partCRC == partFooterCRC else {
+                        throw TallyError(.corruption, "session summaries \(name) were built from another part file")
+                    }
+                    hasTypes = try r.u8() == 1
+                    let n = try r.count(limit: 1 << 24)
+                    for _ in 0..<n {
+                        let site = try r.string()
+                        let sessions = try r.count()
+                        let minStart = try r.i64()
+                        let maxStart = try r.i64()
+                        let maxEnd = try r.i64()
+                        let offset = try r.count(limit: footerOffset)
+                        let length = try r.count(limit: footerOffset)
+                        guard offset >= headerSize, offset + length <= footerOffset else {
+                            throw TallyError(.corruption, "session summaries \(name): block ref beyond the footer")
+                        }
+                        chunks.append(Chunk(site: site, sessions: sessions, minStart: minStart, maxStart: maxStart,
+                                            maxEnd: maxEnd, block: BlockRef(offset: offset, length: length)))
+                    }
+                    guard r.isAtEnd else { throw TallyError(.corruption, "session summaries \(name): bytes after the footer") }
+                }
+            } catch let e as TallyError {
+                throw e
+            } catch {
+                throw .corruption("malformed footer in session summaries \(name) at offset \(footerOffset): \(error)")
+            }
+            return SessionSummaryFile(name: name, fileSize: size, chunks: chunks, hasTypes: hasTypes, file: file)
+        } catch {
+            file.close()
+            throw error
+        }
+    }
+
+    /// The sessions of one block.
+    struct Sessions {
+        var hash: [UInt64] = []
+        var visitor: [UInt64] = []
+        var start: [Int64] = []
+        var end: [Int64] = []
+        var events: [Int32] = []
+        var pageviews: [Int32] = []
+        /// Entry and exit pageview time (`.max`/`.min` without pageviews) and page (a code of `pages`).
+        var entryTime: [Int64] = []
+        var exitTime: [Int64] = []
+        var entryPage: [UInt32] = []
+        var exitPage: [UInt32] = []
+        var pages: [QueryValue] = []
+        /// Per attribute (in `SessionSummaryFile.attributes` order): its values and each session's code.
+        var attributeValues: [[QueryValue]] = []
+        var attributeCodes: [[UInt32]] = []
+        /// Event type names and, per session, a bit per type it had (empty when not kept).
+        var types: [String] = []
+        var typeBits: [UInt64] = []
+        var count: Int { hash.count }
+    }
+
+    func read(_ chunk: Chunk) throws(TallyError) -> Sessions {
+        let (encoding, raw) = try Part.readBlock(chunk.block, what: "session summaries", file: file, name: name)
+        guard encoding == .sessionSummaries else {
+            throw .corruption("session summaries \(name): block at offset \(chunk.block.offset) has encoding \(encoding)")
+        }
+        do {
+            return try raw.withUnsafeBytes { try Self.decode($0) }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw .corruption("malformed session summaries block in \(name) at offset \(chunk.block.offset): \(error)")
+        }
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Sessions {
+        var r = ByteReader(bytes)
+        var s = Sessions()
+        let n = try r.count(limit: chunkSessions)
+        s.hash.reserveCapacity(n)
+        s.visitor.reserveCapacity(n)
+        for _ in 0..<n { s.hash.append(try r.u64()) }
+        for _ in 0..<n { s.visitor.append(try r.u64()) }
+        var previous: Int64 = 0
+        for _ in 0..<n {
+            previous &+= try r.zigzag()
+            s.start.append(previous)
+        }
+        for i in 0..<n { s.end.append(s.start[i] &+ Int64(try r.count(limit: .max))) }
+        for _ in 0..<n { s.events.append(Int32(try r.count())) }
+        for _ in 0..<n { s.pageviews.append(Int32(try r.count())) }
+        let pages = try readDictionary(&r)
+        s.pages = pages
+        s.entryTime = Array(repeating: .max, count: n)
+        s.exitTime = Array(repeating: .min, count: n)
+        s.entryPage = Array(repeating: 0, count: n)
+        s.exitPage = Array(repeating: 0, count: n)
+        for i in 0..<n where s.pageviews[i] > 0 {
+            s.entryTime[i] = s.start[i] &+ Int64(try r.count(limit: .max))
+            s.exitTime[i] = s.start[i] &+ Int64(try r.count(limit: .max))
+            s.entryPage[i] = UInt32(try r.count(limit: pages.count - 1))
+            s.exitPage[i] = UInt32(try r.count(limit: pages.count - 1))
+        }
+        let attributeCount = try r.count(limit: 64)
+        guard attributeCount == attributes.count else {
+            throw TallyError(.corruption, "\(attributeCount) dimensions in a summary block, expected \(attributes.count)")
+        }
+        for k in 0..<attributeCount {
+            let id = Int(try r.u16())
+            guard id == attributes[k].rawValue else {
+                throw TallyError(.corruption, "summary dimension \(k) is column \(id), expected \(attributes[k].name)")
+            }
+            let values = try readDictionary(&r)
+            var codes: [UInt32] = []
+            codes.reserveCapacity(n)
+            for _ in 0..<n { codes.append(UInt32(try r.count(limit: values.count - 1))) }
+            s.attributeValues.append(values)
+            s.attributeCodes.append(codes)
+        }
+        if try r.u8() == 1 {
+            let t = try r.count(limit: maxTypes)
+            for _ in 0..<t { s.types.append(try r.string()) }
+            for _ in 0..<n { s.typeBits.append(try r.varint()) }
+        }
+        guard r.isAtEnd else { throw TallyError(.corruption, "\(r.remaining) bytes after a summary block") }
+        return s
+    }
+
+    /// Values coded by position: varint count, then each as varint (length + 1) and bytes, 0 for null.
+    static func readDictionary(_ r: inout ByteReader) throws -> [QueryValue] {
+        let m = try r.count(limit: 1 << 26)
+        var values: [QueryValue] = []
+        values.reserveCapacity(m)
+        for _ in 0..<m {
+            let length = try r.count()
+            if length == 0 {
+                values.append(.null)
+            } else {
+                values.append(.string(String(decoding: try r.raw(length - 1), as: UTF8.self)))
+            }
+        }
+        return values
+    }
+
+    static func writeDictionary(_ values: [QueryValue], _ w: inout ByteWriter) {
+        w.varint(UInt64(values.count))
+        for v in values {
+            if case .string(let s) = v {
+                w.varint(UInt64(s.utf8.count + 1))
+                w.raw(Array(s.utf8))
+            } else {
+                w.varint(0)
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Builds the summaries of `part` from its rows and writes them beside it, atomically
+    /// (`NAME.sessions.tmp`, fsync, rename, directory fsync). Uses both cores.
+    static func build(for part: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile {
+        let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
+        let keepTypes = typeNames.count <= maxTypes
+        var jobs: [(site: UInt32, granules: [Int])] = []
+        for s in 0..<UInt32(part.sites.count) {
+            let granules = part.footer.granules.indices.filter {
+                part.footer.granules[$0].firstSite <= s && s <= part.footer.granules[$0].lastSite
+            }
+            if granules.isEmpty { continue }
+            // Two halves, one per core, combined after.
+            let half = (granules.count + 1) / 2
+            jobs.append((s, Array(granules[..<half])))
+            if granules.count > half { jobs.append((s, Array(granules[half...]))) }
+        }
+        let partBox = UnsafeSendable(part)
+        let jobBox = UnsafeSendable(jobs)
+        let built = parallelMap(Array(jobs.indices)) { j -> UnsafeSendable<Result<SessionExecutor.Builder, TallyError>> in
+            let (site, granules) = jobBox.value[j]
+            let part = partBox.value
+            let builder = SessionExecutor.Builder(
+                attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
+                maxSessions: .max, keepIDs: false)
+            do {
+                try builder.add(part: part, granules: granules, site: part.sites.string(at: Int(site)) ?? "",
+                                from: .min, to: .max, deadline: QueryExecutor.Deadline(milliseconds: 1 << 40))
+                return UnsafeSendable(.success(builder))
+            } catch let e as TallyError {
+                return UnsafeSendable(.failure(e))
+            } catch {
+                return UnsafeSendable(.failure(TallyError(.corruption, "part \(part.name): \(error)")))
+            }
+        }
+        var bySite: [(site: String, builder: SessionExecutor.Builder)] = []
+        for (j, result) in built.enumerated() {
+            let builder = try result.value.get()
+            let site = part.sites.string(at: Int(jobs[j].site)) ?? ""
+            if let last = bySite.last, last.site == site {
+                do { try last.builder.absorb(builder) } catch { throw TallyError(.corruption, error.message) }
+            } else {
+                bySite.append((site, builder))
+            }
+        }
+        return try write(bySite, types: keepTypes ? typeNames : nil, forPart: part, fs: fs)
+    }
+
+    static func write(_ sites: [(site: String, builder: SessionExecutor.Builder)], types: [String]?, forPart part: Part,
+                      fs: any FileSystem) throws(TallyError) -> SessionSummaryFile
+    {
+        let path = path(forPart: part.path)
+        let temporary = path + PartFormat.temporarySuffix
+        let file = try fs.openForWriting(temporary, truncate: true)
+        var out = ByteWriter(capacity: 1 << 20)
+        out.raw(magic)
+        out.u32(version)
+        out.u32(0)
+        var chunks: [Chunk] = []
+        do throws(TallyError) {
+            for (site, b) in sites {
+                let order = (0..<b.count).sorted { b.start[$0] != b.start[$1] ? b.start[$0] < b.start[$1] : b.sessionHash[$0] < b.sessionHash[$1] }
+                var from = 0
+                while from < order.count {
+                    let slice = order[from..<min(order.count, from + chunkSessions)]
+                    let payload = encode(b, Array(slice), types: types)
+                    let block = PartWriter.frame(payload, codec: .zstd, encoding: .sessionSummaries)
+                    chunks.append(Chunk(site: site, sessions: slice.count, minStart: b.start[slice.first!],
+                                        maxStart: b.start[slice.last!], maxEnd: slice.map { b.end[$0] }.max()!,
+                                        block: BlockRef(offset: out.count, length: block.count)))
+                    out.raw(block)
+                    from = slice.endIndex
+                }
+            }
+            var footer = ByteWriter(capacity: 64 + chunks.count * 48)
+            footer.u64(UInt64(part.fileSize))
+            footer.u32(part.footerCRC)
+            footer.u8(types == nil ? 0 : 1)
+            footer.varint(UInt64(chunks.count))
+            for c in chunks {
+                footer.string(c.site)
+                footer.varint(UInt64(c.sessions))
+                footer.i64(c.minStart)
+                footer.i64(c.maxStart)
+                footer.i64(c.maxEnd)
+                footer.varint(UInt64(c.block.offset))
+                footer.varint(UInt64(c.block.length))
+            }
+            let footerOffset = out.count
+            out.raw(footer.bytes)
+            out.u64(UInt64(footerOffset))
+            out.u32(UInt32(footer.bytes.count))
+            out.u32(CRC32C.checksum(footer.bytes))
+            out.raw(endMagic)
+            try file.append(out.bytes)
+            try file.sync()
+            file.close()
+            try fs.rename(temporary, to: path)
+            try fs.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
+        } catch {
+            file.close()
+            try? fs.remove(temporary)
+            throw error
+        }
+        return try open(path: path, partFileSize: part.fileSize, partFooterCRC: part.footerCRC, fs: fs)
+    }
+
+    /// One block's payload: the sessions `rows` of builder `b` (in order of start).
+    static func encode(_ b: SessionExecutor.Builder, _ rows: [Int], types: [String]?) -> [UInt8] {
+        var w = ByteWriter(capacity: rows.count * 48)
+        w.varint(UInt64(rows.count))
+        for s in rows { w.u64(b.sessionHash[s]) }
+        for s in rows { w.u64(b.visitor[s]) }
+        var previous: Int64 = 0
+        for s in rows {
+            w.zigzag(b.start[s] &- previous)
+            previous = b.start[s]
+        }
+        for s in rows { w.varint(UInt64(b.end[s] - b.start[s])) }
+        for s in rows { w.varint(UInt64(b.events[s])) }
+        for s in rows { w.varint(UInt64(b.pageviews[s])) }
+        // Block-local dictionaries: only the values these sessions use.
+        func local(_ space: [QueryValue], _ codes: [UInt32]) -> (values: [QueryValue], codes: [UInt32]) {
+            var map = [UInt32](repeating: .max, count: space.count)
+            var values: [QueryValue] = []
+            let out = codes.map { c -> UInt32 in
+                if map[Int(c)] == .max {
+                    map[Int(c)] = UInt32(values.count)
+                    values.append(space[Int(c)])
+                }
+                return map[Int(c)]
+            }
+            return (values, out)
+        }
+        let withViews = rows.filter { b.pageviews[$0] > 0 }
+        let pages = local(b.pages.values, withViews.flatMap { [b.entryPage[$0], b.exitPage[$0]] })
+        writeDictionary(pages.values, &w)
+        for (i, s) in withViews.enumerated() {
+            w.varint(UInt64(b.entryTime[s] - b.start[s]))
+            w.varint(UInt64(b.exitTime[s] - b.start[s]))
+            w.varint(UInt64(pages.codes[2 * i]))
+            w.varint(UInt64(pages.codes[2 * i + 1]))
+        }
+        w.varint(UInt64(attributes.count))
+        for (k, c) in attributes.enumerated() {
+            w.u16(UInt16(c.rawValue))
+            let coded = local(b.attributeSpaces[k].values, rows.map { b.attributeCodes[k][$0] })
+            writeDictionary(coded.values, &w)
+            for code in coded.codes { w.varint(UInt64(code)) }
+        }
+        if let types {
+            w.u8(1)
+            w.varint(UInt64(types.count))
+            for t in types { w.string(t) }
+            for s in rows { w.varint(b.conversions[s]) }
+        } else {
+            w.u8(0)
+        }
+        return w.bytes
+    }
+}

@@ -1,0 +1,194 @@
+import Engine
+import Foundation
+import TallyTestSupport
+import Testing
+import Workload
+
+/// Per-session summaries kept beside the parts (`SessionSummaryFile`): session questions
+/// answered from them equal the same questions answered from the parts' rows, and the files
+/// live and die with their parts.
+@Suite("Session summaries")
+struct SessionSummaryTests {
+    static let config = WorkloadConfig(seed: 11, events: 40_000, sites: 2, days: 40)
+
+    /// A store holding the generated events: one part per 4,000 events (sessions span parts),
+    /// the last 3,000 events left in the buffer.
+    static func generatedStore(_ dir: TemporaryDirectory) async throws -> (EventStore, site: String) {
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.granuleRows = 512
+        let store = try EventStore(options: options)
+        var generator = WorkloadGenerator(config)
+        var total = 0
+        while true {
+            var batch = EventBatch(columns: EventColumn.allCases)
+            let n = generator.nextEvents(total < config.events - 3_000 ? 4_000 : 3_000, into: &batch)
+            if n == 0 { break }
+            _ = try await store.ingest(batch)
+            total += n
+            if total <= config.events - 3_000 { try store.flush() }
+        }
+        return (store, generator.siteIDs[0])
+    }
+
+    static let dimensionSets: [[String]] = [
+        [], ["entry_page"], ["exit_page"], ["device_type"], ["country_code", "browser"], ["os"], ["referrer_domain"],
+        ["source"], ["utm_source", "utm_medium"], ["utm_campaign"], ["campaign_id"], ["campaign"], ["day"], ["hour_of_day"],
+        ["entry_page", "device_type"],
+    ]
+    static let metrics = ["sessions", "unique_visitors", "events", "pageviews", "bounces", "bounce_rate", "visit_duration",
+                          "visit_duration_median", "views_per_visit", "conversions:widget_click", "conversions:share"]
+
+    static func answers(_ store: EventStore, site: String, exact: Bool) throws -> [[[QueryValue]]] {
+        let end = config.end
+        let ranges: [(Int64, Int64)] = [(config.start, end), (end - 12 * 86_400_000, end - 2 * 86_400_000)]
+        let filters: [QueryFilter?] = [
+            nil, .condition(.entryPage, .prefix, ["/"]), .condition(.column(.deviceType), .isNot, ["mobile"]),
+            .or([.condition(.exitPage, .contains, ["a"]), .condition(.column(.countryCode), .is, ["US", "DE"])]),
+        ]
+        var out: [[[QueryValue]]] = []
+        for (from, to) in ranges {
+            // Every dimension unfiltered, every filter by device.
+            for (dimensions, filter) in dimensionSets.map({ ($0, nil) }) + filters.dropFirst().map({ (["device_type"], $0) }) {
+                do {
+                    let q = Query(site: site, from: from, to: to, metrics: try metrics.map { try QueryMetric(name: $0) },
+                                  dimensions: try dimensions.map { try QueryDimension(name: $0) }, filter: filter, exact: exact,
+                                  denseTime: false)
+                    out.append(try QueryExecutor.run(q, on: store.snapshot()).rows.sorted { "\($0)" < "\($1)" })
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("generated traffic: every session metric, dimension and filter gives the same answer from summaries as from rows")
+    func equivalence() async throws {
+        let dir = TemporaryDirectory()
+        let (store, site) = try await Self.generatedStore(dir)
+        defer { try? store.close() }
+        let raw = try Self.answers(store, site: site, exact: true)
+        let rawSketched = try Self.answers(store, site: site, exact: false)
+        #expect(raw.contains { $0.count > 5 })
+
+        #expect(try store.buildSessionSummaries() == store.snapshot().parts.count)
+        #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries != nil })
+        let summarized = try Self.answers(store, site: site, exact: true)
+        #expect(summarized == raw)
+        // The same visitor hashes go into the sketches: identical estimates, not just close ones.
+        #expect(try Self.answers(store, site: site, exact: false) == rawSketched)
+
+        _ = try store.mergeNow(force: true)
+        #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries == nil })
+        #expect(try Self.answers(store, site: site, exact: true) == raw)
+        try store.buildSessionSummaries()
+        #expect(try Self.answers(store, site: site, exact: true) == raw)
+
+        let q = Query(site: site, from: Self.config.start, to: Self.config.end, metrics: [.sessions, .session(.bounceRate)],
+                      denseTime: false)
+        let result = try QueryExecutor.run(q, on: store.snapshot())
+        #expect(result.source == .sessionSummaries)
+        #expect(result.stats.granulesRead == 0 && result.stats.sessionSummariesRead > 0)
+    }
+
+    @Test("a part with more than 64 event types keeps no types: conversions are counted from its rows")
+    func manyTypes() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        defer { try? store.close() }
+        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        var rows: [EventRow] = []
+        for s in 0..<100 {
+            for k in 0..<3 {
+                rows.append(EventRow(site: "shop", type: k == 0 ? "page_view" : "custom_\((s + k) % 70)",
+                                     at: t0 + Int64(s) * 60_000 + Int64(k) * 1000, visitor: "v\(s % 7)", session: "s\(s)",
+                                     id: "e\(s)-\(k)", path: "/p\(s % 3)"))
+            }
+        }
+        _ = try await store.ingest(EventBatch.of(rows))
+        try store.flush()
+        try store.buildSessionSummaries()
+        let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
+        #expect(!summaries.hasTypes)
+        let q = Query(site: "shop", from: t0, to: t0 + 86_400_000,
+                      metrics: [.sessions, try QueryMetric(name: "conversions:custom_5")], denseTime: false)
+        let result = try QueryExecutor.run(q, on: store.snapshot())
+        // Sessions s with (s + 1) % 70 == 5 or (s + 2) % 70 == 5: s = 4, 74, 3, 73.
+        #expect(result.rows == [[.int(100), .int(4)]])
+        #expect(result.source == .raw)
+        let plain = try QueryExecutor.run(Query(site: "shop", from: t0, to: t0 + 86_400_000, metrics: [.sessions, .session(.bounces)],
+                                                denseTime: false), on: store.snapshot())
+        #expect(plain.rows == [[.int(100), .int(100)]] && plain.source == .sessionSummaries)
+    }
+
+    static func summaryFiles(_ dir: TemporaryDirectory) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".sessions") }.sorted()
+    }
+
+    @Test("summaries are deleted with their part (merge, partition drop), orphans on open; damaged ones are not used")
+    func lifecycle() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        func batch(_ k: Int) -> EventBatch {
+            EventBatch.of((0..<50).map { i in
+                EventRow(site: "shop", at: t0 + Int64(k * 50 + i) * 10_000, visitor: "v\(i % 9)", session: "s\(i % 13)",
+                         id: "e\(k)-\(i)", path: "/p\(i % 4)")
+            })
+        }
+        let q = Query(site: "shop", from: t0, to: t0 + 86_400_000, metrics: [.sessions, .pageviews, .session(.bounces)],
+                      dimensions: [.entryPage], denseTime: false)
+        var store = try EventStore(options: options)
+        for k in 0..<3 {
+            _ = try await store.ingest(batch(k))
+            try store.flush()
+        }
+        let expected = try QueryExecutor.run(q, on: store.snapshot()).rows
+        #expect(try store.buildSessionSummaries() == 3)
+        #expect(try Self.summaryFiles(dir).count == 3)
+        _ = try store.mergeNow(force: true)
+        #expect(try Self.summaryFiles(dir).isEmpty)
+        try store.buildSessionSummaries()
+        let merged = try #require(store.snapshot().parts.first)
+        #expect(try Self.summaryFiles(dir) == [String(merged.name.dropLast(".part".count)) + ".sessions"])
+        #expect(try QueryExecutor.run(q, on: store.snapshot()).rows == expected)
+        try store.close()
+
+        // An orphan (its part gone) and an interrupted write are deleted on open.
+        let parts = dir.path + "/parts/"
+        let summaryName = try Self.summaryFiles(dir)[0]
+        try FileManager.default.copyItem(atPath: parts + summaryName, toPath: parts + "202606_00009999_0.sessions")
+        try FileManager.default.copyItem(atPath: parts + summaryName, toPath: parts + "202606_00009998_0.sessions.tmp")
+        store = try EventStore(options: options)
+        #expect(try Self.summaryFiles(dir) == [summaryName])
+        #expect(store.snapshot().parts.first?.sessionSummaries != nil)
+        try store.close()
+
+        // A damaged block: the part is read raw, the answer stays right.
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: parts + summaryName)))
+        bytes[20] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: parts + summaryName))
+        store = try EventStore(options: options)
+        var result = try QueryExecutor.run(q, on: store.snapshot())
+        #expect(result.rows == expected)
+        #expect(result.source == .raw)
+        try store.close()
+
+        // Summaries of another part (or a damaged footer) are not attached, and are built again.
+        bytes[20] ^= 0xFF
+        bytes[bytes.count - 30] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: parts + summaryName))
+        store = try EventStore(options: options)
+        #expect(store.snapshot().parts.first?.sessionSummaries == nil)
+        #expect(try store.buildSessionSummaries() == 1)
+        result = try QueryExecutor.run(q, on: store.snapshot())
+        #expect(result.rows == expected && result.source == .sessionSummaries)
+
+        // A dropped partition takes its summaries along.
+        _ = try store.dropPartition(merged.partition)
+        #expect(try Self.summaryFiles(dir).isEmpty)
+        try store.close()
+    }
+}
