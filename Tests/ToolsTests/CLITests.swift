@@ -313,6 +313,20 @@ struct CLITests {
         #expect(footer.stdout.contains("footer/") && footer.stdout.contains("footer"))
         let missing = try Self.tally(["verify", dir.path + "/nothing.part"])
         #expect(missing.status == 1 && missing.stdout.contains("no such file"))
+
+        // Session summaries (built by `tally merge`) are checked against their part's rows.
+        let merge = try Self.tally(["merge", "--data", dir.path + "/data"])
+        #expect(merge.status == 0 && merge.stdout.contains("session summaries of"), "\(merge.stdout)\(merge.stderr)")
+        let summaries = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/parts").filter { $0.hasSuffix(".sessions") }
+        #expect(!summaries.isEmpty)
+        #expect(try Self.tally(["verify", "--data", dir.path + "/data"]).status == 0)
+        let summaryPath = dir.path + "/data/parts/" + summaries.sorted()[0]
+        var summaryBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: summaryPath)))
+        summaryBytes[40] ^= 0x5A
+        try Data(summaryBytes).write(to: URL(fileURLWithPath: summaryPath))
+        let badSummaries = try Self.tally(["verify", "--data", dir.path + "/data"])
+        #expect(badSummaries.status == 1)
+        #expect(badSummaries.stdout.contains(summaries.sorted()[0] + " at offset 16"), "\(badSummaries.stdout)")
     }
 
     @Test("export then ingest into an empty directory gives the same report answers")

@@ -106,6 +106,19 @@ public enum PartVerifier {
             }
             previous = batch
         }
+        // Session summaries: they must open (belong to this part) and agree with its rows.
+        let summaryPath = SessionSummaryFile.path(forPart: part.path)
+        if PosixFileSystem().exists(summaryPath) {
+            do {
+                let summaries = try SessionSummaryFile.open(path: summaryPath, partFileSize: part.fileSize,
+                                                            partFooterCRC: part.footerCRC, fs: PosixFileSystem())
+                for (offset, message) in summaries.problems(against: part) {
+                    problems.append(Problem(file: summaryPath, offset: offset, message: message))
+                }
+            } catch {
+                problems.append(Problem(file: summaryPath, offset: nil, message: error.message))
+            }
+        }
         return problems
     }
 }

@@ -265,6 +265,12 @@ public final class SessionSummaryFile: Sendable {
     /// (`NAME.sessions.tmp`, fsync, rename, directory fsync). Uses both cores.
     static func build(for part: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile {
         let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
+        return try write(try summarize(part), types: typeNames.count <= maxTypes ? typeNames : nil, forPart: part, fs: fs)
+    }
+
+    /// Each site's sessions of `part`, assembled from its rows on both cores.
+    static func summarize(_ part: Part) throws(TallyError) -> [(site: String, builder: SessionExecutor.Builder)] {
+        let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
         let keepTypes = typeNames.count <= maxTypes
         var jobs: [(site: UInt32, granules: [Int])] = []
         for s in 0..<UInt32(part.sites.count) {
@@ -305,7 +311,71 @@ public final class SessionSummaryFile: Sendable {
                 bySite.append((site, builder))
             }
         }
-        return try write(bySite, types: keepTypes ? typeNames : nil, forPart: part, fs: fs)
+        return bySite
+    }
+
+    /// Problems of these summaries against the part's rows: unreadable blocks, blocks out of
+    /// order, and per site a different number of sessions, events or pageviews. For `tally verify`.
+    func problems(against part: Part) -> [(offset: Int?, message: String)] {
+        var out: [(Int?, String)] = []
+        var totals: [String: (sessions: Int, events: Int, pageviews: Int)] = [:]
+        for chunk in chunks {
+            let s: Sessions
+            do { s = try read(chunk) } catch {
+                out.append((chunk.block.offset, error.message))
+                continue
+            }
+            if s.count != chunk.sessions { out.append((chunk.block.offset, "block holds \(s.count) sessions, the footer says \(chunk.sessions)")) }
+            if s.start.first != chunk.minStart || s.start.last != chunk.maxStart || s.end.max() != chunk.maxEnd
+                || zip(s.start, s.start.dropFirst()).contains(where: { $0 > $1 }) {
+                out.append((chunk.block.offset, "block's session starts and ends disagree with the footer or are out of order"))
+            }
+            var t = totals[chunk.site] ?? (0, 0, 0)
+            t.sessions += s.count
+            t.events += s.events.reduce(0) { $0 + Int($1) }
+            t.pageviews += s.pageviews.reduce(0) { $0 + Int($1) }
+            totals[chunk.site] = t
+        }
+        do {
+            for (site, b) in try Self.summarize(part) {
+                let t = totals[site] ?? (0, 0, 0)
+                let expected = (b.count, b.events.reduce(0) { $0 + Int($1) }, b.pageviews.reduce(0) { $0 + Int($1) })
+                if t != expected {
+                    out.append((nil, "site \(site): summaries hold \(t.sessions) sessions, \(t.events) events, \(t.pageviews) pageviews; "
+                                    + "the part's rows \(expected.0), \(expected.1), \(expected.2)"))
+                }
+            }
+        } catch {
+            out.append((nil, "the part's rows could not be summarized: \(error.message)"))
+        }
+        return out
+    }
+
+    /// The summaries of a merged part from those of its inputs (when no rows were dropped as
+    /// duplicates, the merged part holds exactly their rows): each site's partial sessions
+    /// combined, without reading a row. Nil when an input has none.
+    static func combine(_ inputs: [Part], into merged: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile? {
+        let files = inputs.compactMap(\.sessionSummaries)
+        guard files.count == inputs.count else { return nil }
+        let typeNames = (0..<merged.eventTypes.count).map { merged.eventTypes.string(at: $0) ?? "" }
+        let keepTypes = typeNames.count <= maxTypes && files.allSatisfy(\.hasTypes)
+        var bySite: [String: SessionExecutor.Builder] = [:]
+        for file in files {
+            for chunk in file.chunks {
+                let builder = bySite[chunk.site] ?? SessionExecutor.Builder(
+                    attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
+                    maxSessions: .max, keepIDs: false)
+                bySite[chunk.site] = builder
+                do {
+                    try builder.absorb(try file.read(chunk), from: .min, to: .max)
+                } catch let e as TallyError {
+                    throw e
+                } catch {
+                    throw TallyError(.corruption, "\(file.name): \(error)")
+                }
+            }
+        }
+        return try write(bySite.keys.sorted().map { ($0, bySite[$0]!) }, types: keepTypes ? typeNames : nil, forPart: merged, fs: fs)
     }
 
     static func write(_ sites: [(site: String, builder: SessionExecutor.Builder)], types: [String]?, forPart part: Part,

@@ -165,6 +165,12 @@ extension EventStore {
             state.withLock { $0.merging.subtract(numbers) }
             throw error
         }
+        // The inputs' session summaries, combined, are the merged part's (unless duplicates
+        // went: then the background builds them from its rows). Written before the part is
+        // published; a crash leaves them with a part that lists the inputs as replaced.
+        if outcome.duplicates.count == 0, let summaries = try? SessionSummaryFile.combine(task, into: part, fs: fs) {
+            part.attach(summaries)
+        }
         let published = state.withLock { st -> Bool in
             defer { st.merging.subtract(numbers) }
             guard st.parts.filter({ numbers.contains($0.number) }).count == task.count else { return false }
@@ -180,7 +186,7 @@ extension EventStore {
         guard published else {
             // The inputs went meanwhile (a partition drop): the merged copy must not outlive them.
             for p in corrections.values.joined() { try fs.remove(p.path) }
-            try fs.remove(path)
+            try Self.removePartFiles(part, fs: fs)
             try fs.syncDirectory(partsDirectory)
             return nil
         }
