@@ -101,10 +101,40 @@ func pick<T>(_ all: [T], _ selected: [Int32]?) -> [T] {
 
 extension Array where Element == Int64 {
     /// The median (the mean of the middle two for an even count); nil when empty.
+    /// The median, by selection (Hoare's quickselect) rather than a sort: visit durations of
+    /// 1.9M sessions spent 3 % of a session query in `sorted()`.
     var median: Double? {
         guard !isEmpty else { return nil }
-        let s = sorted()
-        return s.count % 2 == 1 ? Double(s[s.count / 2]) : Double(s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        var a = self
+        let upper = a.count / 2
+        let hi = Double(Self.select(&a, upper))
+        if a.count % 2 == 1 { return hi }
+        // The lower middle is the largest value left of the upper one after the partitioning.
+        let lo = a[..<upper].max()!
+        return (Double(lo) + hi) / 2
+    }
+
+    /// Rearranges `a` so that `a[k]` is the k-th smallest, smaller-or-equal values before it, and returns it.
+    private static func select(_ a: inout [Int64], _ k: Int) -> Int64 {
+        var lo = 0
+        var hi = a.count - 1
+        var rng = SystemRandomNumberGenerator()
+        while lo < hi {
+            let pivot = a[Int.random(in: lo...hi, using: &rng)]
+            var i = lo
+            var j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while a[j] > pivot { j -= 1 }
+                if i <= j {
+                    a.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { break }
+        }
+        return a[k]
     }
 }
 
