@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // gzip of the tracker script (t.js), once at start.
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         // The HTTP load generator (`tally bench ingest`) only.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
@@ -60,10 +62,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The bot list and the OpenAPI document are data: edited as files, compiled into the binary.
-            resources: [.embedInCode("Resources/bot-patterns.txt"), .embedInCode("Resources/openapi.json")]
+            resources: [.embedInCode("Resources/bot-patterns.txt"), .embedInCode("Resources/openapi.json"),
+                        .embedInCode("Resources/t.js")]
         ),
         .executableTarget(
             name: "Tools",
@@ -91,6 +95,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
     ]

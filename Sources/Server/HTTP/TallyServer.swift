@@ -76,6 +76,7 @@ public enum TallyServer {
             return JSONBody.response(Health(status: store.isOverloaded ? "overloaded" : "ok", parts: status.parts,
                                             buffered_rows: status.bufferedRows))
         }
+        router.get("/t.js") { request, _ in StaticAsset.tracker.response(to: request) }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
