@@ -86,7 +86,18 @@ let package = Package(
         .target(name: "TallyTestSupport", dependencies: ["Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TallyTestSupport", "Workload"]),
         .testTarget(name: "EventJSONTests", dependencies: ["EventJSON", "Engine", "Workload"]),
-        .testTarget(name: "ToolsTests", dependencies: ["Engine", "Server", "TallyTestSupport", "Workload"]),
+        .testTarget(
+            name: "ToolsTests",
+            dependencies: [
+                "Engine", "Server", "TallyTestSupport", "Workload",
+                // The browser tests serve their test pages with it, and talk to chromedriver with
+                // AsyncHTTPClient (Foundation's URLSession fails on its headers: "Content-Length:252").
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "WorkloadTests", dependencies: ["Workload", "Engine"]),
         .testTarget(
             name: "ServerTests",

@@ -1,0 +1,347 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import NIOHTTP1
+import NIOCore
+import TallyTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+enum Chromium {
+    static let driver = "/usr/bin/chromedriver"
+    static let binary = "/usr/bin/chromium"
+    static var installed: Bool {
+        FileManager.default.isExecutableFile(atPath: driver) && FileManager.default.isExecutableFile(atPath: binary)
+    }
+}
+
+/// The tracker in a real browser: headless Chromium driven over WebDriver (chromedriver), a
+/// `tally serve` child on loopback, test pages served from another loopback port (so the
+/// tracker posts cross-origin, as on a customer's site). `scripts/test` installs Chromium and
+/// chromedriver (Debian `chromium`, `chromium-driver`); without them these tests do not run.
+@Suite("Tracker in a browser", .serialized, .enabled(if: Chromium.installed))
+struct BrowserTests {
+    static let chromedriver = Chromium.driver
+    static let chromium = Chromium.binary
+
+    // MARK: HTTP
+
+    struct HTTPFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let client = HTTPClient(eventLoopGroupProvider: .singleton)
+
+    /// One request, synchronously (from a thread that may block): status and JSON body (nil: no answer).
+    static func call(_ method: String, _ url: String, json: Any? = nil, bearer: String? = nil, timeout: Int64 = 30)
+        -> (status: Int, body: Any?)?
+    {
+        guard var request = try? HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method)) else { return nil }
+        if let json, let data = try? JSONSerialization.data(withJSONObject: json) {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(data)
+        }
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        let response: HTTPClient.Response
+        do {
+            response = try client.execute(request: request, deadline: .now() + .seconds(timeout)).wait()
+        } catch {
+            return nil
+        }
+        let body = response.body.flatMap { b in try? JSONSerialization.jsonObject(with: Data(buffer: b), options: [.fragmentsAllowed]) }
+        return (Int(response.status.code), body)
+    }
+
+    static func freePort() -> Int { Int.random(in: 20_000..<60_000) }
+
+
+    // MARK: The server
+
+    final class Tally: @unchecked Sendable {
+        let process = Process()
+        let port: Int
+        let data: String
+        private(set) var writeKey = ""
+        private(set) var readKey = ""
+
+        init(data: String, port: Int) throws {
+            self.data = data
+            self.port = port
+            try start()
+        }
+
+        func start() throws {
+            let output = Pipe()
+            let process = Process()
+            process.executableURL = TallyBinary.url
+            process.arguments = ["serve", "--data", data, "--port", String(port)]
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            running = process
+            var text = ""
+            let handle = output.fileHandleForReading
+            while !text.contains("Tally listening") {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            for line in text.split(separator: "\n") {
+                if line.contains("write key:"), let k = line.split(separator: " ").last { writeKey = String(k) }
+                if line.contains("read key:"), let k = line.split(separator: " ").last { readKey = String(k) }
+            }
+            guard text.contains("Tally listening") else { throw HTTPFailure(description: "tally serve did not start: \(text)") }
+        }
+
+        private(set) var running: Process?
+
+        func stop() {
+            guard let p = running else { return }
+            kill(p.processIdentifier, SIGTERM)
+            p.waitUntilExit()
+            running = nil
+        }
+
+        /// The stored events of the default property over the last week (newest first).
+        func events() -> [[String: Any]] {
+            let url = "http://127.0.0.1:\(port)/v1/events?period=7d&limit=1000&columns=event_id,event_type,page_path,properties"
+            guard let (status, body) = BrowserTests.call("GET", url, bearer: readKey), status == 200 else { return [] }
+            return (body as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        }
+
+        /// Polls the stored events until `done` holds for them (or 30 s pass).
+        func eventsWhen(_ done: ([[String: Any]]) -> Bool) -> [[String: Any]] {
+            var events: [[String: Any]] = []
+            for _ in 0..<150 {
+                events = self.events()
+                if done(events) { break }
+                usleep(200_000)
+            }
+            return events
+        }
+    }
+
+    // MARK: Test pages
+
+    /// Every path answers the same page: the tracker tag, a widget below the fold, another far below.
+    static func page(tally: Tally) -> String {
+        """
+        <!doctype html><html><head><meta charset="utf-8"><title>Tracker test</title>
+        <script defer src="http://127.0.0.1:\(tally.port)/t.js" data-key="\(tally.writeKey)"></script></head>
+        <body style="margin:0">
+        <div style="height:2500px">top of the page</div>
+        <div id="w1" data-widget-tracking data-mapping-id="7" data-post-id="42" data-widget-index="1"
+             data-device-slug="pixel-9" style="height:300px;background:#eee">widget one</div>
+        <div style="height:6000px"></div>
+        <div id="w2" data-widget-tracking data-mapping-id="8" style="height:300px">widget two</div>
+        </body></html>
+        """
+    }
+
+    /// Runs blocking `body` (WebDriver and HTTP calls that wait) on a thread of its own, so that
+    /// it never holds one of the few threads Swift concurrency (and the page server) runs on.
+    static func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            Thread {
+                do {
+                    try body()
+                    done.resume()
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
+    /// Serves `html` on a loopback port while `body` runs (on its own thread).
+    static func withPages(_ html: String, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
+        let router = Router()
+        for path in ["/", "/**"] {
+            router.get(RouterPath(path)) { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                         body: .init(byteBuffer: ByteBuffer(string: html)))
+            }
+        }
+        let port = freePort()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        let services = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "test-pages")))
+        let server = Task { try await services.run() }
+        defer { server.cancel() }
+        do {
+            try await onThread {
+                for _ in 0..<100 {
+                    if call("GET", "http://127.0.0.1:\(port)/", timeout: 2) != nil { break }
+                    usleep(50_000)
+                }
+                try body(port)
+            }
+        } catch {
+            await services.triggerGracefulShutdown()
+            throw error
+        }
+        await services.triggerGracefulShutdown()
+    }
+
+    // MARK: WebDriver
+
+    final class Browser: @unchecked Sendable {
+        let driver = Process()
+        let port = BrowserTests.freePort()
+        let profile = TemporaryDirectory("tally-chromium")
+        var session = ""
+
+        init() throws {
+            driver.executableURL = URL(fileURLWithPath: BrowserTests.chromedriver)
+            driver.arguments = ["--port=\(port)"]
+            _ = FileManager.default.createFile(atPath: profile.path + "/chromedriver.log", contents: nil)
+            let log = FileHandle(forWritingAtPath: profile.path + "/chromedriver.log")
+            driver.standardOutput = log
+            driver.standardError = log
+            try driver.run()
+            for _ in 0..<100 {
+                if BrowserTests.call("GET", "http://127.0.0.1:\(port)/status", timeout: 2) != nil { break }
+                usleep(100_000)
+            }
+            let capabilities: [String: Any] = ["capabilities": ["alwaysMatch": [
+                "browserName": "chrome",
+                "goog:chromeOptions": [
+                    "binary": BrowserTests.chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--window-size=1000,800", "--user-data-dir=\(profile.path)",
+                             // Headless Chromium says "HeadlessChrome", which the server filters as a bot.
+                             "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"],
+                ],
+            ]]]
+            guard let (status, body) = BrowserTests.call("POST", "http://127.0.0.1:\(port)/session", json: capabilities, timeout: 60),
+                  status == 200, let value = (body as? [String: Any])?["value"] as? [String: Any],
+                  let id = value["sessionId"] as? String
+            else {
+                kill(driver.processIdentifier, SIGKILL)
+                let answer = BrowserTests.call("GET", "http://127.0.0.1:\(port)/status", timeout: 2)
+                throw HTTPFailure(description: "chromedriver did not start a Chromium session (status: \(String(describing: answer)))")
+            }
+            session = id
+        }
+
+        @discardableResult
+        func command(_ method: String, _ path: String, _ json: Any? = nil) throws -> Any? {
+            let url = "http://127.0.0.1:\(port)/session/\(session)\(path)"
+            guard let (status, body) = BrowserTests.call(method, url, json: json, timeout: 60) else {
+                throw HTTPFailure(description: "\(method) \(path): no answer from chromedriver")
+            }
+            let value = (body as? [String: Any])?["value"]
+            guard status == 200 else { throw HTTPFailure(description: "\(method) \(path): \(status) \(value ?? "")") }
+            return value
+        }
+
+        func open(_ url: String) throws { try command("POST", "/url", ["url": url]) }
+
+        @discardableResult
+        func run(_ script: String) throws -> Any? {
+            try command("POST", "/execute/sync", ["script": script, "args": [] as [Any]])
+        }
+
+        /// Runs `script` until it returns true (or 20 s pass).
+        func waitFor(_ script: String) throws -> Bool {
+            for _ in 0..<100 {
+                if try run(script) as? Bool == true { return true }
+                usleep(200_000)
+            }
+            return false
+        }
+
+        func screenshot() throws -> Data? {
+            (try command("GET", "/screenshot") as? String).flatMap { Data(base64Encoded: $0) }
+        }
+
+        deinit {
+            _ = try? command("DELETE", "")
+            // chromedriver does not always exit on SIGTERM; its browser is closed by now.
+            kill(driver.processIdentifier, SIGKILL)
+            driver.waitUntilExit()
+        }
+    }
+
+    /// Checks made on the browser-driving thread (outside the test's task, where `#expect`
+    /// cannot tell which test it belongs to); recorded as issues of the test when it ends.
+    final class Problems: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [String] = []
+        func add(_ p: String) { lock.withLock { list.append(p) } }
+        var all: [String] { lock.withLock { list } }
+    }
+
+    static func count(_ events: [[String: Any]], _ type: String, path: String? = nil) -> Int {
+        events.filter { $0["event_type"] as? String == type && (path == nil || $0["page_path"] as? String == path) }.count
+    }
+
+    // MARK: Tests
+
+    @Test("pageviews (also SPA routes), a widget seen and clicked, a custom event, the beacon on page hide: each stored once; a retry is dropped; events tracked while the server is down arrive once")
+    func tracker() async throws {
+        let dir = TemporaryDirectory("tally-browser")
+        let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
+        defer { tally.stop() }
+        let html = Self.page(tally: tally)
+        let problems = Problems()
+        @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
+            if !condition { problems.add("line \(line): \(message())") }
+        }
+        defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
+        try await Self.withPages(html) { pagePort in
+            let browser = try Browser()
+            let site = "http://127.0.0.1:\(pagePort)"
+            try browser.open(site + "/")
+            check(try browser.waitFor("return !!window.tally"))
+            try browser.run("document.getElementById('w1').scrollIntoView({block: 'center'})")
+            check(try browser.waitFor(
+                "return JSON.parse(localStorage.getItem('tally_queue') || '[]').some(e => e.event_type === 'widget_impression')"))
+            try browser.run("document.getElementById('w1').click()")
+            try browser.run("history.pushState({}, '', '/spa/route')")
+            try browser.run("tally.track('signup', {plan: 'pro'})")
+            // Leaving the page sends what is queued with sendBeacon.
+            try browser.open("about:blank")
+
+            var events = tally.eventsWhen { $0.count >= 5 }
+            check(Self.count(events, "page_view", path: "/") == 1)
+            check(Self.count(events, "page_view", path: "/spa/route") == 1)
+            check(Self.count(events, "widget_impression") == 1)
+            check(Self.count(events, "widget_click") == 1)
+            check(Self.count(events, "signup") == 1)
+            check(events.count == 5, "\(events)")
+            let impression = events.first { $0["event_type"] as? String == "widget_impression" }
+            let properties = impression?["properties"] as? [String: Any]
+            check(properties?["mapping_id"] as? Int == 7 && properties?["device_slug"] as? String == "pixel-9",
+                  "\(impression ?? [:])")
+
+            // The next page sends the beaconed events again (the tracker could not know they
+            // arrived): the server drops them as duplicates, and only the new pageview is added.
+            try browser.open(site + "/")
+            check(try browser.waitFor("return window.tally && localStorage.getItem('tally_queue') === '[]'"))
+            events = tally.eventsWhen { Self.count($0, "page_view", path: "/") >= 2 }
+            check(Self.count(events, "page_view", path: "/") == 2)
+            check(events.count == 6, "\(events)")
+
+            // Offline: the server goes away, events are tracked and kept; it comes back, they arrive once.
+            tally.stop()
+            try browser.run("tally.track('offline_one'); tally.track('offline_two'); tally.flush()")
+            check(try browser.waitFor(
+                "return JSON.parse(localStorage.getItem('tally_queue') || '[]').filter(e => e.event_type.startsWith('offline')).length === 2"))
+            usleep(1_000_000)  // the failed send
+            try tally.start()
+            for _ in 0..<60 {
+                try browser.run("window.dispatchEvent(new Event('online'))")
+                if try browser.run("return localStorage.getItem('tally_queue') === '[]'") as? Bool == true { break }
+                usleep(500_000)
+            }
+            events = tally.eventsWhen { Self.count($0, "offline_one") >= 1 && Self.count($0, "offline_two") >= 1 }
+            check(Self.count(events, "offline_one") == 1 && Self.count(events, "offline_two") == 1)
+            check(events.count == 8, "\(events)")
+        }
+    }
+}
