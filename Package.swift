@@ -67,7 +67,9 @@ let package = Package(
             ],
             // The bot list and the OpenAPI document are data: edited as files, compiled into the binary.
             resources: [.embedInCode("Resources/bot-patterns.txt"), .embedInCode("Resources/openapi.json"),
-                        .embedInCode("Resources/t.js")]
+                        .embedInCode("Resources/t.js"), .embedInCode("Resources/dashboard.html"),
+                        .embedInCode("Resources/dashboard.js"), .embedInCode("Resources/dashboard.css"),
+                        .embedInCode("Resources/chart.js")]
         ),
         .executableTarget(
             name: "Tools",

@@ -255,6 +255,18 @@ struct BrowserTests {
             return false
         }
 
+        /// The WebDriver reference of the element `script` returns.
+        func element(_ script: String) throws -> String? {
+            let value = try run(script) as? [String: Any]
+            return value?["element-6066-11e4-a52e-4f735466cecf"] as? String
+        }
+
+        func click(_ element: String) throws { try command("POST", "/element/\(element)/click", [:] as [String: Any]) }
+
+        func type(_ text: String, into element: String) throws {
+            try command("POST", "/element/\(element)/value", ["text": text])
+        }
+
         func screenshot() throws -> Data? {
             (try command("GET", "/screenshot") as? String).flatMap { Data(base64Encoded: $0) }
         }
@@ -342,6 +354,100 @@ struct BrowserTests {
             events = tally.eventsWhen { Self.count($0, "offline_one") >= 1 && Self.count($0, "offline_two") >= 1 }
             check(Self.count(events, "offline_one") == 1 && Self.count(events, "offline_two") == 1)
             check(events.count == 8, "\(events)")
+        }
+    }
+
+    /// Events of a few visitors, posted with a browser's User-Agent (not filtered as a bot).
+    static func seed(_ tally: Tally) -> Bool {
+        let now = ISO8601DateFormatter().string(from: Date())
+        var events: [[String: Any]] = []
+        let pages = ["/", "/pricing", "/pricing", "/blog", "/", "/pricing"]
+        for v in 0..<6 {
+            for (k, path) in pages.prefix(v + 1).enumerated() {
+                events.append(["event_type": "page_view", "occurred_at": now, "visitor_id": "v\(v)", "session_id": "s\(v)",
+                               "page_url": "https://shop.example\(path)" + (v % 2 == 0 ? "?utm_source=news&utm_campaign=winter" : ""),
+                               "page_path": path, "event_id": "e\(v)-\(k)"])
+            }
+            events.append(["event_type": "widget_impression", "occurred_at": now, "visitor_id": "v\(v)", "session_id": "s\(v)",
+                           "page_path": "/pricing", "event_id": "w\(v)", "properties": ["mapping_id": 7, "post_id": 42]])
+        }
+        var request = try! HTTPClient.Request(url: "http://127.0.0.1:\(tally.port)/v1/events", method: .POST)
+        request.headers.add(name: "Authorization", value: "Bearer \(tally.writeKey)")
+        request.headers.add(name: "User-Agent", value: userAgent)
+        request.body = .bytes(try! JSONSerialization.data(withJSONObject: ["events": events]))
+        guard let r = try? client.execute(request: request).wait(), r.status == .ok else { return false }
+        return true
+    }
+
+    static let userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
+
+    /// The API's own answer for the headline numbers.
+    static func totals(_ tally: Tally, filters: String? = nil) -> [String: Any] {
+        var url = "http://127.0.0.1:\(tally.port)/v1/properties/default/metrics?metrics=pageviews,unique_visitors,sessions&period=7d"
+        if let filters { url += "&filters=" + filters.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed)! }
+        let rows = (call("GET", url, bearer: tally.readKey)?.body as? [String: Any])?["data"] as? [[String: Any]]
+        return rows?.first ?? [:]
+    }
+
+    @Test("the dashboard: sign in with the read key, the numbers the API gives, a table row filters the page and the URL; screenshot")
+    func dashboard() async throws {
+        let dir = TemporaryDirectory("tally-dashboard")
+        let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
+        defer { tally.stop() }
+        #expect(Self.seed(tally))
+        let names = ["pageviews", "unique_visitors", "sessions"]
+        let all = Self.totals(tally).reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
+        let pricing = Self.totals(tally, filters: "page_path==/pricing").reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
+        #expect(all["pageviews"] == 21 && pricing["pageviews"] == 10, "\(all) \(pricing)")
+        let problems = Problems()
+        @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
+            if !condition { problems.add("line \(line): \(message())") }
+        }
+        defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
+        let artifact = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts")
+        try await Self.onThread {
+            let browser = try Browser()
+            try browser.open("http://127.0.0.1:\(tally.port)/?range=7d")
+            check(try browser.waitFor("return !document.getElementById('signin').hidden"))
+            guard let key = try browser.element("return document.getElementById('signin-key')"),
+                  let submit = try browser.element("return document.querySelector('#signin button[type=submit]')")
+            else { return check(false, "no sign-in form: \(String(describing: try? browser.run("return document.getElementById('signin-key')")))") }
+            try browser.type(tally.readKey, into: key)
+            try browser.click(submit)
+            check(try browser.waitFor("return document.body.dataset.loaded !== undefined && !document.body.hasAttribute('aria-busy')"))
+            func shown(_ metric: String) throws -> Int? {
+                (try browser.run("return document.getElementById('total-\(metric)').dataset.value") as? String).flatMap { Int($0) }
+            }
+            for m in names {
+                check(try shown(m) == all[m], "\(m): shown \(String(describing: try? shown(m))), API \(String(describing: all[m]))")
+            }
+            check(try browser.run("return document.querySelectorAll('#table-page_path tbody tr').length") as? Int == 3)
+            check(try browser.run("return document.querySelector('#chart svg polyline') !== null") as? Bool == true)
+            // A click on the /pricing row filters the whole page, and the URL says so.
+            let before = try browser.run("return document.body.dataset.loaded") as? String
+            guard let row = try browser.element(
+                "return [...document.querySelectorAll('#table-page_path button.filter')].find(b => b.textContent === '/pricing')")
+            else { return check(false, "no /pricing row") }
+            try browser.click(row)
+            check(try browser.waitFor(
+                "return document.body.dataset.loaded !== '\(before ?? "")' && !document.body.hasAttribute('aria-busy')"))
+            check((try browser.run("return location.search") as? String)?.contains("filters=page_path%3D%3D%2Fpricing") == true,
+                  "\(String(describing: try? browser.run("return location.search")))")
+            for m in names {
+                check(try shown(m) == pricing[m], "filtered \(m): shown \(String(describing: try? shown(m))), API \(String(describing: pricing[m]))")
+            }
+            check(try browser.run("return document.querySelectorAll('#filters .chip').length") as? Int == 1)
+            check(try browser.run("return document.getElementById('signin').offsetParent === null") as? Bool == true,
+                  "the sign-in form is still shown")
+            try browser.run("window.scrollTo(0, 0)")
+            if let png = try browser.screenshot() {
+                check(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "not a PNG")
+                try? FileManager.default.createDirectory(at: artifact, withIntermediateDirectories: true)
+                try png.write(to: artifact.appendingPathComponent("dashboard.png"))
+            } else {
+                check(false, "no screenshot")
+            }
         }
     }
 }

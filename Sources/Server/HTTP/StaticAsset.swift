@@ -56,4 +56,15 @@ struct StaticAsset: Sendable {
     /// The tracker, `GET /t.js`: a day in caches, then revalidated by its ETag.
     static let tracker = StaticAsset(PackageResources.t_js, contentType: "application/javascript; charset=utf-8",
                                      cacheControl: "public, max-age=86400, stale-while-revalidate=604800")
+
+    /// The dashboard's files (`GET /` and what it loads): revalidated on every use, so an upgraded
+    /// server is seen at once; the ETag makes that a 304.
+    static let dashboard: [String: StaticAsset] = [
+        "/": StaticAsset(PackageResources.dashboard_html, contentType: "text/html; charset=utf-8", cacheControl: "no-cache"),
+        "/dashboard.js": StaticAsset(PackageResources.dashboard_js, contentType: "application/javascript; charset=utf-8",
+                                     cacheControl: "no-cache"),
+        "/dashboard.css": StaticAsset(PackageResources.dashboard_css, contentType: "text/css; charset=utf-8", cacheControl: "no-cache"),
+        "/chart.js": StaticAsset(PackageResources.chart_js, contentType: "application/javascript; charset=utf-8",
+                                 cacheControl: "no-cache"),
+    ]
 }

@@ -77,6 +77,9 @@ public enum TallyServer {
                                             buffered_rows: status.bufferedRows))
         }
         router.get("/t.js") { request, _ in StaticAsset.tracker.response(to: request) }
+        for (path, asset) in StaticAsset.dashboard {
+            router.get(RouterPath(path)) { request, _ in asset.response(to: request) }
+        }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
