@@ -1,12 +1,4 @@
-// Tally tracker: <script defer src="https://HOST/t.js" data-key="WRITE_KEY"></script>
-// Options on the tag: data-api="https://HOST" (default: where t.js came from),
-// data-auto-pageview="false", data-respect-dnt="true" (no events under Do Not Track / GPC),
-// data-storage="false" (no ids and no localStorage: events are still counted).
-// Pageviews (also on history.pushState/replaceState, popstate, hashchange), widget impressions
-// (elements with data-widget-tracking, 50 % visible, once each) and widget clicks; custom events
-// with tally.track(type, props) (alias codAnalytics.trackEvent). Events get a ULID event_id,
-// wait in a queue kept in localStorage, go out 20 at a time or every 5 s, with sendBeacon when
-// the page is hidden; a failed send is retried, and the server drops the copies of a retry.
+// Tally tracker (README, "Tracker and dashboard"): <script defer src="https://HOST/t.js" data-key="WRITE_KEY"></script>
 (function () {
   "use strict";
   var script = document.currentScript;
