@@ -109,7 +109,7 @@ struct BrowserTests {
 
         /// The stored events of the default property over the last week (newest first).
         func events() -> [[String: Any]] {
-            let url = "http://127.0.0.1:\(port)/v1/events?period=7d&limit=1000&columns=event_id,event_type,page_path,properties"
+            let url = "http://127.0.0.1:\(port)/v1/events?period=7d&limit=1000&columns=event_id,event_type,page_path,properties,visitor_id,session_id"
             guard let (status, body) = BrowserTests.call("GET", url, bearer: readKey), status == 200 else { return [] }
             return (body as? [String: Any])?["data"] as? [[String: Any]] ?? []
         }
@@ -128,11 +128,12 @@ struct BrowserTests {
 
     // MARK: Test pages
 
-    /// Every path answers the same page: the tracker tag, a widget below the fold, another far below.
-    static func page(tally: Tally) -> String {
+    /// Every path answers the same page: the tracker tag, a widget below the fold, another far
+    /// below (`storage: false`: the tag says data-storage="false").
+    static func page(tally: Tally, storage: Bool = true) -> String {
         """
         <!doctype html><html><head><meta charset="utf-8"><title>Tracker test</title>
-        <script defer src="http://127.0.0.1:\(tally.port)/t.js" data-key="\(tally.writeKey)"></script></head>
+        <script defer src="http://127.0.0.1:\(tally.port)/t.js" data-key="\(tally.writeKey)"\(storage ? "" : " data-storage=\"false\"")></script></head>
         <body style="margin:0">
         <div style="height:2500px">top of the page</div>
         <div id="w1" data-widget-tracking data-mapping-id="7" data-post-id="42" data-widget-index="1"
@@ -158,13 +159,14 @@ struct BrowserTests {
         }
     }
 
-    /// Serves `html` on a loopback port while `body` runs (on its own thread).
-    static func withPages(_ html: String, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
+    /// Serves `html` on a loopback port while `body` runs (on its own thread); paths under
+    /// /other/ get `other` instead.
+    static func withPages(_ html: String, other: String = "", _ body: @escaping @Sendable (Int) throws -> Void) async throws {
         let router = Router()
         for path in ["/", "/**"] {
-            router.get(RouterPath(path)) { _, _ in
+            router.get(RouterPath(path)) { request, _ in
                 Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                         body: .init(byteBuffer: ByteBuffer(string: html)))
+                         body: .init(byteBuffer: ByteBuffer(string: request.uri.path.hasPrefix("/other/") ? other : html)))
             }
         }
         let port = freePort()
@@ -294,18 +296,19 @@ struct BrowserTests {
 
     // MARK: Tests
 
-    @Test("pageviews (also SPA routes), a widget seen and clicked, a custom event, the beacon on page hide: each stored once; a retry is dropped; events tracked while the server is down arrive once")
+    @Test("pageviews (also SPA routes), a widget seen and clicked, a custom event, the beacon on page hide: each stored once; a retry is dropped; events tracked while the server is down arrive once; without storage no ids")
     func tracker() async throws {
         let dir = TemporaryDirectory("tally-browser")
         let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
         defer { tally.stop() }
         let html = Self.page(tally: tally)
+        let withoutStorage = Self.page(tally: tally, storage: false)
         let problems = Problems()
         @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
             if !condition { problems.add("line \(line): \(message())") }
         }
         defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
-        try await Self.withPages(html) { pagePort in
+        try await Self.withPages(html, other: withoutStorage) { pagePort in
             let browser = try Browser()
             let site = "http://127.0.0.1:\(pagePort)"
             try browser.open(site + "/")
@@ -354,6 +357,17 @@ struct BrowserTests {
             events = tally.eventsWhen { Self.count($0, "offline_one") >= 1 && Self.count($0, "offline_two") >= 1 }
             check(Self.count(events, "offline_one") == 1 && Self.count(events, "offline_two") == 1)
             check(events.count == 8, "\(events)")
+
+            // Without storage (no consent): no ids, nothing kept, events still counted.
+            try browser.open(site + "/other/anonymous")
+            check(try browser.waitFor("return !!window.tally"))
+            try browser.run("tally.track('anonymous_event')")
+            try browser.open("about:blank")
+            events = tally.eventsWhen { Self.count($0, "anonymous_event") >= 1 && Self.count($0, "page_view", path: "/other/anonymous") >= 1 }
+            let anonymous = events.filter { ($0["page_path"] as? String) == "/other/anonymous" || $0["event_type"] as? String == "anonymous_event" }
+            check(anonymous.count == 2, "\(events)")
+            check(anonymous.allSatisfy { ($0["visitor_id"] as? String ?? "") == "" && ($0["session_id"] as? String ?? "") == "" },
+                  "\(anonymous)")
         }
     }
 
