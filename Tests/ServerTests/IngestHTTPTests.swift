@@ -23,11 +23,12 @@ struct StaticKeys: KeyDirectory {
 struct IngestHTTPTests {
     static let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b", "wk_c": "site-c"])
 
-    func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in },
+    func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in }, clock: (any TallyClock)? = nil,
                     _ body: @escaping @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
+        if let clock { options.clock = clock }
         let store = try EventStore(options: options)
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -206,7 +207,9 @@ struct IngestHTTPTests {
 
     @Test("past the per-key rate limit requests get 429 with Retry-After and nothing is stored")
     func rateLimit() async throws {
-        try await withServer({ $0.requestsPerMinutePerKey = 3 }) { client, store in
+        // A clock that stands still: no token comes back however slowly the requests go.
+        let clock = ManualClock(QueryRange.date("2026-08-02")! * 86_400_000)
+        try await withServer({ $0.requestsPerMinutePerKey = 3 }, clock: clock) { client, store in
             let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
             for _ in 0..<3 { #expect(try await Self.post(client, event).status == .ok) }
             let limited = try await Self.post(client, event)

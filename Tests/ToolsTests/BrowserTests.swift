@@ -1,10 +1,7 @@
 import AsyncHTTPClient
-import Foundation
-import Hummingbird
-import Logging
-import ServiceLifecycle
-import NIOHTTP1
 import NIOCore
+import Foundation
+import NIOHTTP1
 import TallyTestSupport
 import Testing
 
@@ -159,34 +156,65 @@ struct BrowserTests {
         }
     }
 
-    /// Serves `html` on a loopback port while `body` runs (on its own thread); paths under
-    /// /other/ get `other` instead.
-    static func withPages(_ html: String, other: String = "", _ body: @escaping @Sendable (Int) throws -> Void) async throws {
-        let router = Router()
-        for path in ["/", "/**"] {
-            router.get(RouterPath(path)) { request, _ in
-                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                         body: .init(byteBuffer: ByteBuffer(string: request.uri.path.hasPrefix("/other/") ? other : html)))
-            }
-        }
-        let port = freePort()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        let services = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "test-pages")))
-        let server = Task { try await services.run() }
-        defer { server.cancel() }
-        do {
-            try await onThread {
-                for _ in 0..<100 {
-                    if call("GET", "http://127.0.0.1:\(port)/", timeout: 2) != nil { break }
-                    usleep(50_000)
+    /// A tiny HTTP server for the test pages on its own thread (blocking sockets): it must not
+    /// need Swift concurrency's few threads, which other tests' servers wait on. Paths under
+    /// /other/ get `other`, every other path `html`.
+    final class PageServer: @unchecked Sendable {
+        let port: Int
+        private let listener: Int32
+        private let stopped = NSLock()
+        private var isStopped = false
+
+        init(html: String, other: String) throws {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            listener = fd
+            var yes: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            var bound = -1
+            var chosen = 0
+            for _ in 0..<20 where bound != 0 {
+                chosen = BrowserTests.freePort()
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(chosen).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Int(bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))) }
                 }
-                try body(port)
             }
-        } catch {
-            await services.triggerGracefulShutdown()
-            throw error
+            guard bound == 0, listen(fd, 64) == 0 else {
+                close(fd)
+                throw HTTPFailure(description: "test page server: cannot listen")
+            }
+            port = chosen
+            let pages = (html: Array(html.utf8), other: Array(other.utf8))
+            Thread { [self] in
+                while true {
+                    let client = accept(fd, nil, nil)
+                    if client < 0 { if stopped.withLock({ isStopped }) { return } else { continue } }
+                    var request: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while !request.suffix(4).elementsEqual([13, 10, 13, 10]) {
+                        let n = read(client, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        request += buffer[0..<n]
+                    }
+                    let line = String(decoding: request.prefix { $0 != 13 }, as: UTF8.self)
+                    let path = line.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+                    let body = path.hasPrefix("/other/") ? pages.other : pages.html
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                    let response = Array(head.utf8) + body
+                    _ = response.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                    close(client)
+                }
+            }.start()
         }
-        await services.triggerGracefulShutdown()
+
+        func stop() {
+            stopped.withLock { isStopped = true }
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+        }
     }
 
     // MARK: WebDriver
@@ -298,17 +326,18 @@ struct BrowserTests {
 
     @Test("pageviews (also SPA routes), a widget seen and clicked, a custom event, the beacon on page hide: each stored once; a retry is dropped; events tracked while the server is down arrive once; without storage no ids")
     func tracker() async throws {
-        let dir = TemporaryDirectory("tally-browser")
-        let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
-        defer { tally.stop() }
-        let html = Self.page(tally: tally)
-        let withoutStorage = Self.page(tally: tally, storage: false)
         let problems = Problems()
         @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
             if !condition { problems.add("line \(line): \(message())") }
         }
         defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
-        try await Self.withPages(html, other: withoutStorage) { pagePort in
+        try await Self.onThread {
+            let dir = TemporaryDirectory("tally-browser")
+            let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
+            defer { tally.stop() }
+            let pages = try PageServer(html: Self.page(tally: tally), other: Self.page(tally: tally, storage: false))
+            defer { pages.stop() }
+            let pagePort = pages.port
             let browser = try Browser()
             let site = "http://127.0.0.1:\(pagePort)"
             try browser.open(site + "/")
@@ -405,14 +434,6 @@ struct BrowserTests {
 
     @Test("the dashboard: sign in with the read key, the numbers the API gives, a table row filters the page and the URL; screenshot")
     func dashboard() async throws {
-        let dir = TemporaryDirectory("tally-dashboard")
-        let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
-        defer { tally.stop() }
-        #expect(Self.seed(tally))
-        let names = ["pageviews", "unique_visitors", "sessions"]
-        let all = Self.totals(tally).reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
-        let pricing = Self.totals(tally, filters: "page_path==/pricing").reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
-        #expect(all["pageviews"] == 21 && pricing["pageviews"] == 10, "\(all) \(pricing)")
         let problems = Problems()
         @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
             if !condition { problems.add("line \(line): \(message())") }
@@ -421,6 +442,14 @@ struct BrowserTests {
         let artifact = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts")
         try await Self.onThread {
+            let dir = TemporaryDirectory("tally-dashboard")
+            let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
+            defer { tally.stop() }
+            check(Self.seed(tally), "the events were not accepted")
+            let names = ["pageviews", "unique_visitors", "sessions"]
+            let all = Self.totals(tally).reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
+            let pricing = Self.totals(tally, filters: "page_path==/pricing").reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
+            check(all["pageviews"] == 21 && pricing["pageviews"] == 10, "\(all) \(pricing)")
             let browser = try Browser()
             try browser.open("http://127.0.0.1:\(tally.port)/?range=7d")
             check(try browser.waitFor("return !document.getElementById('signin').hidden"))

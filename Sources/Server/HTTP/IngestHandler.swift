@@ -51,7 +51,8 @@ struct IngestHandler: Sendable {
     private func respond(_ request: Request, context: TallyRequestContext, property resolved: inout String?,
                          counts: inout Counts) async throws -> Response {
         let origin = request.headers[.origin]
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // The store's clock (the system's, or a test's): received_at and the rate limits' refill.
+        let now = store.options.clock.nowMillis()
         // 0. Per-address rate limit, before any work.
         if let address = context.remoteAddress?.ipAddress, let wait = perIP.take("ip:" + address, now: now) {
             return JSONBody.error(.tooManyRequests, "too many requests from this address", field: "rate_limit",
