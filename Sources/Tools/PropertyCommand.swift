@@ -43,6 +43,9 @@ struct PropertyCommand: ParsableCommand {
         @Option(help: "Days daily rollups are kept (at least the raw retention).")
         var rollupRetentionDays = 730
 
+        @Flag(help: "Drop events from browsers that send Do Not Track or Global Privacy Control (counted as filtered).")
+        var respectPrivacySignals = false
+
         @OptionGroup var location: DataLocation
 
         @Flag(help: "Print {\"property_id\",\"write_key\",\"read_key\"} as JSON.")
@@ -54,7 +57,8 @@ struct PropertyCommand: ParsableCommand {
             do {
                 created = try store.createProperty(
                     id: id, name: name, timezone: timezone, origins: origins.isEmpty ? ["*"] : origins,
-                    rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays)
+                    rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays,
+                    respectPrivacySignals: respectPrivacySignals)
             } catch { throw failure(error.description) }
             let p = created.property
             if json {
@@ -92,6 +96,9 @@ struct PropertyCommand: ParsableCommand {
         @Option(help: "Days daily rollups are kept.")
         var rollupRetentionDays: Int?
 
+        @Option(help: "true: drop events from browsers that send Do Not Track or Global Privacy Control; false: keep them.")
+        var respectPrivacySignals: Bool?
+
         @OptionGroup var location: DataLocation
 
         @Flag(help: "Print the property as JSON.")
@@ -104,7 +111,8 @@ struct PropertyCommand: ParsableCommand {
                 p = try store.updateProperty(
                     id: id,
                     .init(name: name, timezone: timezone, origins: origins.isEmpty ? nil : origins,
-                          rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays))
+                          rawRetentionDays: rawRetentionDays, rollupRetentionDays: rollupRetentionDays,
+                          respectPrivacySignals: respectPrivacySignals))
             } catch { throw failure(error.description) }
             if json {
                 print(MetadataOutput.json(MetadataOutput.property(p)))
@@ -166,7 +174,7 @@ enum MetadataOutput {
         [
             "id": p.id, "name": p.name, "timezone": p.timezone, "allowed_origins": p.allowedOrigins,
             "raw_retention_days": p.rawRetentionDays, "rollup_retention_days": p.rollupRetentionDays,
-            "created_at": MetadataOutput.time(p.createdAt),
+            "created_at": MetadataOutput.time(p.createdAt), "respect_privacy_signals": p.respectPrivacySignals,
         ]
     }
 

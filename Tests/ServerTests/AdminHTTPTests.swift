@@ -178,4 +178,42 @@ struct AdminHTTPTests {
         let recorded = Dictionary(try metadata.filteredEvents().map { ($0.reason, $0.events) }, uniquingKeysWith: +)
         #expect(recorded == ["crawler": 1, "headless": 1, "library": 1, "config": 1])
     }
+
+    @Test("a property that respects Do Not Track and Global Privacy Control drops what such browsers send; others keep it")
+    func privacySignals() async throws {
+        try await withServer { client, store, metadata in
+            let (status, created) = try await Self.call(client, .post, "/v1/admin/properties",
+                                                        #"{"id":"private","respect_privacy_signals":true}"#)
+            #expect(status == 201)
+            let body = created as? [String: Any] ?? [:]
+            #expect((body["property"] as? [String: Any])?["respect_privacy_signals"] as? Bool == true)
+            let key = try #require(body["write_key"] as? String)
+            let plain = try metadata.createProperty(id: "plain")
+            let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
+            func post(_ key: String, _ extra: HTTPFields, id: String) async throws -> [String: Any] {
+                var headers: HTTPFields = [.authorization: "Bearer \(key)", .userAgent: ua]
+                headers.append(contentsOf: extra)
+                let now = ISO8601DateFormatter().string(from: Date())
+                let event = #"{"events":[{"event_id":"\#(id)","event_type":"page_view","occurred_at":"\#(now)"}]}"#
+                let r = try await client.execute(uri: "/v1/events", method: .post, headers: headers, body: ByteBuffer(string: event))
+                return try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any] ?? [:]
+            }
+            let dnt = try await post(key, [HTTPField.Name("DNT")!: "1"], id: "a")
+            #expect(dnt["accepted"] as? Int == 0 && dnt["filtered"] as? Int == 1)
+            let gpc = try await post(key, [HTTPField.Name("Sec-GPC")!: "1"], id: "b")
+            #expect(gpc["accepted"] as? Int == 0 && gpc["filtered"] as? Int == 1)
+            let none = try await post(key, [HTTPField.Name("DNT")!: "0"], id: "c")
+            #expect(none["accepted"] as? Int == 1 && none["filtered"] as? Int == 0)
+            let other = try await post(plain.writeKey, [HTTPField.Name("DNT")!: "1"], id: "d")
+            #expect(other["accepted"] as? Int == 1)
+            #expect(try store.snapshot().count(ScanRequest(site: "private")).count == 1)
+
+            // Turned off again: the same browser's events are kept.
+            let (patched, changed) = try await Self.call(client, .patch, "/v1/admin/properties/private",
+                                                         #"{"respect_privacy_signals":false}"#)
+            #expect(patched == 200 && (changed as? [String: Any])?["respect_privacy_signals"] as? Bool == false)
+            let after = try await post(key, [HTTPField.Name("DNT")!: "1"], id: "e")
+            #expect(after["accepted"] as? Int == 1)
+        }
+    }
 }

@@ -11,10 +11,11 @@ import NIOCore
 ///
 ///     GET    /v1/admin/properties                  list
 ///     POST   /v1/admin/properties                  create: {"id", "name"?, "timezone"?, "origins"?,
-///                                                  "raw_retention_days"?, "rollup_retention_days"?}
+///                                                  "raw_retention_days"?, "rollup_retention_days"?,
+///                                                  "respect_privacy_signals"?}
 ///                                                  → 201 {"property_id","write_key","read_key","property"}
 ///     GET    /v1/admin/properties/{id}             one property with its keys
-///     PATCH  /v1/admin/properties/{id}             change name, timezone, origins, retention
+///     PATCH  /v1/admin/properties/{id}             change name, timezone, origins, retention, privacy signals
 ///     POST   /v1/admin/properties/{id}/keys        {"kind":"write"|"read"} → 201 {"key", "key_id", ...}
 ///     GET    /v1/admin/properties/{id}/keys        list keys (never their text)
 ///     DELETE /v1/admin/keys/{reference}            revoke by key id, listing prefix or whole key
@@ -123,6 +124,7 @@ struct AdminRoutes: Sendable {
         var origins: [String]?
         var raw_retention_days: Int?
         var rollup_retention_days: Int?
+        var respect_privacy_signals: Bool?
     }
 
     func createProperty(_ request: Request) async throws -> Response {
@@ -130,7 +132,8 @@ struct AdminRoutes: Sendable {
         let created = try metadata.createProperty(
             id: body.id, name: body.name, timezone: body.timezone ?? "UTC", origins: body.origins ?? configuration.defaultOrigins,
             rawRetentionDays: body.raw_retention_days ?? configuration.defaultRawRetentionDays,
-            rollupRetentionDays: body.rollup_retention_days ?? configuration.defaultRollupRetentionDays)
+            rollupRetentionDays: body.rollup_retention_days ?? configuration.defaultRollupRetentionDays,
+            respectPrivacySignals: body.respect_privacy_signals ?? false)
         settingsChanged()
         return JSONBody.response(
             Created(property_id: created.property.id, write_key: created.writeKey, read_key: created.readKey,
@@ -150,6 +153,7 @@ struct AdminRoutes: Sendable {
         var origins: [String]?
         var raw_retention_days: Int?
         var rollup_retention_days: Int?
+        var respect_privacy_signals: Bool?
     }
 
     func updateProperty(_ request: Request, id: String) async throws -> Response {
@@ -157,7 +161,8 @@ struct AdminRoutes: Sendable {
         let p = try metadata.updateProperty(
             id: id,
             .init(name: body.name, timezone: body.timezone, origins: body.origins,
-                  rawRetentionDays: body.raw_retention_days, rollupRetentionDays: body.rollup_retention_days))
+                  rawRetentionDays: body.raw_retention_days, rollupRetentionDays: body.rollup_retention_days,
+                  respectPrivacySignals: body.respect_privacy_signals))
         settingsChanged()
         return JSONBody.response(PropertyBody(p))
     }
@@ -201,6 +206,7 @@ struct AdminRoutes: Sendable {
         var raw_retention_days: Int
         var rollup_retention_days: Int
         var created_at: Int64
+        var respect_privacy_signals: Bool
         var keys: [KeyBody]?
 
         init(_ p: Property) {
@@ -211,6 +217,7 @@ struct AdminRoutes: Sendable {
             raw_retention_days = p.rawRetentionDays
             rollup_retention_days = p.rollupRetentionDays
             created_at = p.createdAt
+            respect_privacy_signals = p.respectPrivacySignals
         }
     }
 

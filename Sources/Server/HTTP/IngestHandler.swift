@@ -148,6 +148,15 @@ struct IngestHandler: Sendable {
         let enriched = enrichment.apply(to: batch, requestUserAgent: request.headers[.userAgent],
                                         country: countryHeader.flatMap { request.headers[$0] })
         batch = enriched.batch
+        var filtered = enriched.botRows.count
+        var filterReasons = enriched.botReasons
+        // 6b. A property that respects Do Not Track / Global Privacy Control drops what such a browser sends.
+        if scope.respectPrivacySignals, batch.count > 0,
+           request.headers[Self.dntHeader] == "1" || request.headers[Self.gpcHeader] == "1" {
+            filtered += batch.count
+            filterReasons["privacy_signal", default: 0] += batch.count
+            batch = batch.gather([])
+        }
         // 7. Durable before we answer.
         var duplicates = 0
         var accepted = 0
@@ -157,11 +166,14 @@ struct IngestHandler: Sendable {
             accepted = outcome.accepted
         }
         problems.sort { $0.index < $1.index }
-        counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: enriched.botRows.count,
-                        clamped: enriched.clamped, botReasons: enriched.botReasons)
+        counts = Counts(accepted: accepted, rejected: problems.count, duplicates: duplicates, filtered: filtered,
+                        clamped: enriched.clamped, botReasons: filterReasons)
         return JSONBody.response(IngestResponse(accepted: accepted, rejected: problems.count, duplicates: duplicates,
-                                                filtered: enriched.botRows.count, errors: problems), headers: cors)
+                                                filtered: filtered, errors: problems), headers: cors)
     }
+
+    static let dntHeader = HTTPField.Name("DNT")!
+    static let gpcHeader = HTTPField.Name("Sec-GPC")!
 
     /// The write key from Authorization: Bearer, X-Write-Key, or the `key` query parameter
     /// (navigator.sendBeacon cannot set headers).

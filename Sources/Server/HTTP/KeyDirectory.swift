@@ -6,8 +6,12 @@ public struct WriteScope: Sendable {
     /// The property's raw retention: events older than this many days are refused (nil: the
     /// store's retention decides).
     public var rawRetentionDays: Int?
+    /// Drop events of browsers that send Do Not Track or Global Privacy Control.
+    public var respectPrivacySignals: Bool
 
-    public init(propertyID: String, allowedOrigins: [String], rawRetentionDays: Int? = nil) {
+    public init(propertyID: String, allowedOrigins: [String], rawRetentionDays: Int? = nil,
+                respectPrivacySignals: Bool = false) {
+        self.respectPrivacySignals = respectPrivacySignals
         self.propertyID = propertyID
         self.allowedOrigins = allowedOrigins
         self.rawRetentionDays = rawRetentionDays

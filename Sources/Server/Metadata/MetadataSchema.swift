@@ -56,11 +56,14 @@ enum MetadataSchema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v4: properties.respect_privacy_signals") { db in
+            try db.execute(sql: "ALTER TABLE properties ADD COLUMN respect_privacy_signals INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
     static let propertyColumns =
-        "id, name, timezone, allowed_origins, raw_retention_days, rollup_retention_days, created_at"
+        "id, name, timezone, allowed_origins, raw_retention_days, rollup_retention_days, created_at, respect_privacy_signals"
     static let keyColumns = "id, property_id, kind, prefix, created_at, revoked_at"
 
     static func property(_ row: Row) throws(MetadataError) -> Property {
@@ -72,7 +75,7 @@ enum MetadataSchema {
         return Property(
             id: id, name: row["name"], timezone: row["timezone"], allowedOrigins: origins,
             rawRetentionDays: row["raw_retention_days"], rollupRetentionDays: row["rollup_retention_days"],
-            createdAt: row["created_at"])
+            createdAt: row["created_at"], respectPrivacySignals: (row["respect_privacy_signals"] as Int? ?? 0) != 0)
     }
 
     static func key(_ row: Row) throws(MetadataError) -> APIKey {

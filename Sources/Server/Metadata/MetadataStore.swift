@@ -66,7 +66,7 @@ public final class MetadataStore: Sendable {
     /// Creates a property with a new write key and read key, which are returned here only.
     /// `name` defaults to the id; `origins` are `scheme://host[:port]` or `*` (any origin).
     public func createProperty(id: String, name: String? = nil, timezone: String = "UTC", origins: [String] = ["*"],
-                               rawRetentionDays: Int = 90, rollupRetentionDays: Int = 730)
+                               rawRetentionDays: Int = 90, rollupRetentionDays: Int = 730, respectPrivacySignals: Bool = false)
         throws(MetadataError) -> (property: Property, writeKey: String, readKey: String)
     {
         let id = try PropertyValidation.id(id)
@@ -75,7 +75,8 @@ public final class MetadataStore: Sendable {
             id: id, name: try PropertyValidation.name(name ?? id, id: id),
             timezone: try PropertyValidation.timezone(timezone, id: id),
             allowedOrigins: try PropertyValidation.origins(origins),
-            rawRetentionDays: raw, rollupRetentionDays: rollup, createdAt: clock.nowMillis())
+            rawRetentionDays: raw, rollupRetentionDays: rollup, createdAt: clock.nowMillis(),
+            respectPrivacySignals: respectPrivacySignals)
         return try sqlite {
             try pool.write { db in
                 try insertWithKeys(property, db)
@@ -90,9 +91,11 @@ public final class MetadataStore: Sendable {
         public var origins: [String]?
         public var rawRetentionDays: Int?
         public var rollupRetentionDays: Int?
+        public var respectPrivacySignals: Bool?
 
         public init(name: String? = nil, timezone: String? = nil, origins: [String]? = nil,
-                    rawRetentionDays: Int? = nil, rollupRetentionDays: Int? = nil) {
+                    rawRetentionDays: Int? = nil, rollupRetentionDays: Int? = nil, respectPrivacySignals: Bool? = nil) {
+            self.respectPrivacySignals = respectPrivacySignals
             self.name = name
             self.timezone = timezone
             self.origins = origins
@@ -105,7 +108,9 @@ public final class MetadataStore: Sendable {
     /// returns the property as stored. Keys are untouched.
     @discardableResult
     public func updateProperty(id: String, _ change: PropertyChange) throws(MetadataError) -> Property {
-        try sqlite {
+        // Cached keys carry their property: a change made here counts at once (as a revocation does).
+        defer { keyCache.removeAll() }
+        return try sqlite {
             try pool.write { db in
                 guard var p = try fetchProperty(id, db) else { throw Self.noProperty(id) }
                 if let name = change.name { p.name = try PropertyValidation.name(name, id: id) }
@@ -114,14 +119,15 @@ public final class MetadataStore: Sendable {
                 (p.rawRetentionDays, p.rollupRetentionDays) = try PropertyValidation.retention(
                     raw: change.rawRetentionDays ?? p.rawRetentionDays,
                     rollup: change.rollupRetentionDays ?? p.rollupRetentionDays, id: id)
+                if let r = change.respectPrivacySignals { p.respectPrivacySignals = r }
                 try db.execute(
                     sql: """
                         UPDATE properties SET name = ?, timezone = ?, allowed_origins = ?, raw_retention_days = ?,
-                        rollup_retention_days = ? WHERE id = ?
+                        rollup_retention_days = ?, respect_privacy_signals = ? WHERE id = ?
                         """,
                     arguments: [
                         p.name, p.timezone, MetadataSchema.originsJSON(p.allowedOrigins), p.rawRetentionDays,
-                        p.rollupRetentionDays, id,
+                        p.rollupRetentionDays, p.respectPrivacySignals ? 1 : 0, id,
                     ])
                 return p
             }
@@ -201,10 +207,11 @@ public final class MetadataStore: Sendable {
             throw MetadataError(.alreadyExists, "property '\(property.id)' already exists")
         }
         try db.execute(
-            sql: "INSERT INTO properties (\(MetadataSchema.propertyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            sql: "INSERT INTO properties (\(MetadataSchema.propertyColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 property.id, property.name, property.timezone, MetadataSchema.originsJSON(property.allowedOrigins),
                 property.rawRetentionDays, property.rollupRetentionDays, property.createdAt,
+                property.respectPrivacySignals ? 1 : 0,
             ])
         let write = try insertKey(propertyID: property.id, kind: .write, db)
         let read = try insertKey(propertyID: property.id, kind: .read, db)

@@ -11,9 +11,13 @@ public struct Property: Sendable, Hashable {
     public var rollupRetentionDays: Int
     /// Milliseconds since the Unix epoch.
     public var createdAt: Int64
+    /// Whether events sent by a browser with Do Not Track (`DNT: 1`) or Global Privacy Control
+    /// (`Sec-GPC: 1`) are dropped (counted as filtered, reason `privacy_signal`, not stored).
+    public var respectPrivacySignals: Bool
 
     public init(id: String, name: String, timezone: String, allowedOrigins: [String], rawRetentionDays: Int,
-                rollupRetentionDays: Int, createdAt: Int64) {
+                rollupRetentionDays: Int, createdAt: Int64, respectPrivacySignals: Bool = false) {
+        self.respectPrivacySignals = respectPrivacySignals
         self.id = id
         self.name = name
         self.timezone = timezone
