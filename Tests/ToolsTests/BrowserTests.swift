@@ -481,6 +481,15 @@ struct BrowserTests {
                 check(try shown(m) == pricing[m], "filtered \(m): shown \(String(describing: try? shown(m))), API \(String(describing: pricing[m]))")
             }
             check(try browser.run("return document.querySelectorAll('#filters .chip').length") as? Int == 1)
+            // Keyboard: the row filters and the chip are buttons, reachable with Tab.
+            check(try browser.run("return [...document.querySelectorAll('#table-page_path tbody button.filter')].every(b => b.tabIndex === 0)") as? Bool == true)
+            // Phone width: one column of tables, nothing wider than the screen.
+            try browser.command("POST", "/window/rect", ["width": 390, "height": 844])
+            check(try browser.waitFor("return window.innerWidth <= 420"))
+            check(try browser.run("return document.documentElement.scrollWidth <= window.innerWidth") as? Bool == true,
+                  "wider than a phone: \(String(describing: try? browser.run("return [document.documentElement.scrollWidth, window.innerWidth]")))")
+            check(try browser.run("return getComputedStyle(document.querySelector('.tables')).gridTemplateColumns.split(' ').length") as? Int == 1)
+            try browser.command("POST", "/window/rect", ["width": 1000, "height": 800])
             check(try browser.run("return document.getElementById('signin').offsetParent === null") as? Bool == true,
                   "the sign-in form is still shown")
             try browser.run("window.scrollTo(0, 0)")
