@@ -113,8 +113,11 @@ struct InspectReport {
             out.append("partition \(partition): \(parts.count) parts, \(rows) rows, \(Self.size(bytes)), "
                 + "\(CivilTime.iso8601(ms: minT)) .. \(CivilTime.iso8601(ms: maxT)), TTL expiry \(ttlExpiry(partition))")
             for p in parts.sorted(by: { $0.number < $1.number }) {
+                let summaries = p.sessionSummaries.map {
+                    "  session summaries \($0.chunks.reduce(0) { $0 + $1.sessions }) in \(Self.size($0.fileSize))"
+                } ?? "  no session summaries yet"
                 out.append("  \(p.name)  rows \(p.rows)  granules \(p.footer.granules.count)  \(Self.size(p.fileSize))"
-                    + "  level \(p.footer.level)  wal lsn \(p.footer.walLSN)")
+                    + "  level \(p.footer.level)  wal lsn \(p.footer.walLSN)" + summaries)
             }
         }
         if !columns.isEmpty {
@@ -178,6 +181,10 @@ struct InspectReport {
                     [
                         "name": p.name, "rows": p.rows, "granules": p.footer.granules.count, "bytes": p.fileSize,
                         "level": p.footer.level, "wal_lsn": p.footer.walLSN,
+                        "session_summaries": p.sessionSummaries.map {
+                            ["sessions": $0.chunks.reduce(0) { $0 + $1.sessions }, "bytes": $0.fileSize, "blocks": $0.chunks.count,
+                             "event_types": $0.hasTypes] as [String: Any]
+                        } ?? NSNull(),
                     ] as [String: Any]
                 },
             ]

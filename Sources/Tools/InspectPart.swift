@@ -131,6 +131,18 @@ struct PartReport {
                     + String(format: "estimated false-positive rate %.4f%% at full granules", fpr * 100))
             }
         }
+        out.append("")
+        if let s = part.sessionSummaries {
+            let sessions = s.chunks.reduce(0) { $0 + $1.sessions }
+            out.append("session summaries (\(s.name)): \(sessions) sessions in \(s.chunks.count) blocks, "
+                + "\(InspectReport.size(s.fileSize))" + (s.hasTypes ? "" : ", no event types (more than 64 in the part)"))
+            for (site, chunks) in Dictionary(grouping: s.chunks, by: \.site).sorted(by: { $0.key < $1.key }) {
+                out.append("  \(site): \(chunks.reduce(0) { $0 + $1.sessions }) sessions, starts "
+                    + "\(CivilTime.iso8601(ms: chunks.map(\.minStart).min()!)) .. \(CivilTime.iso8601(ms: chunks.map(\.maxStart).max()!))")
+            }
+        } else {
+            out.append("session summaries: none yet (session questions read this part's rows)")
+        }
         return out.joined(separator: "\n")
     }
 
@@ -155,6 +167,16 @@ struct PartReport {
             },
             "bloom_filters": blooms.map { ["column": $0.column, "granule": $0.granule, "bits": $0.bits,
                                             "false_positive_rate": $0.falsePositiveRate] as [String: Any] },
+            "session_summaries": part.sessionSummaries.map { s in
+                [
+                    "file": s.name, "bytes": s.fileSize, "event_types": s.hasTypes,
+                    "blocks": s.chunks.map { c in
+                        ["site": c.site, "sessions": c.sessions, "bytes": c.block.length, "offset": c.block.offset,
+                         "min_start": CivilTime.iso8601(ms: c.minStart), "max_start": CivilTime.iso8601(ms: c.maxStart)]
+                            as [String: Any]
+                    },
+                ] as [String: Any]
+            } ?? NSNull(),
         ]
     }
 }

@@ -320,6 +320,12 @@ struct CLITests {
         let summaries = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/parts").filter { $0.hasSuffix(".sessions") }
         #expect(!summaries.isEmpty)
         #expect(try Self.tally(["verify", "--data", dir.path + "/data"]).status == 0)
+        let partName = summaries.sorted()[0].replacingOccurrences(of: ".sessions", with: ".part")
+        let inspected = try Self.tally(["inspect", "--data", dir.path + "/data", partName, "--json"])
+        let summary = (try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any])?["session_summaries"]
+            as? [String: Any]
+        #expect(((summary?["blocks"] as? [[String: Any]])?.first?["sessions"] as? Int ?? 0) > 0, "\(inspected.stdout.suffix(400))")
+        #expect(try Self.tally(["inspect", "--data", dir.path + "/data"]).stdout.contains("session summaries"))
         let summaryPath = dir.path + "/data/parts/" + summaries.sorted()[0]
         var summaryBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: summaryPath)))
         summaryBytes[40] ^= 0x5A
