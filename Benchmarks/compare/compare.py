@@ -9,6 +9,11 @@ One data set from `tally generate` (NDJSON, cached in .build/compare), loaded in
     source, site_id, occurred_at, event_id)) once with CODEC(LZ4) and once with CODEC(ZSTD(1)),
     `INSERT … SELECT FROM file(FILE, JSONEachRow)`, `OPTIMIZE … FINAL`; bytes from system.parts;
   - DuckDB: `CREATE TABLE … AS SELECT FROM read_json(FILE)`, `CHECKPOINT`; bytes: the file.
+Small-batch ingest: the first min(events, --small) events, 1,000 per insert, one insert after
+the other (each acknowledged before the next): Tally over HTTP (`tally bench ingest --spawn
+--connections 1 --batch 1000`: a `tally serve` child, each POST answered once its events are in
+the fsynced WAL), ClickHouse `INSERT INTO events FORMAT JSONEachRow` per 1,000 lines (a part
+each; in process, no network), DuckDB `INSERT … SELECT FROM read_json(chunk)` per 1,000 lines.
 Then the same three report questions of `tally bench query` (overview and top pages over 30
 days, visitors per day over 92 days, for the largest site) `--repeats` times after a warm-up;
 answers are checked (counts equal; every engine's uniques set beside the exact count, Tally's
@@ -85,6 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--small", type=int, default=200_000, help="events for the small-batch ingest test")
     parser.add_argument("--tally", default=os.path.join(ROOT, ".build/release/tally"))
     parser.add_argument("--work", default=os.path.join(ROOT, ".build/compare"))
     args = parser.parse_args()
@@ -97,6 +103,13 @@ def main():
     if not os.path.exists(data):
         run([args.tally, "generate", "--events", str(n), "--output", data])
     results = {}
+    small_n = min(n, args.small)
+    with open(data) as f:
+        small_lines = [next(f) for _ in range(small_n)]
+    chunks = [small_lines[i:i + 1000] for i in range(0, small_n, 1000)]
+    small_file = os.path.join(args.work, f"small-{small_n}.ndjson")
+    with open(small_file, "w") as f:
+        f.writelines(small_lines)
 
     # Tally.
     tdir = os.path.join(args.work, f"tally-{n}")
@@ -107,7 +120,13 @@ def main():
     bench = json.loads(run([args.tally, "bench", "query", "--data", tdir, "--repeats", str(args.repeats), "--json"]))
     tq = {q["query"]: q for q in bench["queries"]}
     rollup_bytes = sum(r["bytes"] for r in size["rollups"]) / n
-    results["Tally"] = {"ingest": ingest["events_per_second"], "bytes": size["bytes_per_event"], "rollups": rollup_bytes,
+    small_json = os.path.join(args.work, "tally-small.json")
+    run([args.tally, "bench", "ingest", "--spawn", "--connections", "1", "--batch", "1000", "--events", str(small_n),
+         "--json", small_json])
+    with open(small_json) as f:
+        tally_small = json.load(f)["events_per_second"]
+    results["Tally"] = {"ingest": ingest["events_per_second"], "small": tally_small, "bytes": size["bytes_per_event"],
+                        "rollups": rollup_bytes,
                         "queries": {k: (tq[k]["p50_ms"], tq[k]["min_ms"], tq[k]["max_ms"]) for k in questions("clickhouse")}}
     start30 = time.strftime("%Y-%m-%dT00:00:00Z",
                             time.gmtime(time.mktime(time.strptime(END, "%Y-%m-%d")) - time.timezone - 30 * 86400))
@@ -139,7 +158,13 @@ def main():
             q[k] = (statistics.median(times), min(times), max(times))
             if k == "overview_30d":
                 answers[name] = json.loads(answer)["data"][0]
-        results[name] = {"ingest": n / seconds, "bytes": stored / n, "queries": q}
+        s.query("CREATE TABLE small AS events")
+        t = time.perf_counter()
+        for chunk in chunks:
+            s.query("INSERT INTO small (" + ", ".join(JSON_FIELDS) + ") SETTINGS input_format_json_read_objects_as_strings = 1, "
+                    "input_format_skip_unknown_fields = 1 FORMAT JSONEachRow\n" + "".join(chunk))
+        small_rate = small_n / (time.perf_counter() - t)
+        results[name] = {"ingest": n / seconds, "small": small_rate, "bytes": stored / n, "queries": q}
         s.close()
 
     # DuckDB.
@@ -165,8 +190,21 @@ def main():
     # The exact distinct counts, to judge every engine's estimates (not timed).
     where = questions("duckdb")["overview_30d"].split(" WHERE ", 1)[1]
     exact = con.execute(f"SELECT count(DISTINCT visitor_id), count(DISTINCT session_id) FROM events WHERE {where}").fetchall()[0]
+    con.execute("CREATE TABLE small AS SELECT * FROM events LIMIT 0")
+    chunk_file = os.path.join(args.work, "duck-chunk.ndjson")
+    elapsed = 0.0
+    for chunk in chunks:
+        with open(chunk_file, "w") as f:
+            f.writelines(chunk)
+        t = time.perf_counter()
+        con.execute(f"""INSERT INTO small SELECT event_id, event_type, event_version, CAST(occurred_at AS TIMESTAMPTZ),
+                        source, site_id, session_id, visitor_id, page_url, page_path, referrer_domain, user_agent,
+                        device_type, country_code, region, CAST(properties AS VARCHAR)
+                        FROM read_json('{chunk_file}', format = 'newline_delimited')""")
+        elapsed += time.perf_counter() - t
     con.close()
-    results["DuckDB"] = {"ingest": n / seconds, "bytes": os.path.getsize(dpath) / n, "queries": q}
+    results["DuckDB"] = {"ingest": n / seconds, "small": small_n / elapsed, "bytes": os.path.getsize(dpath) / n,
+                         "queries": q}
 
     # Report.
     print(f"{n:,} events from `tally generate --events {n}`; {args.repeats} timed runs per query after a warm-up\n")
@@ -174,6 +212,8 @@ def main():
     print("| | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     print("| bulk ingest, events/s | " + " | ".join(f"{results[e]['ingest']:,.0f}" for e in names) + " |")
+    print(f"| small-batch ingest (1,000 per insert, {small_n:,} events), events/s | "
+          + " | ".join(f"{results[e]['small']:,.0f}" for e in names) + " |")
     print("| bytes per event on disk (raw events) | " + " | ".join(f"{results[e]['bytes']:.1f}" for e in names) + " |")
     for k in questions("clickhouse"):
         print(f"| {k} p50 (min–max) ms | " + " | ".join(
