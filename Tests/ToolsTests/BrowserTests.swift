@@ -314,8 +314,14 @@ struct BrowserTests {
     final class Problems: @unchecked Sendable {
         private let lock = NSLock()
         private var list: [String] = []
-        func add(_ p: String) { lock.withLock { list.append(p) } }
-        var all: [String] { lock.withLock { list } }
+        func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
+            if !condition { lock.withLock { list.append("line \(line): \(message())") } }
+        }
+
+        /// Records every failed check as an issue of the running test (call from its task).
+        func record() {
+            for p in lock.withLock({ list }) { Issue.record(Comment(rawValue: p)) }
+        }
     }
 
     static func count(_ events: [[String: Any]], _ type: String, path: String? = nil) -> Int {
@@ -327,10 +333,7 @@ struct BrowserTests {
     @Test("pageviews (also SPA routes), a widget seen and clicked, a custom event, the beacon on page hide: each stored once; a retry is dropped; events tracked while the server is down arrive once; without storage no ids")
     func tracker() async throws {
         let problems = Problems()
-        @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
-            if !condition { problems.add("line \(line): \(message())") }
-        }
-        defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
+        defer { problems.record() }
         try await Self.onThread {
             let dir = TemporaryDirectory("tally-browser")
             let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
@@ -341,9 +344,9 @@ struct BrowserTests {
             let browser = try Browser()
             let site = "http://127.0.0.1:\(pagePort)"
             try browser.open(site + "/")
-            check(try browser.waitFor("return !!window.tally"))
+            problems.check(try browser.waitFor("return !!window.tally"))
             try browser.run("document.getElementById('w1').scrollIntoView({block: 'center'})")
-            check(try browser.waitFor(
+            problems.check(try browser.waitFor(
                 "return JSON.parse(localStorage.getItem('tally_queue') || '[]').some(e => e.event_type === 'widget_impression')"))
             try browser.run("document.getElementById('w1').click()")
             try browser.run("history.pushState({}, '', '/spa/route')")
@@ -352,29 +355,29 @@ struct BrowserTests {
             try browser.open("about:blank")
 
             var events = tally.eventsWhen { $0.count >= 5 }
-            check(Self.count(events, "page_view", path: "/") == 1)
-            check(Self.count(events, "page_view", path: "/spa/route") == 1)
-            check(Self.count(events, "widget_impression") == 1)
-            check(Self.count(events, "widget_click") == 1)
-            check(Self.count(events, "signup") == 1)
-            check(events.count == 5, "\(events)")
+            problems.check(Self.count(events, "page_view", path: "/") == 1)
+            problems.check(Self.count(events, "page_view", path: "/spa/route") == 1)
+            problems.check(Self.count(events, "widget_impression") == 1)
+            problems.check(Self.count(events, "widget_click") == 1)
+            problems.check(Self.count(events, "signup") == 1)
+            problems.check(events.count == 5, "\(events)")
             let impression = events.first { $0["event_type"] as? String == "widget_impression" }
             let properties = impression?["properties"] as? [String: Any]
-            check(properties?["mapping_id"] as? Int == 7 && properties?["device_slug"] as? String == "pixel-9",
+            problems.check(properties?["mapping_id"] as? Int == 7 && properties?["device_slug"] as? String == "pixel-9",
                   "\(impression ?? [:])")
 
             // The next page sends the beaconed events again (the tracker could not know they
             // arrived): the server drops them as duplicates, and only the new pageview is added.
             try browser.open(site + "/")
-            check(try browser.waitFor("return window.tally && localStorage.getItem('tally_queue') === '[]'"))
+            problems.check(try browser.waitFor("return window.tally && localStorage.getItem('tally_queue') === '[]'"))
             events = tally.eventsWhen { Self.count($0, "page_view", path: "/") >= 2 }
-            check(Self.count(events, "page_view", path: "/") == 2)
-            check(events.count == 6, "\(events)")
+            problems.check(Self.count(events, "page_view", path: "/") == 2)
+            problems.check(events.count == 6, "\(events)")
 
             // Offline: the server goes away, events are tracked and kept; it comes back, they arrive once.
             tally.stop()
             try browser.run("tally.track('offline_one'); tally.track('offline_two'); tally.flush()")
-            check(try browser.waitFor(
+            problems.check(try browser.waitFor(
                 "return JSON.parse(localStorage.getItem('tally_queue') || '[]').filter(e => e.event_type.startsWith('offline')).length === 2"))
             usleep(1_000_000)  // the failed send
             try tally.start()
@@ -384,18 +387,18 @@ struct BrowserTests {
                 usleep(500_000)
             }
             events = tally.eventsWhen { Self.count($0, "offline_one") >= 1 && Self.count($0, "offline_two") >= 1 }
-            check(Self.count(events, "offline_one") == 1 && Self.count(events, "offline_two") == 1)
-            check(events.count == 8, "\(events)")
+            problems.check(Self.count(events, "offline_one") == 1 && Self.count(events, "offline_two") == 1)
+            problems.check(events.count == 8, "\(events)")
 
             // Without storage (no consent): no ids, nothing kept, events still counted.
             try browser.open(site + "/other/anonymous")
-            check(try browser.waitFor("return !!window.tally"))
+            problems.check(try browser.waitFor("return !!window.tally"))
             try browser.run("tally.track('anonymous_event')")
             try browser.open("about:blank")
             events = tally.eventsWhen { Self.count($0, "anonymous_event") >= 1 && Self.count($0, "page_view", path: "/other/anonymous") >= 1 }
             let anonymous = events.filter { ($0["page_path"] as? String) == "/other/anonymous" || $0["event_type"] as? String == "anonymous_event" }
-            check(anonymous.count == 2, "\(events)")
-            check(anonymous.allSatisfy { ($0["visitor_id"] as? String ?? "") == "" && ($0["session_id"] as? String ?? "") == "" },
+            problems.check(anonymous.count == 2, "\(events)")
+            problems.check(anonymous.allSatisfy { ($0["visitor_id"] as? String ?? "") == "" && ($0["session_id"] as? String ?? "") == "" },
                   "\(anonymous)")
         }
     }
@@ -435,70 +438,67 @@ struct BrowserTests {
     @Test("the dashboard: sign in with the read key, the numbers the API gives, a table row filters the page and the URL; screenshot")
     func dashboard() async throws {
         let problems = Problems()
-        @Sendable func check(_ condition: Bool, _ message: @autoclosure () -> String = "", line: Int = #line) {
-            if !condition { problems.add("line \(line): \(message())") }
-        }
-        defer { for p in problems.all { Issue.record(Comment(rawValue: p)) } }
+        defer { problems.record() }
         let artifact = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts")
         try await Self.onThread {
             let dir = TemporaryDirectory("tally-dashboard")
             let tally = try Tally(data: dir.path + "/data", port: Self.freePort())
             defer { tally.stop() }
-            check(Self.seed(tally), "the events were not accepted")
+            problems.check(Self.seed(tally), "the events were not accepted")
             let names = ["pageviews", "unique_visitors", "sessions"]
             let all = Self.totals(tally).reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
             let pricing = Self.totals(tally, filters: "page_path==/pricing").reduce(into: [String: Int]()) { $0[$1.key] = $1.value as? Int }
-            check(all["pageviews"] == 21 && pricing["pageviews"] == 10, "\(all) \(pricing)")
+            problems.check(all["pageviews"] == 21 && pricing["pageviews"] == 10, "\(all) \(pricing)")
             let browser = try Browser()
             try browser.open("http://127.0.0.1:\(tally.port)/?range=7d")
-            check(try browser.waitFor("return !document.getElementById('signin').hidden"))
+            problems.check(try browser.waitFor("return !document.getElementById('signin').hidden"))
             guard let key = try browser.element("return document.getElementById('signin-key')"),
                   let submit = try browser.element("return document.querySelector('#signin button[type=submit]')")
-            else { return check(false, "no sign-in form: \(String(describing: try? browser.run("return document.getElementById('signin-key')")))") }
+            else { return problems.check(false, "no sign-in form: \(String(describing: try? browser.run("return document.getElementById('signin-key')")))") }
             try browser.type(tally.readKey, into: key)
             try browser.click(submit)
-            check(try browser.waitFor("return document.body.dataset.loaded !== undefined && !document.body.hasAttribute('aria-busy')"))
+            problems.check(try browser.waitFor("return document.body.dataset.loaded !== undefined && !document.body.hasAttribute('aria-busy')"))
             func shown(_ metric: String) throws -> Int? {
                 (try browser.run("return document.getElementById('total-\(metric)').dataset.value") as? String).flatMap { Int($0) }
             }
             for m in names {
-                check(try shown(m) == all[m], "\(m): shown \(String(describing: try? shown(m))), API \(String(describing: all[m]))")
+                problems.check(try shown(m) == all[m], "\(m): shown \(String(describing: try? shown(m))), API \(String(describing: all[m]))")
             }
-            check(try browser.run("return document.querySelectorAll('#table-page_path tbody tr').length") as? Int == 3)
-            check(try browser.run("return document.querySelector('#chart svg polyline') !== null") as? Bool == true)
+            problems.check(try browser.run("return document.querySelectorAll('#table-page_path tbody tr').length") as? Int == 3)
+            problems.check(try browser.run("return document.querySelector('#chart svg polyline') !== null") as? Bool == true)
             // A click on the /pricing row filters the whole page, and the URL says so.
             let before = try browser.run("return document.body.dataset.loaded") as? String
             guard let row = try browser.element(
                 "return [...document.querySelectorAll('#table-page_path button.filter')].find(b => b.textContent === '/pricing')")
-            else { return check(false, "no /pricing row") }
+            else { return problems.check(false, "no /pricing row") }
             try browser.click(row)
-            check(try browser.waitFor(
+            problems.check(try browser.waitFor(
                 "return document.body.dataset.loaded !== '\(before ?? "")' && !document.body.hasAttribute('aria-busy')"))
-            check((try browser.run("return location.search") as? String)?.contains("filters=page_path%3D%3D%2Fpricing") == true,
+            problems.check((try browser.run("return location.search") as? String)?.contains("filters=page_path%3D%3D%2Fpricing") == true,
                   "\(String(describing: try? browser.run("return location.search")))")
             for m in names {
-                check(try shown(m) == pricing[m], "filtered \(m): shown \(String(describing: try? shown(m))), API \(String(describing: pricing[m]))")
+                problems.check(try shown(m) == pricing[m], "filtered \(m): shown \(String(describing: try? shown(m))), API \(String(describing: pricing[m]))")
             }
-            check(try browser.run("return document.querySelectorAll('#filters .chip').length") as? Int == 1)
+            problems.check(try browser.run("return document.querySelectorAll('#filters .chip').length") as? Int == 1)
             // Keyboard: the row filters and the chip are buttons, reachable with Tab.
-            check(try browser.run("return [...document.querySelectorAll('#table-page_path tbody button.filter')].every(b => b.tabIndex === 0)") as? Bool == true)
+            problems.check(try browser.run("return [...document.querySelectorAll('#table-page_path tbody button.filter')].every(b => b.tabIndex === 0)") as? Bool == true)
             // Phone width: one column of tables, nothing wider than the screen.
             try browser.command("POST", "/window/rect", ["width": 390, "height": 844])
-            check(try browser.waitFor("return window.innerWidth <= 420"))
-            check(try browser.run("return document.documentElement.scrollWidth <= window.innerWidth") as? Bool == true,
+            problems.check(try browser.waitFor("return window.innerWidth <= 420"))
+            problems.check(try browser.run("return document.documentElement.scrollWidth <= window.innerWidth") as? Bool == true,
                   "wider than a phone: \(String(describing: try? browser.run("return [document.documentElement.scrollWidth, window.innerWidth]")))")
-            check(try browser.run("return getComputedStyle(document.querySelector('.tables')).gridTemplateColumns.split(' ').length") as? Int == 1)
+            problems.check(try browser.run("return getComputedStyle(document.querySelector('.tables')).gridTemplateColumns.split(' ').length") as? Int == 1)
             try browser.command("POST", "/window/rect", ["width": 1000, "height": 800])
-            check(try browser.run("return document.getElementById('signin').offsetParent === null") as? Bool == true,
+            problems.check(try browser.run("return document.getElementById('signin').offsetParent === null") as? Bool == true,
                   "the sign-in form is still shown")
             try browser.run("window.scrollTo(0, 0)")
             if let png = try browser.screenshot() {
-                check(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "not a PNG")
+                problems.check(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "not a PNG")
                 try? FileManager.default.createDirectory(at: artifact, withIntermediateDirectories: true)
                 try png.write(to: artifact.appendingPathComponent("dashboard.png"))
             } else {
-                check(false, "no screenshot")
+                problems.check(false, "no screenshot")
             }
         }
     }

@@ -28,35 +28,8 @@ public final class Part: Sendable {
     /// Opens and validates the trailer, footer and key dictionaries of a part file.
     static func open(path: String, name: String, number: Int, fs: any FileSystem) throws(TallyError) -> Part {
         let file = try fs.openForReading(path)
-        let size = try file.size()
-        guard size >= PartFormat.headerSize + PartFormat.trailerSize else {
-            throw .corruption("part \(name) is \(size) bytes, shorter than a header and trailer")
-        }
-        let header = try file.read(at: 0, count: PartFormat.headerSize)
-        guard Array(header[0..<8]) == PartFormat.magic else {
-            throw .corruption("part \(name) does not start with the part magic at offset 0")
-        }
-        let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-        guard PartFormat.readableVersions.contains(version) else {
-            throw TallyError(.unsupportedVersion,
-                             "part \(name) has format version \(version); this build reads versions \(PartFormat.readableVersions.lowerBound)–\(PartFormat.version)")
-        }
-        let trailer = try file.read(at: size - PartFormat.trailerSize, count: PartFormat.trailerSize)
-        guard Array(trailer[16..<24]) == PartFormat.endMagic else {
-            throw .corruption("part \(name) has no end magic at offset \(size - 8) (truncated or not a part)")
-        }
-        let (footerOffset, footerLength, footerCRC) = trailer.withUnsafeBytes {
-            (Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))),
-             Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-        }
-        guard footerOffset >= PartFormat.headerSize, footerOffset + footerLength == size - PartFormat.trailerSize else {
-            throw .corruption("part \(name) trailer at offset \(size - PartFormat.trailerSize) points outside the file")
-        }
-        let footerBytes = try file.read(at: footerOffset, count: footerLength)
-        guard CRC32C.checksum(footerBytes) == footerCRC else {
-            throw .corruption("checksum mismatch in part \(name) footer at offset \(footerOffset)")
-        }
+        let frame = try FileFrame.part.open(file, name: name)
+        let (size, footerOffset, footerBytes, footerCRC) = (frame.size, frame.footerOffset, frame.footer, frame.footerCRC)
         let footer: PartFooter
         do {
             footer = try footerBytes.withUnsafeBytes { try PartFooter.parse($0, fileSize: footerOffset) }

@@ -49,3 +49,75 @@ public enum PartFormat {
         column == .occurredAt
     }
 }
+
+/// The frame part files and session summary files share (FORMAT.md): a 16-byte header (8-byte
+/// magic, u32 version, u32 reserved), blocks, a footer, and a 24-byte trailer (u64 footer
+/// offset, u32 footer length, u32 CRC32C of the footer, 8-byte end magic).
+struct FileFrame {
+    /// What the file is called in errors: "part", "session summary file".
+    let kind: String
+    let magic: [UInt8]
+    let endMagic: [UInt8]
+    let versions: ClosedRange<UInt32>
+
+    static let part = FileFrame(kind: "part", magic: PartFormat.magic, endMagic: PartFormat.endMagic,
+                                versions: PartFormat.readableVersions)
+
+    struct Opened {
+        let version: UInt32
+        let size: Int
+        let footerOffset: Int
+        let footer: [UInt8]
+        let footerCRC: UInt32
+    }
+
+    /// Checks the header, trailer and footer checksum of `file` and returns its footer bytes.
+    func open(_ file: any StoredFile, name: String) throws(TallyError) -> Opened {
+        let size = try file.size()
+        guard size >= PartFormat.headerSize + PartFormat.trailerSize else {
+            throw .corruption("\(kind) \(name) is \(size) bytes, shorter than a header and trailer")
+        }
+        let header = try file.read(at: 0, count: PartFormat.headerSize)
+        guard Array(header[0..<8]) == magic else {
+            throw .corruption("\(kind) \(name) does not start with the \(kind) magic at offset 0")
+        }
+        let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        guard versions.contains(version) else {
+            let readable = versions.count == 1 ? "version \(versions.upperBound)" : "versions \(versions.lowerBound)–\(versions.upperBound)"
+            throw TallyError(.unsupportedVersion, "\(kind) \(name) has format version \(version); this build reads \(readable)")
+        }
+        let trailer = try file.read(at: size - PartFormat.trailerSize, count: PartFormat.trailerSize)
+        guard Array(trailer[16..<24]) == endMagic else {
+            throw .corruption("\(kind) \(name) has no end magic at offset \(size - 8) (truncated or not a \(kind))")
+        }
+        let (footerOffset, footerLength, footerCRC) = trailer.withUnsafeBytes {
+            (Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))),
+             Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        }
+        guard footerOffset >= PartFormat.headerSize, footerOffset + footerLength == size - PartFormat.trailerSize else {
+            throw .corruption("\(kind) \(name) trailer at offset \(size - PartFormat.trailerSize) points outside the file")
+        }
+        let footer = try file.read(at: footerOffset, count: footerLength)
+        guard CRC32C.checksum(footer) == footerCRC else {
+            throw .corruption("checksum mismatch in \(kind) \(name) footer at offset \(footerOffset)")
+        }
+        return Opened(version: version, size: size, footerOffset: footerOffset, footer: footer, footerCRC: footerCRC)
+    }
+
+    /// Appends the header of a file of format `version`.
+    func appendHeader(version: UInt32, to out: inout ByteWriter) {
+        out.raw(magic)
+        out.u32(version)
+        out.u32(0)
+    }
+
+    /// Appends `footer`, which starts at file offset `footerOffset`, and the trailer.
+    func appendFooter(_ footer: [UInt8], at footerOffset: Int, to out: inout ByteWriter) {
+        out.raw(footer)
+        out.u64(UInt64(footerOffset))
+        out.u32(UInt32(footer.count))
+        out.u32(CRC32C.checksum(footer))
+        out.raw(endMagic)
+    }
+}

@@ -21,10 +21,10 @@ public enum PartVerifier {
         do { part = try Part.open(path: path, name: name, number: parsed.number, fs: fs) } catch {
             return [Problem(file: path, offset: nil, message: error.message)]
         }
-        return verify(part)
+        return verify(part, fileSystem: fs)
     }
 
-    public static func verify(_ part: Part) -> [Problem] {
+    public static func verify(_ part: Part, fileSystem fs: any FileSystem = PosixFileSystem()) -> [Problem] {
         var problems: [Problem] = []
         func problem(_ offset: Int?, _ message: String) {
             problems.append(Problem(file: part.path, offset: offset, message: message))
@@ -108,10 +108,10 @@ public enum PartVerifier {
         }
         // Session summaries: they must open (belong to this part) and agree with its rows.
         let summaryPath = SessionSummaryFile.path(forPart: part.path)
-        if PosixFileSystem().exists(summaryPath) {
+        if fs.exists(summaryPath) {
             do {
                 let summaries = try SessionSummaryFile.open(path: summaryPath, partFileSize: part.fileSize,
-                                                            partFooterCRC: part.footerCRC, fs: PosixFileSystem())
+                                                            partFooterCRC: part.footerCRC, fs: fs)
                 for (offset, message) in summaries.problems(against: part) {
                     problems.append(Problem(file: summaryPath, offset: offset, message: message))
                 }

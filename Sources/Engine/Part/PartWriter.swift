@@ -254,9 +254,7 @@ struct PartFileBuilder {
             ColumnMeta(column: $0, nullCount: 0, storedBytes: 0, rawBytes: 0, dictionary: .none, dictionarySize: 0,
                        granules: [])
         }
-        out.raw(PartFormat.magic)
-        out.u32(PartFormat.version)
-        out.u32(0)
+        FileFrame.part.appendHeader(version: PartFormat.version, to: &out)
     }
 
     /// Appends one granule: its occurred_at and received_at values, the codes of its first
@@ -324,12 +322,7 @@ struct PartFileBuilder {
             minTime: minTime, maxTime: maxTime, minReceived: minReceived, maxReceived: maxReceived,
             walLSN: walLSN, level: level, sources: sources, columns: columns, granules: granules)
         let footerBytes = footer.serialized()
-        let footerOffset = offset + out.count
-        out.raw(footerBytes)
-        out.u64(UInt64(footerOffset))
-        out.u32(UInt32(footerBytes.count))
-        out.u32(CRC32C.checksum(footerBytes))
-        out.raw(PartFormat.endMagic)
+        FileFrame.part.appendFooter(footerBytes, at: offset + out.count, to: &out)
         try file.append(out.bytes)
         let size = offset + out.count
         try file.sync()

@@ -12,12 +12,11 @@ import Foundation
 /// store's background work, `EventStore.buildSessionSummaries()`), deleted with the part, and
 /// rebuilt when missing or unreadable. A part without one is read raw.
 public final class SessionSummaryFile: Sendable {
-    static let magic: [UInt8] = Array("TLYSESS1".utf8)
-    static let endMagic: [UInt8] = Array("TLYSEND1".utf8)
     static let version: UInt32 = 1
+    /// The part file's frame with the magics "TLYSESS1" and "TLYSEND1".
+    static let frame = FileFrame(kind: "session summary file", magic: Array("TLYSESS1".utf8),
+                                 endMagic: Array("TLYSEND1".utf8), versions: version...version)
     static let fileExtension = ".sessions"
-    static let headerSize = 16
-    static let trailerSize = 24
     /// Sessions per block, in order of start: a query reads the blocks whose sessions can touch its range.
     static let chunkSessions = 1 << 16
     /// Event types a summary can list per session (a bit each); a part with more types keeps none.
@@ -72,35 +71,8 @@ public final class SessionSummaryFile: Sendable {
         let name = String(path.split(separator: "/").last ?? "")
         let file = try fs.openForReading(path)
         do throws(TallyError) {
-            let size = try file.size()
-            guard size >= headerSize + trailerSize else {
-                throw .corruption("session summaries \(name) are \(size) bytes, shorter than a header and trailer")
-            }
-            let header = try file.read(at: 0, count: headerSize)
-            guard Array(header[0..<8]) == magic else {
-                throw .corruption("session summaries \(name) do not start with the magic TLYSESS1 at offset 0")
-            }
-            let version = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-            guard version == Self.version else {
-                throw TallyError(.unsupportedVersion,
-                                 "session summaries \(name) have format version \(version); this build reads version \(Self.version)")
-            }
-            let trailer = try file.read(at: size - trailerSize, count: trailerSize)
-            guard Array(trailer[16..<24]) == endMagic else {
-                throw .corruption("session summaries \(name) have no end magic at offset \(size - 8)")
-            }
-            let (footerOffset, footerLength, footerCRC) = trailer.withUnsafeBytes {
-                (Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))),
-                 Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-                 UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-            }
-            guard footerOffset >= headerSize, footerOffset + footerLength == size - trailerSize else {
-                throw .corruption("session summaries \(name) trailer at offset \(size - trailerSize) points outside the file")
-            }
-            let footer = try file.read(at: footerOffset, count: footerLength)
-            guard CRC32C.checksum(footer) == footerCRC else {
-                throw .corruption("checksum mismatch in session summaries \(name) footer at offset \(footerOffset)")
-            }
+            let frame = try Self.frame.open(file, name: name)
+            let (size, footerOffset, footer) = (frame.size, frame.footerOffset, frame.footer)
             var chunks: [Chunk] = []
             var hasTypes = false
             do {
@@ -121,7 +93,7 @@ public final class SessionSummaryFile: Sendable {
                         let maxEnd = try r.i64()
                         let offset = try r.count(limit: footerOffset)
                         let length = try r.count(limit: footerOffset)
-                        guard offset >= headerSize, offset + length <= footerOffset else {
+                        guard offset >= PartFormat.headerSize, offset + length <= footerOffset else {
                             throw TallyError(.corruption, "session summaries \(name): block ref beyond the footer")
                         }
                         chunks.append(Chunk(site: site, sessions: sessions, minStart: minStart, maxStart: maxStart,
@@ -293,7 +265,7 @@ public final class SessionSummaryFile: Sendable {
                 maxSessions: .max, keepIDs: false)
             do {
                 try builder.add(part: part, granules: granules, site: part.sites.string(at: Int(site)) ?? "",
-                                from: .min, to: .max, deadline: QueryExecutor.Deadline(milliseconds: 1 << 40))
+                                from: .min, to: .max, deadline: .unlimited)
                 return UnsafeSendable(.success(builder))
             } catch let e as TallyError {
                 return UnsafeSendable(.failure(e))
@@ -385,9 +357,7 @@ public final class SessionSummaryFile: Sendable {
         let temporary = path + PartFormat.temporarySuffix
         let file = try fs.openForWriting(temporary, truncate: true)
         var out = ByteWriter(capacity: 1 << 20)
-        out.raw(magic)
-        out.u32(version)
-        out.u32(0)
+        frame.appendHeader(version: version, to: &out)
         var chunks: [Chunk] = []
         do throws(TallyError) {
             for (site, b) in sites {
@@ -418,12 +388,7 @@ public final class SessionSummaryFile: Sendable {
                 footer.varint(UInt64(c.block.offset))
                 footer.varint(UInt64(c.block.length))
             }
-            let footerOffset = out.count
-            out.raw(footer.bytes)
-            out.u64(UInt64(footerOffset))
-            out.u32(UInt32(footer.bytes.count))
-            out.u32(CRC32C.checksum(footer.bytes))
-            out.raw(endMagic)
+            frame.appendFooter(footer.bytes, at: out.count, to: &out)
             try file.append(out.bytes)
             try file.sync()
             file.close()

@@ -126,6 +126,9 @@ public enum QueryExecutor {
             nanoseconds = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, milliseconds)) * 1_000_000
         }
 
+        /// No budget (about 24 days): building session summaries, not answering a query.
+        static var unlimited: Deadline { Deadline(milliseconds: Int(Int32.max)) }
+
         func check() throws(QueryError) {
             if DispatchTime.now().uptimeNanoseconds > nanoseconds {
                 throw QueryError(kind: .budget, parameter: "query",

@@ -532,6 +532,7 @@ public enum SessionExecutor {
             var events: [Int32] = [], pageviews: [Int32] = [], entryTime: [Int64] = [], exitTime: [Int64] = []
             var entryPage: [UInt32] = [], exitPage: [UInt32] = [], conversions: [UInt64] = []
             var attributeCodes = [[UInt32]](repeating: [], count: attributes.count)
+            var campaignCodes: [UInt64: UInt32] = [:]
             for i in 0..<s.count where s.start[i] < to && s.end[i] >= from {
                 hash.append(s.hash[i])
                 visitor.append(needsVisitors ? s.visitor[i] : 0)
@@ -548,9 +549,17 @@ public enum SessionExecutor {
                     if j >= 0 {
                         attributeCodes[k].append(attributeMaps[k][Int(s.attributeCodes[j][i])])
                     } else {
-                        let id = s.attributeValues[campaignID][Int(s.attributeCodes[campaignID][i])]
-                        let value = id != .null ? id : s.attributeValues[utmCampaign][Int(s.attributeCodes[utmCampaign][i])]
-                        attributeCodes[k].append(o.attributeSpaces[k].code(value))
+                        // campaign_id, else utm_campaign: coded once per pair of the block's codes.
+                        let (idCode, utmCode) = (s.attributeCodes[campaignID][i], s.attributeCodes[utmCampaign][i])
+                        let pair = UInt64(idCode) << 32 | UInt64(utmCode)
+                        if let c = campaignCodes[pair] {
+                            attributeCodes[k].append(c)
+                        } else {
+                            let id = s.attributeValues[campaignID][Int(idCode)]
+                            let c = o.attributeSpaces[k].code(id != .null ? id : s.attributeValues[utmCampaign][Int(utmCode)])
+                            campaignCodes[pair] = c
+                            attributeCodes[k].append(c)
+                        }
                     }
                 }
                 var bits: UInt64 = 0
