@@ -27,6 +27,9 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Option(help: "The server's dedupe window in hours (its dedupe_window_hours), for the dedupe line. (default: $TALLY_DEDUPE_WINDOW_HOURS, else 168)")
+    var dedupeWindowHours: Int?
+
     func run() throws {
         if let part {
             let path = part.contains("/") ? part : data + "/parts/" + part
@@ -56,7 +59,15 @@ struct InspectCommand: ParsableCommand {
         do { walEvents = try WALScan.segments(directory: data).reduce(0) { $0 + $1.events } } catch {
             throw failure("\(data): \(error)")
         }
-        let report = InspectReport(inventory, filtered: filtered, rawRetentionDays: retention, walEvents: walEvents)
+        let hours = dedupeWindowHours ?? ProcessInfo.processInfo.environment["TALLY_DEDUPE_WINDOW_HOURS"].flatMap { Int($0) } ?? 168
+        guard hours > 0 else { throw failure("--dedupe-window-hours \(hours): must be at least 1") }
+        let window = Int64(hours) * 3_600_000
+        let dedupeEvents: Int
+        do { dedupeEvents = try inventory.eventsReceived(since: SystemClock().nowMillis() - window) + walEvents } catch {
+            throw failure("\(data): \(error)")
+        }
+        var report = InspectReport(inventory, filtered: filtered, rawRetentionDays: retention, walEvents: walEvents)
+        report.dedupe = (hours, dedupeEvents)
         print(json ? report.json : report.text)
         for p in inventory.problems { FileHandle.standardError.write("problem: \(p)\n".data(using: .utf8)!) }
         if !inventory.problems.isEmpty { throw ExitCode(1) }
@@ -82,6 +93,12 @@ struct InspectReport {
     let rawRetentionDays: Int
     /// Events in the WAL, not yet in a part.
     let walEvents: Int
+    /// The dedupe window (hours) and the event ids a writer keeps in it (parts and WAL).
+    var dedupe: (hours: Int, events: Int)?
+
+    /// Memory of the dedupe index for `n` keys: 8-byte slots in hash sets kept at most 3/4 full
+    /// (doubling), so between 8/0.75 and 16/0.75 bytes per key; the midpoint.
+    static func dedupeBytes(_ n: Int) -> Int { n * 16 }
 
     init(_ inventory: Inventory, filtered: [FilteredEventCount] = [], rawRetentionDays: Int = 90, walEvents: Int = 0) {
         self.inventory = inventory
@@ -110,24 +127,24 @@ struct InspectReport {
             let bytes = parts.reduce(0) { $0 + $1.fileSize }
             let minT = parts.map(\.footer.minTime).min()!
             let maxT = parts.map(\.footer.maxTime).max()!
-            out.append("partition \(partition): \(parts.count) parts, \(rows) rows, \(Self.size(bytes)), "
+            out.append("partition \(partition): \(parts.count) parts, \(Self.grouped(rows)) rows, \(Self.size(bytes)), "
                 + "\(CivilTime.iso8601(ms: minT)) .. \(CivilTime.iso8601(ms: maxT)), TTL expiry \(ttlExpiry(partition))")
             for p in parts.sorted(by: { $0.number < $1.number }) {
                 let summaries = p.sessionSummaries.map {
                     "  session summaries \($0.chunks.reduce(0) { $0 + $1.sessions }) in \(Self.size($0.fileSize))"
                 } ?? "  no session summaries yet"
-                out.append("  \(p.name)  rows \(p.rows)  granules \(p.footer.granules.count)  \(Self.size(p.fileSize))"
+                out.append("  \(p.name)  rows \(Self.grouped(p.rows))  granules \(p.footer.granules.count)  \(Self.size(p.fileSize))"
                     + "  level \(p.footer.level)  wal lsn \(p.footer.walLSN)" + summaries)
             }
         }
         if !columns.isEmpty {
             out.append("")
-            out.append(Self.pad("column", 18) + Self.lpad("stored", 12) + Self.lpad("raw", 12) + Self.lpad("ratio", 8)
+            out.append(Self.pad("column", 18) + Self.lpad("stored bytes", 14) + Self.lpad("raw bytes", 14) + Self.lpad("ratio", 8)
                 + Self.lpad("B/event", 9))
             for (c, t) in columns {
                 let ratio = t.stored > 0 ? Double(t.raw) / Double(t.stored) : 0
                 let per = totalRows > 0 ? Double(t.stored) / Double(totalRows) : 0
-                out.append(Self.pad(c.name, 18) + Self.lpad(String(t.stored), 12) + Self.lpad(String(t.raw), 12)
+                out.append(Self.pad(c.name, 18) + Self.lpad(Self.grouped(t.stored), 14) + Self.lpad(Self.grouped(t.raw), 14)
                     + Self.lpad(String(format: "%.2f", ratio), 8) + Self.lpad(String(format: "%.2f", per), 9))
             }
         }
@@ -155,15 +172,19 @@ struct InspectReport {
                 let months = Set(parts.map(\.partition)).sorted()
                 let span = months.isEmpty ? "" : ", months \(months.first!)..\(months.last!)"
                 let per = totalRows > 0 ? String(format: "%.2f", Double(bytes) / Double(totalRows)) : "-"
-                out.append("  \(Self.pad(name, 10)) \(parts.count) parts, \(parts.reduce(0) { $0 + $1.rows }) rows, "
+                out.append("  \(Self.pad(name, 10)) \(parts.count) parts, \(Self.grouped(parts.reduce(0) { $0 + $1.rows })) rows, "
                     + "\(Self.size(bytes)) (\(per) bytes per raw event), sketches \(Self.size(parts.reduce(0) { $0 + $1.sketchByteCount })) "
                     + "before compression\(span)")
             }
         }
         out.append("")
-        out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(walEvents) events not yet in a part")
+        out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(Self.grouped(walEvents)) events not yet in a part")
+        if let dedupe {
+            out.append("dedupe window: \(dedupe.hours) h, \(QueryCommand.grouped(Int64(dedupe.events))) event ids a writer keeps "
+                + "(about \(Self.size(Self.dedupeBytes(dedupe.events))) of memory)")
+        }
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
-        out.append("total: \(totalRows) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
+        out.append("total: \(Self.grouped(totalRows)) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
             + " (\(per) bytes/event), \(Self.size(totalBytes)) on disk")
         return out.joined(separator: "\n")
     }
@@ -204,6 +225,8 @@ struct InspectReport {
                 "unflushed_events": walEvents,
             ] as [String: Any],
             "raw_retention_days": rawRetentionDays,
+            "dedupe_window": dedupe.map { ["hours": $0.hours, "event_ids": $0.events, "approx_bytes": Self.dedupeBytes($0.events)] as [String: Any] }
+                ?? NSNull(),
             "rollups": inventory.rollups.sorted(by: { $0.key < $1.key }).map { name, parts in
                 [
                     "name": name, "parts": parts.count, "rows": parts.reduce(0) { $0 + $1.rows },
@@ -226,6 +249,8 @@ struct InspectReport {
         let lastDay = CivilTime.day(ms: partition.range.upperBound - 1)
         return QueryDimension.TimeBucket.day.label(lastDay + Int64(rawRetentionDays) + 1, .utc).description
     }
+
+    static func grouped(_ n: Int) -> String { QueryCommand.grouped(Int64(n)) }
 
     static func size(_ n: Int) -> String {
         if n >= 1 << 30 { return String(format: "%.2f GiB", Double(n) / Double(1 << 30)) }

@@ -77,10 +77,11 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try settings()
         let directory = settings.dataDirectory
-        let configuration: ServerConfiguration
+        var configuration: ServerConfiguration
         let options: StoreOptions
         do {
             configuration = try settings.serverConfiguration()
+            configuration.controlToken = ServerFile.newToken()
             options = try settings.storeOptions()
         } catch { throw failure(error.message) }
 
@@ -142,6 +143,13 @@ struct ServeCommand: AsyncParsableCommand {
         say("Tally listening on http://\(configuration.host):\(configuration.port) (data: \(directory))")
         let app = TallyServer.application(store: store, keys: metadata, metadata: metadata, configuration: configuration,
                                           logger: logger)
+        // How `tally backup`, `merge`, `rollup rebuild` and `drop-partition` reach this server.
+        let serverFile = ServerFile(pid: getpid(), url: ServerFile.url(host: configuration.host, port: configuration.port),
+                                    token: configuration.controlToken!)
+        do { try serverFile.write(into: directory) } catch {
+            logger.warning("cannot write \(directory)/\(ServerFile.name): \(error); the admin CLI cannot reach this server")
+        }
+        defer { serverFile.remove(from: directory) }
         try await app.runService()
     }
 }

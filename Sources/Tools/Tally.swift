@@ -10,7 +10,7 @@ struct Tally: AsyncParsableCommand {
             ServeCommand.self, PropertyCommand.self, KeyCommand.self, IngestCommand.self, InspectCommand.self,
             QueryCommand.self, DumpCommand.self, ExportCommand.self, WALCommand.self, VerifyCommand.self,
             DropPartitionCommand.self, MergeCommand.self, RollupCommand.self, GenerateCommand.self, BenchCommand.self,
-            FunnelCommand.self,
+            FunnelCommand.self, BackupCommand.self, RestoreCommand.self,
         ]
     )
 

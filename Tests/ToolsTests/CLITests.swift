@@ -58,6 +58,12 @@ struct CLITests {
         #expect(report["total_rows"] as? Int == 1)
         // August's last day plus the default 90-day raw retention.
         #expect((report["partitions"] as? [[String: Any]])?.first?["ttl_expiry"] as? String == "2026-11-30")
+        // The one stored event was received just now: inside the dedupe window, outside a zero-hour one.
+        #expect((report["dedupe_window"] as? [String: Any])?["event_ids"] as? Int == 1)
+        let text = try Self.tally(["inspect", "--data", dir.path + "/data"])
+        #expect(text.stdout.contains("dedupe window: 168 h, 1 event ids a writer keeps"), "\(text.stdout)")
+        let zero = try Self.tally(["inspect", "--data", dir.path + "/data", "--dedupe-window-hours", "0"])
+        #expect(zero.status == 1 && zero.stderr.contains("--dedupe-window-hours 0"))
         #expect((report["total_bytes"] as? Int ?? 0) > 0)
     }
 
@@ -384,6 +390,16 @@ struct CLITests {
         #expect(again.status == 1 && again.stderr.contains("no partition 202608"))
         let bad = try Self.tally(["drop-partition", "2026-08", "--data", dir.path + "/d", "--yes"])
         #expect(bad.status == 1 && bad.stderr.contains("not a month"))
+        // Without --rollups the month's rollups stay (reports still count it); with it they go.
+        func rollupMonths() throws -> Set<String> {
+            let run = try Self.tally(["inspect", "--data", dir.path + "/d", "--json"])
+            let rollups = (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any])["rollups"] as! [[String: Any]]
+            return Set(rollups.flatMap { $0["months"] as! [String] })
+        }
+        #expect(try rollupMonths() == ["202608", "202609"])
+        let both = try Self.tally(["drop-partition", "202609", "--data", dir.path + "/d", "--yes", "--rollups"])
+        #expect(both.status == 0 && both.stdout.contains("dropped partition 202609: 20 events; rollups: "), "\(both.stdout)")
+        #expect(try rollupMonths() == ["202608"])
     }
 
     @Test("merge combines each month's parts and drops duplicates; rollup rebuild and inspect show the rollups")

@@ -19,6 +19,9 @@ public protocol FileSystem: Sendable {
     /// fsync of a directory, making renames and creations in it durable.
     func syncDirectory(_ path: String) throws(TallyError)
     func exists(_ path: String) -> Bool
+    /// Makes `new` a second name of the file `existing` (a hard link); false when the file
+    /// system cannot (another device, no such file): the caller copies instead.
+    func hardLink(_ existing: String, to new: String) -> Bool
 }
 
 public protocol StoredFile: AnyObject, Sendable {
@@ -109,6 +112,10 @@ public struct PosixFileSystem: FileSystem {
 
     public func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
+    }
+
+    public func hardLink(_ existing: String, to new: String) -> Bool {
+        Glibc.link(existing, new) == 0
     }
 }
 

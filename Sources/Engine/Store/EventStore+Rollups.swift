@@ -292,14 +292,27 @@ extension EventStore {
     @discardableResult
     public func dropExpiredRollups() throws(TallyError) -> [(String, Partition)] {
         let now = options.clock.nowMillis()
+        return try dropRollups { def, month in Self.isExpired(month, now: now, retention: rollupRetention(def)) }
+    }
+
+    /// Drops every rollup's parts of local month `month` (`tally drop-partition M --rollups`,
+    /// after the raw month: the rollups would otherwise still answer for it); returns the
+    /// (rollup, month) pairs dropped.
+    @discardableResult
+    public func dropRollupMonth(_ month: Partition) throws(TallyError) -> [(String, Partition)] {
+        try dropRollups { _, m in m == month }
+    }
+
+    private func dropRollups(_ drop: (RollupDefinition, Partition) -> Bool) throws(TallyError) -> [(String, Partition)] {
+        // Rollup files go only under the rollup lock (a backup links them holding it).
+        rollupLock.lock()
+        defer { rollupLock.unlock() }
         var dropped: [(String, Partition)] = []
         for def in options.rollups {
-            let retention = rollupRetention(def)
             let gone = state.withLock { st -> [RollupPart] in
                 let parts = st.rollupParts[def.name] ?? []
-                let expired = parts.filter { Self.isExpired($0.partition, now: now, retention: retention) }
-                st.rollupParts[def.name] = parts.filter { !Self.isExpired($0.partition, now: now, retention: retention) }
-                return expired
+                st.rollupParts[def.name] = parts.filter { !drop(def, $0.partition) }
+                return parts.filter { drop(def, $0.partition) }
             }
             guard !gone.isEmpty else { continue }
             // The coverage mark outlives the parts that carried it.

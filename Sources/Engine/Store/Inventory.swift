@@ -57,4 +57,24 @@ public struct Inventory: Sendable {
     }
 
     public var partitions: [Partition: [Part]] { Dictionary(grouping: parts, by: \.partition) }
+
+    /// Events in the parts received at or after `cutoff` (ms): the ids a writer opening the
+    /// directory keeps in its dedupe window. Reads the received_at column of parts that straddle
+    /// the cutoff only; the footer's min/max received time decides for the others.
+    public func eventsReceived(since cutoff: Int64) throws(TallyError) -> Int {
+        var total = 0
+        for p in parts where p.footer.maxReceived >= cutoff {
+            if p.footer.minReceived >= cutoff {
+                total += p.rows
+                continue
+            }
+            var dictionaries: [EventColumn: StringColumn] = [:]
+            for g in 0..<p.footer.granules.count {
+                var b = EventBatch(columns: [.receivedAt])
+                try p.read(.receivedAt, granule: g, into: &b, dictionaries: &dictionaries)
+                total += b[int: .receivedAt].values.reduce(0) { $0 + ($1 >= cutoff ? 1 : 0) }
+            }
+        }
+        return total
+    }
 }

@@ -25,12 +25,16 @@ struct AdminRoutes: Sendable {
     let store: EventStore?
     /// SHA-256 of the admin token; nil when none is configured (the API answers 403).
     let tokenDigest: [UInt8]?
+    /// SHA-256 of the per-run control token (`ServerConfiguration.controlToken`); accepted on the
+    /// maintenance routes only.
+    let controlDigest: [UInt8]?
     let configuration: ServerConfiguration
 
     init(metadata: MetadataStore, store: EventStore? = nil, configuration: ServerConfiguration) {
         self.metadata = metadata
         self.store = store
         tokenDigest = configuration.adminToken.map { Array(SHA256.hash(data: Data($0.utf8))) }
+        controlDigest = configuration.controlToken.map { Array(SHA256.hash(data: Data($0.utf8))) }
         self.configuration = configuration
     }
 
@@ -53,13 +57,16 @@ struct AdminRoutes: Sendable {
         group.delete("keys/{reference}") { request, context in
             try await guarded(request) { try revokeKey(try context.parameters.require("reference")) }
         }
+        if store != nil { registerMaintenance(on: group) }
     }
 
     // MARK: Authorization
 
-    /// nil when the request carries the admin token, else the answer to send.
-    func refusal(_ request: Request) -> Response? {
-        guard let tokenDigest else {
+    /// nil when the request carries the admin token (or, with `control`, the control token),
+    /// else the answer to send.
+    func refusal(_ request: Request, control: Bool = false) -> Response? {
+        let accepted = [tokenDigest, control ? controlDigest : nil].compactMap { $0 }
+        guard !accepted.isEmpty else {
             return JSONBody.error(.forbidden, "the admin API is disabled: set admin_token in the config file or TALLY_ADMIN_TOKEN",
                                   field: "authorization")
         }
@@ -71,17 +78,21 @@ struct AdminRoutes: Sendable {
         let given = parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : ""
         // Digests of equal length compared without an early exit: the time says nothing about the token.
         let digest = Array(SHA256.hash(data: Data(given.utf8)))
-        var difference: UInt8 = 0
-        for i in 0..<digest.count { difference |= digest[i] ^ tokenDigest[i] }
-        guard difference == 0 else {
+        var matched = false
+        for expected in accepted {
+            var difference: UInt8 = 0
+            for i in 0..<digest.count { difference |= digest[i] ^ expected[i] }
+            matched = matched || difference == 0
+        }
+        guard matched else {
             return JSONBody.error(.unauthorized, "wrong admin token", field: "authorization",
                                   headers: [.wwwAuthenticate: "Bearer"])
         }
         return nil
     }
 
-    func guarded(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
-        if let refusal = refusal(request) { return refusal }
+    func guarded(_ request: Request, control: Bool = false, _ body: () async throws -> Response) async throws -> Response {
+        if let refusal = refusal(request, control: control) { return refusal }
         do { return try await body() } catch { return Self.answer(error) }
     }
 
@@ -97,6 +108,10 @@ struct AdminRoutes: Sendable {
             return JSONBody.error(status, e.message, field: e.field)
         case let e as BadBody:
             return JSONBody.error(.badRequest, e.message, field: e.field)
+        case let e as BackupError:
+            return JSONBody.error(.internalServerError, e.description)
+        case let e as TallyError:
+            return JSONBody.error(e.code == .invalidArgument ? .badRequest : .internalServerError, e.description)
         default:
             return JSONBody.error(.internalServerError, "\(error)")
         }

@@ -19,6 +19,11 @@ public struct ServerConfiguration: Sendable {
 
     /// Bearer token that guards `/v1/admin/...`; nil disables the admin API.
     public var adminToken: String?
+    /// A token `tally serve` makes at each start and writes to `DIR/SERVER` (mode 0600), so the
+    /// admin CLI on the same machine reaches the maintenance routes (backup, merge, rollup
+    /// rebuild, partition drop) without an admin token being configured: whoever can read the
+    /// data directory can already read and change its data. Not a setting.
+    public var controlToken: String?
     /// Which User-Agents are bots (built-in list, plus the config's file and `is_bot` overrides).
     public var bots: BotRules = .builtIn
     /// Origins, retention of properties created through the admin API when the request names none.

@@ -56,6 +56,16 @@ public final class MetadataStore: Sendable {
         }
     }
 
+    /// Writes a consistent copy of the database to the new file `target` through SQLite's online
+    /// backup API: readers and writers (here and in other processes) go on meanwhile.
+    public func backup(to target: String) throws(MetadataError) {
+        try Self.sqlite(target) {
+            let copy = try DatabaseQueue(path: target)
+            try pool.backup(to: copy)
+            try copy.close()
+        }
+    }
+
     /// Closes the file; later calls fail.
     public func close() throws(MetadataError) {
         try sqlite { try pool.close() }

@@ -1,0 +1,165 @@
+@_spi(Testing) import Engine
+import Foundation
+import Server
+import Synchronization
+import TallyTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `tally backup` / `tally restore`, and the maintenance commands against a live `tally serve`.
+@Suite("tally backup, restore and maintenance of a live server", .serialized)
+struct BackupCLITests {
+    /// Posts batch 1, 2, … (20 events each, ids "k<k>-<i>") one after another until stopped,
+    /// retrying a batch the rate limit refused; every other answer than 200 or 429 is recorded.
+    final class Poster: @unchecked Sendable {
+        let acked = Atomic(0)
+        let stop = Atomic(false)
+        let failures = Mutex<[String]>([])
+        private var thread: Thread?
+
+        init(port: Int, key: String) {
+            thread = Thread { [unowned self] in
+                var k = 1
+                while !stop.load(ordering: .relaxed) {
+                    let now = ISO8601DateFormatter().string(from: Date())
+                    let events = (0..<20).map { i in
+                        #"{"event_type":"pageview","occurred_at":"\#(now)","event_id":"k\#(k)-\#(i)","visitor_id":"v\#(i % 7)","#
+                            + #""session_id":"s\#(k % 5)","page_url":"https://a.example/b\#(k % 9)","#
+                            + #""user_agent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}"#
+                    }
+                    let body = Data((#"{"events":["# + events.joined(separator: ",") + "]}").utf8)
+                    switch ServerCrashTests.request(port, "/v1/events", key: key, body: body) {
+                    case (200, _)?:
+                        acked.add(1, ordering: .relaxed)
+                        k += 1
+                    case (429, _)?:
+                        usleep(100_000)
+                    case let other:
+                        let what = other.map { "\($0.0) \(String(decoding: $0.1, as: UTF8.self))" } ?? "no answer"
+                        failures.withLock { $0.append("batch \(k): \(what)") }
+                        usleep(100_000)
+                    }
+                }
+            }
+            thread?.start()
+        }
+
+        func finish() {
+            stop.store(true, ordering: .relaxed)
+            while thread?.isFinished == false { usleep(10_000) }
+        }
+    }
+
+    /// Batch number → events of it in the store at `data`.
+    static func eventsPerBatch(_ data: String) throws -> [Int: Int] {
+        var options = StoreOptions(directory: data)
+        options.backgroundFlush = false
+        options.readOnly = true
+        let store = try EventStore(options: options)
+        defer { try? store.close() }
+        var counts: [Int: Int] = [:]
+        try store.snapshot().scan(ScanRequest(site: "default", columns: [.eventID])) { b in
+            for i in 0..<b.count {
+                counts[Int(b[string: .eventID].string(at: i)!.dropFirst().prefix { $0 != "-" })!, default: 0] += 1
+            }
+        }
+        return counts
+    }
+
+    @Test("backup, merge and rollup rebuild of a live server's directory go through its admin API while ingest goes on; the backup restores to exactly the events up to its position, with its properties and keys")
+    func liveServer() throws {
+        let dir = TemporaryDirectory("tally-backup")
+        let data = dir.path + "/data"
+        let server = try ServerCrashTests.Server(data: data)
+        defer { server.kill9() }
+        let lines = server.firstLines()
+        let key = try #require(lines.split(separator: "\n").first { $0.contains("write key:") }?.split(separator: " ").last)
+        #expect(ServerCrashTests.waitForHealth(server.port))
+        let poster = Poster(port: server.port, key: String(key))
+        while poster.acked.load(ordering: .relaxed) < 20 { usleep(10_000) }
+
+        let ackedBefore = poster.acked.load(ordering: .relaxed)
+        let backup = try CLITests.tally(["backup", dir.path + "/backup", "--data", data])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(backup.stdout.contains("through the admin API of the server holding"), "\(backup.stdout)")
+        let merge = try CLITests.tally(["merge", "--data", data])
+        #expect(merge.status == 0 && merge.stdout.contains("through the admin API"), "\(merge.stdout)\(merge.stderr)")
+        let today = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+        let rebuild = try CLITests.tally(["rollup", "rebuild", "--from", today, "--to", today, "--data", data])
+        #expect(rebuild.status == 0 && rebuild.stdout.contains("through the admin API"), "\(rebuild.stdout)\(rebuild.stderr)")
+        let badMonth = try CLITests.tally(["drop-partition", "202001", "--data", data, "--yes"])
+        #expect(badMonth.status == 1 && badMonth.stderr.contains("no partition 202001"))
+
+        // The control token of DIR/SERVER opens the maintenance routes only.
+        let control = try #require(ServerFile.read(from: data))
+        #expect(control.pid == server.process.processIdentifier)
+        #expect(ServerCrashTests.request(server.port, "/v1/admin/properties", key: control.token)?.0 == 403)
+        let refused = ServerCrashTests.request(server.port, "/v1/admin/merge", key: "wrong", body: Data("{}".utf8))
+        #expect(refused?.0 == 401)
+        let relative = ServerCrashTests.request(server.port, "/v1/admin/backup", key: control.token,
+                                                body: Data(#"{"destination":"relative/dir"}"#.utf8))
+        #expect(relative?.0 == 400 && String(decoding: relative!.1, as: UTF8.self).contains(#""field":"destination""#))
+
+        while poster.acked.load(ordering: .relaxed) < ackedBefore + 20 { usleep(10_000) }
+        poster.finish()
+        #expect(poster.failures.withLock { $0 }.isEmpty, "ingest was disturbed: \(poster.failures.withLock { $0.prefix(3) })")
+
+        let restored = try CLITests.tally(["restore", dir.path + "/backup", "--data", dir.path + "/restored"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("every checksum matched"))
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/backup/MANIFEST.json")))
+            as! [String: Any]
+        let position = (manifest["wal_lsn"] as! NSNumber).intValue
+        #expect(position >= ackedBefore)
+        let counts = try Self.eventsPerBatch(dir.path + "/restored")
+        #expect(Set(counts.keys) == Set(1...position), "batches \(counts.keys.sorted().suffix(3)) for position \(position)")
+        #expect(counts.values.allSatisfy { $0 == 20 })
+        let metadata = try MetadataStore(directory: dir.path + "/restored", createIfMissing: false)
+        #expect(try metadata.writeScope(forKey: String(key))?.propertyID == "default")
+        try metadata.close()
+    }
+
+    @Test("restore refuses a damaged or unfinished backup and a used directory, with one line naming the file; backup refuses a used destination")
+    func badInput() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/events.ndjson"
+        let lines = (0..<200).map { i in
+            #"{"event_type":"page_view","occurred_at":"2026-08-\#(10 + i % 9)T10:00:00Z","site_id":"a","event_id":"e\#(i)"}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        let data = dir.path + "/d"
+        #expect(try CLITests.tally(["ingest", file, "--data", data]).status == 0)
+        let made = try CLITests.tally(["backup", dir.path + "/b", "--data", data])
+        #expect(made.status == 0 && made.stdout.contains("(took the lock of"), "\(made.stdout)\(made.stderr)")
+        let again = try CLITests.tally(["backup", dir.path + "/b", "--data", data])
+        #expect(again.status == 1 && again.stderr.contains("exists and is not empty"))
+
+        let good = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r"])
+        #expect(good.status == 0 && good.stdout.contains("200 events in"), "\(good.stdout)\(good.stderr)")
+        let used = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r"])
+        #expect(used.status == 1 && used.stderr.contains("exists and is not empty"))
+
+        // A flipped byte in a part: named, and nothing is left behind.
+        let part = try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/b/parts").first { $0.hasSuffix(".part") })
+        let path = dir.path + "/b/parts/" + part
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x40
+        try FileManager.default.removeItem(atPath: path)  // a hard link: write a new file, not the source's
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let flipped = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r2"])
+        #expect(flipped.status == 1)
+        #expect(flipped.stderr.contains("parts/" + part) && flipped.stderr.contains("SHA-256"), "\(flipped.stderr)")
+        #expect(flipped.stderr.filter { $0 == "\n" }.count == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/r2"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/r2.restoring"))
+
+        try FileManager.default.removeItem(atPath: dir.path + "/b/MANIFEST.json")
+        let unfinished = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r3"])
+        #expect(unfinished.status == 1 && unfinished.stderr.contains("MANIFEST.json: missing"), "\(unfinished.stderr)")
+        let none = try CLITests.tally(["restore", dir.path + "/nothing", "--data", dir.path + "/r4"])
+        #expect(none.status == 1 && none.stderr.contains("no such directory"))
+    }
+}
