@@ -39,8 +39,13 @@ struct BackupCommand: AsyncParsableCommand {
         let files: Int, bytes: Int, linked: Int, copied: Int, lsn: UInt64, seconds: Double
         switch access {
         case .local(let store):
-            let metadata = FileManager.default.fileExists(atPath: data + "/" + MetadataStore.fileName)
-                ? try? MetadataStore(directory: data, createIfMissing: false) : nil
+            var metadata: MetadataStore?
+            if FileManager.default.fileExists(atPath: data + "/" + MetadataStore.fileName) {
+                do { metadata = try MetadataStore(directory: data, createIfMissing: false) } catch {
+                    try? store.close()
+                    throw failure("\(data)/\(MetadataStore.fileName): \(error)")
+                }
+            }
             do {
                 let report = try DataBackup.create(store: store, metadata: metadata, destination: target)
                 try? metadata?.close()

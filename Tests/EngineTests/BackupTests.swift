@@ -89,7 +89,7 @@ struct BackupTests {
         }
         while ingested.load(ordering: .relaxed) < 40 { try await Task.sleep(for: .milliseconds(1)) }
         let target = dir.path + "/backup"
-        let backup = try await Task.detached { try store.backup(to: target) }.value
+        let backup = try await onOwnThread { try store.backup(to: target) }
         try await ingest.value
         stop.store(true, ordering: .relaxed)
         while !maintenance.isFinished { try await Task.sleep(for: .milliseconds(5)) }

@@ -144,16 +144,7 @@ struct BrowserTests {
     /// Runs blocking `body` (WebDriver and HTTP calls that wait) on a thread of its own, so that
     /// it never holds one of the few threads Swift concurrency (and the page server) runs on.
     static func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            Thread {
-                do {
-                    try body()
-                    done.resume()
-                } catch {
-                    done.resume(throwing: error)
-                }
-            }.start()
-        }
+        try await onOwnThread(body)
     }
 
     /// A tiny HTTP server for the test pages on its own thread (blocking sockets): it must not

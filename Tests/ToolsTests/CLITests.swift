@@ -13,6 +13,12 @@ struct CLITests {
         var stderr: String
     }
 
+    /// `tally` run from a thread of its own, for async tests that must not hold one of Swift
+    /// concurrency's threads while the child runs (see `onOwnThread`).
+    static func tallyAsync(_ arguments: [String]) async throws -> Run {
+        try await onOwnThread { try tally(arguments) }
+    }
+
     static func tally(_ arguments: [String]) throws -> Run {
         let process = Process()
         process.executableURL = TallyBinary.url

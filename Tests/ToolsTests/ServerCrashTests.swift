@@ -15,7 +15,7 @@ import Workload
 /// answered 200 for is present exactly once after a restart.
 @Suite("Server crash safety", .serialized)
 struct ServerCrashTests {
-    final class Server {
+    final class Server: @unchecked Sendable {
         let process = Process()
         let port: Int
         private let output = Pipe()

@@ -36,8 +36,7 @@ extension EventStore {
             }
         }
         var result = StoreBackup()
-        try fs.createDirectory(destination + "/parts")
-        try fs.createDirectory(destination + "/wal")
+        for directory in ["parts", "wal", "rollups"] { try fs.createDirectory(destination + "/" + directory) }
 
         func place(_ source: String, _ relative: String, bytes: Int) throws(TallyError) -> Bool {
             let target = destination + "/" + relative

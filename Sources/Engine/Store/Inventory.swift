@@ -22,7 +22,8 @@ public struct Inventory: Sendable {
                 do {
                     parts.append(try Part.open(path: partsDirectory + "/" + name, name: name, number: parsed.number, fs: fs))
                 } catch {
-                    problems.append(error.description)
+                    // A running server's merge or drop deleted it since the listing: not a problem.
+                    if fs.exists(partsDirectory + "/" + name) { problems.append(error.description) }
                 }
             }
         }
@@ -39,7 +40,7 @@ public struct Inventory: Sendable {
                         list.append(try RollupPart.open(path: rollupDirectory + "/" + name + "/" + file, name: file,
                                                         number: parsed.number, fs: fs))
                     } catch {
-                        problems.append(error.description)
+                        if fs.exists(rollupDirectory + "/" + name + "/" + file) { problems.append(error.description) }
                     }
                 }
                 let superseded = Set(list.flatMap(\.provenance.sources))
@@ -49,7 +50,8 @@ public struct Inventory: Sendable {
         let walDirectory = directory + "/wal"
         if fs.exists(walDirectory) {
             for name in try fs.list(walDirectory) where WALFormat.parseFileName(name) != nil {
-                let f = try fs.openForReading(walDirectory + "/" + name)
+                // A segment a flush deleted since the listing is skipped.
+                guard let f = try? fs.openForReading(walDirectory + "/" + name) else { continue }
                 walSegments.append((name, try f.size()))
                 f.close()
             }

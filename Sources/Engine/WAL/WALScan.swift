@@ -29,13 +29,21 @@ public enum WALScan {
         guard fs.exists(directory) else { throw TallyError(.notFound, "no data directory at \(directory)") }
         guard fs.exists(walDirectory) else { return [] }
         let firsts = try fs.list(walDirectory).compactMap(WALFormat.parseFileName).sorted()
-        return try firsts.map { first throws(TallyError) in
+        var segments: [Segment] = []
+        for first in firsts {
             let name = WALFormat.fileName(firstLSN: first)
-            let file = try fs.openForReading(walDirectory + "/" + name)
+            let path = walDirectory + "/" + name
+            let file: any StoredFile
+            do { file = try fs.openForReading(path) } catch {
+                // A running server's flush deleted it since the listing: its records are in parts.
+                if fs.exists(path) { throw error }
+                continue
+            }
             defer { file.close() }
             let bytes = try file.read(at: 0, count: try file.size())
-            return scan(bytes, name: name, firstLSN: first)
+            segments.append(scan(bytes, name: name, firstLSN: first))
         }
+        return segments
     }
 
     static func scan(_ bytes: [UInt8], name: String, firstLSN: UInt64) -> Segment {

@@ -49,6 +49,25 @@ public enum DataBackup {
     public static func create(store: EventStore, metadata: MetadataStore?, destination: String,
                               now: Date = Date()) throws(BackupError) -> Report {
         let started = DispatchTime.now().uptimeNanoseconds
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: destination), !entries.isEmpty {
+            throw BackupError("\(destination): exists and is not empty; a backup goes into a new directory")
+        }
+        // What a failed backup wrote goes (a directory without MANIFEST.json is no backup anyway);
+        // the directory was empty or absent, so nothing else is in it.
+        let existed = FileManager.default.fileExists(atPath: destination)
+        do throws(BackupError) {
+            return try create(store: store, metadata: metadata, destination: destination, now: now, started: started)
+        } catch {
+            if let entries = try? FileManager.default.contentsOfDirectory(atPath: destination) {
+                for e in entries { try? FileManager.default.removeItem(atPath: destination + "/" + e) }
+                if !existed { try? FileManager.default.removeItem(atPath: destination) }
+            }
+            throw error
+        }
+    }
+
+    private static func create(store: EventStore, metadata: MetadataStore?, destination: String, now: Date,
+                               started: UInt64) throws(BackupError) -> Report {
         let copy: StoreBackup
         do { copy = try store.backup(to: destination) } catch { throw BackupError("\(destination): \(error)") }
         var files = copy.files.map { (path: $0.path, bytes: $0.bytes) }
