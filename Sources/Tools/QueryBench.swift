@@ -169,7 +169,9 @@ struct QueryBench: ParsableCommand {
             }
         }
         if json {
-            let object: [String: Any] = ["site": site, "repeats": repeats, "rows_in_store": snapshot.rowCount, "queries": results]
+            // The parameters found in the data, so other engines can be asked the same questions.
+            let object: [String: Any] = ["site": site, "repeats": repeats, "rows_in_store": snapshot.rowCount, "queries": results,
+                                         "top_mapping": topMapping, "visitor": visitor, "end": String(CivilTime.iso8601(ms: to).prefix(10))]
             let d = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         }
