@@ -40,7 +40,8 @@ struct IngestCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var options = StoreOptions(directory: data)
+        var options = StoreOptions.forCommand(data)
+        options.backgroundFlush = true
         if let flushRows { options.flushRows = flushRows }
         let store: EventStore
         do { store = try EventStore(options: options) } catch {

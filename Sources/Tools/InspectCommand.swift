@@ -15,10 +15,11 @@ struct InspectCommand: ParsableCommand {
               tally inspect --data ./data
               tally inspect --data ./data --json | jq .total_rows
               tally inspect --data ./data 202611_00000042_0.part
+              tally inspect --data ./data 202611_00000043_0.rpart   # a rollup part: rows, dictionaries, sketch sizes
             """
     )
 
-    @Argument(help: "A part to show in detail (a path, or a file name in DIR/parts).")
+    @Argument(help: "A part to show in detail (a path, or a file name in DIR/parts), or a rollup part (.rpart, a path or a name in DIR/rollups/*/).")
     var part: String?
 
     @Option(help: "The data directory.")
@@ -31,6 +32,16 @@ struct InspectCommand: ParsableCommand {
     var dedupeWindowHours: Int?
 
     func run() throws {
+        if let part, part.hasSuffix(".rpart") {
+            let report = try RollupPartReport(part, data: data)
+            if json {
+                let d = try JSONSerialization.data(withJSONObject: report.json, options: [.sortedKeys, .prettyPrinted])
+                print(String(decoding: d, as: UTF8.self))
+            } else {
+                print(report.text)
+            }
+            return
+        }
         if let part {
             let path = part.contains("/") ? part : data + "/parts/" + part
             let report = try PartReport(path: path)
@@ -60,7 +71,7 @@ struct InspectCommand: ParsableCommand {
             throw failure("\(data): \(error)")
         }
         let hours = dedupeWindowHours ?? ProcessInfo.processInfo.environment["TALLY_DEDUPE_WINDOW_HOURS"].flatMap { Int($0) } ?? 168
-        guard hours > 0 else { throw failure("--dedupe-window-hours \(hours): must be at least 1") }
+        guard hours > 0 && hours <= 1_000_000 else { throw failure("--dedupe-window-hours \(hours): must be 1 to 1,000,000") }
         let window = Int64(hours) * 3_600_000
         let dedupeEvents: Int
         do { dedupeEvents = try inventory.eventsReceived(since: SystemClock().nowMillis() - window) + walEvents } catch {
@@ -180,7 +191,7 @@ struct InspectReport {
         out.append("")
         out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(Self.grouped(walEvents)) events not yet in a part")
         if let dedupe {
-            out.append("dedupe window: \(dedupe.hours) h, \(QueryCommand.grouped(Int64(dedupe.events))) event ids a writer keeps "
+            out.append("dedupe window: \(dedupe.hours) h, up to \(QueryCommand.grouped(Int64(dedupe.events))) event ids a writer keeps "
                 + "(about \(Self.size(Self.dedupeBytes(dedupe.events))) of memory)")
         }
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"

@@ -180,3 +180,73 @@ struct PartReport {
         ]
     }
 }
+
+/// `tally inspect NAME.rpart`: one rollup part — its rows, key dictionaries, sites and zones,
+/// provenance, and the sizes of its sketches.
+struct RollupPartReport {
+    let path: String
+    let inspection: RollupPartInspection
+
+    /// `part` is a path, or a file name looked up under DIR/rollups/*/.
+    init(_ part: String, data: String) throws {
+        var path = part
+        if !part.contains("/") {
+            let root = data + "/rollups"
+            let rollups = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            guard let found = rollups.sorted().map({ root + "/" + $0 + "/" + part })
+                .first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw failure("\(part): no such rollup part under \(root)/*/")
+            }
+            path = found
+        }
+        self.path = path
+        do { inspection = try RollupPart.open(path: path).inspection } catch { throw failure("\(error)") }
+    }
+
+    static func day(_ d: Int32?) -> String { d.map { String(CivilTime.iso8601(ms: Int64($0) * 86_400_000).prefix(10)) } ?? "-" }
+
+    var text: String {
+        let i = inspection
+        let g = InspectReport.grouped, size = InspectReport.size
+        let days = "days \(Self.day(i.firstDay)) .. \(Self.day(i.lastDay))"
+        let header = "rollup \(i.rollup), local month \(i.month), level \(i.level), \(g(i.rows)) rows, \(size(i.fileBytes)), "
+            + days + ", \(g(Int(i.events))) events"
+        var provenance = "holds raw parts up to number \(i.coverage)"
+        if !i.sources.isEmpty {
+            provenance += "; replaced rollup parts " + i.sources.map(String.init).joined(separator: ", ")
+        }
+        if let merged = i.correctsPart {
+            provenance += "; a correction for merged raw part \(merged) of " + i.correctedInputs.map(String.init).joined(separator: ", ")
+        }
+        let types: String = i.sketchTypes.map { $0.joined(separator: ", ") } ?? "every event type"
+        var sketches = "sketches for " + types + ": \(g(i.sketchedRows)) rows, visitors \(size(i.visitorSketchBytes)), "
+        sketches += "sessions \(size(i.sessionSketchBytes))"
+        if let r = i.rowSketchBytes { sketches += ", per row \(r.min) / \(r.median) / \(r.max) bytes (min / median / max)" }
+        var out: [String] = ["rollup part \(path)", header, provenance, sketches, ""]
+        out.append(InspectReport.pad("key column", 20) + InspectReport.lpad("distinct values", 16))
+        for c in i.columns { out.append(InspectReport.pad(c.name, 20) + InspectReport.lpad(g(c.distinct), 16)) }
+        out.append("")
+        out.append(InspectReport.pad("site", 20) + InspectReport.lpad("rows", 12) + "  time zone of its days")
+        for s in i.sites {
+            out.append(InspectReport.pad(s.site, 20) + InspectReport.lpad(g(s.rows), 12) + "  " + (s.zone.isEmpty ? "(several)" : s.zone))
+        }
+        return out.joined(separator: "\n")
+    }
+
+    var json: [String: Any] {
+        let i = inspection
+        var object: [String: Any] = [
+            "path": path, "rollup": i.rollup, "month": i.month.description, "level": i.level, "rows": i.rows,
+            "bytes": i.fileBytes, "events": i.events, "first_day": Self.day(i.firstDay), "last_day": Self.day(i.lastDay),
+            "coverage": i.coverage, "sources": i.sources,
+            "columns": i.columns.map { ["name": $0.name, "distinct": $0.distinct] as [String: Any] },
+            "sketch_types": i.sketchTypes as Any? ?? NSNull(),
+            "sketched_rows": i.sketchedRows, "visitor_sketch_bytes": i.visitorSketchBytes,
+            "session_sketch_bytes": i.sessionSketchBytes,
+            "sites": i.sites.map { ["site": $0.site, "rows": $0.rows, "zone": $0.zone] as [String: Any] },
+        ]
+        if let r = i.rowSketchBytes { object["row_sketch_bytes"] = ["min": r.min, "median": r.median, "max": r.max] }
+        if let c = i.correctsPart { object["corrects_part"] = ["merged": c, "inputs": i.correctedInputs] as [String: Any] }
+        return object
+    }
+}

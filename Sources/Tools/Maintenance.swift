@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Engine
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import NIOCore
 import Server
 
@@ -15,12 +18,11 @@ enum Maintenance {
     /// Opens `data` for `what`, without background threads; or finds the server holding it.
     static func open(_ data: String, _ what: String) throws -> Maintenance {
         guard FileManager.default.fileExists(atPath: data + "/parts") else { throw failure("\(data): no data directory") }
-        var options = StoreOptions(directory: data)
-        options.backgroundFlush = false
         do {
-            return .local(try EventStore(options: options))
+            return .local(try EventStore(options: .forCommand(data)))
         } catch let error where error.code == .resourceExhausted {
-            guard let server = ServerFile.read(from: data) else {
+            // A file left by a server that is gone is not one.
+            guard let server = ServerFile.read(from: data), kill(server.pid, 0) == 0 else {
                 throw failure("\(data): \(error) (\(what) takes the directory's lock, or goes through the admin API of a "
                     + "`tally serve` holding it, which writes \(data)/\(ServerFile.name); this process left none)")
             }
@@ -64,5 +66,26 @@ enum Maintenance {
             throw failure("\(data): the server holding it answered \(response.status.code): \(message)")
         }
         return object
+    }
+}
+
+extension StoreOptions {
+    /// For a command that opens a directory to change it (ingest, merge, backup, rollup rebuild,
+    /// drop-partition), without background threads. Nothing expires: retention is the server's
+    /// (its properties' settings; the defaults here would drop rollup months a property keeps
+    /// longer). Rollup days are counted in each property's time zone, as the server counts them.
+    static func forCommand(_ data: String) -> StoreOptions {
+        var options = StoreOptions(directory: data)
+        options.backgroundFlush = false
+        options.retention = nil
+        options.rollups = options.rollups.map { var d = $0; d.retentionDays = 1_000_000; return d }
+        if FileManager.default.fileExists(atPath: data + "/" + MetadataStore.fileName),
+           let metadata = try? MetadataStore(directory: data, createIfMissing: false) {
+            for p in (try? metadata.listProperties()) ?? [] {
+                if let zone = try? QueryTimeZone(identifier: p.timezone) { options.siteTimeZones.set(p.id, zone) }
+            }
+            try? metadata.close()
+        }
+        return options
     }
 }

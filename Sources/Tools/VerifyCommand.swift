@@ -48,7 +48,7 @@ struct VerifyCommand: ParsableCommand {
         for path in paths {
             guard FileManager.default.fileExists(atPath: path) else {
                 // A part listed from the directory that a running server merged away or dropped
-                // since: its rows are in the part that replaced it, which the listing has too, or gone.
+                // since: not a fault of the directory (the merged part is checked by the next run).
                 if listed { gone += 1 } else { problems.append("\(path): no such file") }
                 continue
             }

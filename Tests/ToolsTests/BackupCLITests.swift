@@ -165,10 +165,34 @@ struct BackupCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/r2"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/r2.restoring"))
 
+        // A staging directory already there (another restore, or an interrupted one) is not taken over.
+        try FileManager.default.createDirectory(atPath: dir.path + "/r5.restoring", withIntermediateDirectories: true)
+        let staged = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r5"])
+        #expect(staged.status == 1 && staged.stderr.contains("r5.restoring: exists"), "\(staged.stderr)")
+
         try FileManager.default.removeItem(atPath: dir.path + "/b/MANIFEST.json")
         let unfinished = try CLITests.tally(["restore", dir.path + "/b", "--data", dir.path + "/r3"])
         #expect(unfinished.status == 1 && unfinished.stderr.contains("MANIFEST.json: missing"), "\(unfinished.stderr)")
         let none = try CLITests.tally(["restore", dir.path + "/nothing", "--data", dir.path + "/r4"])
         #expect(none.status == 1 && none.stderr.contains("no such directory"))
+    }
+
+    @Test("commands that open a directory to change it expire nothing: rollup months older than the default retention stay; a rebuild of days before any data is a no-op")
+    func nothingExpires() throws {
+        let dir = TemporaryDirectory()
+        let file = dir.path + "/old.ndjson"
+        let lines = (0..<50).map { i in
+            #"{"event_type":"page_view","occurred_at":"2020-03-\#(10 + i % 9)T10:00:00Z","site_id":"a","event_id":"o\#(i)","visitor_id":"v\#(i % 4)"}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        let data = dir.path + "/d"
+        #expect(try CLITests.tally(["ingest", file, "--data", data]).status == 0)
+        #expect(try CLITests.tally(["merge", "--data", data]).status == 0)
+        #expect(try CLITests.tally(["backup", dir.path + "/b", "--data", data]).status == 0)
+        let run = try CLITests.tally(["inspect", "--data", data, "--json"])
+        let rollups = (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any])["rollups"] as! [[String: Any]]
+        #expect(!rollups.isEmpty && rollups.allSatisfy { ($0["months"] as? [String]) == ["202003"] }, "\(rollups)")
+        let early = try CLITests.tally(["rollup", "rebuild", "--from", "1900-01-01", "--to", "1900-01-02", "--data", data])
+        #expect(early.status == 0 && early.stdout.contains("nothing rebuilt"), "\(early.stdout)\(early.stderr)")
     }
 }

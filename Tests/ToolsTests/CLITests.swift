@@ -67,7 +67,7 @@ struct CLITests {
         // The one stored event was received just now: inside the dedupe window, outside a zero-hour one.
         #expect((report["dedupe_window"] as? [String: Any])?["event_ids"] as? Int == 1)
         let text = try Self.tally(["inspect", "--data", dir.path + "/data"])
-        #expect(text.stdout.contains("dedupe window: 168 h, 1 event ids a writer keeps"), "\(text.stdout)")
+        #expect(text.stdout.contains("dedupe window: 168 h, up to 1 event ids a writer keeps"), "\(text.stdout)")
         let zero = try Self.tally(["inspect", "--data", dir.path + "/data", "--dedupe-window-hours", "0"])
         #expect(zero.status == 1 && zero.stderr.contains("--dedupe-window-hours 0"))
         #expect((report["total_bytes"] as? Int ?? 0) > 0)
@@ -430,6 +430,19 @@ struct CLITests {
         let inspect = try Self.tally(["inspect", "--data", data])
         #expect(inspect.stdout.contains("rollups (daily, per site and local day):"))
         #expect(inspect.stdout.contains("pages"))
+        // One rollup part in detail, by name: its rows, dictionaries, sites and sketch sizes.
+        let rpart = try #require(try FileManager.default.contentsOfDirectory(atPath: data + "/rollups/pages").first { $0.hasSuffix(".rpart") })
+        let one = try Self.tally(["inspect", "--data", data, rpart])
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(one.stdout.contains("rollup pages, local month 202608, level 1"), "\(one.stdout)")
+        #expect(one.stdout.contains("900 events"))
+        let oneJSON = try JSONSerialization.jsonObject(with: Data(try Self.tally(["inspect", "--data", data, rpart, "--json"]).stdout.utf8))
+            as! [String: Any]
+        #expect(oneJSON["events"] as? Int == 900)
+        #expect((oneJSON["sites"] as? [[String: Any]])?.first?["zone"] as? String == "UTC")
+        #expect((oneJSON["visitor_sketch_bytes"] as? Int ?? 0) > 0)
+        let missing = try Self.tally(["inspect", "--data", data, "209901_00000001_0.rpart"])
+        #expect(missing.status == 1 && missing.stderr.contains("no such rollup part"))
         let answer = try Self.tally(["query", "--data", data, "--property", "a", "--from", "2026-08-10", "--to", "2026-08-18",
                                      "--metrics", "pageviews", "--group-by", "path"])
         #expect(answer.stdout.contains("from the daily rollups"))

@@ -423,3 +423,69 @@ public final class RollupPart: Sendable {
     }
 }
 
+
+/// What `tally inspect` shows of one rollup part.
+public struct RollupPartInspection: Sendable {
+    public var rollup: String
+    public var month: Partition
+    public var level: Int
+    public var rows: Int
+    public var fileBytes: Int
+    /// Highest raw part number whose rows it holds; rollup parts it replaced; for a correction,
+    /// the merged raw part and its inputs.
+    public var coverage: Int
+    public var sources: [Int]
+    public var correctsPart: Int?
+    public var correctedInputs: [Int]
+    /// Key columns (site, event type, dimensions) with their dictionary sizes.
+    public var columns: [(name: String, distinct: Int)]
+    public var sketchTypes: [String]?
+    /// Per site: its rows and the time zone of its days ("" = rows of several zones).
+    public var sites: [(site: String, rows: Int, zone: String)]
+    public var firstDay: Int32?
+    public var lastDay: Int32?
+    public var events: Int64
+    /// Rows carrying sketches; bytes of the visitor and session sketches; per-row sketch sizes
+    /// (both sketches of a row) at the minimum, median and maximum.
+    public var sketchedRows: Int
+    public var visitorSketchBytes: Int
+    public var sessionSketchBytes: Int
+    public var rowSketchBytes: (min: Int, median: Int, max: Int)?
+}
+
+extension RollupPart {
+    /// Opens a rollup part file on its own (`tally inspect`), naming the file in any error.
+    public static func open(path: String, fileSystem fs: any FileSystem = PosixFileSystem()) throws(TallyError) -> RollupPart {
+        let name = String(path.split(separator: "/").last ?? "")
+        guard let parsed = RollupFormat.parseFileName(name) else {
+            throw TallyError(.invalidArgument, "\(path): not a rollup part file name (expected NNNNNN_N_N\(RollupFormat.fileExtension))")
+        }
+        return try open(path: path, name: name, number: parsed.number, fs: fs)
+    }
+
+    public var inspection: RollupPartInspection {
+        var perRow: [Int] = []
+        var visitorBytes = 0, sessionBytes = 0
+        for r in 0..<rows {
+            let v = sketchOffsets[2 * r + 1] - sketchOffsets[2 * r]
+            let s = sketchOffsets[2 * r + 2] - sketchOffsets[2 * r + 1]
+            visitorBytes += v
+            sessionBytes += s
+            if v + s > 0 { perRow.append(v + s) }
+        }
+        perRow.sort()
+        var siteRows: [UInt32: Int] = [:]
+        for s in sites { siteRows[s, default: 0] += 1 }
+        return RollupPartInspection(
+            rollup: rollup, month: partition, level: level, rows: rows, fileBytes: fileSize,
+            coverage: provenance.coverage, sources: provenance.sources,
+            correctsPart: provenance.correctsPart == 0 ? nil : provenance.correctsPart,
+            correctedInputs: provenance.correctedInputs,
+            columns: columns.enumerated().map { ($1.name, dictionaries[$0].count) },
+            sketchTypes: sketchTypes,
+            sites: siteRows.keys.sorted().map { (dictionaries[0].string(at: Int($0)) ?? "", siteRows[$0]!, siteZones[Int($0)]) },
+            firstDay: days.min(), lastDay: days.max(), events: totalEvents,
+            sketchedRows: perRow.count, visitorSketchBytes: visitorBytes, sessionSketchBytes: sessionBytes,
+            rowSketchBytes: perRow.isEmpty ? nil : (perRow[0], perRow[perRow.count / 2], perRow[perRow.count - 1]))
+    }
+}

@@ -49,6 +49,12 @@ extension EventStore {
         // 1. The snapshot, under the locks: link what can be linked, open the WAL segments.
         var unlinked: [Part] = []
         var segments: [(name: String, file: any StoredFile, size: Int)] = []
+        // Rollup files that could not be linked, opened under the lock and copied after it.
+        var rollupCopies: [(file: any StoredFile, relative: String, bytes: Int)] = []
+        defer {
+            for s in segments { s.file.close() }
+            for r in rollupCopies { r.file.close() }
+        }
         var partsLSN: UInt64 = 0
         rollupLock.lock()
         do {
@@ -71,14 +77,10 @@ extension EventStore {
                     var files = (rollups[def.name] ?? []).map { (path: $0.path, name: $0.name, bytes: $0.fileSize) }
                     let coverage = directory + "/" + RollupCoverage.fileName
                     if fs.exists(coverage) { files.append((coverage, RollupCoverage.fileName, try fileSize(coverage))) }
-                    // Rollup files cannot go while the rollup lock is held: copied by name when
-                    // they cannot be linked.
+                    // Rollup files cannot go while the rollup lock is held: opened now when they
+                    // cannot be linked, copied once the locks are released.
                     for f in files where try !place(f.path, relative + "/" + f.name, bytes: f.bytes) {
-                        let source = try fs.openForReading(f.path)
-                        defer { source.close() }
-                        try copy(from: source, count: f.bytes, to: destination + "/" + relative + "/" + f.name)
-                        result.files.append(.init(path: relative + "/" + f.name, bytes: f.bytes))
-                        result.copied += 1
+                        rollupCopies.append((try fs.openForReading(f.path), relative + "/" + f.name, f.bytes))
                     }
                 }
                 for (name, _) in try wal.segmentFiles() {
@@ -87,10 +89,14 @@ extension EventStore {
                 }
             }
         }
-        defer { for s in segments { s.file.close() } }
 
         // 2. Raw parts a merge or drop removed since the snapshot (or on another file system),
-        //    from the snapshot's open files.
+        //    from the snapshot's open files; rollup files from theirs.
+        for r in rollupCopies {
+            try copy(from: r.file, count: r.bytes, to: destination + "/" + r.relative)
+            result.files.append(.init(path: r.relative, bytes: r.bytes))
+            result.copied += 1
+        }
         for part in unlinked {
             try copy(from: part.file, count: part.fileSize, to: destination + "/parts/" + part.name)
             result.files.append(.init(path: "parts/" + part.name, bytes: part.fileSize))

@@ -164,10 +164,12 @@ extension EventStore {
             }
             let highest = max(coverage, st.parts.map(\.number).max() ?? 0)
             if recorded != highest { try RollupCoverage.write(highest, dir, fs: fs) }
-            // Rollup months past the rollup's retention.
-            let expired = parts.filter { isExpired($0.partition, now: now, retention: def.retention) }
-            for p in expired { try fs.remove(p.path) }
-            parts.removeAll { isExpired($0.partition, now: now, retention: def.retention) }
+            // Rollup months past the rollup's retention (a read-only open deletes nothing).
+            if !options.readOnly {
+                let expired = parts.filter { isExpired($0.partition, now: now, retention: def.retention) }
+                for p in expired { try fs.remove(p.path) }
+                parts.removeAll { isExpired($0.partition, now: now, retention: def.retention) }
+            }
             st.rollupParts[def.name] = parts.sorted { $0.number < $1.number }
         }
     }
@@ -341,8 +343,9 @@ extension EventStore {
                 months.append(m)
                 m = Partition(ms: m.range.upperBound)
             }
+            guard let firstMonth = months.first, let lastMonth = months.last else { return [] }
             // Raw rows that can fall on those local days: a day of margin for any zone.
-            let lower = months.first!.range.lowerBound - 86_400_000, upper = months.last!.range.upperBound + 86_400_000
+            let lower = firstMonth.range.lowerBound - 86_400_000, upper = lastMonth.range.upperBound + 86_400_000
             let wanted = Set(months)
             let retained = Set(parts.map(\.partition))
             let rebuildable = wanted.filter { retained.contains($0) }

@@ -16,16 +16,22 @@ public struct Inventory: Sendable {
     public init(directory: String, fileSystem fs: any FileSystem = PosixFileSystem()) throws(TallyError) {
         let partsDirectory = directory + "/parts"
         guard fs.exists(directory) else { throw TallyError(.notFound, "no data directory at \(directory)") }
-        if fs.exists(partsDirectory) {
+        // A running server's merge may delete a listed part before it is opened; the merged part
+        // that holds its rows was renamed into place after the listing began, so the listing is
+        // taken again until every listed part opens (or a few tries fail: a partition drop).
+        for attempt in 0..<8 where fs.exists(partsDirectory) {
+            var vanished = false
+            parts = []
+            problems = []
             for name in try fs.list(partsDirectory) {
                 guard let parsed = PartFormat.parseFileName(name) else { continue }
                 do {
                     parts.append(try Part.open(path: partsDirectory + "/" + name, name: name, number: parsed.number, fs: fs))
                 } catch {
-                    // A running server's merge or drop deleted it since the listing: not a problem.
-                    if fs.exists(partsDirectory + "/" + name) { problems.append(error.description) }
+                    if fs.exists(partsDirectory + "/" + name) { problems.append(error.description) } else { vanished = true }
                 }
             }
+            if !vanished || attempt == 7 { break }
         }
         // A running server may be between publishing a merged part and deleting its inputs.
         let superseded = EventStore.superseded(parts)

@@ -52,16 +52,15 @@ public enum DataBackup {
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: destination), !entries.isEmpty {
             throw BackupError("\(destination): exists and is not empty; a backup goes into a new directory")
         }
-        // What a failed backup wrote goes (a directory without MANIFEST.json is no backup anyway);
-        // the directory was empty or absent, so nothing else is in it.
+        // What a failed backup wrote goes (a directory without MANIFEST.json is no backup anyway).
         let existed = FileManager.default.fileExists(atPath: destination)
         do throws(BackupError) {
             return try create(store: store, metadata: metadata, destination: destination, now: now, started: started)
         } catch {
-            if let entries = try? FileManager.default.contentsOfDirectory(atPath: destination) {
-                for e in entries { try? FileManager.default.removeItem(atPath: destination + "/" + e) }
-                if !existed { try? FileManager.default.removeItem(atPath: destination) }
+            for e in ["parts", "wal", "rollups", MetadataStore.fileName, manifestName + ".tmp"] {
+                try? FileManager.default.removeItem(atPath: destination + "/" + e)
             }
+            if !existed { try? FileManager.default.removeItem(atPath: destination) }
             throw error
         }
     }
@@ -117,7 +116,14 @@ public enum DataBackup {
             }
         }
         let staging = (data.hasSuffix("/") ? String(data.dropLast()) : data) + ".restoring"
-        try? fm.removeItem(atPath: staging)
+        // Made here, exclusively: another restore into the same directory, or one that died,
+        // is not taken over.
+        try makeDirectory((absolute(staging) as NSString).deletingLastPathComponent)
+        guard mkdir(staging, 0o755) == 0 else {
+            throw BackupError("\(staging): " + (errno == EEXIST
+                ? "exists: another restore is running, or one was interrupted (remove it to restore again)"
+                : "cannot create: \(String(cString: strerror(errno)))"))
+        }
         do throws(BackupError) {
             for f in manifest.files {
                 let target = staging + "/" + f.path

@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `DIR/SERVER`: how the admin CLI reaches the `tally serve` that holds a data directory's lock
 /// (FORMAT.md, "Data directory"). JSON, mode 0600, written when the server starts listening and
@@ -31,13 +34,20 @@ public struct ServerFile: Codable, Sendable, Equatable {
         return "http://" + (reachable.contains(":") ? "[\(reachable)]" : reachable) + ":\(port)"
     }
 
+    /// Written to a new file created with mode 0600 (never readable by others, not even empty),
+    /// fsynced and renamed into place.
     public func write(into directory: String) throws {
         let path = directory + "/" + Self.name
-        let data = try JSONEncoder().encode(self)
         let temporary = path + ".tmp"
-        FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
-        try data.write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, path) == 0 else {
+        let bytes = Array(try JSONEncoder().encode(self))
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary]) }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
     }
