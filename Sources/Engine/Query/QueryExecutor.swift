@@ -370,6 +370,8 @@ struct ExecutionPlan {
 
     /// Granules of a part, straight from its blocks: dictionary columns as codes translated
     /// once per part, site and time checked on codes and raw timestamps.
+    static let identifierColumns: Set<EventColumn> = [.visitorID, .sessionID, .eventID, .userIDHash]
+
     mutating func consume(part: Part, granules: [Int], deadline: QueryExecutor.Deadline, maxGroups: Int) throws {
         let (siteCode, siteFound) = Part.lookup(query.site, in: part.sites)
         guard siteFound else { return }
@@ -398,9 +400,15 @@ struct ExecutionPlan {
         // not a number matches nothing).
         var pushedCodes: [(EventColumn, Set<UInt32>)] = []
         var pushedNumbers: [(EventColumn, Set<Int64>)] = []
+        // Text stored as values (ids, URLs): compared as bytes, so a visitor's rows are found
+        // without giving every other row's id a code (coding 1M visitor ids to find 87 rows was
+        // most of `visitor_events_92d` at 30M events: 312 ms, 19× ClickHouse; BENCHMARKS.md).
+        var pushedBytes: [(EventColumn, [[UInt8]])] = []
         for f in scanRequest.filters {
             if f.column.kind == .int64 {
                 pushedNumbers.append((f.column, Set(f.values.compactMap { $0.flatMap { Int64($0) } })))
+            } else if part.footer.column(f.column)?.dictionary.isNone ?? true {
+                pushedBytes.append((f.column, f.values.compactMap { $0.map { Array($0.utf8) } }))
             } else if let meta = part.footer.column(f.column), !meta.dictionary.isNone {
                 let dict = try part.queryDictionary(f.column, cache: &dictionaries)
                 pushedCodes.append((f.column, Set(f.values.compactMap { v in
@@ -442,6 +450,23 @@ struct ExecutionPlan {
             for (column, allowed) in pushedCodes {
                 guard let raw = try part.codesWithNulls(column, granule: g) else { continue }
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
+            }
+            for (column, allowed) in pushedBytes where selected?.isEmpty != true {
+                if Self.identifierColumns.contains(column), part.footer.column(column) != nil {
+                    // Ids: their hashes from the binary form (no text made); the filter proper
+                    // decides the few rows left.
+                    let wanted = Set(allowed.map { TallyHash.hash($0) })
+                    let rows = selected ?? (0..<Int32(n)).map { $0 }
+                    let h = try part.identifierHashes(column, granule: g, selected: rows, occurred: times, dictionaries: &dictionaries)
+                    selected = zip(rows, h).compactMap { wanted.contains($0.1) ? $0.0 : nil }
+                    continue
+                }
+                let col = try part.readBatch([column], granule: g, dictionaries: &dictionaries)[string: column]
+                selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { r in
+                    col.withValue(Int(r)) { v in
+                        allowed.contains { a in a.count == v.count && a.withUnsafeBytes { ByteOrder.equal($0, v) } }
+                    }
+                }
             }
             if let selected, selected.isEmpty { continue }
             let m = selected?.count ?? n
