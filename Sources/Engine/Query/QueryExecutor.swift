@@ -536,8 +536,9 @@ struct ExecutionPlan {
         let exact = query.exact
         var lastKey: GroupKey?
         var lastGroup = 0
+        let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
         for r in 0..<count {
-            if let filter, !Self.evaluate(filter, row: r, codes: codes, spaces: spaces) { continue }
+            if let kept, !kept[r] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
             let g = key == lastKey ? lastGroup : try group(for: key, maxGroups: maxGroups)
@@ -613,6 +614,46 @@ struct ExecutionPlan {
             exactVisitors: needsVisitors && query.exact ? [] : nil,
             exactSessions: needsSessions && query.exact ? [] : nil,
             sums: Array(repeating: 0, count: sumKeys.count))
+    }
+
+    /// The filter decided for rows 0..<count at once, condition by condition over whole code
+    /// arrays: row by row, the recursive `evaluate` retained and released the filter's classes and
+    /// arrays at every call (27 % of `top_utm_campaign_30d` at 30M events).
+    static func mask(_ f: CompiledFilter, count: Int, codes: [[UInt32]], spaces: [ValueSpace]) -> [Bool] {
+        switch f {
+        case .and(let fs):
+            var m = [Bool](repeating: true, count: count)
+            for sub in fs {
+                let s = mask(sub, count: count, codes: codes, spaces: spaces)
+                for i in 0..<count where !s[i] { m[i] = false }
+            }
+            return m
+        case .or(let fs):
+            var m = [Bool](repeating: false, count: count)
+            for sub in fs {
+                let s = mask(sub, count: count, codes: codes, spaces: spaces)
+                for i in 0..<count where s[i] { m[i] = true }
+            }
+            return m
+        case .not(let sub):
+            return mask(sub, count: count, codes: codes, spaces: spaces).map { !$0 }
+        case .condition(let c):
+            let column = codes[c.dimension]
+            let space = spaces[c.dimension]
+            var m = [Bool](repeating: false, count: count)
+            var last: (code: UInt32, hit: Bool)?
+            for i in 0..<count {
+                let code = column[i]
+                if let l = last, l.code == code {
+                    m[i] = l.hit
+                    continue
+                }
+                let hit = c.matches(code: code, space: space)
+                m[i] = hit
+                last = (code, hit)
+            }
+            return m
+        }
     }
 
     static func evaluate(_ f: CompiledFilter, row: Int, codes: [[UInt32]], spaces: [ValueSpace]) -> Bool {

@@ -63,6 +63,6 @@ struct RowFilter {
     /// Whether each row of `b` (which carries `columns`) matches.
     func matches(_ b: EventBatch) -> [Bool] {
         let codes = dimensions.enumerated().map { i, d in ExecutionPlan.codes(of: d, in: b, space: spaces[i], zone: zone) }
-        return (0..<b.count).map { ExecutionPlan.evaluate(compiled, row: $0, codes: codes, spaces: spaces) }
+        return ExecutionPlan.mask(compiled, count: b.count, codes: codes, spaces: spaces)
     }
 }
