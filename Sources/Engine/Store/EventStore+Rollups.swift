@@ -100,9 +100,11 @@ extension EventStore {
                 if let parsed = RollupFormat.parseFileName(name) { st.nextPartNumber = max(st.nextPartNumber, parsed.number + 1) }
             }
         }
-        for def in options.rollups {
+        // Every rollup part file of every rollup, opened on both cores: decoding them is most of
+        // opening a big directory (30M events: 183 MB of rollups, 5.5 s of a 6 s `tally query`).
+        var files: [(rollup: Int, name: String, number: Int)] = []
+        for (k, def) in options.rollups.enumerated() {
             let dir = options.directory + "/rollups/" + def.name
-            var parts: [RollupPart] = []
             for name in try fs.list(dir) {
                 if name.hasSuffix(PartFormat.temporarySuffix) {
                     try fs.remove(dir + "/" + name)
@@ -110,8 +112,29 @@ extension EventStore {
                     continue
                 }
                 guard let parsed = RollupFormat.parseFileName(name) else { continue }
+                files.append((k, name, parsed.number))
+            }
+        }
+        // The biggest first, so the two cores finish together.
+        let sizes = files.map { f in (try? fs.openForReading(options.directory + "/rollups/" + options.rollups[f.rollup].name + "/" + f.name))
+            .map { file in defer { file.close() }; return (try? file.size()) ?? 0 } ?? 0 }
+        let order = files.indices.sorted { sizes[$0] > sizes[$1] }
+        let directory = options.directory
+        let definitions = options.rollups
+        let opened = parallelMap(order.map { files[$0] }) { f -> Result<RollupPart, TallyError> in
+            Result { () throws(TallyError) in
+                try RollupPart.open(path: directory + "/rollups/" + definitions[f.rollup].name + "/" + f.name, name: f.name,
+                                    number: f.number, fs: fs)
+            }
+        }
+        var byRollup = [[(name: String, result: Result<RollupPart, TallyError>)]](repeating: [], count: options.rollups.count)
+        for (i, k) in order.enumerated() { byRollup[files[k].rollup].append((files[k].name, opened[i])) }
+        for (k, def) in options.rollups.enumerated() {
+            let dir = options.directory + "/rollups/" + def.name
+            var parts: [RollupPart] = []
+            for (name, result) in byRollup[k].sorted(by: { $0.name < $1.name }) {
                 do {
-                    let part = try RollupPart.open(path: dir + "/" + name, name: name, number: parsed.number, fs: fs)
+                    let part = try result.get()
                     guard part.columns == def.columns else {
                         report.problems.append("rollup part \(def.name)/\(name) has other dimensions than rollup \(def.name); rebuild it")
                         continue
