@@ -32,24 +32,21 @@ struct InspectCommand: ParsableCommand {
     var dedupeWindowHours: Int?
 
     func run() throws {
-        if let part, part.hasSuffix(".rpart") {
-            let report = try RollupPartReport(part, data: data)
-            if json {
-                let d = try JSONSerialization.data(withJSONObject: report.json, options: [.sortedKeys, .prettyPrinted])
-                print(String(decoding: d, as: UTF8.self))
-            } else {
-                print(report.text)
-            }
-            return
-        }
         if let part {
-            let path = part.contains("/") ? part : data + "/parts/" + part
-            let report = try PartReport(path: path)
+            // One part in detail: a rollup part, or a raw part (a path, or a name in DIR/parts).
+            let (object, text): ([String: Any], String)
+            if part.hasSuffix(".rpart") {
+                let report = try RollupPartReport(part, data: data)
+                (object, text) = (report.json, report.text)
+            } else {
+                let report = try PartReport(path: part.contains("/") ? part : data + "/parts/" + part)
+                (object, text) = (report.json, report.text)
+            }
             if json {
-                let d = try JSONSerialization.data(withJSONObject: report.json, options: [.sortedKeys, .prettyPrinted])
+                let d = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: d, as: UTF8.self))
             } else {
-                print(report.text)
+                print(text)
             }
             return
         }
