@@ -84,6 +84,32 @@ struct RetentionTests {
         try store.close()
     }
 
+    @Test("a month dropped by hand stays dropped after a crash, and in a backup, though its WAL records remain; later rows of it count")
+    func dropSurvivesReplay() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(QueryRange.date("2030-01-01")! * Self.day)
+        var options = Self.options(dir, clock: clock)
+        options.retention = nil
+        let store = try EventStore(options: options)
+        var both = Self.rows("a", at: Self.aug10, 25)
+        both.append(contentsOf: Self.rows("s", at: Self.sep10, 5))
+        _ = try await store.ingest(both)  // one WAL record with both months
+        try store.flush()  // the WAL segment is the current one: it stays
+        #expect(try store.dropPartition(Partition(yyyymm: 202608)!) == 25)
+        _ = try await store.ingest(Self.rows("b", at: Self.aug10, 3))  // August again, after the drop
+        let backup = try store.backup(to: dir.path + "/backup")
+        #expect(backup.files.contains { $0.path == "DROPPED" })
+        try store.abandonForTesting()  // a crash: no flush, the WAL is replayed
+        for path in [dir.path, dir.path + "/backup"] {
+            var o = options
+            o.directory = path
+            let reopened = try EventStore(options: o)
+            let counts = try reopened.snapshot().count(ScanRequest(site: "s"))
+            #expect(counts.count == 8, "\(path): the dropped August rows came back")
+            try reopened.close()
+        }
+    }
+
     @Test("setRetention takes effect at the next TTL check: a longer retention keeps a month, a shorter one drops it")
     func retentionChangedWhileOpen() async throws {
         let dir = TemporaryDirectory()

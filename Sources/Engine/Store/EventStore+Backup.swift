@@ -60,7 +60,12 @@ extension EventStore {
         do {
             defer { rollupLock.unlock() }
             try flushLock.withLock { (_) throws(TallyError) in
-                let (parts, rollups) = state.withLock { ($0.parts, $0.rollupParts) }
+                let (parts, rollups, dropped) = state.withLock { ($0.parts, $0.rollupParts, $0.dropped) }
+                if !dropped.isEmpty {
+                    try DroppedMarks.write(dropped, destination, fs: fs)
+                    result.files.append(.init(path: DroppedMarks.fileName, bytes: 16 + 12 * dropped.count))
+                    result.copied += 1
+                }
                 partsLSN = parts.map(\.footer.walLSN).max() ?? 0
                 for part in parts {
                     if try !place(part.path, "parts/" + part.name, bytes: part.fileSize) { unlinked.append(part) }

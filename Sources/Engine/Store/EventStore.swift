@@ -77,6 +77,8 @@ public final class EventStore: Sendable {
         var lastMergeError: TallyError?
         /// Rollup parts by rollup name.
         var rollupParts: [String: [RollupPart]] = [:]
+        /// Months dropped by hand: the highest WAL LSN their dropped parts held (`DIR/DROPPED`).
+        var dropped: [Partition: UInt64] = [:]
         /// Ingests waiting for the buffer to drain (backpressure).
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -176,8 +178,10 @@ public final class EventStore: Sendable {
         try Self.removeOrphanSummaries(parts: st.parts, directory: partsDirectory, fs: fs)
         try Self.openRollups(&st, options: options, fs: fs, report: &report, now: openedAt)
 
-        var covered: [Partition: UInt64] = [:]
-        var maxLSN: UInt64 = 0
+        // Rows of a month dropped by hand are skipped up to the LSN its parts held.
+        st.dropped = try DroppedMarks.read(options.directory, fs: fs)
+        var covered: [Partition: UInt64] = st.dropped
+        var maxLSN: UInt64 = st.dropped.values.max() ?? 0
         for p in st.parts {
             covered[p.partition] = max(covered[p.partition] ?? 0, p.footer.walLSN)
             maxLSN = max(maxLSN, p.footer.walLSN)
@@ -284,6 +288,15 @@ public final class EventStore: Sendable {
         while state.withLock({ st in st.parts.contains { $0.partition == partition && st.merging.contains($0.number) } }) {
             usleep(5_000)
         }
+        // The WAL may still hold records of the rows these parts held (segments go only once a
+        // later flush covers them): the mark, written before the parts go, keeps replay from
+        // bringing them back.
+        let (gone, marks) = state.withLock { st -> ([Part], [Partition: UInt64]) in
+            let gone = st.parts.filter { $0.partition == partition }
+            if let lsn = gone.map(\.footer.walLSN).max(), lsn > st.dropped[partition] ?? 0 { st.dropped[partition] = lsn }
+            return (gone, st.dropped)
+        }
+        if !gone.isEmpty && !options.readOnly { try DroppedMarks.write(marks, options.directory, fs: fs) }
         let dropped = state.withLock { st -> [Part] in
             let gone = st.parts.filter { $0.partition == partition }
             st.parts.removeAll { $0.partition == partition }
