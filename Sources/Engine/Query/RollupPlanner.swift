@@ -169,8 +169,9 @@ extension ExecutionPlan {
         let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
         let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
         let dims = query.dimensions.count
+        let kept = filter.map { Self.mask($0, count: rows.count, codes: codes, spaces: spaces) }
         for (k, r) in rows.enumerated() {
-            if let filter, !Self.evaluate(filter, row: k, codes: codes, spaces: spaces) { continue }
+            if let kept, !kept[k] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][k] }
             let g = try group(for: key, maxGroups: maxGroups)

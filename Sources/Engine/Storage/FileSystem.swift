@@ -45,6 +45,25 @@ extension StoredFile {
 }
 
 /// POSIX files through swift-system.
+extension FileSystem {
+    /// Replaces the small file `directory/name` whole: written to `name.tmp`, fsynced, renamed,
+    /// the directory fsynced (coverage marks, dropped-partition marks).
+    func writeAtomically(_ bytes: [UInt8], name: String, in directory: String) throws(TallyError) {
+        let path = directory + "/" + name
+        let f = try openForWriting(path + PartFormat.temporarySuffix, truncate: true)
+        do throws(TallyError) {
+            try f.append(bytes)
+            try f.sync()
+        } catch {
+            f.close()
+            throw error
+        }
+        f.close()
+        try rename(path + PartFormat.temporarySuffix, to: path)
+        try syncDirectory(directory)
+    }
+}
+
 public struct PosixFileSystem: FileSystem {
     public init() {}
 

@@ -67,18 +67,7 @@ enum RollupCoverage {
         w.raw(magic)
         w.u64(UInt64(coverage))
         w.u32(CRC32C.checksum(w.bytes))
-        let path = directory + "/" + fileName
-        let f = try fs.openForWriting(path + PartFormat.temporarySuffix, truncate: true)
-        do throws(TallyError) {
-            try f.append(w.bytes)
-            try f.sync()
-        } catch {
-            f.close()
-            throw error
-        }
-        f.close()
-        try fs.rename(path + PartFormat.temporarySuffix, to: path)
-        try fs.syncDirectory(directory)
+        try fs.writeAtomically(w.bytes, name: fileName, in: directory)
     }
 }
 

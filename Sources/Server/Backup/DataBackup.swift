@@ -237,17 +237,18 @@ public enum DataBackup {
     }
 
     static func fsyncFile(_ path: String) throws(BackupError) {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw BackupError("\(path): cannot open to sync") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw BackupError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+        do {
+            let f = try PosixFileSystem().openForReading(path)
+            defer { f.close() }
+            try f.sync()
+        } catch {
+            throw BackupError("\(path): \(error)")
+        }
     }
 
+    /// The engine's directory fsync; a failure here is not worth failing a finished copy for.
     static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else { return }
-        _ = fsync(fd)
-        close(fd)
+        try? PosixFileSystem().syncDirectory(path)
     }
 
     /// Makes every directory under `root` durable (the files were synced as they were written).
