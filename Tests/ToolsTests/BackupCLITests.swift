@@ -72,15 +72,35 @@ struct BackupCLITests {
     @Test("backup, merge and rollup rebuild of a live server's directory go through its admin API while ingest goes on; the backup restores to exactly the events up to its position, with its properties and keys")
     func liveServer() async throws {
         let dir = TemporaryDirectory("tally-backup")
-        let data = dir.path + "/data"
-        let server = try ServerCrashTests.Server(data: data)
+        // A random port may be taken (the server then exits): a new one, and directory, then.
+        var started: (server: ServerCrashTests.Server, data: String, key: String)?
+        for attempt in 0..<3 where started == nil {
+            let data = dir.path + "/data\(attempt)"
+            let server = try ServerCrashTests.Server(data: data)
+            let lines = try await onOwnThread { server.firstLines() }
+            let port = server.port
+            if let key = lines.split(separator: "\n").first(where: { $0.contains("write key:") })?.split(separator: " ").last,
+               try await onOwnThread({ ServerCrashTests.waitForHealth(port, seconds: 30) }) {
+                started = (server, data, String(key))
+            } else {
+                server.kill9()
+            }
+        }
+        let (server, data, key) = try #require(started, "tally serve did not come up on any of 3 ports")
         defer { server.kill9() }
-        let lines = try await onOwnThread { server.firstLines() }
-        let key = try #require(lines.split(separator: "\n").first { $0.contains("write key:") }?.split(separator: " ").last)
         let port = server.port
-        #expect(try await onOwnThread { ServerCrashTests.waitForHealth(port) })
-        let poster = Poster(port: port, key: String(key))
-        while poster.acked.load(ordering: .relaxed) < 20 { try await Task.sleep(for: .milliseconds(10)) }
+        let poster = Poster(port: port, key: key)
+        defer { poster.finish() }
+        /// Waits (at most a minute) until `n` batches were acknowledged.
+        func acknowledged(_ n: Int) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while poster.acked.load(ordering: .relaxed) < n {
+                if ContinuousClock.now > deadline { return false }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return true
+        }
+        try #require(try await acknowledged(20), "the server acknowledged no 20 batches in a minute")
 
         let ackedBefore = poster.acked.load(ordering: .relaxed)
         let backup = try await CLITests.tallyAsync(["backup", dir.path + "/backup", "--data", data])
@@ -112,7 +132,7 @@ struct BackupCLITests {
         }
         #expect(relative?.0 == 400 && String(decoding: relative!.1, as: UTF8.self).contains(#""field":"destination""#))
 
-        while poster.acked.load(ordering: .relaxed) < ackedBefore + 20 { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(try await acknowledged(ackedBefore + 20), "ingest stopped during the maintenance commands")
         try await onOwnThread { poster.finish() }
         #expect(poster.failures.withLock { $0 }.isEmpty, "ingest was disturbed: \(poster.failures.withLock { $0.prefix(3) })")
 

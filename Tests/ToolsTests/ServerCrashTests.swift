@@ -66,8 +66,8 @@ struct ServerCrashTests {
         return result
     }
 
-    static func waitForHealth(_ port: Int) -> Bool {
-        for _ in 0..<200 {
+    static func waitForHealth(_ port: Int, seconds: Int = 10) -> Bool {
+        for _ in 0..<(seconds * 20) {
             if let (status, _) = request(port, "/health"), status == 200 { return true }
             usleep(50_000)
         }
