@@ -248,6 +248,13 @@ struct Accumulator {
     var sums: [Double]
 }
 
+/// A rollup row (`part` indexes `ExecutionPlan.deferredSketchParts`) whose sketches belong to `group`.
+struct DeferredSketch {
+    var group: Int32
+    var part: Int32
+    var row: Int32
+}
+
 struct GroupKey: Hashable {
     var a: UInt32 = 0
     var b: UInt32 = 0
@@ -284,9 +291,12 @@ struct ExecutionPlan {
     /// Per event-type code: pageview? and which count slot (-1 none).
     var typeIsPageview: [Bool] = []
     var typeSlot: [Int] = []
-    var groups: [GroupKey: Int] = [:]
+    var groups = GroupTable()
     var accumulators: [Accumulator] = []
     var rowsScanned = 0
+    /// Rollup rows whose sketches are merged in `result()`, only if their group is shown.
+    var deferredSketchParts: [RollupPart] = []
+    var deferredSketches: [DeferredSketch] = []
 
     init(_ q: Query) {
         query = q
@@ -489,14 +499,8 @@ struct ExecutionPlan {
                         codes.append(Self.codes(of: d, in: try readCompact([c]), space: space, zone: query.timeZone))
                     }
                 case .time(let bucket):
-                    var cache: [Int64: UInt32] = [:]
-                    codes.append(pick(times!, selected).map { t in
-                        let k = bucket.key(t, query.timeZone)
-                        if let c = cache[k] { return c }
-                        let c = space.code(bucket.label(k, query.timeZone))
-                        cache[k] = c
-                        return c
-                    })
+                    codes.append(Self.timeCodes(pick(times!, selected), bucket, query.timeZone, space,
+                                                min: meta.minTime, max: meta.maxTime))
                 case .campaign:
                     codes.append(Self.codes(of: d, in: try readCompact([.campaignID, .utmCampaign]), space: space,
                                             zone: query.timeZone))
@@ -523,6 +527,40 @@ struct ExecutionPlan {
             let properties = sumKeys.isEmpty ? nil : try readCompact([.properties])[string: .properties]
             try aggregate(count: m, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
                           visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups)
+        }
+    }
+
+    /// The codes of the time buckets of `times` (all within [min, max]). Every bucket is
+    /// constant within a local hour; when one UTC offset holds over the whole range, a row's
+    /// bucket code is found by its local hour in an array (a `Dictionary` of bucket keys, with
+    /// its seeded hashing, was 16 % of `hourly_7d`).
+    static func timeCodes(_ times: [Int64], _ bucket: QueryDimension.TimeBucket, _ zone: QueryTimeZone,
+                          _ space: ValueSpace, min: Int64, max: Int64) -> [UInt32] {
+        let hour: Int64 = 3_600_000
+        if let off = zone.constantOffset(from: min, through: max) {
+            let base = floorDiv(min + off, hour)
+            let span = floorDiv(max + off, hour) - base + 1
+            if span > 0 && span <= 1 << 16 {
+                var cache = [UInt32](repeating: .max, count: Int(span))
+                return cache.withUnsafeMutableBufferPointer { cache in
+                    times.map { t in
+                        let i = floorDiv(t + off, hour) - base
+                        guard i >= 0 && i < span else { return space.code(bucket.label(bucket.key(t, zone), zone)) }
+                        if cache[Int(i)] != .max { return cache[Int(i)] }
+                        let c = space.code(bucket.label(bucket.key(t, zone), zone))
+                        cache[Int(i)] = c
+                        return c
+                    }
+                }
+            }
+        }
+        var cache: [Int64: UInt32] = [:]
+        return times.map { t in
+            let k = bucket.key(t, zone)
+            if let c = cache[k] { return c }
+            let c = space.code(bucket.label(k, zone))
+            cache[k] = c
+            return c
         }
     }
 
@@ -569,12 +607,12 @@ struct ExecutionPlan {
 
     /// The group of `key`, made (with an empty accumulator) if new, within the group budget.
     mutating func group(for key: GroupKey, maxGroups: Int) throws(QueryError) -> Int {
-        if let existing = groups[key] { return existing }
+        if let existing = groups.find(key) { return existing }
         if groups.count >= maxGroups {
             throw QueryError(kind: .budget, parameter: "dimensions",
                              message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
         }
-        groups[key] = accumulators.count
+        groups.insert(key)
         accumulators.append(newAccumulator())
         return accumulators.count - 1
     }
@@ -582,19 +620,30 @@ struct ExecutionPlan {
     /// Adds another worker's groups (its codes are its own: groups meet by value).
     mutating func merge(_ other: ExecutionPlan, maxGroups: Int) throws(QueryError) {
         let dims = query.dimensions.count
-        for (otherKey, og) in other.groups {
+        // Their group index → ours, for their deferred rollup sketches.
+        var mine = other.deferredSketches.isEmpty ? [] : [Int32](repeating: -1, count: other.accumulators.count)
+        defer {
+            let base = Int32(deferredSketchParts.count)
+            deferredSketchParts += other.deferredSketchParts
+            for ref in other.deferredSketches {
+                deferredSketches.append(DeferredSketch(group: mine[Int(ref.group)], part: base + ref.part, row: ref.row))
+            }
+        }
+        for (og, otherKey) in other.groups.keys.enumerated() {
             var key = GroupKey()
             for d in 0..<dims { key[d] = spaces[d].code(other.spaces[d].values[Int(otherKey[d])]) }
             let theirs = other.accumulators[og]
-            guard let g = groups[key] else {
+            guard let g = groups.find(key) else {
                 if groups.count >= maxGroups {
                     throw QueryError(kind: .budget, parameter: "dimensions",
                                      message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
                 }
-                groups[key] = accumulators.count
+                groups.insert(key)
+                if !mine.isEmpty { mine[og] = Int32(accumulators.count) }
                 accumulators.append(theirs)
                 continue
             }
+            if !mine.isEmpty { mine[og] = Int32(g) }
             accumulators[g].events += theirs.events
             accumulators[g].pageviews += theirs.pageviews
             for i in 0..<theirs.typeCounts.count { accumulators[g].typeCounts[i] += theirs.typeCounts[i] }
@@ -752,19 +801,70 @@ struct ExecutionPlan {
         }
     }
 
-    func result() throws(QueryError) -> QueryResult {
-        let dims = query.dimensions.count
-        var rows: [[QueryValue]] = []
-        rows.reserveCapacity(groups.count)
-        for (key, g) in groups {
-            var row: [QueryValue] = []
-            for d in 0..<dims { row.append(spaces[d].values[Int(key[d])]) }
-            for m in query.metrics { row.append(metricValue(m, accumulators[g])) }
-            rows.append(row)
+    /// Whether a metric needs the visitor or session sketches.
+    static func usesSketches(_ m: QueryMetric) -> Bool {
+        switch m {
+        case .uniqueVisitors, .sessions: true
+        case .ratio(let a, let b): usesSketches(a) || usesSketches(b)
+        default: false
         }
+    }
+
+    /// The answer. Rollup sketches deferred by `consume(rollup:)` are merged here, and only for
+    /// the groups the answer shows when the order does not depend on them: top 50 pages by
+    /// pageviews of 3,860 merges 50 pages' sketches, not 3,860's (BENCHMARKS.md).
+    mutating func result() throws(QueryError) -> QueryResult {
+        let dims = query.dimensions.count
         let empty = newAccumulator()
-        return try Self.finish(query, rows: rows, emptyMetrics: query.metrics.map { metricValue($0, empty) },
-                               rowsScanned: rowsScanned)
+        let emptyMetrics = query.metrics.map { metricValue($0, empty) }
+        let keys = groups.keys
+        func row(_ g: Int, placeholders: Bool) -> [QueryValue] {
+            var row: [QueryValue] = []
+            row.reserveCapacity(dims + query.metrics.count + 1)
+            for d in 0..<dims { row.append(spaces[d].values[Int(keys[g][d])]) }
+            for m in query.metrics {
+                row.append(placeholders && Self.usesSketches(m) ? .null : metricValue(m, accumulators[g]))
+            }
+            return row
+        }
+        let shown = query.offset + (query.limit ?? .max)
+        if !deferredSketches.isEmpty, dims > 0, query.limit != nil, groups.count > shown,
+           !query.dimensions.contains(where: \.isTime) {
+            let order = try Self.order(query)
+            let sketched = Set(query.metrics.indices.filter { Self.usesSketches(query.metrics[$0]) }.map { dims + $0 })
+            if !order.contains(where: { sketched.contains($0.0) }) {
+                // Order and page on the counts, each row tagged with its group; then sketches
+                // for the page's groups only.
+                let tagged = accumulators.indices.map { row($0, placeholders: true) + [.int(Int64($0))] }
+                var page = try Self.finish(query, rows: tagged, emptyMetrics: emptyMetrics + [.null], rowsScanned: rowsScanned)
+                let pageGroups = page.rows.map { row -> Int in
+                    guard case .int(let g) = row[row.count - 1] else { preconditionFailure("untagged result row") }
+                    return Int(g)
+                }
+                var needed = [Bool](repeating: false, count: accumulators.count)
+                for g in pageGroups { needed[g] = true }
+                try mergeDeferredSketches(needed)
+                page.rows = pageGroups.map { row($0, placeholders: false) }
+                return page
+            }
+        }
+        try mergeDeferredSketches(nil)
+        return try Self.finish(query, rows: accumulators.indices.map { row($0, placeholders: false) },
+                               emptyMetrics: emptyMetrics, rowsScanned: rowsScanned)
+    }
+
+    /// Merges the deferred rollup sketches of the `needed` groups (all when nil).
+    mutating func mergeDeferredSketches(_ needed: [Bool]?) throws(QueryError) {
+        defer { deferredSketches = [] }
+        do {
+            for ref in deferredSketches where needed?[Int(ref.group)] ?? true {
+                let part = deferredSketchParts[Int(ref.part)], g = Int(ref.group), r = Int(ref.row)
+                if needsVisitors { accumulators[g].visitors!.merge(try part.visitors(r)) }
+                if needsSessions { accumulators[g].sessions!.merge(try part.sessions(r)) }
+            }
+        } catch {
+            throw QueryError.storage("reading the rollups", error)
+        }
     }
 
     /// Result rows (dimension values, then metric values) made into the answer: dense time
@@ -785,6 +885,25 @@ struct ExecutionPlan {
             }
         }
         if dims == 0 && rows.isEmpty { rows.append(emptyMetrics) }
+        let order = try Self.order(query)
+        rows.sort { x, y in
+            for (i, descending) in order where x[i] != y[i] {
+                return descending ? y[i] < x[i] : x[i] < y[i]
+            }
+            return false
+        }
+        let total = rows.count
+        let start = min(query.offset, total)
+        let end = query.limit.map { min(total, start + $0) } ?? total
+        return QueryResult(columns: names, rows: Array(rows[start..<end]), totalRows: total, source: .raw,
+                           rowsScanned: rowsScanned, stats: ScanStats())
+    }
+
+    /// The order of result rows, as (column index, descending): the requested order, else time
+    /// ascending or the first metric descending; ties by the dimensions ascending.
+    static func order(_ query: Query) throws(QueryError) -> [(Int, Bool)] {
+        let dims = query.dimensions.count
+        let names = query.dimensions.map(\.name) + query.metrics.map(\.name)
         var order: [(Int, Bool)] = []
         for (name, descending) in query.orderBy {
             guard let i = names.firstIndex(of: name) ?? Self.alias(name, in: names) else {
@@ -800,17 +919,7 @@ struct ExecutionPlan {
             }
         }
         for d in 0..<dims where !order.contains(where: { $0.0 == d }) { order.append((d, false)) }
-        rows.sort { x, y in
-            for (i, descending) in order where x[i] != y[i] {
-                return descending ? y[i] < x[i] : x[i] < y[i]
-            }
-            return false
-        }
-        let total = rows.count
-        let start = min(query.offset, total)
-        let end = query.limit.map { min(total, start + $0) } ?? total
-        return QueryResult(columns: names, rows: Array(rows[start..<end]), totalRows: total, source: .raw,
-                           rowsScanned: rowsScanned, stats: ScanStats())
+        return order
     }
 
     /// Accepts a dimension's other names in order_by (`path` for page_path).

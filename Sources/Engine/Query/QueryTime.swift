@@ -51,6 +51,20 @@ public struct QueryTimeZone: Sendable {
         return offsets[lo]
     }
 
+    /// The offset in force from `from` through `through` (ms UTC, inclusive), when one is: no
+    /// transition falls inside.
+    func constantOffset(from: Int64, through: Int64) -> Int64? {
+        if offsets.count == 1 { return offsets[0] }
+        guard from <= through else { return nil }
+        var lo = 0
+        var hi = starts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) >> 1
+            if starts[mid] <= from { lo = mid } else { hi = mid - 1 }
+        }
+        return lo + 1 < starts.count && starts[lo + 1] <= through ? nil : offsets[lo]
+    }
+
     /// Wall-clock ms (as if UTC) of the instant `utc`.
     public func local(_ utc: Int64) -> Int64 { utc + offset(atUTC: utc) }
 

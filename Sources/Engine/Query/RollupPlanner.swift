@@ -128,10 +128,13 @@ extension ExecutionPlan {
             let space = spaces[i]
             func translate(_ k: Int) -> [UInt32] {
                 let column = part.columns[k]
-                var map: [UInt32: UInt32] = [:]
+                // Part code → query code (UInt32.max: not yet seen); the last slot for null.
+                let size = part.dictionaries[k].count
+                var map = [UInt32](repeating: .max, count: size + 1)
                 return rows.map { r in
                     let c = k == 0 ? part.sites[r] : (k == 1 ? part.types[r] : part.dimensions[k - 2][r])
-                    if let m = map[c] { return m }
+                    let slot = c == RollupAggregate.null ? size : Int(c)
+                    if map[slot] != .max { return map[slot] }
                     let v: QueryValue
                     if c == RollupAggregate.null || part.dictionaries[k].withValue(Int(c), { $0.isEmpty }) {
                         v = .null
@@ -141,7 +144,7 @@ extension ExecutionPlan {
                         v = .string(part.dictionaries[k].string(at: Int(c)) ?? "")
                     }
                     let code = space.code(v)
-                    map[c] = code
+                    map[slot] = code
                     return code
                 }
             }
@@ -170,6 +173,9 @@ extension ExecutionPlan {
         let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
         let dims = query.dimensions.count
         let kept = filter.map { Self.mask($0, count: rows.count, codes: codes, spaces: spaces) }
+        // Sketches are merged in `result()`, for the groups the answer shows.
+        let partIndex = Int32(deferredSketchParts.count)
+        if needsVisitors || needsSessions { deferredSketchParts.append(part) }
         for (k, r) in rows.enumerated() {
             if let kept, !kept[k] { continue }
             var key = GroupKey()
@@ -180,8 +186,9 @@ extension ExecutionPlan {
             let t = Int(part.types[r])
             if isPageview[t] { accumulators[g].pageviews += n }
             if slots[t] >= 0 { accumulators[g].typeCounts[slots[t]] += n }
-            if needsVisitors { accumulators[g].visitors!.merge(try part.visitors(r)) }
-            if needsSessions { accumulators[g].sessions!.merge(try part.sessions(r)) }
+            if needsVisitors || needsSessions {
+                deferredSketches.append(DeferredSketch(group: Int32(g), part: partIndex, row: Int32(r)))
+            }
         }
     }
 }

@@ -83,8 +83,12 @@ public struct HyperLogLog: Sendable, Equatable {
         let index = UInt32(truncatingIfNeeded: hash >> UInt64(64 - p))
         let rank = UInt32(min((hash << UInt64(p)).leadingZeroBitCount + 1, 64 - p + 1))
         pending.append(normalized(index << 6 | rank))
-        if pending.count >= 512 { compact() }
+        if pending.count >= pendingLimit { compact() }
     }
+
+    /// Pending entries are folded in once they are as many as the sorted ones (at least 512):
+    /// each fold re-merges the whole list, so a fixed batch made adds cost O(sparse list).
+    var pendingLimit: Int { max(512, sparse.count) }
 
     /// An entry with its p' rank cleared (0) when its low p' − p index bits are not all zero:
     /// the dense rank then comes from those bits alone (`denseSlot`) and linear counting uses
@@ -166,7 +170,7 @@ public struct HyperLogLog: Sendable, Equatable {
             // Queue the entries like adds: merging many small sketches into one (a rollup query
             // over thousands of rows) sorts batches instead of re-merging the whole list each time.
             pending.append(contentsOf: o.sparse)
-            if pending.count >= 512 { compact() }
+            if pending.count >= pendingLimit { compact() }
             return
         }
         compact()
@@ -174,7 +178,7 @@ public struct HyperLogLog: Sendable, Equatable {
         if o.isDense {
             registers.withUnsafeMutableBufferPointer { r in
                 o.registers.withUnsafeBufferPointer { s in
-                    for i in 0..<r.count where s[i] > r[i] { r[i] = s[i] }
+                    for i in 0..<r.count { r[i] = max(r[i], s[i]) }
                 }
             }
         } else {
@@ -206,8 +210,14 @@ public struct HyperLogLog: Sendable, Equatable {
     static func ertl(_ registers: [UInt8], precision p: Int) -> Double {
         let q = 64 - p
         let m = Double(registers.count)
-        var histogram = [Double](repeating: 0, count: q + 2)
-        for r in registers { histogram[Int(r)] += 1 }
+        // Registers hold at most q + 1 (checked when read), so counts index a 64-slot table.
+        var counts = [Int](repeating: 0, count: 64)
+        counts.withUnsafeMutableBufferPointer { c in
+            registers.withUnsafeBufferPointer { r in
+                for v in r { c[Int(v) & 63] += 1 }
+            }
+        }
+        let histogram = counts.map(Double.init)
         var z = m * tau(1 - histogram[q + 1] / m)
         for k in stride(from: q, through: 1, by: -1) {
             z = 0.5 * (z + histogram[k])
@@ -413,12 +423,21 @@ public struct HyperLogLog: Sendable, Equatable {
                 let half = (1 << p) / 2
                 let packed = try r.raw(half)
                 var regs = [UInt8](repeating: 0, count: 1 << p)
-                var listed = [Bool](repeating: false, count: 1 << p)
-                for i in 0..<half {
-                    regs[2 * i] = base + packed[i] & 15
-                    regs[2 * i + 1] = base + packed[i] >> 4
+                var saturated = 0
+                regs.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<half {
+                        let lo = packed[i] & 15, hi = packed[i] >> 4
+                        out[2 * i] = base &+ lo
+                        out[2 * i + 1] = base &+ hi
+                        saturated &+= (lo == 15 ? 1 : 0) &+ (hi == 15 ? 1 : 0)
+                    }
                 }
                 let count = try r.count(limit: 1 << p)
+                // Exceptions list exactly the saturated registers, in order, once each.
+                guard count == saturated else {
+                    throw TallyError(.corruption, "HyperLogLog dense sketch lists \(count) exceptions for \(saturated) saturated registers")
+                }
+                var listed = [Bool](repeating: false, count: count == 0 ? 0 : 1 << p)
                 var index = 0
                 for e in 0..<count {
                     let delta = try r.count(limit: 1 << p)
@@ -433,11 +452,10 @@ public struct HyperLogLog: Sendable, Equatable {
                     regs[index] = value
                     listed[index] = true
                 }
-                // Every register 15 or more above the base must be listed.
-                for i in regs.indices where regs[i] == base + 15 && !listed[i] {
-                    throw TallyError(.corruption, "HyperLogLog dense register \(i) is saturated but not listed")
-                }
-                guard regs.allSatisfy({ $0 <= maxRank }) else {
+                // Every register 15 or more above the base is listed: as many exceptions as
+                // saturated registers, each on a saturated one, none twice (checked above).
+                let top = regs.withUnsafeBufferPointer { r in r.reduce(0, max) }
+                guard top <= maxRank else {
                     throw TallyError(.corruption, "HyperLogLog register out of range")
                 }
                 registers = regs
