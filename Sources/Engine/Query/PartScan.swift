@@ -75,8 +75,18 @@ extension Part {
                     guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
                         throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
                     }
+                    // Rows are sorted by visitor within a day and type: a run of one id is hashed
+                    // once (its text form is decoded for the hash).
+                    var previous: (UInt64, UInt64, UInt64)?
                     try GranuleCodec.forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: times) { k, binary, form in
-                        if wanted?[k] ?? true { all[k] = IdentifierCodec.hashOfText(binary, form: form) }
+                        guard wanted?[k] ?? true else { return }
+                        let lo = binary.loadUnaligned(as: UInt64.self), hi = binary.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                        if let p = previous, p.0 == lo, p.1 == hi {
+                            all[k] = p.2
+                            return
+                        }
+                        all[k] = IdentifierCodec.hashOfText(binary, form: form)
+                        previous = (lo, hi, all[k])
                     }
                 }
                 return selected.map { $0.map { all[Int($0)] } } ?? all
