@@ -222,6 +222,25 @@ struct RollupTests {
         // The flush wrote raw parts and died before the rollup parts.
         try store.flushForTesting(onlyPartitions: [Partition(yyyymm: 202608)!, Partition(yyyymm: 202609)!])
         try store.abandonForTesting()
+        // A read-only open (a command beside a live server) writes no rollup part: it answers
+        // the parts' rows raw beside the rollups.
+        func files() throws -> [String] { try FileManager.default.subpathsOfDirectory(atPath: dir.path + "/rollups").sorted() }
+        let before = try files()
+        var readOnly = Self.options(dir)
+        readOnly.readOnly = true
+        let viewer = try EventStore(options: readOnly)
+        #expect(viewer.openReport.rollupPartsRebuilt == 0)
+        var sources: [QuerySource] = []
+        for query in try Self.queries(site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day) {
+            let fast = try QueryExecutor.run(query, on: viewer.snapshot())
+            var raw = query
+            raw.allowRollups = false
+            #expect(try fast.rows == QueryExecutor.run(raw, on: viewer.snapshot()).rows)
+            sources.append(fast.source)
+        }
+        #expect(sources.contains(.mixed) && !sources.contains(.raw))
+        try viewer.close()
+        #expect(try files() == before)
         store = try EventStore(options: Self.options(dir))
         #expect(store.openReport.rollupPartsRebuilt > 0)
         try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)

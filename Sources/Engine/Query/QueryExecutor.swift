@@ -34,6 +34,15 @@ public enum QueryExecutor {
                 throw QueryError.storage("reading the rollups", error)
             }
             stats.rollupRowsRead = plan.rowsScanned
+            // Flushed parts whose rows the rollup does not hold yet answer the rollup's days raw.
+            let pending = snapshot.partsNotRolledUp(choice.definition.name)
+            var early = query
+            early.to = choice.split
+            if let floor = query.rawFloor { early.from = max(early.from, floor) }
+            if !pending.isEmpty, early.from < early.to {
+                let raw = try rawParts(early, Snapshot(parts: pending), deadline: deadline, budget: budget, stats: &stats)
+                try plan.merge(raw, maxGroups: budget.maxGroups)
+            }
         }
         if let floor = query.rawFloor { rawQuery.from = max(rawQuery.from, floor) }
         if rawQuery.from < rawQuery.to {

@@ -33,11 +33,15 @@ extension EventStore {
             entries = []
             do throws(TallyError) {
                 let parts = try writeParts(months, walLSN: lsn)
+                let coverage = parts.map(\.number).max() ?? 0
                 // Rollup rows of the same rows; published with the parts. A crash between the two
                 // leaves parts without rollup rows, which opening rolls up (FORMAT.md, "Rollups").
+                // (Gathering several flushes' rollup rows in memory and writing them together
+                // was tried: no change in `tally ingest`'s CPU at 1M or 3M events, since rows of
+                // different flushes rarely share a day; BENCHMARKS.md, 2026-12-06.)
                 let rollups: [String: [RollupPart]]
                 do throws(TallyError) {
-                    rollups = try writeRollups(months.map(\.rows), coverage: parts.map(\.number).max() ?? 0)
+                    rollups = try writeRollups(months.map(\.rows), coverage: coverage)
                 } catch {
                     for p in parts { try? fs.remove(p.path) }
                     throw error
@@ -45,6 +49,7 @@ extension EventStore {
                 state.withLock { st in
                     st.parts += parts
                     for (name, r) in rollups { st.rollupParts[name, default: []] += r }
+                    for def in options.rollups { st.rolledThrough[def.name] = coverage }
                     st.flushing = []
                     st.lastFlushError = nil
                 }

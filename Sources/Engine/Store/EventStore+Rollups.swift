@@ -155,7 +155,12 @@ extension EventStore {
             let recorded = try RollupCoverage.read(dir, fs: fs)
             let coverage = max(recorded ?? 0, parts.map(\.provenance.coverage).max() ?? 0)
             let missing = st.parts.filter { recorded == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
-            if !missing.isEmpty {
+            // A read-only open (a command beside a live server) leaves flushed parts to the
+            // server, which rolls them up; queries read them raw meanwhile. (A directory from
+            // before rollups, merged parts and all, is rolled up even so.)
+            let leaveToServer = options.readOnly && missing.allSatisfy { $0.footer.level == 0 }
+            st.rolledThrough[def.name] = leaveToServer && !missing.isEmpty ? coverage : max(coverage, st.parts.map(\.number).max() ?? 0)
+            if !missing.isEmpty && !leaveToServer {
                 var aggregate = RollupAggregate(def)
                 for raw in missing {
                     var dictionaries: [EventColumn: StringColumn] = [:]
@@ -175,7 +180,7 @@ extension EventStore {
                 report.rollupPartsRebuilt += missing.count
             }
             let highest = max(coverage, st.parts.map(\.number).max() ?? 0)
-            if recorded != highest { try RollupCoverage.write(highest, dir, fs: fs) }
+            if recorded != highest && !options.readOnly { try RollupCoverage.write(highest, dir, fs: fs) }
             // Rollup months past the rollup's retention (a read-only open deletes nothing).
             if !options.readOnly {
                 let expired = parts.filter { isExpired($0.partition, now: now, retention: def.retention) }
@@ -226,6 +231,14 @@ extension EventStore {
             for b in prepared { a.add(b, sign: sign) }
             return a
         }
+        return try writeAggregates(aggregates, coverage: coverage, provenance: base)
+    }
+
+    /// One rollup part per rollup (aggregates in `options.rollups` order) and local month,
+    /// written but not published; when one fails, those written are removed.
+    func writeAggregates(_ aggregates: [RollupAggregate], coverage: Int, provenance base: RollupProvenance? = nil)
+        throws(TallyError) -> [String: [RollupPart]]
+    {
         // Every (rollup, month) part numbered here, then written on both cores.
         var jobs: [(aggregate: Int, month: Partition, groups: [Int], number: Int, directory: String)] = []
         for (a, def) in options.rollups.enumerated() {
@@ -249,7 +262,12 @@ extension EventStore {
         }
         var out: [String: [RollupPart]] = [:]
         for (job, result) in zip(jobs, written) {
-            out[options.rollups[job.aggregate].name, default: []].append(try result.get())
+            switch result {
+            case .success(let part): out[options.rollups[job.aggregate].name, default: []].append(part)
+            case .failure(let error):
+                for case .success(let part) in written { try? fs.remove(part.path) }
+                throw error
+            }
         }
         return out
     }
@@ -321,6 +339,7 @@ extension EventStore {
         // Rollup files go only under the rollup lock (a backup links them holding it).
         rollupLock.lock()
         defer { rollupLock.unlock() }
+
         var dropped: [(String, Partition)] = []
         for def in options.rollups {
             let gone = state.withLock { st -> [RollupPart] in

@@ -76,13 +76,28 @@ public struct Snapshot: Sendable {
     /// since), never those of `buffered`.
     public let rollups: [String: [RollupPart]]
     public let rollupDefinitions: [RollupDefinition]
+    /// Per rollup, the highest raw part number its parts hold; level-0 parts above it are not
+    /// in it yet (nil: every part is).
+    let rolledThrough: [String: Int]?
 
     public init(parts: [Part] = [], buffered: [EventBatch] = [], rollups: [String: [RollupPart]] = [:],
                 rollupDefinitions: [RollupDefinition] = []) {
+        self.init(parts: parts, buffered: buffered, rollups: rollups, rollupDefinitions: rollupDefinitions, rolledThrough: nil)
+    }
+
+    init(parts: [Part], buffered: [EventBatch], rollups: [String: [RollupPart]], rollupDefinitions: [RollupDefinition],
+         rolledThrough: [String: Int]?) {
         self.parts = parts
         self.buffered = buffered
         self.rollups = rollups
         self.rollupDefinitions = rollupDefinitions
+        self.rolledThrough = rolledThrough
+    }
+
+    /// Raw parts whose rows rollup `name` does not hold yet.
+    func partsNotRolledUp(_ name: String) -> [Part] {
+        guard let through = rolledThrough?[name] else { return [] }
+        return parts.filter { $0.footer.level == 0 && $0.number > through }
     }
 
     /// Rows matching `request`, projected to `request.columns`, in batches (one per read
