@@ -193,12 +193,18 @@ enum GranuleCodec {
         }
     }
 
+    /// Appends the values of a granule's string block to `col`: every row, or only `selected`
+    /// (ascending row numbers; the whole block is still read and checked).
     static func decodeStrings(_ payload: UnsafeRawBufferPointer, encoding: ColumnEncoding, rows: Int,
-                              dictionary: StringColumn?, occurred: [Int64]? = nil, into col: inout StringColumn) throws {
+                              dictionary: StringColumn?, occurred: [Int64]? = nil, selected: [Int32]? = nil,
+                              into col: inout StringColumn) throws {
         var r = ByteReader(payload)
         let nulls = try readNulls(&r, rows: rows)
         if nulls != nil && col.nulls == nil { throw Malformed(message: "null bitmap in a non-nullable column") }
-        col.ends.reserveCapacity(col.ends.count + rows)
+        col.ends.reserveCapacity(col.ends.count + (selected?.count ?? rows))
+        if let selected, let last = selected.last, last >= rows || selected.first! < 0 {
+            throw Malformed(message: "row \(last) of a granule of \(rows)")
+        }
         switch encoding {
         case .stringPlain:
             var lengths = [Int](repeating: 0, count: rows)
@@ -208,6 +214,16 @@ enum GranuleCodec {
                 total += lengths[k]
             }
             let body = try r.raw(total)
+            if let selected {
+                var starts = [Int](repeating: 0, count: rows + 1)
+                for k in 0..<rows { starts[k + 1] = starts[k] + lengths[k] }
+                for k in selected.lazy.map(Int.init) {
+                    col.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[starts[k]..<starts[k + 1]]))
+                    col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
+                    col.nulls?.append(bit(nulls, k))
+                }
+                break
+            }
             col.bytes.append(contentsOf: body)
             var end = col.bytes.count - total
             for k in 0..<rows {
@@ -220,7 +236,7 @@ enum GranuleCodec {
             let width = Int(try r.u8())
             guard width == 1 || width == 2 || width == 4 else { throw Malformed(message: "code width \(width)") }
             let body = try r.raw(rows * width)
-            for k in 0..<rows {
+            func append(_ k: Int) throws {
                 let code: Int
                 switch width {
                 case 1: code = Int(body[k])
@@ -229,15 +245,26 @@ enum GranuleCodec {
                 }
                 if bit(nulls, k) {
                     col.appendNull()
-                    continue
+                    return
                 }
                 guard code < dictionary.count else {
                     throw Malformed(message: "code \(code) outside a dictionary of \(dictionary.count)")
                 }
                 col.append(from: dictionary, row: code)
             }
+            if let selected {
+                for k in selected { try append(Int(k)) }
+            } else {
+                for k in 0..<rows { try append(k) }
+            }
         case .identifierBinary, .ulidFromOccurred:
-            try forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: occurred) { _, binary, form in
+            var wanted: [Bool]?
+            if let selected {
+                wanted = [Bool](repeating: false, count: rows)
+                for k in selected { wanted![Int(k)] = true }
+            }
+            try forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: occurred) { k, binary, form in
+                guard wanted?[k] ?? true else { return }
                 IdentifierCodec.decode(binary, form: form, into: &col.bytes)
                 col.ends.append(UInt32(truncatingIfNeeded: col.bytes.count))
                 col.nulls?.append(false)

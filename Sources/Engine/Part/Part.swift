@@ -135,7 +135,9 @@ public final class Part: Sendable {
     /// Decodes granule `g` of `column`, appending its values to `batch`'s column.
     /// `dictionaries` caches dictionaries read for this part.
     func read(_ column: EventColumn, granule g: Int, into batch: inout EventBatch,
-              dictionaries: inout [EventColumn: StringColumn]) throws(TallyError) {
+              dictionaries: inout [EventColumn: StringColumn], selected: [Int32]? = nil) throws(TallyError) {
+        // Int64 columns are read whole (`readBatch(_:granule:rows:dictionaries:)` picks the rows).
+        precondition(selected == nil || column.kind != .int64, "rows are picked from int64 columns after reading")
         guard let meta = footer.column(column) else { throw .corruption("part \(name) has no column \(column.name)") }
         let ref = meta.granules[g]
         let rows = footer.granules[g].rows
@@ -156,7 +158,7 @@ public final class Part: Sendable {
                         }
                     }
                     try GranuleCodec.decodeStrings(b, encoding: encoding, rows: rows, dictionary: dict, occurred: occurred,
-                                                   into: &batch[string: column])
+                                                   selected: selected, into: &batch[string: column])
                 }
             }
         } catch let e as TallyError {

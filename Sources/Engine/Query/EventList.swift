@@ -216,14 +216,19 @@ public enum EventList {
         for (_, group) in bySource.sorted(by: { $0.key < $1.key }) {
             let s = Int(group[0].source)
             let b: EventBatch
+            // Row of the group's candidates in `b`: a part's granule is read for those rows only.
+            var position: [Int32: Int] = [:]
             if s >= snapshot.parts.count {
                 b = snapshot.buffered[s - snapshot.parts.count]
             } else {
-                b = try snapshot.parts[s].readBatch(columns, granule: Int(group[0].granule), dictionaries: &dictionaries[s, default: [:]])
+                let wanted = Array(Set(group.map(\.row))).sorted()
+                for (i, r) in wanted.enumerated() { position[r] = i }
+                b = try snapshot.parts[s].readBatch(columns, granule: Int(group[0].granule), rows: wanted,
+                                                    dictionaries: &dictionaries[s, default: [:]])
             }
             let ids = b[string: .eventID]
             for c in group {
-                let r = Int(c.row)
+                let r = position[c.row] ?? Int(c.row)
                 rows.append((c.time, ids.withValue(r) { Array($0) }, batches.count, r))
             }
             batches.append(b)
