@@ -76,8 +76,9 @@ struct QueryTests {
             r.values[.utmSource] = e.utmSource
             r.values[.propDeviceSlug] = e.deviceSlug
             r.ints[.propMappingID] = e.mappingID
-            var props: [String] = []
-            if let p = e.plan { props.append(#""plan":"\#(p)""#) }
+            // Keys and values with escapes: an escaped key still names `plan`.
+            var props: [String] = [#""q\"k":"a\\\"b""#]
+            if let p = e.plan { props.append(i % 2 == 0 ? #""plan":"\#(p)""# : #""pl\u0061n":"\#(p)""#) }
             if let v = e.value { props.append(#""value":\#(v)"#) }
             props.append(#""nested":{"a":[1,"}"]}"#)
             r.values[.properties] = "{" + props.joined(separator: ",") + "}"

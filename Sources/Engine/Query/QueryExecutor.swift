@@ -441,6 +441,8 @@ struct ExecutionPlan {
         let from = query.from
         let to = query.to
         let groupsByTime = used.contains(where: \.isTime)
+        // Per props.* key, part dictionary code of properties → query code (.max: not parsed yet).
+        var propCodes: [String: [UInt32]] = [:]
         for g in granules {
             try deadline.check()
             granulesRead += 1
@@ -513,8 +515,22 @@ struct ExecutionPlan {
                 case .campaign:
                     codes.append(Self.codes(of: d, in: try readCompact([.campaignID, .utmCampaign]), space: space,
                                             zone: query.timeZone))
-                case .prop:
-                    codes.append(Self.codes(of: d, in: try readCompact([.properties]), space: space, zone: query.timeZone))
+                case .prop(let key):
+                    if let raw = try part.codesWithNulls(.properties, granule: g) {
+                        // Dictionary-coded properties: each distinct JSON of the part is parsed once.
+                        let dict = try part.queryDictionary(.properties, cache: &dictionaries)
+                        let k = Array(key.utf8)
+                        var map = propCodes[key] ?? [UInt32](repeating: .max, count: dict.count)
+                        let null = space.code(.null)
+                        codes.append(pick(raw, selected).map { c in
+                            guard Int(c) < map.count else { return null }
+                            if map[Int(c)] == .max { map[Int(c)] = dict.withValue(Int(c)) { Self.propCode($0, key: k, space: space) } }
+                            return map[Int(c)]
+                        })
+                        propCodes[key] = map
+                    } else {
+                        codes.append(Self.codes(of: d, in: try readCompact([.properties]), space: space, zone: query.timeZone))
+                    }
                 case .entryPage, .exitPage:  // answered by SessionExecutor, never here
                     codes.append(Array(repeating: space.code(.null), count: m))
                 }
@@ -724,6 +740,15 @@ struct ExecutionPlan {
     }
 
     /// One code per row of `b` for dimension `d`.
+    /// The code of a `props.<key>` value in a row's properties JSON (absent or empty: null).
+    static func propCode(_ json: UnsafeRawBufferPointer, key: [UInt8], space: ValueSpace) -> UInt32 {
+        switch PropertiesJSON.value(key, in: json) {
+        case nil: space.code(.null)
+        case .string(let s)?: s.isEmpty ? space.code(.null) : space.code(.string(s))
+        case let v?: space.code(v)
+        }
+    }
+
     static func codes(of d: QueryDimension, in b: EventBatch, space: ValueSpace, zone: QueryTimeZone) -> [UInt32] {
         let n = b.count
         var out = [UInt32](repeating: 0, count: n)
@@ -759,15 +784,7 @@ struct ExecutionPlan {
         case .prop(let key):
             let col = b[string: .properties]
             let k = Array(key.utf8)
-            for r in 0..<n {
-                out[r] = col.withValue(r) { json in
-                    switch PropertiesJSON.value(k, in: json) {
-                    case nil: space.code(.null)
-                    case .string(let s)?: s.isEmpty ? space.code(.null) : space.code(.string(s))
-                    case let v?: space.code(v)
-                    }
-                }
-            }
+            for r in 0..<n { out[r] = col.withValue(r) { propCode($0, key: k, space: space) } }
         case .entryPage, .exitPage:  // answered by SessionExecutor, never here
             let null = space.code(.null)
             for r in 0..<n { out[r] = null }
