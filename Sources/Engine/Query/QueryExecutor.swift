@@ -599,14 +599,18 @@ struct ExecutionPlan {
         let exact = query.exact
         var lastKey: GroupKey?
         var lastGroup = 0
+        var lastRow = -2
         let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
         for r in 0..<count {
             if let kept, !kept[r] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
             let g = key == lastKey ? lastGroup : try group(for: key, maxGroups: maxGroups)
+            // The previous row (r − 1, kept by the filter) went to the same group.
+            let sameGroup = lastKey != nil && g == lastGroup && lastRow == r - 1
             lastKey = key
             lastGroup = g
+            lastRow = r
             accumulators[g].events += 1
             if needsTypes {
                 let t = Int(typeCodes[r])
@@ -614,10 +618,12 @@ struct ExecutionPlan {
                 let slot = slots[t]
                 if slot >= 0 { accumulators[g].typeCounts[slot] += 1 }
             }
-            if let visitors, visitors[r] != 0 {
+            // Adding a value twice changes nothing: a run of one visitor (rows are sorted by
+            // visitor within a day and type) is added once per group.
+            if let visitors, visitors[r] != 0, !(sameGroup && visitors[r] == visitors[r - 1]) {
                 if exact { accumulators[g].exactVisitors!.insert(visitors[r]) } else { accumulators[g].visitors!.add(hash: visitors[r]) }
             }
-            if let sessions, sessions[r] != 0 {
+            if let sessions, sessions[r] != 0, !(sameGroup && sessions[r] == sessions[r - 1]) {
                 if exact { accumulators[g].exactSessions!.insert(sessions[r]) } else { accumulators[g].sessions!.add(hash: sessions[r]) }
             }
             if let properties {
