@@ -210,14 +210,31 @@ public struct HyperLogLog: Sendable, Equatable {
     static func ertl(_ registers: [UInt8], precision p: Int) -> Double {
         let q = 64 - p
         let m = Double(registers.count)
-        // Registers hold at most q + 1 (checked when read), so counts index a 64-slot table.
-        var counts = [Int](repeating: 0, count: 64)
+        // Registers hold at most q + 1 (checked when read), so counts index 64-slot tables; four
+        // of them, for consecutive registers, so that increments of one slot do not wait on each
+        // other through memory (one table: ~25 µs per estimate, 21 % of `daily_92d`).
+        var counts = [Int](repeating: 0, count: 256)
         counts.withUnsafeMutableBufferPointer { c in
             registers.withUnsafeBufferPointer { r in
-                for v in r { c[Int(v) & 63] += 1 }
+                var i = 0
+                while i + 4 <= r.count {
+                    c[Int(r[i]) & 63] += 1
+                    c[64 + (Int(r[i + 1]) & 63)] += 1
+                    c[128 + (Int(r[i + 2]) & 63)] += 1
+                    c[192 + (Int(r[i + 3]) & 63)] += 1
+                    i += 4
+                }
+                while i < r.count {
+                    c[Int(r[i]) & 63] += 1
+                    i += 1
+                }
             }
         }
-        let histogram = counts.map(Double.init)
+        var histogram = [Double](repeating: 0, count: 64)
+        for k in 0..<64 {
+            let n: Int = counts[k] + counts[64 + k] + counts[128 + k] + counts[192 + k]
+            histogram[k] = Double(n)
+        }
         var z = m * tau(1 - histogram[q + 1] / m)
         for k in stride(from: q, through: 1, by: -1) {
             z = 0.5 * (z + histogram[k])
