@@ -117,6 +117,16 @@ struct RollupTests {
                 #expect(page.totalRows == raw.rows.count, sourceLocation: sourceLocation)
                 #expect(page.rows == Array(raw.rows.dropFirst().prefix(2)) || !order.isEmpty, sourceLocation: sourceLocation)
             }
+            // No limit with an offset, an offset at the end, one near Int.max: as raw, no trap.
+            for (limit, offset) in [(Int?.none, 1), (2, raw.rows.count), (2, Int.max - 1)] {
+                var paged = query
+                paged.limit = limit
+                paged.offset = offset
+                var rawPaged = paged
+                rawPaged.allowRollups = false
+                #expect(try QueryExecutor.run(paged, on: snapshot).rows == QueryExecutor.run(rawPaged, on: snapshot).rows,
+                        sourceLocation: sourceLocation)
+            }
         }
     }
 

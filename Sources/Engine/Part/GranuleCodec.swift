@@ -253,6 +253,15 @@ enum GranuleCodec {
                 col.append(from: dictionary, row: code)
             }
             if let selected {
+                // Every row's code is checked, as when all rows are made.
+                for k in 0..<rows where !bit(nulls, k) {
+                    let code = width == 1 ? Int(body[k]) : width == 2
+                        ? Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self)))
+                        : Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)))
+                    guard code < dictionary.count else {
+                        throw Malformed(message: "code \(code) outside a dictionary of \(dictionary.count)")
+                    }
+                }
                 for k in selected { try append(Int(k)) }
             } else {
                 for k in 0..<rows { try append(k) }

@@ -71,6 +71,8 @@ enum PropertiesJSON {
                 if c == UInt8(ascii: "\\") {
                     guard i < bytes.count else { return false }
                     i += 1
+                    // As `string()`: \u takes four hex digits.
+                    if bytes[i - 1] == UInt8(ascii: "u") && hex4() == nil { return false }
                 }
             }
             return false

@@ -653,13 +653,6 @@ struct ExecutionPlan {
         let dims = query.dimensions.count
         // Their group index → ours, for their deferred rollup sketches.
         var mine = other.deferredSketches.isEmpty ? [] : [Int32](repeating: -1, count: other.accumulators.count)
-        defer {
-            let base = Int32(deferredSketchParts.count)
-            deferredSketchParts += other.deferredSketchParts
-            for ref in other.deferredSketches {
-                deferredSketches.append(DeferredSketch(group: mine[Int(ref.group)], part: base + ref.part, row: ref.row))
-            }
-        }
         for (og, otherKey) in other.groups.keys.enumerated() {
             var key = GroupKey()
             for d in 0..<dims { key[d] = spaces[d].code(other.spaces[d].values[Int(otherKey[d])]) }
@@ -683,6 +676,11 @@ struct ExecutionPlan {
             if let s = theirs.sessions { accumulators[g].sessions!.merge(s) }
             if let v = theirs.exactVisitors { accumulators[g].exactVisitors!.formUnion(v) }
             if let s = theirs.exactSessions { accumulators[g].exactSessions!.formUnion(s) }
+        }
+        let base = Int32(deferredSketchParts.count)
+        deferredSketchParts += other.deferredSketchParts
+        for ref in other.deferredSketches {
+            deferredSketches.append(DeferredSketch(group: mine[Int(ref.group)], part: base + ref.part, row: ref.row))
         }
     }
 
@@ -859,9 +857,10 @@ struct ExecutionPlan {
             }
             return row
         }
-        let shown = query.offset + (query.limit ?? .max)
-        if !deferredSketches.isEmpty, dims > 0, query.limit != nil, groups.count > shown,
-           !query.dimensions.contains(where: \.isTime) {
+        // Lazily only when the page is a strict part of the groups (no offset + limit sum: an
+        // offset near Int.max must not overflow).
+        if !deferredSketches.isEmpty, dims > 0, let limit = query.limit, query.offset < groups.count,
+           limit < groups.count - query.offset, !query.dimensions.contains(where: \.isTime) {
             let order = try Self.order(query)
             let sketched = Set(query.metrics.indices.filter { Self.usesSketches(query.metrics[$0]) }.map { dims + $0 })
             if !order.contains(where: { sketched.contains($0.0) }) {
