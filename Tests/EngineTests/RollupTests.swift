@@ -232,7 +232,7 @@ struct RollupTests {
         // The flush wrote raw parts and died before the rollup parts.
         try store.flushForTesting(onlyPartitions: [Partition(yyyymm: 202608)!, Partition(yyyymm: 202609)!])
         try store.abandonForTesting()
-        // A read-only open (a command beside a live server) writes no rollup part: it answers
+        // A read-only open (`tally query` on the crashed directory) writes no rollup part: it answers
         // the parts' rows raw beside the rollups.
         func files() throws -> [String] { try FileManager.default.subpathsOfDirectory(atPath: dir.path + "/rollups").sorted() }
         let before = try files()

@@ -155,12 +155,12 @@ extension EventStore {
             let recorded = try RollupCoverage.read(dir, fs: fs)
             let coverage = max(recorded ?? 0, parts.map(\.provenance.coverage).max() ?? 0)
             let missing = st.parts.filter { recorded == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
-            // A read-only open (a command beside a live server) leaves flushed parts to the
-            // server, which rolls them up; queries read them raw meanwhile. (A directory from
-            // before rollups, merged parts and all, is rolled up even so.)
-            let leaveToServer = options.readOnly && missing.allSatisfy { $0.footer.level == 0 }
-            st.rolledThrough[def.name] = leaveToServer && !missing.isEmpty ? coverage : max(coverage, st.parts.map(\.number).max() ?? 0)
-            if !missing.isEmpty && !leaveToServer {
+            // A read-only open (`tally query` after a crash mid-flush) writes no rollup part: the
+            // next writable open rolls those parts up; queries read them raw meanwhile. (A
+            // directory from before rollups, merged parts and all, is rolled up even so.)
+            let leaveToWriter = options.readOnly && missing.allSatisfy { $0.footer.level == 0 }
+            st.rolledThrough[def.name] = leaveToWriter && !missing.isEmpty ? coverage : max(coverage, st.parts.map(\.number).max() ?? 0)
+            if !missing.isEmpty && !leaveToWriter {
                 var aggregate = RollupAggregate(def)
                 for raw in missing {
                     var dictionaries: [EventColumn: StringColumn] = [:]

@@ -78,9 +78,9 @@ public final class EventStore: Sendable {
         /// Rollup parts by rollup name.
         var rollupParts: [String: [RollupPart]] = [:]
         /// Per rollup, the highest raw part number whose rows its parts hold. Level-0 parts above
-        /// it are in no rollup yet: a crash came between a flush's parts and its rollup parts, or
-        /// a read-only open (beside a live server) found them mid-flush; the next writable open
-        /// rolls them up, queries read them raw meanwhile. Merged raw parts are always rolled up.
+        /// it are in no rollup yet (a crash came between a flush's parts and its rollup parts, and
+        /// this open is read-only): the next writable open rolls them up, queries read them raw
+        /// meanwhile. Merged raw parts are always rolled up.
         var rolledThrough: [String: Int] = [:]
         /// Months dropped by hand: the highest WAL LSN their dropped parts held (`DIR/DROPPED`).
         var dropped: [Partition: UInt64] = [:]
