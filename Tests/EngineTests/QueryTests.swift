@@ -299,6 +299,9 @@ struct QueryTests {
                 // Ids and other text stored as values: decided on the scan before any value is coded.
                 (.condition(.column(.visitorID), .is, [shop[3].visitor, shop[40].visitor, "nobody"]),
                  { $0.visitor == shop[3].visitor || $0.visitor == shop[40].visitor }),
+                // More ids than the array of wanted hashes holds: a set.
+                (.condition(.column(.visitorID), .is, (0..<40).map { shop[$0 * 3].visitor }),
+                 { v in (0..<40).contains { shop[$0 * 3].visitor == v.visitor } }),
                 (.and([.condition(.column(.sessionID), .is, [shop[7].session]), .condition(.column(.eventType), .is, ["page_view"])]),
                  { $0.session == shop[7].session && $0.type == "page_view" }),
                 (.condition(.column(.utmSource), .is, ["newsletter"]), { $0.utmSource == "newsletter" }),

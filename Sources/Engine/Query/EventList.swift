@@ -125,7 +125,7 @@ public enum EventList {
         let conjuncts: [QueryFilter]
         if case .and(let fs)? = q.filter { conjuncts = fs } else { conjuncts = q.filter.map { [$0] } ?? [] }
         let byHash = !pushed.isEmpty && pushed.count == conjuncts.count && pushed.allSatisfy { idColumns.contains($0.column) }
-        let wanted = pushed.map { f in (f.column, Set(f.values.compactMap { $0.map { v in TallyHash.hash(Array(v.utf8)) } })) }
+        let wanted = pushed.map { f in (f.column, HashSet(f.values.compactMap { $0.map { v in TallyHash.hash(Array(v.utf8)) } })) }
         let cursorTime = q.after?.occurredAt
         let keep = q.limit + 1
         var stats = ScanStats()
