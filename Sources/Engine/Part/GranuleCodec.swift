@@ -236,32 +236,26 @@ enum GranuleCodec {
             let width = Int(try r.u8())
             guard width == 1 || width == 2 || width == 4 else { throw Malformed(message: "code width \(width)") }
             let body = try r.raw(rows * width)
-            func append(_ k: Int) throws {
+            /// Row k's code, checked against the dictionary (nil for a null row).
+            func code(_ k: Int) throws -> Int? {
+                if bit(nulls, k) { return nil }
                 let code: Int
                 switch width {
                 case 1: code = Int(body[k])
                 case 2: code = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self)))
                 default: code = Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)))
                 }
-                if bit(nulls, k) {
-                    col.appendNull()
-                    return
-                }
                 guard code < dictionary.count else {
                     throw Malformed(message: "code \(code) outside a dictionary of \(dictionary.count)")
                 }
-                col.append(from: dictionary, row: code)
+                return code
+            }
+            func append(_ k: Int) throws {
+                if let c = try code(k) { col.append(from: dictionary, row: c) } else { col.appendNull() }
             }
             if let selected {
                 // Every row's code is checked, as when all rows are made.
-                for k in 0..<rows where !bit(nulls, k) {
-                    let code = width == 1 ? Int(body[k]) : width == 2
-                        ? Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: k * 2, as: UInt16.self)))
-                        : Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)))
-                    guard code < dictionary.count else {
-                        throw Malformed(message: "code \(code) outside a dictionary of \(dictionary.count)")
-                    }
-                }
+                for k in 0..<rows { _ = try code(k) }
                 for k in selected { try append(Int(k)) }
             } else {
                 for k in 0..<rows { try append(k) }

@@ -812,17 +812,7 @@ struct ExecutionPlan {
             for r in 0..<n { out[r] = null }
         case .time(let bucket):
             let times = b[int: .occurredAt].values
-            var cache: [Int64: UInt32] = [:]
-            for r in 0..<n {
-                let k = bucket.key(times[r], zone)
-                if let c = cache[k] {
-                    out[r] = c
-                } else {
-                    let c = space.code(bucket.label(k, zone))
-                    cache[k] = c
-                    out[r] = c
-                }
-            }
+            if let lo = times.min(), let hi = times.max() { out = timeCodes(times, bucket, zone, space, min: lo, max: hi) }
         }
         return out
     }

@@ -100,11 +100,9 @@ extension EventStore {
     func nextMergeTask(partition only: Partition? = nil, force: Bool = false, lane: MergePolicy.Lane? = nil) -> [Part]? {
         state.withLock { st -> [Part]? in
             if st.closed { return nil }
-            // A merged part counts as rolled up: parts not yet in every rollup wait.
-            let rolled = options.rollups.map { st.rolledThrough[$0.name] ?? 0 }.min() ?? .max
             let free = st.parts.filter {
                 !st.merging.contains($0.number) && !st.droppingPartitions.contains($0.partition)
-                    && (only == nil || $0.partition == only) && ($0.footer.level > 0 || $0.number <= rolled)
+                    && (only == nil || $0.partition == only)
             }
             let byPartition = Dictionary(grouping: free, by: \.partition)
             for (_, parts) in byPartition.sorted(by: { $0.value.count > $1.value.count }) {

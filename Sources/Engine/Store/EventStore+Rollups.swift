@@ -231,15 +231,8 @@ extension EventStore {
             for b in prepared { a.add(b, sign: sign) }
             return a
         }
-        return try writeAggregates(aggregates, coverage: coverage, provenance: base)
-    }
-
-    /// One rollup part per rollup (aggregates in `options.rollups` order) and local month,
-    /// written but not published; when one fails, those written are removed.
-    func writeAggregates(_ aggregates: [RollupAggregate], coverage: Int, provenance base: RollupProvenance? = nil)
-        throws(TallyError) -> [String: [RollupPart]]
-    {
-        // Every (rollup, month) part numbered here, then written on both cores.
+        // Every (rollup, month) part numbered here, then written on both cores; when one fails,
+        // those written are removed.
         var jobs: [(aggregate: Int, month: Partition, groups: [Int], number: Int, directory: String)] = []
         for (a, def) in options.rollups.enumerated() {
             for (month, groups) in aggregates[a].months().sorted(by: { $0.key < $1.key }) {
@@ -339,7 +332,6 @@ extension EventStore {
         // Rollup files go only under the rollup lock (a backup links them holding it).
         rollupLock.lock()
         defer { rollupLock.unlock() }
-
         var dropped: [(String, Partition)] = []
         for def in options.rollups {
             let gone = state.withLock { st -> [RollupPart] in
