@@ -39,11 +39,15 @@ extension EventStore {
                 // (Gathering several flushes' rollup rows in memory and writing them together
                 // was tried: no change in `tally ingest`'s CPU at 1M or 3M events, since rows of
                 // different flushes rarely share a day; BENCHMARKS.md, 2026-12-06.)
-                let rollups: [String: [RollupPart]]
+                // Each rollup's coverage file, written after all its parts, commits them: a crash
+                // before it leaves parts that opening removes, rolling the raw parts up again.
+                var rollups: [String: [RollupPart]] = [:]
                 do throws(TallyError) {
                     rollups = try writeRollups(months.map(\.rows), coverage: coverage)
+                    for def in options.rollups { try RollupCoverage.write(coverage, rollupDirectory(def.name), fs: fs) }
                 } catch {
                     for p in parts { try? fs.remove(p.path) }
+                    for p in rollups.values.joined() { try? fs.remove(p.path) }
                     throw error
                 }
                 state.withLock { st in

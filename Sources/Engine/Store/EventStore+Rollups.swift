@@ -41,25 +41,31 @@ extension EventStore {
     }
 }
 
-/// Per rollup, the coverage file: the highest raw part number whose rows the rollup holds.
-/// Rollup parts carry their own coverage too; the file keeps the mark when the parts that
-/// carried it are merged away or dropped (FORMAT.md, "Rollups").
+/// Per rollup, the coverage file: the commit mark of its rollup parts. Every raw part numbered
+/// up to it has its rows in the rollup; a flush writes it after all its rollup parts, so a
+/// level-0 rollup part of a flush carrying a higher coverage is one a crash left half-written
+/// (FORMAT.md, "Rollups"). Version 1 files, from before it was a commit mark, only kept the
+/// mark of parts merged or dropped away.
 enum RollupCoverage {
-    static let magic: [UInt8] = Array("TLYRCOV1".utf8)
+    static let magic: [UInt8] = Array("TLYRCOV2".utf8)
+    static let magicVersion1: [UInt8] = Array("TLYRCOV1".utf8)
     static let fileName = "COVERED"
 
-    static func read(_ directory: String, fs: any FileSystem) throws(TallyError) -> Int? {
+    /// The mark, and whether the file is a commit mark (version 2).
+    static func read(_ directory: String, fs: any FileSystem) throws(TallyError) -> (mark: Int, committed: Bool)? {
         let path = directory + "/" + fileName
         guard fs.exists(path) else { return nil }
         let f = try fs.openForReading(path)
         defer { f.close() }
         let bytes = try f.read(at: 0, count: 20)
-        guard bytes.count == 20, Array(bytes[0..<8]) == magic else {
-            throw .corruption("\(path) is not a rollup coverage file (20 bytes starting TLYRCOV1)")
+        let head = bytes.count == 20 ? Array(bytes[0..<8]) : []
+        guard head == magic || head == magicVersion1 else {
+            throw .corruption("\(path) is not a rollup coverage file (20 bytes starting TLYRCOV2 or TLYRCOV1)")
         }
         let crc = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self)) }
         guard CRC32C.checksum(Array(bytes[0..<16])) == crc else { throw .corruption("checksum mismatch in \(path)") }
-        return bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
+        let mark = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
+        return (mark, head == magic)
     }
 
     static func write(_ coverage: Int, _ directory: String, fs: any FileSystem) throws(TallyError) {
@@ -152,8 +158,29 @@ extension EventStore {
                         && p.provenance.correctedInputs.contains { rawNumbers.contains($0) })
                 }
             }
-            let recorded = try RollupCoverage.read(dir, fs: fs)
-            let coverage = max(recorded ?? 0, parts.map(\.provenance.coverage).max() ?? 0)
+            // The commit mark. Level-0 rollup parts of a flush (or of an open's roll-up) above it
+            // are a crash's half: removed, and their raw parts rolled up again below. A version-1
+            // file predates the mark: then the parts' own coverage counts, as it did.
+            let file = try RollupCoverage.read(dir, fs: fs)
+            let recorded = file?.mark
+            var coverage = recorded ?? 0
+            if let file, !file.committed {
+                coverage = max(file.mark, parts.map(\.provenance.coverage).max() ?? 0)
+            } else {
+                let uncommitted = parts.filter { p in
+                    p.level == 0 && p.provenance.sources.isEmpty && p.provenance.correctsPart == 0
+                        && p.provenance.coverage > coverage
+                }
+                if !uncommitted.isEmpty {
+                    let numbers = Set(uncommitted.map(\.number))
+                    parts.removeAll { numbers.contains($0.number) }
+                    if !options.readOnly {
+                        for p in uncommitted { try fs.remove(p.path) }
+                        try fs.syncDirectory(dir)
+                        report.leftoversRemoved += uncommitted.count
+                    }
+                }
+            }
             let missing = st.parts.filter { recorded == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
             // A read-only open (`tally query` after a crash mid-flush) writes no rollup part: the
             // next writable open rolls those parts up; queries read them raw meanwhile. (A
@@ -180,7 +207,9 @@ extension EventStore {
                 report.rollupPartsRebuilt += missing.count
             }
             let highest = max(coverage, st.parts.map(\.number).max() ?? 0)
-            if recorded != highest && !options.readOnly { try RollupCoverage.write(highest, dir, fs: fs) }
+            if (recorded != highest || file?.committed == false) && !options.readOnly {
+                try RollupCoverage.write(highest, dir, fs: fs)
+            }
             // Rollup months past the rollup's retention (a read-only open deletes nothing).
             if !options.readOnly {
                 let expired = parts.filter { isExpired($0.partition, now: now, retention: def.retention) }
@@ -340,10 +369,8 @@ extension EventStore {
                 return parts.filter { drop(def, $0.partition) }
             }
             guard !gone.isEmpty else { continue }
-            // The coverage mark outlives the parts that carried it.
-            let coverage = gone.map(\.provenance.coverage).max() ?? 0
+            // (The coverage mark, already past these parts' coverage, stays.)
             let dir = rollupDirectory(def.name)
-            if coverage > (try RollupCoverage.read(dir, fs: fs) ?? 0) { try RollupCoverage.write(coverage, dir, fs: fs) }
             for p in gone { try fs.remove(p.path) }
             try fs.syncDirectory(dir)
             for m in Set(gone.map(\.partition)).sorted() { dropped.append((def.name, m)) }
@@ -376,8 +403,10 @@ extension EventStore {
             var batches: [EventBatch] = []
             let snapshot = Snapshot(parts: parts)
             try? snapshot.scan(ScanRequest(from: lower, to: upper)) { batches.append($0) }
-            let top = parts.map(\.number).max() ?? 0
             for def in options.rollups {
+                // Holding the flush lock, every flush's rollup rows are committed: the mark is
+                // these parts' coverage (raw parts numbered above it are merges of parts below).
+                let committed = state.withLock { $0.rolledThrough[def.name] } ?? 0
                 var aggregate = RollupAggregate(def)
                 for b in batches {
                     let local = Self.localDays(b, zones: options.siteTimeZones)
@@ -392,7 +421,7 @@ extension EventStore {
                         return st.nextPartNumber
                     }
                     let sources = old.filter { $0.partition == month }.map(\.number)
-                    let provenance = RollupProvenance(coverage: top, sources: sources)
+                    let provenance = RollupProvenance(coverage: committed, sources: sources)
                     fresh.append(try RollupPart.write(aggregate, groups: months[month] ?? [], partition: month,
                                                       number: number, level: 0, provenance: provenance,
                                                       directory: rollupDirectory(def.name), fs: fs))

@@ -22,6 +22,19 @@ extension EventStore {
         }
         _ = try writeParts([keep], walLSN: lsn)
     }
+
+    /// Writes the buffered rows' raw parts and rollup parts as a flush does, then removes all
+    /// but the first `keptRollupParts` rollup parts (rollups in definition order, months in
+    /// order) and publishes nothing: a flush that died while its rollup parts were being
+    /// written, before the coverage files committed them.
+    @_spi(Testing) public func flushForTesting(keptRollupParts: Int) throws(TallyError) {
+        let (batches, lsn) = state.withLock { st in (st.active.map(\.batch), st.active.last?.lsn ?? 0) }
+        let months = Self.sortedPartitions(batches)
+        let parts = try writeParts(months, walLSN: lsn)
+        let rollups = try writeRollups(months.map(\.rows), coverage: parts.map(\.number).max() ?? 0)
+        let written = options.rollups.flatMap { def in (rollups[def.name] ?? []).sorted { $0.number < $1.number } }
+        for p in written.dropFirst(keptRollupParts) { try fs.remove(p.path) }
+    }
 }
 
 extension RollupPart {
