@@ -294,6 +294,29 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("every rollup part a store writes (flushes, merges, a rebuild in another zone) is what reopening its file gives")
+    func writtenEqualsReopened() async throws {
+        let dir = TemporaryDirectory()
+        let zones = SiteTimeZones()
+        let store = try EventStore(options: Self.options(dir, zones: zones))
+        var rng = SeededRandom(state: 29)
+        try await Self.ingest(store, &rng, flushes: 3, rows: 400, tag: "a")
+        try store.mergeRollups(force: true)
+        try await Self.ingest(store, &rng, flushes: 1, rows: 400, tag: "b")
+        zones.set("ny.com", try QueryTimeZone(identifier: "America/New_York"))
+        _ = try store.rebuildRollups(from: Self.t0, to: Self.t0 + 45 * Self.day)
+        var checked = 0
+        for (name, parts) in store.snapshot().rollups {
+            for part in parts {
+                let reopened = try RollupPart.open(path: part.path)
+                #expect(part.sameContent(as: reopened), "\(name)/\(part.name)")
+                checked += 1
+            }
+        }
+        #expect(checked > RollupDefinition.defaults.count)
+        try store.close()
+    }
+
     @Test("a coverage file of version 1 (before it was a commit mark) opens as it did, then is rewritten as version 2")
     func coverageVersion1() async throws {
         let dir = TemporaryDirectory()

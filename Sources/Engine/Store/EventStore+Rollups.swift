@@ -255,39 +255,40 @@ extension EventStore {
             let d = Self.localDays(b, zones: options.siteTimeZones)
             return RollupBatch(b, columns: columns, days: d.days, zones: d.zones)
         }
-        let aggregates = parallelMap(options.rollups) { def in
-            var a = RollupAggregate(def)
-            for b in prepared { a.add(b, sign: sign) }
-            return a
-        }
-        // Every (rollup, month) part numbered here, then written on both cores; when one fails,
-        // those written are removed.
-        var jobs: [(aggregate: Int, month: Partition, groups: [Int], number: Int, directory: String)] = []
-        for (a, def) in options.rollups.enumerated() {
-            for (month, groups) in aggregates[a].months().sorted(by: { $0.key < $1.key }) {
-                let number = state.withLock { st in
-                    defer { st.nextPartNumber += 1 }
-                    return st.nextPartNumber
-                }
-                jobs.append((a, month, groups, number, rollupDirectory(def.name)))
-            }
-        }
+        // Each rollup built and written by one task, its aggregate freed once its parts are
+        // written: at most two aggregates in memory at once (all seven alive until the writes
+        // were a third of a flush's transient memory). When one fails, those written are removed.
         var provenance = base ?? RollupProvenance()
         provenance.coverage = coverage
         let p = provenance
         let fs = fs
-        let written = parallelMap(jobs) { job -> Result<RollupPart, TallyError> in
-            Result { () throws(TallyError) in
-                try RollupPart.write(aggregates[job.aggregate], groups: job.groups, partition: job.month, number: job.number,
-                                     level: 0, provenance: p, directory: job.directory, fs: fs)
+        let written = parallelMap(options.rollups) { def -> Result<[RollupPart], TallyError> in
+            Result { () throws(TallyError) -> [RollupPart] in
+                var a = RollupAggregate(def)
+                for b in prepared { a.add(b, sign: sign) }
+                var parts: [RollupPart] = []
+                do throws(TallyError) {
+                    for (month, groups) in a.months().sorted(by: { $0.key < $1.key }) {
+                        let number = state.withLock { st in
+                            defer { st.nextPartNumber += 1 }
+                            return st.nextPartNumber
+                        }
+                        parts.append(try RollupPart.write(a, groups: groups, partition: month, number: number, level: 0,
+                                                          provenance: p, directory: rollupDirectory(def.name), fs: fs))
+                    }
+                } catch {
+                    for part in parts { try? fs.remove(part.path) }
+                    throw error
+                }
+                return parts
             }
         }
         var out: [String: [RollupPart]] = [:]
-        for (job, result) in zip(jobs, written) {
+        for (def, result) in zip(options.rollups, written) {
             switch result {
-            case .success(let part): out[options.rollups[job.aggregate].name, default: []].append(part)
+            case .success(let parts): if !parts.isEmpty { out[def.name] = parts }
             case .failure(let error):
-                for case .success(let part) in written { try? fs.remove(part.path) }
+                for case .success(let parts) in written { for part in parts { try? fs.remove(part.path) } }
                 throw error
             }
         }

@@ -38,6 +38,20 @@ extension EventStore {
 }
 
 extension RollupPart {
+    /// Whether `other` holds the same rows, dictionaries, sketches and provenance (a part as
+    /// written against the same file opened).
+    @_spi(Testing) public func sameContent(as other: RollupPart) -> Bool {
+        name == other.name && number == other.number && rollup == other.rollup && partition == other.partition
+            && level == other.level && fileSize == other.fileSize && provenance == other.provenance
+            && columns == other.columns && sketchTypes == other.sketchTypes && siteZones == other.siteZones
+            && dictionaries.count == other.dictionaries.count
+            && zip(dictionaries, other.dictionaries).allSatisfy { a, b in
+                a.count == b.count && (0..<a.count).allSatisfy { a.string(at: $0) == b.string(at: $0) }
+            }
+            && sites == other.sites && days == other.days && types == other.types && dimensions == other.dimensions
+            && events == other.events && sketchBytes == other.sketchBytes && sketchOffsets == other.sketchOffsets
+    }
+
     /// Rewrites a rollup part whose rows all carry sketches (no sketch types) in format
     /// version 1 — no sketch-types byte, every sketch as varint length + serialized form, sparse
     /// ones as kind 1 (varint deltas at p' = 25, their p' = 17 entries widened) — old data for
