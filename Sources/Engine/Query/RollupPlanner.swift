@@ -119,8 +119,23 @@ extension ExecutionPlan {
     /// row is a group of events with its count and sketches.
     mutating func consume(rollup part: RollupPart, fromDay: Int64, toDay: Int64, zone: QueryTimeZone,
                           maxGroups: Int) throws {
-        let rows = part.rows(ofSite: query.site).filter { Int64(part.days[$0]) >= fromDay && Int64(part.days[$0]) < toDay }
+        // The part's columns are packed (`PackedInts`): each is read once for the rows used,
+        // which are one range (rows are sorted by site, then day: `RollupPart.open` checks).
+        let siteRows = part.rows(ofSite: query.site)
+        let siteDays = part.days.values(in: siteRows)
+        func firstIndex(atLeast day: Int64) -> Int {
+            var lo = 0, hi = siteDays.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if Int64(siteDays[mid]) < day { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+        let first = firstIndex(atLeast: fromDay), end = firstIndex(atLeast: toDay)
+        let rows = (siteRows.lowerBound + first)..<(siteRows.lowerBound + max(first, end))
         guard !rows.isEmpty else { return }
+        let days = Array(siteDays[first..<max(first, end)])
+        let events = part.events.values(in: rows), types = part.types.values(in: rows)
         rowsScanned += rows.count
         // Per used dimension, the code of each selected row (values translated once per part code).
         var codes: [[UInt32]] = []
@@ -131,8 +146,8 @@ extension ExecutionPlan {
                 // Part code → query code (UInt32.max: not yet seen); the last slot for null.
                 let size = part.dictionaries[k].count
                 var map = [UInt32](repeating: .max, count: size + 1)
-                return rows.map { r in
-                    let c = k == 0 ? part.sites[r] : (k == 1 ? part.types[r] : part.dimensions[k - 2][r])
+                let partCodes = k == 0 ? part.sites.values(in: rows) : (k == 1 ? types : part.dimensions[k - 2].values(in: rows))
+                return partCodes.map { c in
                     let slot = c == RollupAggregate.null ? size : Int(c)
                     if map[slot] != .max { return map[slot] }
                     let v: QueryValue
@@ -158,10 +173,10 @@ extension ExecutionPlan {
                 })
             case .time(let bucket):
                 var cache: [Int32: UInt32] = [:]
-                codes.append(rows.map { r in
-                    if let c = cache[part.days[r]] { return c }
-                    let c = space.code(bucket.label(bucket.key(zone.startOfDay(Int64(part.days[r])), zone), zone))
-                    cache[part.days[r]] = c
+                codes.append(days.map { day in
+                    if let c = cache[day] { return c }
+                    let c = space.code(bucket.label(bucket.key(zone.startOfDay(Int64(day)), zone), zone))
+                    cache[day] = c
                     return c
                 })
             case .prop, .entryPage, .exitPage:
@@ -181,9 +196,9 @@ extension ExecutionPlan {
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][k] }
             let g = try group(for: key, maxGroups: maxGroups)
-            let n = Int(part.events[r])
+            let n = Int(events[k])
             accumulators[g].events += n
-            let t = Int(part.types[r])
+            let t = Int(types[k])
             if isPageview[t] { accumulators[g].pageviews += n }
             if slots[t] >= 0 { accumulators[g].typeCounts[slots[t]] += n }
             if needsVisitors || needsSessions {

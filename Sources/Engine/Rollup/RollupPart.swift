@@ -24,6 +24,13 @@ enum RollupFormat {
     }
 }
 
+/// `bytes` in an array of its own size (an array grown by appending holds up to twice its
+/// bytes; the sketches of a decoded rollup part stay in memory while the store is open).
+private func exactCapacity(_ bytes: [UInt8]) -> [UInt8] {
+    guard bytes.capacity > bytes.count + bytes.count / 16 else { return bytes }
+    return [UInt8](unsafeUninitializedCapacity: bytes.count) { out, n in n = out.initialize(fromContentsOf: bytes) }
+}
+
 /// What a rollup part says about where its rows came from.
 struct RollupProvenance: Sendable, Equatable {
     /// The highest raw part number whose rows this part (or one of its sources) summarizes.
@@ -56,12 +63,12 @@ public final class RollupPart: Sendable {
     let dictionaries: [StringColumn]
     /// Per site (site dictionary order), the time zone of its rows' days ("" = mixed).
     let siteZones: [String]
-    let sites: [UInt32]
-    let days: [Int32]
-    let types: [UInt32]
+    let sites: PackedInts<UInt32>
+    let days: PackedInts<Int32>
+    let types: PackedInts<UInt32>
     /// Per dimension, per row: code, or `RollupAggregate.null`.
-    let dimensions: [[UInt32]]
-    let events: [Int64]
+    let dimensions: [PackedInts<UInt32>]
+    let events: PackedInts<Int64>
     /// Serialized sketches, row r's visitors at `sketchBytes[sketchOffsets[2r]..<sketchOffsets[2r+1]]`
     /// and sessions up to `sketchOffsets[2r+2]`.
     let sketchBytes: [UInt8]
@@ -71,7 +78,7 @@ public final class RollupPart: Sendable {
 
     public var rows: Int { events.count }
     public var sketchByteCount: Int { sketchBytes.count }
-    public var totalEvents: Int64 { events.reduce(0, +) }
+    public var totalEvents: Int64 { (0..<events.count).reduce(0) { $0 + events[$1] } }
 
     init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
          provenance: RollupProvenance, columns: [EventColumn], sketchTypes: [String]?, dictionaries: [StringColumn],
@@ -90,11 +97,11 @@ public final class RollupPart: Sendable {
         self.sketchTypes = sketchTypes
         self.dictionaries = dictionaries
         self.siteZones = siteZones
-        self.sites = sites
-        self.days = days
-        self.types = types
-        self.dimensions = dimensions
-        self.events = events
+        self.sites = PackedInts(sites)
+        self.days = PackedInts(days)
+        self.types = PackedInts(types)
+        self.dimensions = dimensions.map { PackedInts($0) }
+        self.events = PackedInts(events)
         self.sketchBytes = sketchBytes
         self.sketchOffsets = sketchOffsets
     }
@@ -295,7 +302,8 @@ public final class RollupPart: Sendable {
                           days: sorted.map { aggregate.keys[$0].day },
                           types: sorted.map { mapped(1, aggregate.keys[$0].type) },
                           dimensions: (0..<dimensionCount).map { d in sorted.map { mapped(d + 2, aggregate.keys[$0][d]) } },
-                          events: sorted.map { aggregate.events[$0] }, sketchBytes: memorySketches, sketchOffsets: offsets)
+                          events: sorted.map { aggregate.events[$0] }, sketchBytes: exactCapacity(memorySketches),
+                          sketchOffsets: offsets)
     }
 
     // MARK: Reading
@@ -455,12 +463,12 @@ public final class RollupPart: Sendable {
                     r.offset += at
                 }
                 guard r.isAtEnd else { throw GranuleCodec.Malformed(message: "\(r.remaining) bytes after \(rows) rows") }
-                guard sketches.count < Int(UInt32.max) else { throw GranuleCodec.Malformed(message: "sketches past 4 GiB") }
-                if sketches.capacity > sketches.count + sketches.count / 16 {
-                    sketches = [UInt8](unsafeUninitializedCapacity: sketches.count) { out, n in
-                        n = out.initialize(fromContentsOf: sketches)
-                    }
+                // Queries find a site's days by binary search.
+                for i in sites.indices.dropFirst() where (sites[i], days[i]) < (sites[i - 1], days[i - 1]) {
+                    throw GranuleCodec.Malformed(message: "row \(i) is out of (site, day) order")
                 }
+                guard sketches.count < Int(UInt32.max) else { throw GranuleCodec.Malformed(message: "sketches past 4 GiB") }
+                sketches = exactCapacity(sketches)
                 return RollupPart(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
                                   fileSize: size, provenance: p, columns: columns, sketchTypes: sketchTypes,
                                   dictionaries: dictionaries,
@@ -528,7 +536,7 @@ extension RollupPart {
         }
         perRow.sort()
         var siteRows: [UInt32: Int] = [:]
-        for s in sites { siteRows[s, default: 0] += 1 }
+        for r in 0..<rows { siteRows[sites[r], default: 0] += 1 }
         return RollupPartInspection(
             rollup: rollup, month: partition, level: level, rows: rows, fileBytes: fileSize,
             coverage: provenance.coverage, sources: provenance.sources,
@@ -537,7 +545,7 @@ extension RollupPart {
             columns: columns.enumerated().map { ($1.name, dictionaries[$0].count) },
             sketchTypes: sketchTypes,
             sites: siteRows.keys.sorted().map { (dictionaries[0].string(at: Int($0)) ?? "", siteRows[$0]!, siteZones[Int($0)]) },
-            firstDay: days.min(), lastDay: days.max(), events: totalEvents,
+            firstDay: (0..<rows).map { days[$0] }.min(), lastDay: (0..<rows).map { days[$0] }.max(), events: totalEvents,
             sketchedRows: perRow.count, visitorSketchBytes: visitorBytes, sessionSketchBytes: sessionBytes,
             rowSketchBytes: perRow.isEmpty ? nil : (perRow[0], perRow[perRow.count / 2], perRow[perRow.count - 1]))
     }
