@@ -182,14 +182,18 @@ struct RollupAggregate {
                 sketchedType = []
             }
         }
-        for r in 0..<part.rows {
-            var key = RollupKey(site: maps[0][Int(part.sites[r])], day: part.days[r], type: maps[1][Int(part.types[r])])
+        // The part's packed columns, unpacked once.
+        let all = 0..<part.rows
+        let sites = part.sites.values(in: all), days = part.days.values(in: all), types = part.types.values(in: all)
+        let dimensions = part.dimensions.map { $0.values(in: all) }, counts = part.events.values(in: all)
+        for r in all {
+            var key = RollupKey(site: maps[0][Int(sites[r])], day: days[r], type: maps[1][Int(types[r])])
             for d in 0..<columns.count - 2 {
-                let c = part.dimensions[d][r]
+                let c = dimensions[d][r]
                 key[d] = c == Self.null ? Self.null : maps[d + 2][Int(c)]
             }
             let g = group(key)
-            events[g] += part.events[r]
+            events[g] += counts[r]
             guard sketched(key.type) else { continue }
             visitors[g].merge(try part.visitors(r))
             sessions[g].merge(try part.sessions(r))
