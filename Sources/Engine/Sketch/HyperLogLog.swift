@@ -353,27 +353,63 @@ public struct HyperLogLog: Sendable, Equatable {
         var entries: [UInt32] = []
         entries.reserveCapacity(n)
         let k = riceParameter(entries: n)
+        let kMask: UInt64 = (1 << UInt64(k)) - 1
         let lowMask = (UInt32(1) << UInt32(sparsePrecision - p)) - 1
-        var bits = BitReader(bytes)
+        let rankLimit = 64 - sparsePrecision
         var next: UInt64 = 0
+        var position = 0  // bits consumed
         for _ in 0..<n {
-            let q = try bits.unary(limit: 1 << sparsePrecision)
-            let index = next + (UInt64(q) << UInt64(k)) + (try bits.read(k))
-            guard index < 1 << UInt64(sparsePrecision) else {
-                throw TallyError(.corruption, "HyperLogLog sparse index \(index) is out of range")
-            }
+            var index: UInt64 = 0
             var rank: UInt64 = 0
-            if UInt32(index) & lowMask == 0 {
-                // Unary: rank − 1 one bits, then a zero bit (ranks are geometric).
-                rank = UInt64(try bits.unary(limit: 64 - sparsePrecision)) + 1
+            // Fast path: the entry lies within the 57+ bits of one 8-byte load (nearly always:
+            // gaps and ranks take a few bits each). Decoding bit run by bit run through
+            // `BitReader` was most of a rollup query's time (daily_92d: 35 %).
+            var decoded = false
+            if (position >> 3) + 8 <= bytes.count {
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: position >> 3, as: UInt64.self))
+                    >> UInt64(position & 7)
+                let q = (~word).trailingZeroBitCount
+                var used = q + 1 + k
+                if used <= 57 {
+                    index = next + (UInt64(q) << UInt64(k)) + ((word >> UInt64(q + 1)) & kMask)
+                    guard index < 1 << UInt64(sparsePrecision) else {
+                        throw TallyError(.corruption, "HyperLogLog sparse index \(index) is out of range")
+                    }
+                    if UInt32(index) & lowMask == 0 {
+                        let ones = (~(word >> UInt64(used))).trailingZeroBitCount
+                        if ones <= rankLimit && used + ones + 1 <= 57 {
+                            rank = UInt64(ones) + 1
+                            used += ones + 1
+                            decoded = true
+                        }
+                    } else {
+                        decoded = true
+                    }
+                    if decoded { position += used }
+                }
+            }
+            if !decoded {
+                // Near the end of the bytes, or a long run: bit run by bit run, with every check.
+                var bits = BitReader(bytes, bitPosition: position)
+                let q = try bits.unary(limit: 1 << sparsePrecision)
+                index = next + (UInt64(q) << UInt64(k)) + (try bits.read(k))
+                guard index < 1 << UInt64(sparsePrecision) else {
+                    throw TallyError(.corruption, "HyperLogLog sparse index \(index) is out of range")
+                }
+                if UInt32(index) & lowMask == 0 {
+                    // Unary: rank − 1 one bits, then a zero bit (ranks are geometric).
+                    rank = UInt64(try bits.unary(limit: rankLimit)) + 1
+                }
+                position = bits.bitPosition
             }
             entries.append(UInt32(index) << 6 | UInt32(rank))
             next = index + 1
         }
-        guard bits.paddingIsZero else {
+        let rest = position % 8
+        guard rest == 0 || bytes[position / 8] >> UInt8(rest) == 0 else {
             throw TallyError(.corruption, "HyperLogLog sparse sketch has bits after its last entry")
         }
-        return (entries, bits.bytesRead)
+        return (entries, (position + 7) / 8)
     }
 
     /// The Rice parameter of a kind-3 sketch of n entries: about log2 of the mean gap between
@@ -538,14 +574,20 @@ struct BitReader {
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    /// Whole bytes touched so far.
-    var bytesRead: Int { (position + 7) / 8 }
-
-    /// Whether the bits after the last one read, up to the end of its byte, are zero.
-    var paddingIsZero: Bool {
-        let rest = position % 8
-        return rest == 0 || bytes[position / 8] >> UInt8(rest) == 0
+    /// A reader starting `bitPosition` bits in.
+    init(_ bytes: UnsafeRawBufferPointer, bitPosition: Int) {
+        self.bytes = bytes
+        position = bitPosition
+        loaded = bitPosition / 8
+        if bitPosition % 8 != 0 {
+            cache = UInt64(bytes[loaded]) >> UInt64(bitPosition % 8)
+            cached = 8 - bitPosition % 8
+            loaded += 1
+        }
     }
+
+    /// Bits consumed.
+    var bitPosition: Int { position }
 
     @inline(__always)
     private mutating func refill() {
