@@ -294,27 +294,136 @@ struct RollupTests {
         try store.close()
     }
 
-    @Test("every rollup part a store writes (flushes, merges, a rebuild in another zone) is what reopening its file gives")
+    @Test("every rollup part a store writes (flushes, corrections, merges, a rebuild in another zone) is what reopening its file gives")
     func writtenEqualsReopened() async throws {
         let dir = TemporaryDirectory()
         let zones = SiteTimeZones()
-        let store = try EventStore(options: Self.options(dir, zones: zones))
-        var rng = SeededRandom(state: 29)
-        try await Self.ingest(store, &rng, flushes: 3, rows: 400, tag: "a")
-        try store.mergeRollups(force: true)
-        try await Self.ingest(store, &rng, flushes: 1, rows: 400, tag: "b")
-        zones.set("ny.com", try QueryTimeZone(identifier: "America/New_York"))
-        _ = try store.rebuildRollups(from: Self.t0, to: Self.t0 + 45 * Self.day)
-        var checked = 0
-        for (name, parts) in store.snapshot().rollups {
-            for part in parts {
-                let reopened = try RollupPart.open(path: part.path)
-                #expect(part.sameContent(as: reopened), "\(name)/\(part.name)")
-                checked += 1
+        let clock = ManualClock(Self.t0 + Self.day)
+        let store = try EventStore(options: Self.options(dir, clock: clock, zones: zones))
+        var checked: Set<String> = []
+        func check(_ stage: String) throws {
+            for (name, parts) in store.snapshot().rollups {
+                for part in parts where !checked.contains(part.path) {
+                    let reopened = try RollupPart.open(path: part.path)
+                    #expect(part.sameContent(as: reopened), "\(stage): \(name)/\(part.name)")
+                    checked.insert(part.path)
+                }
             }
         }
-        #expect(checked > RollupDefinition.defaults.count)
+        var rng = SeededRandom(state: 29)
+        let original = Self.batch(&rng, 400, tag: "x", received: clock.nowMillis())
+        _ = try await store.ingest(original)
+        try store.flush()
+        try check("flush")
+        let flushed = checked.count
+        #expect(flushed >= RollupDefinition.defaults.count)
+        // Duplicates past the dedupe window, dropped by a raw merge: correction parts (negative counts).
+        clock.advance(8 * Self.day)
+        _ = try await store.ingest(original.gather((0..<50).map(Int32.init)))
+        try store.flush()
+        _ = try store.mergeNow(force: true)
+        #expect(store.status.merges.duplicatesDropped == 50)
+        try check("correction")
+        #expect(store.snapshot().rollups.values.joined().contains { $0.inspection.correctsPart != nil })
+        try store.mergeRollups(force: true)
+        try check("rollup merge")
+        zones.set("ny.com", try QueryTimeZone(identifier: "America/New_York"))
+        _ = try store.rebuildRollups(from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try check("rebuild")
+        #expect(checked.count > 3 * flushed)
         try store.close()
+    }
+
+    @Test("a read-only open of a directory from before rollups, with merged raw parts, rolls up once and commits it")
+    func readOnlyRollUpCommits() async throws {
+        let dir = TemporaryDirectory()
+        var o = Self.options(dir)
+        o.rollups = []
+        let store = try EventStore(options: o)
+        var rng = SeededRandom(state: 37)
+        try await Self.ingest(store, &rng, flushes: 3, rows: 300, tag: "a")
+        _ = try store.mergeNow(force: true)
+        try store.close()
+        var readOnly = Self.options(dir)
+        readOnly.readOnly = true
+        func files() throws -> [String] { try FileManager.default.subpathsOfDirectory(atPath: dir.path + "/rollups").sorted() }
+        let first = try EventStore(options: readOnly)
+        #expect(first.openReport.rollupPartsRebuilt > 0)
+        try Self.expectRollupsEqualRaw(first.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try first.close()
+        let after = try files()
+        let second = try EventStore(options: readOnly)
+        #expect(second.openReport.rollupPartsRebuilt == 0)
+        try Self.expectRollupsEqualRaw(second.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try second.close()
+        #expect(try files() == after)
+    }
+
+    @Test("a rollup whose coverage file was lost keeps its merged parts and counts nothing twice")
+    func lostCoverageFile() async throws {
+        let dir = TemporaryDirectory()
+        var store = try EventStore(options: Self.options(dir))
+        var rng = SeededRandom(state: 41)
+        try await Self.ingest(store, &rng, flushes: 3, rows: 300, tag: "a")
+        try store.mergeRollups(force: true)
+        try await Self.ingest(store, &rng, flushes: 1, rows: 300, tag: "b")
+        try store.close()
+        for def in RollupDefinition.defaults { try FileManager.default.removeItem(atPath: dir.path + "/rollups/" + def.name + "/COVERED") }
+        store = try EventStore(options: Self.options(dir))
+        #expect(store.openReport.problems.contains { $0.contains("no COVERED file") })
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+    }
+
+    /// Fails, once armed, the rename that publishes the coverage file of rollup `failing` and
+    /// every removal of a raw part: a flush that fails midway and cannot clean up after itself.
+    final class FailingCoverage: FileSystem, @unchecked Sendable {
+        let posix = PosixFileSystem()
+        let failing: String
+        private let lock = NSLock()
+        private var _armed = false
+        var armed: Bool {
+            get { lock.withLock { _armed } }
+            set { lock.withLock { _armed = newValue } }
+        }
+        init(failing: String) { self.failing = failing }
+        func openForReading(_ path: String) throws(TallyError) -> any StoredFile { try posix.openForReading(path) }
+        func openForWriting(_ path: String, truncate: Bool) throws(TallyError) -> any StoredFile {
+            try posix.openForWriting(path, truncate: truncate)
+        }
+        func rename(_ from: String, to: String) throws(TallyError) {
+            if armed && to.hasSuffix("/rollups/\(failing)/COVERED") { throw TallyError(.io, "injected: rename \(to)") }
+            try posix.rename(from, to: to)
+        }
+        func remove(_ path: String) throws(TallyError) {
+            if armed && path.hasSuffix(".part") { throw TallyError(.io, "injected: remove \(path)") }
+            try posix.remove(path)
+        }
+        func list(_ directory: String) throws(TallyError) -> [String] { try posix.list(directory) }
+        func createDirectory(_ path: String) throws(TallyError) { try posix.createDirectory(path) }
+        func syncDirectory(_ path: String) throws(TallyError) { try posix.syncDirectory(path) }
+        func exists(_ path: String) -> Bool { posix.exists(path) }
+        func hardLink(_ existing: String, to new: String) -> Bool { posix.hardLink(existing, to: new) }
+    }
+
+    @Test("a flush that fails after moving some coverage marks moves them back: the raw part it could not remove is rolled up on open")
+    func failedFlushRestoresMarks() async throws {
+        let dir = TemporaryDirectory()
+        let fs = FailingCoverage(failing: RollupDefinition.defaults[1].name)
+        var o = Self.options(dir)
+        o.fileSystem = fs
+        let store = try EventStore(options: o)
+        var rng = SeededRandom(state: 43)
+        try await Self.ingest(store, &rng, flushes: 2, rows: 300, tag: "a")
+        _ = try await store.ingest(Self.batch(&rng, 300, tag: "failing"))
+        fs.armed = true
+        #expect(throws: TallyError.self) { try store.flush() }
+        try store.abandonForTesting()
+        fs.armed = false
+        let reopened = try EventStore(options: Self.options(dir))
+        try Self.expectRollupsEqualRaw(reopened.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try Self.expectRollupsEqualRaw(reopened.snapshot(), site: "ny.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try reopened.close()
     }
 
     @Test("a coverage file of version 1 (before it was a commit mark) opens as it did, then is rewritten as version 2")

@@ -42,10 +42,18 @@ extension EventStore {
                 // Each rollup's coverage file, written after all its parts, commits them: a crash
                 // before it leaves parts that opening removes, rolling the raw parts up again.
                 var rollups: [String: [RollupPart]] = [:]
+                var advanced: [RollupDefinition] = []
                 do throws(TallyError) {
                     rollups = try writeRollups(months.map(\.rows), coverage: coverage)
-                    for def in options.rollups { try RollupCoverage.write(coverage, rollupDirectory(def.name), fs: fs) }
+                    for def in options.rollups {
+                        try RollupCoverage.write(coverage, rollupDirectory(def.name), fs: fs)
+                        advanced.append(def)
+                    }
                 } catch {
+                    // Marks already moved go back first: a raw part left below a mark (its removal
+                    // failing too) would never be rolled up, and replay skips its rows.
+                    let previous = state.withLock { $0.rolledThrough }
+                    for def in advanced { try? RollupCoverage.write(previous[def.name] ?? 0, rollupDirectory(def.name), fs: fs) }
                     for p in parts { try? fs.remove(p.path) }
                     for p in rollups.values.joined() { try? fs.remove(p.path) }
                     throw error

@@ -59,6 +59,10 @@ enum RollupCoverage {
         defer { f.close() }
         let bytes = try f.read(at: 0, count: 20)
         let head = bytes.count == 20 ? Array(bytes[0..<8]) : []
+        if head.count == 8, Array(head[0..<7]) == Array(magic[0..<7]), head != magic, head != magicVersion1 {
+            throw TallyError(.unsupportedVersion,
+                             "\(path) is a rollup coverage file of another version (\(String(decoding: head, as: UTF8.self))); this build reads TLYRCOV1 and TLYRCOV2")
+        }
         guard head == magic || head == magicVersion1 else {
             throw .corruption("\(path) is not a rollup coverage file (20 bytes starting TLYRCOV2 or TLYRCOV1)")
         }
@@ -160,17 +164,24 @@ extension EventStore {
             }
             // The commit mark. Level-0 rollup parts of a flush (or of an open's roll-up) above it
             // are a crash's half: removed, and their raw parts rolled up again below. A version-1
-            // file predates the mark: then the parts' own coverage counts, as it did.
+            // file predates the mark: then the parts' own coverage counts, as it did. With no
+            // file, parts that only a flush or a first roll-up writes were never committed; any
+            // other part (merged, rebuilt, a correction) means the file was lost: the parts'
+            // coverage counts then too, rather than rolling everything up a second time.
             let file = try RollupCoverage.read(dir, fs: fs)
             let recorded = file?.mark
+            let flushParts = parts.filter { p in
+                p.level == 0 && p.provenance.sources.isEmpty && p.provenance.correctsPart == 0
+            }
+            let legacy = file.map { !$0.committed } ?? (flushParts.count < parts.count)
             var coverage = recorded ?? 0
-            if let file, !file.committed {
-                coverage = max(file.mark, parts.map(\.provenance.coverage).max() ?? 0)
-            } else {
-                let uncommitted = parts.filter { p in
-                    p.level == 0 && p.provenance.sources.isEmpty && p.provenance.correctsPart == 0
-                        && p.provenance.coverage > coverage
+            if legacy {
+                coverage = max(coverage, parts.map(\.provenance.coverage).max() ?? 0)
+                if file == nil {
+                    report.problems.append("rollup \(def.name) has merged parts but no \(RollupCoverage.fileName) file: its coverage is taken from its parts")
                 }
+            } else {
+                let uncommitted = flushParts.filter { $0.provenance.coverage > coverage }
                 if !uncommitted.isEmpty {
                     let numbers = Set(uncommitted.map(\.number))
                     parts.removeAll { numbers.contains($0.number) }
@@ -181,7 +192,7 @@ extension EventStore {
                     }
                 }
             }
-            let missing = st.parts.filter { recorded == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
+            let missing = st.parts.filter { file == nil && parts.isEmpty ? true : ($0.footer.level == 0 && $0.number > coverage) }
             // A read-only open (`tally query` after a crash mid-flush) writes no rollup part: the
             // next writable open rolls those parts up; queries read them raw meanwhile. (A
             // directory from before rollups, merged parts and all, is rolled up even so.)
@@ -207,7 +218,10 @@ extension EventStore {
                 report.rollupPartsRebuilt += missing.count
             }
             let highest = max(coverage, st.parts.map(\.number).max() ?? 0)
-            if (recorded != highest || file?.committed == false) && !options.readOnly {
+            // A read-only open that rolled up (only with no file: a directory from before rollups)
+            // commits what it wrote, or every later open would roll it all up again.
+            let rolledUp = !missing.isEmpty && !leaveToWriter
+            if (recorded != highest || file?.committed == false) && (!options.readOnly || rolledUp) {
                 try RollupCoverage.write(highest, dir, fs: fs)
             }
             // Rollup months past the rollup's retention (a read-only open deletes nothing).
