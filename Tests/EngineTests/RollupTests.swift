@@ -280,6 +280,10 @@ struct RollupTests {
         let viewer = try EventStore(options: readOnly)
         try Self.expectRollupsEqualRaw(viewer.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day,
                                        source: .mixed)
+        // `tally inspect` (an inventory) lists the parts an open keeps, not the half-written ones.
+        let listed = try Inventory(directory: dir.path).rollups.values.joined().map(\.name)
+        #expect(Set(listed) == Set(viewer.snapshot().rollups.values.joined().map(\.name)))
+        #expect(listed.count + kept == before.filter { $0.hasSuffix(".rpart") }.count)
         try viewer.close()
         #expect(try files() == before)
         store = try EventStore(options: Self.options(dir))

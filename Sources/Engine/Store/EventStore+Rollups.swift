@@ -81,6 +81,12 @@ enum RollupCoverage {
     }
 }
 
+extension RollupPart {
+    /// Written by a flush or by an open's roll-up (level 0, replacing nothing, not a
+    /// correction): such a part is committed only once the coverage mark reaches its coverage.
+    var isFlushPart: Bool { level == 0 && provenance.sources.isEmpty && provenance.correctsPart == 0 }
+}
+
 extension EventStore {
     func rollupDirectory(_ name: String) -> String { options.directory + "/rollups/" + name }
 
@@ -170,9 +176,7 @@ extension EventStore {
             // coverage counts then too, rather than rolling everything up a second time.
             let file = try RollupCoverage.read(dir, fs: fs)
             let recorded = file?.mark
-            let flushParts = parts.filter { p in
-                p.level == 0 && p.provenance.sources.isEmpty && p.provenance.correctsPart == 0
-            }
+            let flushParts = parts.filter(\.isFlushPart)
             let legacy = file.map { !$0.committed } ?? (flushParts.count < parts.count)
             var coverage = recorded ?? 0
             if legacy {

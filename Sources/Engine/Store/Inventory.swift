@@ -50,7 +50,13 @@ public struct Inventory: Sendable {
                     }
                 }
                 let superseded = Set(list.flatMap(\.provenance.sources))
-                rollups[name] = list.filter { !superseded.contains($0.number) }.sorted { $0.number < $1.number }
+                // Parts of a flush not yet committed (a server mid-flush, or a crash's half) are
+                // left out, as opening the directory would.
+                let file = try? RollupCoverage.read(rollupDirectory + "/" + name, fs: fs)
+                let mark = file?.committed == true ? file?.mark : nil
+                rollups[name] = list.filter { p in
+                    !superseded.contains(p.number) && !(mark.map { p.isFlushPart && p.provenance.coverage > $0 } ?? false)
+                }.sorted { $0.number < $1.number }
             }
         }
         let walDirectory = directory + "/wal"
