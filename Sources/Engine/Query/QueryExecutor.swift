@@ -459,6 +459,8 @@ struct ExecutionPlan {
         let groupsByTime = used.contains(where: \.isTime)
         // Per props.* key, part dictionary code of properties → query code (.max: not parsed yet).
         var propCodes: [String: [UInt32]] = [:]
+        // Wanted id hashes, hashed once for all granules.
+        let wantedHashes = pushedBytes.map { HashSet($0.1.map { TallyHash.hash($0) }) }
         for g in granules {
             try deadline.check()
             granulesRead += 1
@@ -488,11 +490,10 @@ struct ExecutionPlan {
                 guard let raw = try part.codesWithNulls(column, granule: g) else { continue }
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
             }
-            for (column, allowed) in pushedBytes where selected?.isEmpty != true {
+            for ((column, allowed), wanted) in zip(pushedBytes, wantedHashes) where selected?.isEmpty != true {
                 if Self.identifierColumns.contains(column), part.footer.column(column) != nil {
                     // Ids: their hashes from the binary form (no text made); the filter proper
                     // decides the few rows left.
-                    let wanted = HashSet(allowed.map { TallyHash.hash($0) })
                     let rows = selected ?? (0..<Int32(n)).map { $0 }
                     let h = try part.identifierHashes(column, granule: g, selected: rows, occurred: times, dictionaries: &dictionaries)
                     var kept: [Int32] = []
@@ -761,7 +762,6 @@ struct ExecutionPlan {
         }
     }
 
-    /// One code per row of `b` for dimension `d`.
     /// The code of a `props.<key>` value in a row's properties JSON (absent or empty: null).
     static func propCode(_ json: UnsafeRawBufferPointer, key: [UInt8], space: ValueSpace) -> UInt32 {
         switch PropertiesJSON.value(key, in: json) {
@@ -771,6 +771,7 @@ struct ExecutionPlan {
         }
     }
 
+    /// One code per row of `b` for dimension `d`.
     static func codes(of d: QueryDimension, in b: EventBatch, space: ValueSpace, zone: QueryTimeZone) -> [UInt32] {
         let n = b.count
         var out = [UInt32](repeating: 0, count: n)

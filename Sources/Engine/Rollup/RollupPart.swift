@@ -244,11 +244,8 @@ public final class RollupPart: Sendable {
                 if sketch.precision == HyperLogLog.defaultPrecision, let body = sketch.sparseBody(), body.entries > 0 {
                     w.varint(UInt64(body.entries) << 1)
                     sketchBytes.append(contentsOf: body.bits)
-                    var header = ByteWriter(capacity: 8)
-                    header.u8(3)
-                    header.u8(UInt8(HyperLogLog.defaultPrecision))
-                    header.varint(UInt64(body.entries))
-                    memorySketches.append(contentsOf: header.bytes)
+                    memorySketches.append(contentsOf: HyperLogLog.sparseHeader(entries: body.entries,
+                                                                                precision: HyperLogLog.defaultPrecision))
                     memorySketches.append(contentsOf: body.bits)
                 } else {
                     let bytes = sketch.serialized()
@@ -378,8 +375,7 @@ public final class RollupPart: Sendable {
                     zones.append(String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self))
                 }
                 let rows = try r.count(limit: b.count)
-                // Arrays sized exactly: decoded rollup parts stay in memory for as long as the
-                // store is open (grown by appending, they held ~30 % slack).
+                // Arrays sized up front (the part packs them; its sketches it keeps as they are).
                 var sites = [UInt32](), days = [Int32](), types = [UInt32](), events = [Int64]()
                 sites.reserveCapacity(rows)
                 days.reserveCapacity(rows)
@@ -450,11 +446,7 @@ public final class RollupPart: Sendable {
                             let n = Int(x >> 1)
                             let used = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: stored[at...]),
                                                                         entries: n, precision: HyperLogLog.defaultPrecision).bytes
-                            var header = ByteWriter(capacity: 8)
-                            header.u8(3)
-                            header.u8(UInt8(HyperLogLog.defaultPrecision))
-                            header.varint(UInt64(n))
-                            sketches.append(contentsOf: header.bytes)
+                            sketches.append(contentsOf: HyperLogLog.sparseHeader(entries: n, precision: HyperLogLog.defaultPrecision))
                             sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + used)]))
                             at += used
                         }

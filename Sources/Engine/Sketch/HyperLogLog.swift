@@ -311,10 +311,17 @@ public struct HyperLogLog: Sendable, Equatable {
             }
             return w.bytes
         }
+        w.raw(Self.sparseHeader(entries: s.sparse.count, precision: precision))
+        w.bytes.append(contentsOf: s.sparseBits())
+        return w.bytes
+    }
+
+    /// The header of a kind-3 (sparse) serialized sketch: kind, precision, entry count.
+    static func sparseHeader(entries: Int, precision: Int) -> [UInt8] {
+        var w = ByteWriter(capacity: 8)
         w.u8(3)
         w.u8(UInt8(precision))
-        w.varint(UInt64(s.sparse.count))
-        w.bytes.append(contentsOf: s.sparseBits())
+        w.varint(UInt64(entries))
         return w.bytes
     }
 
@@ -571,8 +578,6 @@ struct BitReader {
     private var cached = 0
     /// The next byte to load into the cache.
     private var loaded = 0
-
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// A reader starting `bitPosition` bits in.
     init(_ bytes: UnsafeRawBufferPointer, bitPosition: Int) {

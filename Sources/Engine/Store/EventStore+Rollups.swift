@@ -151,22 +151,16 @@ extension EventStore {
             }
             let superseded = Set(parts.flatMap(\.provenance.sources))
             let rawNumbers = Set(st.parts.map(\.number))
-            var removed = false
-            for p in parts {
+            let gone = Set(parts.filter { p in
                 let orphanCorrection = p.provenance.correctsPart != 0 && !rawNumbers.contains(p.provenance.correctsPart)
                     && p.provenance.correctedInputs.contains { rawNumbers.contains($0) }
-                if superseded.contains(p.number) || orphanCorrection {
-                    try fs.remove(p.path)
-                    removed = true
-                    report.supersededRemoved += 1
-                }
-            }
-            if removed {
+                return superseded.contains(p.number) || orphanCorrection
+            }.map(\.number))
+            if !gone.isEmpty {
+                for p in parts where gone.contains(p.number) { try fs.remove(p.path) }
                 try fs.syncDirectory(dir)
-                parts.removeAll { p in
-                    superseded.contains(p.number) || (p.provenance.correctsPart != 0 && !rawNumbers.contains(p.provenance.correctsPart)
-                        && p.provenance.correctedInputs.contains { rawNumbers.contains($0) })
-                }
+                report.supersededRemoved += gone.count
+                parts.removeAll { gone.contains($0.number) }
             }
             // The commit mark. Level-0 rollup parts of a flush (or of an open's roll-up) above it
             // are a crash's half: removed, and their raw parts rolled up again below. A version-1
