@@ -91,14 +91,7 @@ public enum QueryExecutor {
         let total = work.reduce(0) { $0 + $1.granules.count }
         let workers = total >= 8 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
         let boxes = (0..<workers).map { i in WorkerBox(i == 0 ? first : ExecutionPlan(query)) }
-        var load = [Int](repeating: 0, count: workers)
-        var assigned = [[(part: Part, granules: [Int])]](repeating: [], count: workers)
-        for w in work.sorted(by: { $0.granules.count > $1.granules.count }) {
-            let i = load.firstIndex(of: load.min()!)!
-            assigned[i].append(w)
-            load[i] += w.granules.count
-        }
-        let shares = assigned
+        let shares = Self.share(work, total: total, workers: workers)
         DispatchQueue.concurrentPerform(iterations: workers) { i in
             let box = boxes[i]
             do {
@@ -118,6 +111,31 @@ public enum QueryExecutor {
         stats.granulesRead += boxes.reduce(0) { $0 + $1.plan.granulesRead }
         stats.rowsMatched += boxes.reduce(0) { $0 + $1.plan.rowsScanned }
         return plan
+    }
+
+    /// The granules in `workers` contiguous shares of equal count, a part split between shares
+    /// where a share ends inside it: a range within one month is one merged part, and whole
+    /// parts per worker left `hourly_7d` on one core (BENCHMARKS.md).
+    static func share(_ work: [(part: Part, granules: [Int])], total: Int, workers: Int)
+        -> [[(part: Part, granules: [Int])]]
+    {
+        var shares = [[(part: Part, granules: [Int])]](repeating: [], count: workers)
+        let each = (total + workers - 1) / max(1, workers)
+        var w = 0, filled = 0
+        for (part, granules) in work {
+            var rest = granules[...]
+            while !rest.isEmpty {
+                let take = w == workers - 1 ? rest.count : min(rest.count, each - filled)
+                shares[w].append((part, Array(rest.prefix(take))))
+                rest = rest.dropFirst(take)
+                filled += take
+                if filled >= each && w < workers - 1 {
+                    w += 1
+                    filled = 0
+                }
+            }
+        }
+        return shares
     }
 
     /// One worker's plan and outcome.
@@ -252,6 +270,9 @@ struct Accumulator {
     var typeCounts: [Int]
     var visitors: HyperLogLog?
     var sessions: HyperLogLog?
+    /// The sketches' estimates, made on both cores by `mergeDeferredSketches`.
+    var visitorCount: Int?
+    var sessionCount: Int?
     var exactVisitors: Set<UInt64>?
     var exactSessions: Set<UInt64>?
     var sums: [Double]
@@ -826,9 +847,9 @@ struct ExecutionPlan {
         case .pageviews: return .int(Int64(a.pageviews))
         case .count(let t): return .int(Int64(a.typeCounts[countTypes.firstIndex(of: t)!]))
         case .uniqueVisitors:
-            return .int(Int64(query.exact ? a.exactVisitors!.count : a.visitors!.count))
+            return .int(Int64(query.exact ? a.exactVisitors!.count : a.visitorCount ?? a.visitors!.count))
         case .sessions:
-            return .int(Int64(query.exact ? a.exactSessions!.count : a.sessions!.count))
+            return .int(Int64(query.exact ? a.exactSessions!.count : a.sessionCount ?? a.sessions!.count))
         case .ratio(let x, let y):
             let num = metricValue(x, a).doubleValue ?? 0
             let den = metricValue(y, a).doubleValue ?? 0
@@ -893,18 +914,74 @@ struct ExecutionPlan {
                                emptyMetrics: emptyMetrics, rowsScanned: rowsScanned)
     }
 
-    /// Merges the deferred rollup sketches of the `needed` groups (all when nil).
+    /// Merges the deferred rollup sketches of the `needed` groups (all when nil) and estimates
+    /// their counts, on both cores: groups are independent, and decoding and estimating sketches
+    /// was most of `daily_92d` (92 days × 9 event types' sketches).
     mutating func mergeDeferredSketches(_ needed: [Bool]?) throws(QueryError) {
         defer { deferredSketches = [] }
-        do {
-            for ref in deferredSketches where needed?[Int(ref.group)] ?? true {
-                let part = deferredSketchParts[Int(ref.part)], g = Int(ref.group), r = Int(ref.row)
-                if needsVisitors { accumulators[g].visitors!.merge(try part.visitors(r)) }
-                if needsSessions { accumulators[g].sessions!.merge(try part.sessions(r)) }
-            }
-        } catch {
-            throw QueryError.storage("reading the rollups", error)
+        guard (needsVisitors || needsSessions) && !query.exact else { return }
+        let groupCount = accumulators.count
+        // The deferred rows bucketed by group (counting sort).
+        var start = [Int](repeating: 0, count: groupCount + 1)
+        for ref in deferredSketches where needed?[Int(ref.group)] ?? true { start[Int(ref.group) + 1] += 1 }
+        for g in 0..<groupCount { start[g + 1] += start[g] }
+        var byGroup = [DeferredSketch](repeating: DeferredSketch(group: 0, part: 0, row: 0), count: start[groupCount])
+        var fill = start
+        for ref in deferredSketches where needed?[Int(ref.group)] ?? true {
+            byGroup[fill[Int(ref.group)]] = ref
+            fill[Int(ref.group)] += 1
         }
+        // One task per group and sketch (visitors, sessions): an overview's one group still
+        // uses both cores when it asks for both.
+        var tasks: [(group: Int, sessions: Bool)] = []
+        for g in 0..<groupCount where needed?[g] ?? true {
+            if needsVisitors { tasks.append((g, false)) }
+            if needsSessions { tasks.append((g, true)) }
+        }
+        var sketches = tasks.map { t in t.sessions ? accumulators[t.group].sessions! : accumulators[t.group].visitors! }
+        var counts = [Int](repeating: 0, count: tasks.count)
+        // Two shares of about equal work (sketches to merge, plus one estimate per task).
+        let cost = tasks.map { start[$0.group + 1] - start[$0.group] + 1 }
+        let work = cost.reduce(0, +)
+        let workers = work >= 64 && tasks.count >= 2 ? min(2, ProcessInfo.processInfo.activeProcessorCount) : 1
+        var shares = [[Int]](repeating: [], count: workers)
+        var done = 0
+        for (i, c) in cost.enumerated() {
+            shares[min(workers - 1, done * workers / max(1, work))].append(i)
+            done += c
+        }
+        let parts = deferredSketchParts
+        let errors = (0..<workers).map { _ in ScanWorkerBox<(any Error)?>(nil) }
+        sketches.withUnsafeMutableBufferPointer { sketches in
+            counts.withUnsafeMutableBufferPointer { counts in
+                let shared = UnsafeSendable((sketches, counts, tasks, byGroup, start, shares))
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let (sketches, counts, tasks, byGroup, start, shares) = shared.value
+                    do {
+                        for i in shares[w] {
+                            let g = tasks[i].group
+                            for ref in byGroup[start[g]..<start[g + 1]] {
+                                let part = parts[Int(ref.part)], r = Int(ref.row)
+                                sketches[i].merge(tasks[i].sessions ? try part.sessions(r) : try part.visitors(r))
+                            }
+                            counts[i] = sketches[i].count
+                        }
+                    } catch {
+                        errors[w].state = error
+                    }
+                }
+            }
+        }
+        for (i, t) in tasks.enumerated() {
+            if t.sessions {
+                accumulators[t.group].sessions = sketches[i]
+                accumulators[t.group].sessionCount = counts[i]
+            } else {
+                accumulators[t.group].visitors = sketches[i]
+                accumulators[t.group].visitorCount = counts[i]
+            }
+        }
+        if let e = errors.compactMap(\.state).first { throw QueryError.storage("reading the rollups", e) }
     }
 
     /// Result rows (dimension values, then metric values) made into the answer: dense time
