@@ -81,6 +81,10 @@ struct RollupTests {
                                                                .condition(.column(.deviceType), .contains, ["desk"])])])))
         out.append(q([.column(.propMappingID), .column(.propPostID)],
                      .condition(.column(.eventType), .is, ["widget_click", "widget_impression"])))
+        // Top-level `is` conditions on a number and on text narrow the rollup rows before grouping.
+        out.append(q([.column(.propDeviceSlug)], .and([.condition(.column(.eventType), .is, ["widget_click", "widget_impression"]),
+                                                      .condition(.column(.propMappingID), .is, ["1", "3", "x"])])))
+        out.append(q([.column(.browser), .time(.day)], .and([pageviews, .condition(.column(.os), .is, ["iOS"])])))
         return out
     }
 
@@ -167,6 +171,63 @@ struct RollupTests {
         // Asked in another zone than the site's rollup days, a query goes to the raw events.
         let q = Query(site: "ny.com", from: Self.t0, to: Self.t0 + 10 * Self.day, metrics: [.events], dimensions: [.time(.day)])
         #expect(try QueryExecutor.run(q, on: snapshot).source == .raw)
+        try store.close()
+    }
+
+    @Test("uniques merged from many days' sketches equal raw as the union stays sparse, turns dense from sparse days, or meets a dense day; every page of top pages is the slice of the whole answer")
+    func denseUnionsAndPages() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir))
+        var rows: [EventRow] = []
+        // 600 new visitors a day (sparse day sketches), 5,000 on the twelfth day (a dense one).
+        for d in 0..<12 {
+            for i in 0..<(d == 11 ? 5000 : 600) {
+                rows.append(EventRow(site: "big.com", at: Self.t0 + Int64(d) * Self.day + Int64(i) * 1000,
+                                     visitor: "v\(d)-\(i)", session: "s\(d)-\(i)", id: "e\(d)-\(i)",
+                                     path: "/p\(i % 60)"))
+            }
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        let snapshot = store.snapshot()
+        func both(_ q: Query) throws -> (fast: QueryResult, raw: QueryResult) {
+            var raw = q
+            raw.allowRollups = false
+            return (try QueryExecutor.run(q, on: snapshot), try QueryExecutor.run(raw, on: snapshot))
+        }
+        let metrics: [QueryMetric] = [.events, .uniqueVisitors, .sessions]
+        // Page views only: the pages rollup keeps sketches for them (the others for all types).
+        let views = QueryFilter.condition(.column(.eventType), .is, QueryMetric.pageviewTypes)
+        // 2,400 visitors (sparse union), 6,600 (dense from sparse days), 11,600 (with the dense day).
+        for days: Int64 in [4, 11, 12] {
+            for dims: [QueryDimension] in [[], [.time(.day)], [.column(.pagePath)]] {
+                let (fast, raw) = try both(Query(site: "big.com", from: Self.t0, to: Self.t0 + days * Self.day,
+                                                 metrics: metrics, dimensions: dims, filter: views))
+                #expect(fast.source == .rollup)
+                #expect(fast.rows == raw.rows, "\(days) days by \(dims.map(\.name)): \(fast.rows.prefix(2)) vs \(raw.rows.prefix(2))")
+            }
+            let total = try both(Query(site: "big.com", from: Self.t0, to: Self.t0 + days * Self.day, metrics: [.uniqueVisitors]))
+            if days == 4 { #expect(total.raw.rows[0][0] == .int(2400)) }  // exact while sparse and small
+            // Pages of 60 (ties in every count, broken by the path) under each order.
+            for order: [(name: String, descending: Bool)] in [[], [("unique_visitors", true)], [("page_path", false)],
+                                                              [("events", false)], [("sessions", true)]] {
+                var whole = Query(site: "big.com", from: Self.t0, to: Self.t0 + days * Self.day, metrics: metrics,
+                                  dimensions: [.column(.pagePath)], filter: views)
+                whole.orderBy = order
+                let all = try both(whole)
+                #expect(all.fast.rows == all.raw.rows && all.raw.rows.count == 60)
+                for (limit, offset) in [(5, 0), (5, 7), (1, 59), (14, 1)] {
+                    var page = whole
+                    page.limit = limit
+                    page.offset = offset
+                    let (fast, raw) = try both(page)
+                    let slice = Array(all.raw.rows.dropFirst(offset).prefix(limit))
+                    #expect(fast.rows == slice, "\(order) limit \(limit) offset \(offset)")
+                    #expect(raw.rows == slice, "\(order) limit \(limit) offset \(offset) (raw)")
+                    #expect(fast.totalRows == 60 && raw.totalRows == 60)
+                }
+            }
+        }
         try store.close()
     }
 

@@ -22,17 +22,7 @@ public enum QueryExecutor {
         var rawQuery = query
         if let choice {
             rawQuery.from = choice.split
-            do {
-                for part in choice.parts {
-                    try deadline.check()
-                    try plan.consume(rollup: part, fromDay: choice.fromDay, toDay: choice.toDay, zone: choice.zone,
-                                     maxGroups: budget.maxGroups)
-                }
-            } catch let e as QueryError {
-                throw e
-            } catch {
-                throw QueryError.storage("reading the rollups", error)
-            }
+            plan = try rollupRows(query, choice, deadline: deadline, budget: budget)
             stats.rollupRowsRead = plan.rowsScanned
             // Flushed parts whose rows the rollup does not hold yet answer the rollup's days raw.
             let pending = snapshot.partsNotRolledUp(choice.definition.name)
@@ -65,6 +55,27 @@ public enum QueryExecutor {
         // What answered: rollup rows, raw granules, or both (the buffer is raw but always read).
         if stats.rollupRowsRead > 0 { result.source = stats.granulesRead > 0 ? .mixed : .rollup }
         return result
+    }
+
+    /// The rollup rows' answer to `query` (the chosen days only). On one core: two workers
+    /// reading half of the days each were no faster for `top_pages_30d` (each translated the
+    /// same 3,860 pages, and merging their groups by value took 1.6 ms).
+    static func rollupRows(_ query: Query, _ choice: RollupChoice, deadline: Deadline, budget: QueryBudget)
+        throws(QueryError) -> ExecutionPlan
+    {
+        var plan = ExecutionPlan(query)
+        do {
+            for part in choice.parts {
+                try deadline.check()
+                try plan.consume(rollup: part, fromDay: choice.fromDay, toDay: choice.toDay, zone: choice.zone,
+                                 maxGroups: budget.maxGroups)
+            }
+        } catch let e as QueryError {
+            throw e
+        } catch {
+            throw QueryError.storage("reading the rollups", error)
+        }
+        return plan
     }
 
     /// The raw parts' answer to `query` (its range only; not the buffer), on both cores.
@@ -957,13 +968,17 @@ struct ExecutionPlan {
                 let shared = UnsafeSendable((sketches, counts, tasks, byGroup, start, shares))
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     let (sketches, counts, tasks, byGroup, start, shares) = shared.value
+                    var union = SketchUnion()
                     do {
                         for i in shares[w] {
                             let g = tasks[i].group
+                            if union.precision != sketches[i].precision { union = SketchUnion(precision: sketches[i].precision) }
+                            union.merge(sketches[i])
                             for ref in byGroup[start[g]..<start[g + 1]] {
                                 let part = parts[Int(ref.part)], r = Int(ref.row)
-                                sketches[i].merge(tasks[i].sessions ? try part.sessions(r) : try part.visitors(r))
+                                union.merge(tasks[i].sessions ? try part.sessions(r) : try part.visitors(r))
                             }
+                            sketches[i] = union.take()
                             counts[i] = sketches[i].count
                         }
                     } catch {
@@ -1003,7 +1018,7 @@ struct ExecutionPlan {
         }
         if dims == 0 && rows.isEmpty { rows.append(emptyMetrics) }
         let order = try Self.order(query)
-        rows.sort { x, y in
+        func before(_ x: [QueryValue], _ y: [QueryValue]) -> Bool {
             for (i, descending) in order where x[i] != y[i] {
                 return descending ? y[i] < x[i] : x[i] < y[i]
             }
@@ -1011,9 +1026,56 @@ struct ExecutionPlan {
         }
         let total = rows.count
         let start = min(query.offset, total)
+        // A page of a few rows out of many (top 50 pages of 3,860): the first offset + limit
+        // rows are selected through a heap, then sorted — sorting all of them was a fifth of
+        // `top_pages_30d`. The order is total (ties end on the dimensions, which differ between
+        // groups), so both give the same page.
+        if let limit = query.limit, start < total, limit < total - start, start + limit <= total / 4 {
+            let first = Self.smallest(start + limit, of: rows, by: before).sorted { before(rows[$0], rows[$1]) }
+            return QueryResult(columns: names, rows: first[start...].map { rows[$0] }, totalRows: total, source: .raw,
+                               rowsScanned: rowsScanned, stats: ScanStats())
+        }
+        rows.sort(by: before)
         let end = query.limit.map { min(total, start + $0) } ?? total
         return QueryResult(columns: names, rows: Array(rows[start..<end]), totalRows: total, source: .raw,
                            rowsScanned: rowsScanned, stats: ScanStats())
+    }
+
+    /// The indexes of the `k` first elements of `items` in the order `before`, unordered: a heap
+    /// of the k best so far with the last of them on top (most items lose to it in one comparison).
+    static func smallest<T>(_ k: Int, of items: [T], by before: (T, T) -> Bool) -> [Int] {
+        guard k > 0 else { return [] }
+        var heap: [Int] = []
+        heap.reserveCapacity(k)
+        // The parent sorts after its children: heap[0] is the last of the k kept.
+        func siftDown(_ from: Int) {
+            var i = from
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var top = i
+                if l < heap.count && before(items[heap[top]], items[heap[l]]) { top = l }
+                if r < heap.count && before(items[heap[top]], items[heap[r]]) { top = r }
+                if top == i { return }
+                heap.swapAt(i, top)
+                i = top
+            }
+        }
+        for i in items.indices {
+            if heap.count < k {
+                heap.append(i)
+                var c = heap.count - 1
+                while c > 0 {
+                    let parent = (c - 1) / 2
+                    guard before(items[heap[parent]], items[heap[c]]) else { break }
+                    heap.swapAt(parent, c)
+                    c = parent
+                }
+            } else if before(items[i], items[heap[0]]) {
+                heap[0] = i
+                siftDown(0)
+            }
+        }
+        return heap
     }
 
     /// The order of result rows, as (column index, descending): the requested order, else time

@@ -122,43 +122,79 @@ extension ExecutionPlan {
         // The part's columns are packed (`PackedInts`): each is read once for the rows used,
         // which are one range (rows are sorted by site, then day: `RollupPart.open` checks).
         let siteRows = part.rows(ofSite: query.site)
-        let siteDays = part.days.values(in: siteRows)
+        // Binary search on the packed days (decoding all of a site's days first cost as much as
+        // reading the rows).
         func firstIndex(atLeast day: Int64) -> Int {
-            var lo = 0, hi = siteDays.count
+            var lo = siteRows.lowerBound, hi = siteRows.upperBound
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if Int64(siteDays[mid]) < day { lo = mid + 1 } else { hi = mid }
+                if Int64(part.days[mid]) < day { lo = mid + 1 } else { hi = mid }
             }
             return lo
         }
         let first = firstIndex(atLeast: fromDay), end = firstIndex(atLeast: toDay)
-        let rows = (siteRows.lowerBound + first)..<(siteRows.lowerBound + max(first, end))
+        let rows = first..<max(first, end)
         guard !rows.isEmpty else { return }
-        let days = Array(siteDays[first..<max(first, end)])
-        let events = part.events.values(in: rows), types = part.types.values(in: rows)
         rowsScanned += rows.count
-        // Per used dimension, the code of each selected row (values translated once per part code).
+        let typeValues = part.dictionaries[1]
+        let allTypes = part.types.values(in: rows)
+        // Rows that the filter's top-level `is` conditions (event types, a mapping id) cannot
+        // keep are dropped before any other column is read: widget stats of one mapping read
+        // its few rows, top pages the page views. `picked` holds offsets into `rows`; nil is
+        // all of them.
+        var picked: [Int32]?
+        for f in scanRequest.filters {
+            guard let k = part.columns.firstIndex(of: f.column) else { continue }
+            let dictionary = part.dictionaries[k]
+            let isNumber = f.column.kind == .int64
+            let wantedNumbers = Set(f.values.compactMap { $0.flatMap { Int64($0) } })
+            let wantedBytes = f.values.compactMap { $0.map { Array($0.utf8) } }
+            // Per part code, decided when first met: 0 unknown, 1 kept, 2 dropped.
+            var decided = [UInt8](repeating: 0, count: dictionary.count)
+            let partCodes = k == 0 ? part.sites.values(in: rows)
+                : (k == 1 ? allTypes : part.dimensions[k - 2].values(in: rows))
+            picked = (picked ?? Array(0..<Int32(rows.count))).filter { offset in
+                let c = Int(partCodes[Int(offset)])
+                guard c < decided.count else { return false }  // null: an `is` condition names no null
+                if decided[c] == 0 {
+                    let keep = isNumber
+                        ? dictionary.string(at: c).flatMap { Int64($0) }.map { wantedNumbers.contains($0) } ?? false
+                        : dictionary.withValue(c) { v in
+                            wantedBytes.contains { w in w.count == v.count && w.withUnsafeBytes { ByteOrder.equal($0, v) } }
+                        }
+                    decided[c] = keep ? 1 : 2
+                }
+                return decided[c] == 1
+            }
+        }
+        func pick<T>(_ values: [T]) -> [T] { picked.map { $0.map { values[Int($0)] } } ?? values }
+        let count = picked?.count ?? rows.count
+        guard count > 0 else { return }
+        let types = pick(allTypes), events = pick(part.events.values(in: rows))
+        // Per used dimension, the code of each picked row (values translated once per part code).
         var codes: [[UInt32]] = []
         for (i, d) in used.enumerated() {
             let space = spaces[i]
             func translate(_ k: Int) -> [UInt32] {
                 let column = part.columns[k]
+                let dictionary = part.dictionaries[k]
                 // Part code → query code (UInt32.max: not yet seen); the last slot for null.
-                let size = part.dictionaries[k].count
+                let size = dictionary.count
                 var map = [UInt32](repeating: .max, count: size + 1)
-                let partCodes = k == 0 ? part.sites.values(in: rows) : (k == 1 ? types : part.dimensions[k - 2].values(in: rows))
+                let partCodes = k == 0 ? pick(part.sites.values(in: rows))
+                    : (k == 1 ? types : pick(part.dimensions[k - 2].values(in: rows)))
                 return partCodes.map { c in
                     let slot = c == RollupAggregate.null ? size : Int(c)
                     if map[slot] != .max { return map[slot] }
-                    let v: QueryValue
-                    if c == RollupAggregate.null || part.dictionaries[k].withValue(Int(c), { $0.isEmpty }) {
-                        v = .null
+                    let code: UInt32
+                    if c == RollupAggregate.null {
+                        code = space.code(.null)
                     } else if column.kind == .int64 {
-                        v = part.dictionaries[k].string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null
+                        code = space.code(dictionary.string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null)
                     } else {
-                        v = .string(part.dictionaries[k].string(at: Int(c)) ?? "")
+                        // Straight from the dictionary's bytes (empty is null): no String per value.
+                        code = dictionary.withValue(Int(c)) { space.code(bytes: $0) }
                     }
-                    let code = space.code(v)
                     map[slot] = code
                     return code
                 }
@@ -168,12 +204,14 @@ extension ExecutionPlan {
                 codes.append(translate(part.columns.firstIndex(of: c)!))
             case .campaign:
                 let ids = part.columns.firstIndex(of: .campaignID)!, utm = part.columns.firstIndex(of: .utmCampaign)!
-                codes.append(rows.map { r in
-                    space.code((part.value(ids, r) ?? part.value(utm, r)).map { .string($0) } ?? .null)
+                let offsets = picked.map { $0.map { Int($0) } } ?? Array(0..<rows.count)
+                codes.append(offsets.map { k in
+                    let r = rows.lowerBound + k
+                    return space.code((part.value(ids, r) ?? part.value(utm, r)).map { .string($0) } ?? .null)
                 })
             case .time(let bucket):
                 var cache: [Int32: UInt32] = [:]
-                codes.append(days.map { day in
+                codes.append(pick(part.days.values(in: rows)).map { day in
                     if let c = cache[day] { return c }
                     let c = space.code(bucket.label(bucket.key(zone.startOfDay(Int64(day)), zone), zone))
                     cache[day] = c
@@ -183,15 +221,18 @@ extension ExecutionPlan {
                 throw QueryError.invalid("dimensions", "\(d.name) is not in rollups")
             }
         }
-        let typeValues = part.dictionaries[1]
         let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
         let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
         let dims = query.dimensions.count
-        let kept = filter.map { Self.mask($0, count: rows.count, codes: codes, spaces: spaces) }
+        let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
         // Sketches are merged in `result()`, for the groups the answer shows.
         let partIndex = Int32(deferredSketchParts.count)
-        if needsVisitors || needsSessions { deferredSketchParts.append(part) }
-        for (k, r) in rows.enumerated() {
+        let sketched = needsVisitors || needsSessions
+        if sketched {
+            deferredSketchParts.append(part)
+            deferredSketches.reserveCapacity(deferredSketches.count + count)
+        }
+        for k in 0..<count {
             if let kept, !kept[k] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][k] }
@@ -201,7 +242,8 @@ extension ExecutionPlan {
             let t = Int(types[k])
             if isPageview[t] { accumulators[g].pageviews += n }
             if slots[t] >= 0 { accumulators[g].typeCounts[slots[t]] += n }
-            if needsVisitors || needsSessions {
+            if sketched {
+                let r = rows.lowerBound + (picked.map { Int($0[k]) } ?? k)
                 deferredSketches.append(DeferredSketch(group: Int32(g), part: partIndex, row: Int32(r)))
             }
         }

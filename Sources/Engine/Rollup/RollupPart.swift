@@ -127,9 +127,13 @@ public final class RollupPart: Sendable {
             let mid = (lo + hi) / 2
             if sites[mid] < code { lo = mid + 1 } else { hi = mid }
         }
-        var end = lo
-        while end < sites.count && sites[end] == code { end += 1 }
-        return lo..<end
+        let start = lo
+        hi = sites.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sites[mid] <= code { lo = mid + 1 } else { hi = mid }
+        }
+        return start..<lo
     }
 
     /// The time zone identifier of a site's days in this part; nil if the site has no rows.

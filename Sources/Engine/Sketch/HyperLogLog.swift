@@ -637,3 +637,115 @@ struct BitReader {
         }
     }
 }
+
+extension HyperLogLog {
+    /// A sketch made of a sorted, normalized sparse list (at most `sparseLimit` entries).
+    fileprivate init(precision: Int, sparse: [UInt32]) {
+        self.init(precision: precision)
+        self.sparse = sparse
+    }
+
+    /// A dense sketch made of its registers.
+    fileprivate init(precision: Int, registers: [UInt8]) {
+        self.init(precision: precision)
+        self.registers = registers
+    }
+}
+
+/// Many sketches merged into one without sorting: sparse entries go into a table with a slot
+/// per p' index, and into registers once the union is dense. The result equals merging them
+/// one by one with `HyperLogLog.merge` (the same entries, dense under the same rule: an input
+/// is dense or the union has more than `sparseLimit` entries), which queues the entries, sorts
+/// each batch and re-merges the sorted list — a quarter of `top_pages_30d`, whose 50 pages
+/// merge 1,500 daily sketches. Reusable: `take()` leaves it empty.
+struct SketchUnion {
+    let precision: Int
+    /// Per p' index, its highest rank + 1 (0: no entry).
+    private var slots: [UInt8]
+    /// One bit per slot in use, to list the entries in index order.
+    private var occupied: [UInt64]
+    private var entries = 0
+    /// The union's registers once dense (empty while sparse).
+    private var registers: [UInt8] = []
+    private let shape: HyperLogLog
+
+    init(precision: Int = HyperLogLog.defaultPrecision) {
+        self.precision = precision
+        shape = HyperLogLog(precision: precision)
+        slots = [UInt8](repeating: 0, count: 1 << HyperLogLog.sparsePrecision)
+        occupied = [UInt64](repeating: 0, count: (1 << HyperLogLog.sparsePrecision) / 64)
+    }
+
+    mutating func merge(_ sketch: HyperLogLog) {
+        precondition(sketch.precision == precision, "merging HyperLogLog sketches of different precision")
+        var s = sketch
+        s.compact()
+        if registers.isEmpty && s.isDense { densify() }
+        if !registers.isEmpty {
+            let shape = shape
+            registers.withUnsafeMutableBufferPointer { r in
+                if s.isDense {
+                    s.registers.withUnsafeBufferPointer { o in
+                        for i in 0..<r.count { r[i] = max(r[i], o[i]) }
+                    }
+                } else {
+                    for e in s.sparse {
+                        let (i, rank) = shape.denseSlot(e)
+                        if r[i] < rank { r[i] = rank }
+                    }
+                }
+            }
+            return
+        }
+        slots.withUnsafeMutableBufferPointer { slots in
+            occupied.withUnsafeMutableBufferPointer { occupied in
+                for e in s.sparse {
+                    let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
+                    if slots[i] == 0 {
+                        occupied[i >> 6] |= 1 << UInt64(i & 63)
+                        entries += 1
+                    }
+                    if slots[i] < v { slots[i] = v }
+                }
+            }
+        }
+        if entries > shape.sparseLimit { densify() }
+    }
+
+    /// The sparse entries in index order, each slot emptied.
+    private mutating func drain(_ body: (UInt32) -> Void) {
+        for w in 0..<occupied.count where occupied[w] != 0 {
+            var bits = occupied[w]
+            while bits != 0 {
+                let i = w * 64 + bits.trailingZeroBitCount
+                body(UInt32(i) << 6 | UInt32(slots[i] - 1))
+                slots[i] = 0
+                bits &= bits - 1
+            }
+            occupied[w] = 0
+        }
+        entries = 0
+    }
+
+    private mutating func densify() {
+        var r = [UInt8](repeating: 0, count: 1 << precision)
+        let shape = shape
+        drain { e in
+            let (i, rank) = shape.denseSlot(e)
+            if r[i] < rank { r[i] = rank }
+        }
+        registers = r
+    }
+
+    /// The union of everything merged since the last `take()`.
+    mutating func take() -> HyperLogLog {
+        if !registers.isEmpty {
+            defer { registers = [] }
+            return HyperLogLog(precision: precision, registers: registers)
+        }
+        var sparse: [UInt32] = []
+        sparse.reserveCapacity(entries)
+        drain { sparse.append($0) }
+        return HyperLogLog(precision: precision, sparse: sparse)
+    }
+}
