@@ -198,6 +198,9 @@ final class ValueSpace {
     private var fromInterner: [UInt32] = []
     private var others: [QueryValue: UInt32] = [:]
     private(set) var values: [QueryValue] = []
+    /// A time dimension's codes by local hour << 12 | UTC offset in minutes (mod 4096): every
+    /// bucket is constant within a local hour (`ExecutionPlan.timeCodes`).
+    var timeCodes: [Int64: UInt32] = [:]
 
     func code(bytes: UnsafeRawBufferPointer) -> UInt32 {
         if bytes.isEmpty { return code(.null) }
@@ -623,7 +626,15 @@ struct ExecutionPlan {
                         let i = floorDiv(t + off, hour) - base
                         guard i >= 0 && i < span else { return space.code(bucket.label(bucket.key(t, zone), zone)) }
                         if cache[Int(i)] != .max { return cache[Int(i)] }
+                        // Across granules: by local hour and offset (a label made and interned
+                        // per hour per granule was 7 % of `hourly_7d`).
+                        let local = (base + i) << 12 | ((off / 60_000) & 4095)
+                        if let c = space.timeCodes[local] {
+                            cache[Int(i)] = c
+                            return c
+                        }
                         let c = space.code(bucket.label(bucket.key(t, zone), zone))
+                        space.timeCodes[local] = c
                         cache[Int(i)] = c
                         return c
                     }
@@ -972,6 +983,10 @@ struct ExecutionPlan {
                     do {
                         for i in shares[w] {
                             let g = tasks[i].group
+                            if start[g] == start[g + 1] {  // nothing deferred (raw rows only)
+                                counts[i] = sketches[i].count
+                                continue
+                            }
                             if union.precision != sketches[i].precision { union = SketchUnion(precision: sketches[i].precision) }
                             union.merge(sketches[i])
                             for ref in byGroup[start[g]..<start[g + 1]] {
