@@ -102,10 +102,47 @@ public struct HyperLogLog: Sendable, Equatable {
     /// Folds pending entries into the sorted sparse list; turns dense when it grows too big.
     mutating func compact() {
         guard !pending.isEmpty else { return }
-        pending.sort()
+        Self.sortEntries(&pending)
         sparse = Self.mergeSorted(sparse, pending)
         pending.removeAll(keepingCapacity: true)
         if sparse.count > sparseLimit { densify() }
+    }
+
+    /// Sorts sparse entries (23 bits: index17 << 6 | rank): least significant digit first, three
+    /// 8-bit digits, for more than a few dozen entries — the standard library's sort was 4–8 %
+    /// of the raw queries with unique visitors and of building rollups.
+    static func sortEntries(_ a: inout [UInt32]) {
+        let n = a.count
+        guard n > 48, a.reduce(0, |) < 1 << 24 else {
+            a.sort()
+            return
+        }
+        var scratch = [UInt32](repeating: 0, count: n)
+        a.withUnsafeMutableBufferPointer { a in
+            scratch.withUnsafeMutableBufferPointer { b in
+                var src = a, dst = b
+                for shift: UInt32 in [0, 8, 16] {
+                    var counts = (0..<256).map { _ in 0 }
+                    counts.withUnsafeMutableBufferPointer { c in
+                        for v in src { c[Int((v >> shift) & 255)] += 1 }
+                        var total = 0
+                        for i in 0..<256 {
+                            let k = c[i]
+                            c[i] = total
+                            total += k
+                        }
+                        for v in src {
+                            let d = Int((v >> shift) & 255)
+                            dst[c[d]] = v
+                            c[d] += 1
+                        }
+                    }
+                    swap(&src, &dst)
+                }
+                // Three passes: the sorted entries are in `b`.
+                for i in 0..<n { a[i] = b[i] }
+            }
+        }
     }
 
     /// Union of two sorted entry lists, keeping the highest rank per index.
