@@ -990,8 +990,7 @@ struct ExecutionPlan {
                             if union.precision != sketches[i].precision { union = SketchUnion(precision: sketches[i].precision) }
                             union.merge(sketches[i])
                             for ref in byGroup[start[g]..<start[g + 1]] {
-                                let part = parts[Int(ref.part)], r = Int(ref.row)
-                                union.merge(tasks[i].sessions ? try part.sessions(r) : try part.visitors(r))
+                                try parts[Int(ref.part)].merge(row: Int(ref.row), sessions: tasks[i].sessions, into: &union)
                             }
                             sketches[i] = union.take()
                             counts[i] = sketches[i].count

@@ -109,6 +109,16 @@ public final class RollupPart: Sendable {
     func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }
     func sessions(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r + 1) }
 
+    /// Merges row `r`'s visitor (or session) sketch into `union` straight from its bytes.
+    func merge(row r: Int, sessions: Bool, into union: inout SketchUnion) throws(TallyError) {
+        let i = 2 * r + (sessions ? 1 : 0)
+        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
+        if start == end { return }  // no sketches for the row's type: merging an empty one is a no-op
+        try sketchBytes.withBytes { (b) throws(TallyError) in
+            try union.merge(serialized: UnsafeRawBufferPointer(rebasing: b[start..<end]))
+        }
+    }
+
     /// A row whose type has no sketches has empty ones.
     private func sketch(_ i: Int) throws(TallyError) -> HyperLogLog {
         let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])

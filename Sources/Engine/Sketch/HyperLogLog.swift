@@ -463,6 +463,60 @@ public struct HyperLogLog: Sendable, Equatable {
         return meanGap <= 1 ? 0 : Int.bitWidth - 1 - meanGap.leadingZeroBitCount
     }
 
+    /// Reads a kind-4 (dense) body — base, packed 4-bit registers, exceptions — from `r` and
+    /// raises each register of `out` (2^p of them) to it: into zeros it decodes the sketch,
+    /// into a union's registers it merges without building the sketch. Every rule of FORMAT.md
+    /// is checked; a broken sketch throws (what `out` holds then is unspecified).
+    static func mergeDense(_ r: inout ByteReader, precision p: Int, into out: UnsafeMutableBufferPointer<UInt8>)
+        throws(TallyError)
+    {
+        do {
+            let base = try r.u8()
+            let maxRank = UInt8(64 - p + 1)
+            guard base <= maxRank else { throw TallyError(.corruption, "HyperLogLog dense base \(base) is out of range") }
+            let half = (1 << p) / 2
+            let packed = try r.raw(half)
+            // Simple loops the compiler vectorizes: raise, count saturated nibbles, and check
+            // the others' range only when the base is within 14 of the highest rank.
+            let bytes = packed.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<half {
+                let v = bytes[i]
+                out[2 * i] = max(out[2 * i], base &+ (v & 15))
+                out[2 * i + 1] = max(out[2 * i + 1], base &+ (v >> 4))
+            }
+            var saturated = 0
+            for v in bytes { saturated &+= Int((v & 15) == 15 ? 1 : 0) &+ Int((v >> 4) == 15 ? 1 : 0) }
+            if Int(base) + 14 > Int(maxRank) {
+                for v in bytes where ((v & 15) != 15 && base &+ (v & 15) > maxRank) || ((v >> 4) != 15 && base &+ (v >> 4) > maxRank) {
+                    throw TallyError(.corruption, "HyperLogLog register out of range")
+                }
+            }
+            let count = try r.count(limit: 1 << p)
+            // Exceptions list exactly the saturated registers, in order, once each.
+            guard count == saturated else {
+                throw TallyError(.corruption, "HyperLogLog dense sketch lists \(count) exceptions for \(saturated) saturated registers")
+            }
+            var index = 0
+            for e in 0..<count {
+                let delta = try r.count(limit: 1 << p)
+                index += delta
+                guard index < 1 << p, e == 0 || delta > 0, (packed[index / 2] >> (index % 2 == 0 ? 0 : 4)) & 15 == 15 else {
+                    throw TallyError(.corruption, "HyperLogLog dense exception \(e) is out of order or not a saturated register")
+                }
+                let value = try r.u8()
+                guard value >= base + 15 else {
+                    throw TallyError(.corruption, "HyperLogLog dense exception \(e) is below base + 15")
+                }
+                guard value <= maxRank else { throw TallyError(.corruption, "HyperLogLog register out of range") }
+                out[index] = max(out[index], value)
+            }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw TallyError(.corruption, "HyperLogLog sketch is truncated: \(error)")
+        }
+    }
+
     public init(serialized bytes: UnsafeRawBufferPointer) throws(TallyError) {
         var r = ByteReader(bytes)
         do {
@@ -514,46 +568,9 @@ public struct HyperLogLog: Sendable, Equatable {
                     throw TallyError(.corruption, "HyperLogLog register out of range")
                 }
             case 4:
-                let base = try r.u8()
-                let maxRank = UInt8(64 - p + 1)
-                guard base <= maxRank else { throw TallyError(.corruption, "HyperLogLog dense base \(base) is out of range") }
-                let half = (1 << p) / 2
-                let packed = try r.raw(half)
                 var regs = [UInt8](repeating: 0, count: 1 << p)
-                var saturated = 0
-                regs.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<half {
-                        let lo = packed[i] & 15, hi = packed[i] >> 4
-                        out[2 * i] = base &+ lo
-                        out[2 * i + 1] = base &+ hi
-                        saturated &+= (lo == 15 ? 1 : 0) &+ (hi == 15 ? 1 : 0)
-                    }
-                }
-                let count = try r.count(limit: 1 << p)
-                // Exceptions list exactly the saturated registers, in order, once each.
-                guard count == saturated else {
-                    throw TallyError(.corruption, "HyperLogLog dense sketch lists \(count) exceptions for \(saturated) saturated registers")
-                }
-                var listed = [Bool](repeating: false, count: count == 0 ? 0 : 1 << p)
-                var index = 0
-                for e in 0..<count {
-                    let delta = try r.count(limit: 1 << p)
-                    index += delta
-                    guard index < 1 << p, e == 0 || delta > 0, regs[index] == base + 15, !listed[index] else {
-                        throw TallyError(.corruption, "HyperLogLog dense exception \(e) is out of order or not a saturated register")
-                    }
-                    let value = try r.u8()
-                    guard value >= base + 15 else {
-                        throw TallyError(.corruption, "HyperLogLog dense exception \(e) is below base + 15")
-                    }
-                    regs[index] = value
-                    listed[index] = true
-                }
-                // Every register 15 or more above the base is listed: as many exceptions as
-                // saturated registers, each on a saturated one, none twice (checked above).
-                let top = regs.withUnsafeBufferPointer { r in r.reduce(0, max) }
-                guard top <= maxRank else {
-                    throw TallyError(.corruption, "HyperLogLog register out of range")
+                try regs.withUnsafeMutableBufferPointer { (out) throws(TallyError) in
+                    try Self.mergeDense(&r, precision: p, into: out)
                 }
                 registers = regs
             default:
@@ -717,26 +734,33 @@ struct SketchUnion {
         precondition(sketch.precision == precision, "merging HyperLogLog sketches of different precision")
         var s = sketch
         s.compact()
-        if registers.isEmpty && s.isDense { densify() }
+        guard s.isDense else {
+            merge(sparse: s.sparse)
+            return
+        }
+        if registers.isEmpty { densify() }
+        registers.withUnsafeMutableBufferPointer { r in
+            s.registers.withUnsafeBufferPointer { o in
+                for i in 0..<r.count { r[i] = max(r[i], o[i]) }
+            }
+        }
+    }
+
+    /// Merges sorted, normalized sparse entries.
+    private mutating func merge(sparse: [UInt32]) {
         if !registers.isEmpty {
             let shape = shape
             registers.withUnsafeMutableBufferPointer { r in
-                if s.isDense {
-                    s.registers.withUnsafeBufferPointer { o in
-                        for i in 0..<r.count { r[i] = max(r[i], o[i]) }
-                    }
-                } else {
-                    for e in s.sparse {
-                        let (i, rank) = shape.denseSlot(e)
-                        if r[i] < rank { r[i] = rank }
-                    }
+                for e in sparse {
+                    let (i, rank) = shape.denseSlot(e)
+                    if r[i] < rank { r[i] = rank }
                 }
             }
             return
         }
         slots.withUnsafeMutableBufferPointer { slots in
             occupied.withUnsafeMutableBufferPointer { occupied in
-                for e in s.sparse {
+                for e in sparse {
                     let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
                     if slots[i] == 0 {
                         occupied[i >> 6] |= 1 << UInt64(i & 63)
@@ -749,17 +773,58 @@ struct SketchUnion {
         if entries > shape.sparseLimit { densify() }
     }
 
+    /// Merges a serialized sketch without building it: dense ones (kind 4) straight into the
+    /// registers, Rice-coded sparse ones (kind 3) entry by entry; older kinds through
+    /// `HyperLogLog(serialized:)`. Checked as strictly as that initializer.
+    mutating func merge(serialized bytes: UnsafeRawBufferPointer) throws(TallyError) {
+        guard bytes.count >= 2, bytes[0] == 3 || bytes[0] == 4 else {
+            let sketch = try HyperLogLog(serialized: bytes)
+            guard sketch.precision == precision else {
+                throw TallyError(.corruption, "HyperLogLog sketch has precision \(sketch.precision), the others \(precision)")
+            }
+            merge(sketch)
+            return
+        }
+        guard Int(bytes[1]) == precision else {
+            throw TallyError(.corruption, "HyperLogLog sketch has precision \(bytes[1]), the others \(precision)")
+        }
+        var r = ByteReader(bytes)
+        r.offset = 2
+        if bytes[0] == 4 {
+            if registers.isEmpty { densify() }
+            try registers.withUnsafeMutableBufferPointer { (out) throws(TallyError) in
+                try HyperLogLog.mergeDense(&r, precision: precision, into: out)
+            }
+        } else {
+            let n: Int
+            do { n = try r.count(limit: 1 << precision) } catch {
+                throw TallyError(.corruption, "HyperLogLog sketch is truncated: \(error)")
+            }
+            let (entries, used) = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: bytes[r.offset...]),
+                                                                   entries: n, precision: precision)
+            r.offset += used
+            guard r.isAtEnd else { throw TallyError(.corruption, "HyperLogLog sketch has \(r.remaining) trailing bytes") }
+            merge(sparse: entries)
+            return
+        }
+        guard r.isAtEnd else { throw TallyError(.corruption, "HyperLogLog sketch has \(r.remaining) trailing bytes") }
+    }
+
     /// The sparse entries in index order, each slot emptied.
     private mutating func drain(_ body: (UInt32) -> Void) {
-        for w in 0..<occupied.count where occupied[w] != 0 {
-            var bits = occupied[w]
-            while bits != 0 {
-                let i = w * 64 + bits.trailingZeroBitCount
-                body(UInt32(i) << 6 | UInt32(slots[i] - 1))
-                slots[i] = 0
-                bits &= bits - 1
+        slots.withUnsafeMutableBufferPointer { slots in
+            occupied.withUnsafeMutableBufferPointer { occupied in
+                for w in 0..<occupied.count where occupied[w] != 0 {
+                    var bits = occupied[w]
+                    while bits != 0 {
+                        let i = w &* 64 &+ bits.trailingZeroBitCount
+                        body(UInt32(i) << 6 | UInt32(slots[i] &- 1))
+                        slots[i] = 0
+                        bits &= bits &- 1
+                    }
+                    occupied[w] = 0
+                }
             }
-            occupied[w] = 0
         }
         entries = 0
     }
@@ -767,9 +832,11 @@ struct SketchUnion {
     private mutating func densify() {
         var r = [UInt8](repeating: 0, count: 1 << precision)
         let shape = shape
-        drain { e in
-            let (i, rank) = shape.denseSlot(e)
-            if r[i] < rank { r[i] = rank }
+        r.withUnsafeMutableBufferPointer { r in
+            drain { e in
+                let (i, rank) = shape.denseSlot(e)
+                if r[i] < rank { r[i] = rank }
+            }
         }
         registers = r
     }
