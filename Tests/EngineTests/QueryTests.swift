@@ -429,6 +429,46 @@ struct QueryTests {
         #expect(i2 - i1 == 5_400_500)
     }
 
+    @Test("an is filter on visitor ids finds exactly their events whether stored binary (UUID, ULID, hex) or as text; the same 16 bytes in another form are another id")
+    func identifierFilters() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.granuleRows = 16
+        let store = try EventStore(options: options)
+        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+        let hex = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  // the UUID's bytes as hex32
+        let upper = uuid.uppercased()  // not canonical: kept as text
+        let ulid = "01J5Z3Y8Q2M4N6P8R0T2V4X6Z8"
+        let text = "visitor-7"
+        // Over two granules of each binary form: some granules hold one id only (stored binary),
+        // the others mix forms (stored as text).
+        let counts = [uuid: 40, hex: 37, upper: 3, ulid: 50, text: 2, "other-0": 40]
+        var rows: [EventRow] = []
+        var i = 0
+        for (visitor, n) in counts.sorted(by: { $0.key < $1.key }) {
+            for _ in 0..<n {
+                rows.append(EventRow(site: "s", at: Self.start + Int64(i) * 60_000, visitor: visitor, id: "e\(i)"))
+                i += 1
+            }
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        let snapshot = store.snapshot()
+        for wanted in [[uuid], [hex], [upper], [ulid], [text], [uuid, ulid], [hex, text], ["nobody"],
+                       [uuid.lowercased().replacingOccurrences(of: "-", with: "")]] {
+            let filter = QueryFilter.condition(.column(.visitorID), .is, wanted)
+            let expected = wanted.reduce(0) { $0 + (counts[$1] ?? 0) }
+            let q = Query(site: "s", from: Self.start, to: Self.start + 86_400_000, metrics: [.events], filter: filter)
+            #expect(try QueryExecutor.run(q, on: snapshot).rows == [[.int(Int64(expected))]], "\(wanted)")
+            let page = try EventList.run(EventListQuery(site: "s", from: Self.start, to: Self.start + 86_400_000, filter: filter,
+                                                        columns: [.visitorID], limit: 1000), on: snapshot)
+            #expect(page.events.count == expected, "\(wanted)")
+            #expect((0..<page.events.count).allSatisfy { wanted.contains(page.events[string: .visitorID].string(at: $0) ?? "") })
+        }
+        try store.close()
+    }
+
     @Test("uniques over ids stored in binary form (UUID, ULID, hex) equal those over their text")
     func binaryIdentifiers() async throws {
         let dir = TemporaryDirectory()

@@ -124,6 +124,56 @@ extension Part {
     }
 }
 
+extension Part {
+    /// The rows (of `selected`, else all) whose identifier is one of the texts `wanted`, compared
+    /// in binary form where the granule stores them so: nothing decoded to text, nothing hashed
+    /// (hashing every id of the granules a visitor's bloom bits let through was a third of
+    /// `visitor_events_92d`). A binary id is the canonical text of its form, so a wanted text
+    /// matches one exactly when it encodes to the same form and bytes. Nil when the block holds
+    /// text (the caller compares texts).
+    func identifierRows(_ column: EventColumn, granule g: Int, selected: [Int32]?, occurred: [Int64]?,
+                        wanted: [[UInt8]]) throws(TallyError) -> [Int32]? {
+        guard let meta = footer.column(column) else { throw .corruption("part \(name) has no column \(column.name)") }
+        let ref = meta.granules[g]
+        let rows = footer.granules[g].rows
+        let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
+        guard encoding == .identifierBinary || encoding == .ulidFromOccurred else { return nil }
+        var targets: [(form: IdentifierForm, lo: UInt64, hi: UInt64)] = []
+        for text in wanted {
+            var binary = [UInt8](repeating: 0, count: IdentifierCodec.binaryLength)
+            let form = text.withUnsafeBytes { t in binary.withUnsafeMutableBytes { IdentifierCodec.encode(t, into: $0.baseAddress!) } }
+            guard let form else { continue }  // not canonical: no binary id decodes to it
+            binary.withUnsafeBytes { targets.append((form, $0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
+        }
+        var keep: [Bool]?
+        if let selected {
+            keep = [Bool](repeating: false, count: rows)
+            for i in selected { keep![Int(i)] = true }
+        }
+        var found: [Int32] = []
+        do {
+            guard !targets.isEmpty else { return [] }
+            let times = encoding == .ulidFromOccurred ? try occurred ?? readInt64s(.occurredAt, granule: g) : nil
+            try raw.withUnsafeBytes { payload in
+                var r = ByteReader(payload)
+                guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
+                    throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
+                }
+                try GranuleCodec.forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: times) { k, binary, form in
+                    guard keep?[k] ?? true else { return }
+                    let lo = binary.loadUnaligned(as: UInt64.self), hi = binary.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                    if targets.contains(where: { $0.lo == lo && $0.hi == hi && $0.form == form }) { found.append(Int32(k)) }
+                }
+            }
+        } catch let e as TallyError {
+            throw e
+        } catch {
+            throw .corruption("malformed \(column.name) granule \(g) in part \(name) at offset \(ref.offset): \(error)")
+        }
+        return found
+    }
+}
+
 /// The values of `all` at `selected` (all of them when nil): a granule's column for the rows a
 /// scan kept.
 func pick<T>(_ all: [T], _ selected: [Int32]?) -> [T] {

@@ -494,8 +494,6 @@ struct ExecutionPlan {
         let groupsByTime = used.contains(where: \.isTime)
         // Per props.* key, part dictionary code of properties → query code (.max: not parsed yet).
         var propCodes: [String: [UInt32]] = [:]
-        // Wanted id hashes, hashed once for all granules.
-        let wantedHashes = pushedBytes.map { HashSet($0.1.map { TallyHash.hash($0) }) }
         for g in granules {
             try deadline.check()
             granulesRead += 1
@@ -525,15 +523,11 @@ struct ExecutionPlan {
                 guard let raw = try part.codesWithNulls(column, granule: g) else { continue }
                 selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
             }
-            for ((column, allowed), wanted) in zip(pushedBytes, wantedHashes) where selected?.isEmpty != true {
-                if Self.identifierColumns.contains(column), part.footer.column(column) != nil {
-                    // Ids: their hashes from the binary form (no text made); the filter proper
-                    // decides the few rows left.
-                    let rows = selected ?? (0..<Int32(n)).map { $0 }
-                    let h = try part.identifierHashes(column, granule: g, selected: rows, occurred: times, dictionaries: &dictionaries)
-                    var kept: [Int32] = []
-                    for (r, x) in zip(rows, h) where wanted.contains(x) { kept.append(r) }
-                    selected = kept
+            for (column, allowed) in pushedBytes where selected?.isEmpty != true {
+                if Self.identifierColumns.contains(column), part.footer.column(column) != nil,
+                   let rows = try part.identifierRows(column, granule: g, selected: selected, occurred: times, wanted: allowed) {
+                    // Ids stored binary: compared in that form (no text made, nothing hashed).
+                    selected = rows
                     continue
                 }
                 let col = try part.readBatch([column], granule: g, dictionaries: &dictionaries)[string: column]
