@@ -352,6 +352,8 @@ struct ExecutionPlan {
     var typeIsPageview: [Bool] = []
     var typeSlot: [Int] = []
     var groups = GroupTable()
+    /// With one dimension: group by the dimension's code (-1 none yet), for raw rows.
+    var directGroups: [Int32] = []
     var accumulators: [Accumulator] = []
     var rowsScanned = 0
     /// Rollup rows whose sketches are merged in `result()`, only if their group is shown.
@@ -661,7 +663,23 @@ struct ExecutionPlan {
             if let kept, !kept[r] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
-            let g = key == lastKey ? lastGroup : try group(for: key, maxGroups: maxGroups)
+            let g: Int
+            if key == lastKey {
+                g = lastGroup
+            } else if dims == 1 {
+                // One dimension (an hourly series: the hour changes from row to row): the group
+                // by its code in an array, not by hashing the key.
+                let c = Int(key.a)
+                if c < directGroups.count && directGroups[c] >= 0 {
+                    g = Int(directGroups[c])
+                } else {
+                    g = try group(for: key, maxGroups: maxGroups)
+                    if c >= directGroups.count { directGroups += [Int32](repeating: -1, count: c - directGroups.count + 1) }
+                    directGroups[c] = Int32(g)
+                }
+            } else {
+                g = try group(for: key, maxGroups: maxGroups)
+            }
             // The previous row (r − 1, kept by the filter) went to the same group.
             let sameGroup = lastKey != nil && g == lastGroup && lastRow == r - 1
             lastKey = key
