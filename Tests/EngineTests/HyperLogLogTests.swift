@@ -1,4 +1,4 @@
-import Engine
+@_spi(Testing) import Engine
 import Foundation
 import Testing
 
@@ -148,6 +148,82 @@ struct HyperLogLogTests {
         }
     }
 
+    @Test("a query's union of serialized sketches (kinds 1–4, sparse, dense, turning dense midway) equals merging them one by one")
+    func unionEqualsMerges() throws {
+        // Kind 2 (a byte per register) of a dense sketch, as older builds wrote it.
+        func kind2(_ h: HyperLogLog) -> [UInt8]? {
+            let bytes = h.serialized()
+            guard bytes[0] == 4 else { return nil }
+            let base = bytes[2]
+            var registers: [UInt8] = []
+            for i in 0..<8192 { registers += [base + bytes[3 + i] & 15, base + bytes[3 + i] >> 4] }
+            var at = 3 + 8192
+            func varint() -> Int {
+                var v = 0, shift = 0
+                while true {
+                    let b = bytes[at]
+                    at += 1
+                    v |= Int(b & 0x7F) << shift
+                    if b < 0x80 { return v }
+                    shift += 7
+                }
+            }
+            var index = 0
+            for _ in 0..<varint() {
+                index += varint()
+                registers[index] = bytes[at]
+                at += 1
+            }
+            return [2, 14] + registers
+        }
+        let legacy1: [UInt8] = {
+            var w = ByteWriter()
+            w.varint(UInt64(8 << 6 | 5))
+            w.varint(UInt64((4096 << 6 | 3) - (8 << 6 | 5)))
+            return [1, 14, 2] + w.bytes
+        }()
+        let sets: [[HyperLogLog]] = [
+            [],
+            [Self.sketch(10)],
+            (0..<12).map { Self.sketch(400, seed: $0) },  // 4,800 distinct: turns dense midway
+            (0..<11).map { Self.sketch(400, seed: 20 + $0) },  // ~4,330 entries: just past the 4,096 limit
+            (0..<5).map { Self.sketch(300, seed: 1, offset: $0 * 100) },  // overlapping, stays sparse
+            [Self.sketch(50), Self.sketch(20_000, seed: 2), Self.sketch(70, seed: 3)],  // a dense one amid sparse ones
+            [Self.sketch(30_000, seed: 4), Self.sketch(5_000, seed: 5)],
+        ]
+        for (n, sketches) in sets.enumerated() {
+            var reference = HyperLogLog()
+            var serialized: [[UInt8]] = []
+            for (i, h) in sketches.enumerated() {
+                reference.merge(h)
+                serialized.append(i % 2 == 1 ? kind2(h) ?? h.serialized() : h.serialized())
+            }
+            if n == 2 {
+                serialized.append(legacy1)
+                reference.merge(try legacy1.withUnsafeBytes { try HyperLogLog(serialized: $0) })
+            }
+            let union = try HyperLogLog.unionForTesting(serialized)
+            #expect(union == reference, "set \(n)")
+            #expect(union.count == reference.count, "set \(n)")
+            #expect(union.serialized() == reference.serialized(), "set \(n)")
+        }
+        // A sketch of another precision is refused, not merged.
+        var p12 = HyperLogLog(precision: 12)
+        p12.add("a")
+        #expect(throws: TallyError.self) { try HyperLogLog.unionForTesting([Self.sketch(5).serialized(), p12.serialized()]) }
+    }
+
+    @Test("sparse entries sort as the standard library sorts them, duplicates and sizes around the radix threshold included")
+    func entrySort() {
+        var rng = SystemRandomNumberGenerator()
+        for n in [0, 1, 2, 47, 48, 49, 50, 200, 513, 4096] {
+            for range: UInt32 in [4, 1 << 10, 1 << 23] {
+                let entries = (0..<n).map { _ in UInt32.random(in: 0..<range, using: &rng) }
+                #expect(HyperLogLog.sortEntriesForTesting(entries) == entries.sorted(), "n=\(n) range=\(range)")
+            }
+        }
+    }
+
     @Test("corrupt sketches are refused with a message")
     func corrupt() {
         let cases: [[UInt8]] = [[], [1], [9, 14], [1, 30, 0], [2, 14, 1, 2, 3], [1, 14, 2, 5, 0], [1, 14, 1, 5, 7],
@@ -156,8 +232,15 @@ struct HyperLogLogTests {
                                 [4, 14, 0], [4, 14, 60] + [UInt8](repeating: 0, count: 8193),
                                 [4, 14, 0] + [UInt8](repeating: 0xFF, count: 8192) + [0],
                                 [4, 14, 0] + [UInt8](repeating: 0, count: 8192) + [1, 5, 20]]
-        for bytes in cases {
+        // Kind 1 entries past index25 < 2^25 or rank25 ≤ 40, a delta that would overflow, sparse
+        // kinds above the sparse precision 17.
+        let outOfRange: [[UInt8]] = [[1, 14, 1, 0x80, 0x80, 0x80, 0x80, 0x08], [1, 14, 1, 41],
+                                     [1, 14, 2, 1] + [UInt8](repeating: 0xFF, count: 9) + [0x01],
+                                     [1, 18, 1, 0], [3, 18, 1, 0]]
+        for bytes in cases + outOfRange {
             #expect(throws: TallyError.self, "\(bytes)") { try bytes.withUnsafeBytes { try HyperLogLog(serialized: $0) } }
+            // A query's union refuses them too (when its precision is the sketch's, else for that).
+            #expect(throws: TallyError.self, "\(bytes)") { try HyperLogLog.unionForTesting([bytes]) }
         }
     }
 }

@@ -469,6 +469,38 @@ struct QueryTests {
         try store.close()
     }
 
+    @Test("a page of a few rows out of many is the slice of the whole answer, rows tied in every column (props 1 and 1.0) included")
+    func pagesWithTies() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let store = try EventStore(options: options)
+        // Groups in first-seen order: "z" (1 event), 1 (2), 1.0 (2), then five of 1 event.
+        let values = [#""z""#, "1", "1", "1.0", "1.0", #""a""#, #""b""#, "2", "3.5", #""c""#]
+        var rows: [EventRow] = []
+        for (i, v) in values.enumerated() {
+            var r = EventRow(site: "s", at: Self.start + Int64(i) * 1000, id: "t\(i)")
+            r.values[.properties] = "{\"x\":\(v)}"
+            rows.append(r)
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        for order: [(name: String, descending: Bool)] in [[], [("events", true)], [("props.x", false)]] {
+            var q = Query(site: "s", from: Self.start, to: Self.start + 86_400_000, metrics: [.events], dimensions: [.prop("x")])
+            q.orderBy = order
+            let all = try QueryExecutor.run(q, on: store.snapshot()).rows
+            #expect(all.count == 8)
+            for (limit, offset) in [(1, 0), (1, 1), (2, 0), (1, 2)] {
+                var page = q
+                page.limit = limit
+                page.offset = offset
+                #expect(try QueryExecutor.run(page, on: store.snapshot()).rows == Array(all.dropFirst(offset).prefix(limit)),
+                        "\(order) limit \(limit) offset \(offset)")
+            }
+        }
+        try store.close()
+    }
+
     @Test("uniques over ids stored in binary form (UUID, ULID, hex) equal those over their text")
     func binaryIdentifiers() async throws {
         let dir = TemporaryDirectory()

@@ -1054,10 +1054,15 @@ struct ExecutionPlan {
         let start = min(query.offset, total)
         // A page of a few rows out of many (top 50 pages of 3,860): the first offset + limit
         // rows are selected through a heap, then sorted — sorting all of them was a fifth of
-        // `top_pages_30d`. The order is total (ties end on the dimensions, which differ between
-        // groups), so both give the same page.
+        // `top_pages_30d`. Ties end on the dimensions, and rows tied even there (a props value
+        // 1 and 1.0, equal as numbers) keep their order as in the stable sort below, so both
+        // give the same page.
         if let limit = query.limit, start < total, limit < total - start, start + limit <= total / 4 {
-            let first = Self.smallest(start + limit, of: rows, by: before).sorted { before(rows[$0], rows[$1]) }
+            let indexed = rows.indices.map { ($0, rows[$0]) }
+            func beforeOrFirst(_ x: (Int, [QueryValue]), _ y: (Int, [QueryValue])) -> Bool {
+                before(x.1, y.1) || (!before(y.1, x.1) && x.0 < y.0)
+            }
+            let first = Self.smallest(start + limit, of: indexed, by: beforeOrFirst).sorted { beforeOrFirst(indexed[$0], indexed[$1]) }
             return QueryResult(columns: names, rows: first[start...].map { rows[$0] }, totalRows: total, source: .raw,
                                rowsScanned: rowsScanned, stats: ScanStats())
         }

@@ -526,6 +526,9 @@ public struct HyperLogLog: Sendable, Equatable {
                 throw TallyError(.corruption, "HyperLogLog sketch has precision \(p), expected 4–18")
             }
             self.init(precision: p)
+            if (kind == 1 || kind == 3) && p > Self.sparsePrecision {
+                throw TallyError(.corruption, "HyperLogLog sparse sketch has precision \(p), above the sparse precision \(Self.sparsePrecision)")
+            }
             switch kind {
             case 1:
                 // p' = 25 entries, converted to p' = 17 as if their hashes were added now.
@@ -535,9 +538,14 @@ public struct HyperLogLog: Sendable, Equatable {
                 var previous: UInt64 = 0
                 for i in 0..<n {
                     let delta = try r.varint()
-                    let e = previous + delta
-                    guard e <= UInt64(UInt32.max), i == 0 || delta > 0 else {
+                    guard delta < 1 << 31, i == 0 || delta > 0 else {
                         throw TallyError(.corruption, "HyperLogLog sparse entries are not strictly increasing")
+                    }
+                    let e = previous + delta
+                    // index25 < 2^25 and rank25 ≤ 64 − 25 + 1: anything else would land outside
+                    // the 2^17 sparse slots or the registers once converted.
+                    guard e < 1 << 31, e & 63 <= 40 else {
+                        throw TallyError(.corruption, "HyperLogLog sparse entry \(e) is out of range")
                     }
                     previous = e
                     let index25 = UInt32(e >> 6), rank25 = UInt32(e & 63)
@@ -788,6 +796,9 @@ struct SketchUnion {
         guard Int(bytes[1]) == precision else {
             throw TallyError(.corruption, "HyperLogLog sketch has precision \(bytes[1]), the others \(precision)")
         }
+        if bytes[0] == 3 && precision > HyperLogLog.sparsePrecision {
+            throw TallyError(.corruption, "HyperLogLog sparse sketch has precision \(precision), above the sparse precision \(HyperLogLog.sparsePrecision)")
+        }
         var r = ByteReader(bytes)
         r.offset = 2
         if bytes[0] == 4 {
@@ -851,5 +862,32 @@ struct SketchUnion {
         sparse.reserveCapacity(entries)
         drain { sparse.append($0) }
         return HyperLogLog(precision: precision, sparse: sparse)
+    }
+}
+
+extension HyperLogLog {
+    /// The union of serialized sketches as a query makes it (`SketchUnion`), for tests that
+    /// compare it with merging them one by one.
+    @_spi(Testing) public static func unionForTesting(_ sketches: [[UInt8]], precision: Int = defaultPrecision)
+        throws(TallyError) -> HyperLogLog
+    {
+        var union = SketchUnion(precision: precision)
+        for bytes in sketches {
+            do {
+                try bytes.withUnsafeBytes { try union.merge(serialized: $0) }
+            } catch let e as TallyError {
+                throw e
+            } catch {
+                throw TallyError(.corruption, "\(error)")
+            }
+        }
+        return union.take()
+    }
+
+    /// `sortEntries`, for tests.
+    @_spi(Testing) public static func sortEntriesForTesting(_ entries: [UInt32]) -> [UInt32] {
+        var a = entries
+        sortEntries(&a)
+        return a
     }
 }
