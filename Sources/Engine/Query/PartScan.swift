@@ -269,24 +269,43 @@ extension Snapshot {
         if let e = errors.compactMap(\.state).first { throw e }
     }
 
-    /// `forEachPartInParallel` over the parts `plan` does not prune, each with its granules
-    /// that may match; the pruning's counts come back.
+    /// `body(worker, part, granules)` over the granules `plan` does not prune, shared between
+    /// `workers` threads by count (`QueryExecutor.share`: a part may be split between them —
+    /// whole parts per worker left a range inside one month on one core); the pruning's counts
+    /// come back. The first error is thrown.
     func forEachPrunedPartInParallel(_ plan: ScanPlan, workers: Int, _ body: @escaping (Int, Part, [Int]) throws -> Void)
         throws -> ScanStats
     {
-        let stats = (0..<max(1, workers)).map { _ in ScanWorkerBox(ScanStats()) }
-        try forEachPartInParallel(workers: workers) { i, part in
-            stats[i].state.parts += 1
-            guard let granules = try plan.granules(of: part, stats: &stats[i].state) else {
-                stats[i].state.partsSkipped += 1
-                return
+        var stats = ScanStats()
+        var work: [(part: Part, granules: [Int])] = []
+        for part in parts {
+            stats.parts += 1
+            guard let granules = try plan.granules(of: part, stats: &stats) else {
+                stats.partsSkipped += 1
+                continue
             }
-            stats[i].state.granulesRead += granules.count
-            try body(i, part, granules)
+            stats.granulesRead += granules.count
+            if !granules.isEmpty { work.append((part, granules)) }
         }
-        var total = ScanStats()
-        for s in stats { total.add(s.state) }
-        return total
+        let total = work.reduce(0) { $0 + $1.granules.count }
+        let n = total >= 8 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
+        let shares = UnsafeSendable(QueryExecutor.share(work, total: total, workers: n))
+        let errors = (0..<n).map { _ in ScanWorkerBox<(any Error)?>(nil) }
+        let failed = Mutex(false)
+        let bodyBox = UnsafeSendable(body)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            do {
+                for (part, granules) in shares.value[i] {
+                    if failed.withLock({ $0 }) { return }
+                    try bodyBox.value(i, part, granules)
+                }
+            } catch {
+                errors[i].state = error
+                failed.withLock { $0 = true }
+            }
+        }
+        if let e = errors.compactMap(\.state).first { throw e }
+        return stats
     }
 }
 
