@@ -13,9 +13,21 @@ final class DirectoryLock: @unchecked Sendable {
         let path = directory + "/LOCK"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TallyError(.io, "cannot open \(path)", cause: String(cString: strerror(errno))) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            Glibc.close(fd)
-            throw TallyError(.resourceExhausted, "the data directory \(directory) is in use by another tally process (\(path) is locked)")
+        // A process being spawned by this one holds a copy of every descriptor until it execs
+        // (O_CLOEXEC closes them only then), so a lock this process released a moment ago can
+        // look held for that window — seen once in the test suite, where tests spawn `tally`
+        // children while others reopen stores. Retried for up to a second; another process
+        // holding the lock still gets the error, a second later.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let err = errno
+            if err == EINTR { continue }
+            guard err == EWOULDBLOCK, attempts < 20 else {
+                Glibc.close(fd)
+                throw TallyError(.resourceExhausted, "the data directory \(directory) is in use by another tally process (\(path) is locked)")
+            }
+            attempts += 1
+            usleep(50_000)
         }
         self.fd = fd
     }
