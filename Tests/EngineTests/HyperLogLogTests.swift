@@ -11,6 +11,33 @@ struct HyperLogLogTests {
         return h
     }
 
+    /// Kind 2 (a byte per register, as older builds wrote dense sketches) of the kind-4 `bytes`:
+    /// base + nibble, or the listed value; and how many bytes of `bytes` were read.
+    static func kind2(of bytes: [UInt8]) -> (bytes: [UInt8], used: Int) {
+        let base = bytes[2]
+        var registers: [UInt8] = []
+        for i in 0..<8192 { registers += [base + bytes[3 + i] & 15, base + bytes[3 + i] >> 4] }
+        // Exceptions: varint count, then (varint index delta, u8 value) pairs.
+        var at = 3 + 8192
+        func varint() -> Int {
+            var v = 0, shift = 0
+            while true {
+                let b = bytes[at]
+                at += 1
+                v |= Int(b & 0x7F) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+        }
+        var index = 0
+        for _ in 0..<varint() {
+            index += varint()
+            registers[index] = bytes[at]
+            at += 1
+        }
+        return ([2, 14] + registers, at)
+    }
+
     @Test("relative error stays within 3 standard errors from 1 to 10^7 distinct values",
           arguments: [1, 2, 10, 100, 1000, 3000, 5000, 10_000, 50_000, 100_000, 1_000_000, 10_000_000])
     func accuracy(n: Int) {
@@ -95,30 +122,8 @@ struct HyperLogLogTests {
             let h = Self.sketch(n, seed: 3)
             let bytes = h.serialized()
             #expect(bytes[0] == 4 && bytes[1] == 14)
-            // Kind 2 of the same registers: base + nibble, or the listed value.
-            let base = bytes[2]
-            var registers: [UInt8] = []
-            for i in 0..<8192 { registers += [base + bytes[3 + i] & 15, base + bytes[3 + i] >> 4] }
-            // Exceptions: varint count, then (varint index delta, u8 value) pairs.
-            var at = 3 + 8192
-            func varint() -> Int {
-                var v = 0, shift = 0
-                while true {
-                    let b = bytes[at]
-                    at += 1
-                    v |= Int(b & 0x7F) << shift
-                    if b < 0x80 { return v }
-                    shift += 7
-                }
-            }
-            var index = 0
-            for _ in 0..<varint() {
-                index += varint()
-                registers[index] = bytes[at]
-                at += 1
-            }
-            #expect(at == bytes.count)
-            let kind2 = [UInt8(2), 14] + registers
+            let (kind2, used) = Self.kind2(of: bytes)
+            #expect(used == bytes.count)
             let old = try kind2.withUnsafeBytes { try HyperLogLog(serialized: $0) }
             #expect(old == h)
             #expect(old.serialized() == bytes)
@@ -150,32 +155,6 @@ struct HyperLogLogTests {
 
     @Test("a query's union of serialized sketches (kinds 1–4, sparse, dense, turning dense midway) equals merging them one by one")
     func unionEqualsMerges() throws {
-        // Kind 2 (a byte per register) of a dense sketch, as older builds wrote it.
-        func kind2(_ h: HyperLogLog) -> [UInt8]? {
-            let bytes = h.serialized()
-            guard bytes[0] == 4 else { return nil }
-            let base = bytes[2]
-            var registers: [UInt8] = []
-            for i in 0..<8192 { registers += [base + bytes[3 + i] & 15, base + bytes[3 + i] >> 4] }
-            var at = 3 + 8192
-            func varint() -> Int {
-                var v = 0, shift = 0
-                while true {
-                    let b = bytes[at]
-                    at += 1
-                    v |= Int(b & 0x7F) << shift
-                    if b < 0x80 { return v }
-                    shift += 7
-                }
-            }
-            var index = 0
-            for _ in 0..<varint() {
-                index += varint()
-                registers[index] = bytes[at]
-                at += 1
-            }
-            return [2, 14] + registers
-        }
         let legacy1: [UInt8] = {
             var w = ByteWriter()
             w.varint(UInt64(8 << 6 | 5))
@@ -196,7 +175,8 @@ struct HyperLogLogTests {
             var serialized: [[UInt8]] = []
             for (i, h) in sketches.enumerated() {
                 reference.merge(h)
-                serialized.append(i % 2 == 1 ? kind2(h) ?? h.serialized() : h.serialized())
+                let bytes = h.serialized()
+                serialized.append(i % 2 == 1 && bytes[0] == 4 ? Self.kind2(of: bytes).bytes : bytes)
             }
             if n == 2 {
                 serialized.append(legacy1)
