@@ -352,7 +352,7 @@ struct ExecutionPlan {
     var typeIsPageview: [Bool] = []
     var typeSlot: [Int] = []
     var groups = GroupTable()
-    /// With one dimension: group by the dimension's code (-1 none yet), for raw rows.
+    /// With one dimension: the group of each of its value codes (-1: not looked up yet).
     var directGroups: [Int32] = []
     var accumulators: [Accumulator] = []
     var rowsScanned = 0
@@ -663,23 +663,7 @@ struct ExecutionPlan {
             if let kept, !kept[r] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
-            let g: Int
-            if key == lastKey {
-                g = lastGroup
-            } else if dims == 1 {
-                // One dimension (an hourly series: the hour changes from row to row): the group
-                // by its code in an array, not by hashing the key.
-                let c = Int(key.a)
-                if c < directGroups.count && directGroups[c] >= 0 {
-                    g = Int(directGroups[c])
-                } else {
-                    g = try group(for: key, maxGroups: maxGroups)
-                    if c >= directGroups.count { directGroups += [Int32](repeating: -1, count: c - directGroups.count + 1) }
-                    directGroups[c] = Int32(g)
-                }
-            } else {
-                g = try group(for: key, maxGroups: maxGroups)
-            }
+            let g = key == lastKey ? lastGroup : try group(for: key, maxGroups: maxGroups)
             // The previous row (r − 1, kept by the filter) went to the same group.
             let sameGroup = lastKey != nil && g == lastGroup && lastRow == r - 1
             lastKey = key
@@ -711,15 +695,28 @@ struct ExecutionPlan {
     }
 
     /// The group of `key`, made (with an empty accumulator) if new, within the group budget.
+    /// With one dimension the group is found by the value's code in `directGroups` (an hourly
+    /// series or top pages change key from row to row: hashing it was 5–8 % of those queries).
     mutating func group(for key: GroupKey, maxGroups: Int) throws(QueryError) -> Int {
-        if let existing = groups.find(key) { return existing }
-        if groups.count >= maxGroups {
-            throw QueryError(kind: .budget, parameter: "dimensions",
-                             message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+        let direct = query.dimensions.count == 1 ? Int(key.a) : -1
+        if direct >= 0 && direct < directGroups.count && directGroups[direct] >= 0 { return Int(directGroups[direct]) }
+        let g: Int
+        if let existing = groups.find(key) {
+            g = existing
+        } else {
+            if groups.count >= maxGroups {
+                throw QueryError(kind: .budget, parameter: "dimensions",
+                                 message: "more than \(maxGroups) groups; narrow the range, filter or drop a dimension")
+            }
+            groups.insert(key)
+            accumulators.append(newAccumulator())
+            g = accumulators.count - 1
         }
-        groups.insert(key)
-        accumulators.append(newAccumulator())
-        return accumulators.count - 1
+        if direct >= 0 {
+            if direct >= directGroups.count { directGroups += repeatElement(-1, count: direct - directGroups.count + 1) }
+            directGroups[direct] = Int32(g)
+        }
+        return g
     }
 
     /// Adds another worker's groups (its codes are its own: groups meet by value).

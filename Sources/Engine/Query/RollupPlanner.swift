@@ -232,26 +232,11 @@ extension ExecutionPlan {
             deferredSketchParts.append(part)
             deferredSketches.reserveCapacity(deferredSketches.count + count)
         }
-        // One dimension (top pages, a daily series): a row's group by its code in an array, not
-        // by hashing its key (the group lookup was 8 % of `top_pages_30d`).
-        var direct = dims == 1 ? [Int32](repeating: -1, count: spaces[0].values.count) : []
         for k in 0..<count {
             if let kept, !kept[k] { continue }
-            let g: Int
-            if dims == 1 {
-                let c = Int(codes[0][k])
-                if c < direct.count && direct[c] >= 0 {
-                    g = Int(direct[c])
-                } else {
-                    g = try group(for: GroupKey(a: codes[0][k]), maxGroups: maxGroups)
-                    if c >= direct.count { direct += [Int32](repeating: -1, count: c - direct.count + 1) }
-                    direct[c] = Int32(g)
-                }
-            } else {
-                var key = GroupKey()
-                for d in 0..<dims { key[d] = codes[d][k] }
-                g = try group(for: key, maxGroups: maxGroups)
-            }
+            var key = GroupKey()
+            for d in 0..<dims { key[d] = codes[d][k] }
+            let g = try group(for: key, maxGroups: maxGroups)
             let n = Int(events[k])
             accumulators[g].events += n
             let t = Int(types[k])
