@@ -164,18 +164,35 @@ public enum IdentifierCodec {
     static func decodeULID(_ binary: UnsafeRawBufferPointer, _ out: UnsafeMutablePointer<UInt8>) {
         let hi = UInt64(bigEndian: binary.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         let lo = UInt64(bigEndian: binary.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-        crockfordDigits.withUnsafeBufferPointer { digits in
-            // Digit i holds bits [125 - 5i, 130 - 5i) of the 128-bit value: digit 0 the top 3
-            // bits, digits 1–12 the rest of `hi`, digit 13 straddles the halves (bits 64..60),
-            // digits 14–25 lie in `lo`.
-            out[0] = digits[Int(hi &>> 61)]
-            for i in 1...12 {
-                out[i] = digits[Int((hi &>> UInt64(61 &- 5 &* i)) & 0x1F)]
-            }
-            out[13] = digits[Int(((hi &<< 4) | (lo &>> 60)) & 0x1F)]
-            for i in 14...25 {
-                out[i] = digits[Int((lo &>> UInt64(125 &- 5 &* i)) & 0x1F)]
-            }
+        decodeULID(hi: hi, lo: lo, out)
+    }
+
+    /// Writes the 26 digits of the ULID whose 128 bits are `hi` (first 8 bytes, big-endian)
+    /// and `lo` to `out`. The digits come from a string literal's static bytes: reading the
+    /// `crockfordDigits` array here cost a lazy-global check per call (`swift_once`, 1.3 % of
+    /// `top_referrers_30d`).
+    @inline(__always)
+    static func decodeULID(hi: UInt64, lo: UInt64, _ out: UnsafeMutablePointer<UInt8>) {
+        let digits = ("0123456789ABCDEFGHJKMNPQRSTVWXYZ" as StaticString).utf8Start
+        // Digit i holds bits [125 - 5i, 130 - 5i) of the 128-bit value: digit 0 the top 3
+        // bits, digits 1–12 the rest of `hi`, digit 13 straddles the halves (bits 64..60),
+        // digits 14–25 lie in `lo`.
+        out[0] = digits[Int(hi &>> 61)]
+        for i in 1...12 {
+            out[i] = digits[Int((hi &>> UInt64(61 &- 5 &* i)) & 0x1F)]
+        }
+        out[13] = digits[Int(((hi &<< 4) | (lo &>> 60)) & 0x1F)]
+        for i in 14...25 {
+            out[i] = digits[Int((lo &>> UInt64(125 &- 5 &* i)) & 0x1F)]
+        }
+    }
+
+    /// `TallyHash` of the text of the ULID whose 128 bits are `hi` and `lo`.
+    @inline(__always)
+    static func ulidTextHash(hi: UInt64, lo: UInt64) -> UInt64 {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { buf in
+            decodeULID(hi: hi, lo: lo, buf.baseAddress!)
+            return TallyHash.hash(UnsafeRawBufferPointer(buf))
         }
     }
 

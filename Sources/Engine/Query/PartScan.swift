@@ -85,32 +85,14 @@ extension Part {
             switch encoding {
             case .identifierBinary, .ulidFromOccurred:
                 let times = encoding == .ulidFromOccurred ? try occurred ?? readInt64s(.occurredAt, granule: g) : nil
-                var all = [UInt64](repeating: 0, count: rows)
-                var wanted: [Bool]?
-                if let selected {
-                    wanted = [Bool](repeating: false, count: rows)
-                    for i in selected { wanted![Int(i)] = true }
-                }
-                try raw.withUnsafeBytes { payload in
+                return try raw.withUnsafeBytes { payload in
                     var r = ByteReader(payload)
                     guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
                         throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
                     }
-                    // Rows are sorted by visitor within a day and type: a run of one id is hashed
-                    // once (its text form is decoded for the hash).
-                    var previous: (UInt64, UInt64, UInt64)?
-                    try GranuleCodec.forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: times) { k, binary, form in
-                        guard wanted?[k] ?? true else { return }
-                        let lo = binary.loadUnaligned(as: UInt64.self), hi = binary.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-                        if let p = previous, p.0 == lo, p.1 == hi {
-                            all[k] = p.2
-                            return
-                        }
-                        all[k] = IdentifierCodec.hashOfText(binary, form: form)
-                        previous = (lo, hi, all[k])
-                    }
+                    return try GranuleCodec.identifierTextHashes(&r, encoding: encoding, rows: rows, occurred: times,
+                                                                 selected: selected)
                 }
-                return selected.map { $0.map { all[Int($0)] } } ?? all
             default:
                 let b = try readBatch([column], granule: g, dictionaries: &dictionaries)
                 let col = b[string: column]

@@ -113,6 +113,9 @@ public struct HyperLogLog: Sendable, Equatable {
     /// of the raw queries with unique visitors and of building rollups.
     static func sortEntries(_ a: inout [UInt32]) {
         let n = a.count
+        // Rows come sorted by visitor hash within a day and event type, so the entries a group
+        // collects are often in order already.
+        if a.withUnsafeBufferPointer({ a in (1..<max(n, 1)).allSatisfy { a[$0 - 1] <= a[$0] } }) { return }
         guard n > 48, a.reduce(0, |) < 1 << 24 else {
             a.sort()
             return
@@ -147,27 +150,42 @@ public struct HyperLogLog: Sendable, Equatable {
 
     /// Union of two sorted entry lists, keeping the highest rank per index.
     static func mergeSorted(_ a: [UInt32], _ b: [UInt32]) -> [UInt32] {
-        var out: [UInt32] = []
-        out.reserveCapacity(a.count + b.count)
-        var i = 0
-        var j = 0
-        func push(_ e: UInt32) {
-            if let last = out.last, last >> 6 == e >> 6 {
-                if e > last { out[out.count - 1] = e }
-            } else {
-                out.append(e)
+        let (na, nb) = (a.count, b.count)
+        return a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                [UInt32](unsafeUninitializedCapacity: na + nb) { out, count in
+                    var n = 0
+                    var i = 0
+                    var j = 0
+                    @inline(__always) func push(_ e: UInt32) {
+                        if n > 0 && out[n - 1] >> 6 == e >> 6 {
+                            if e > out[n - 1] { out[n - 1] = e }
+                        } else {
+                            out[n] = e
+                            n += 1
+                        }
+                    }
+                    while i < na && j < nb {
+                        if a[i] <= b[j] {
+                            push(a[i])
+                            i += 1
+                        } else {
+                            push(b[j])
+                            j += 1
+                        }
+                    }
+                    while i < na {
+                        push(a[i])
+                        i += 1
+                    }
+                    while j < nb {
+                        push(b[j])
+                        j += 1
+                    }
+                    count = n
+                }
             }
         }
-        while i < a.count || j < b.count {
-            if j == b.count || (i < a.count && a[i] <= b[j]) {
-                push(a[i])
-                i += 1
-            } else {
-                push(b[j])
-                j += 1
-            }
-        }
-        return out
     }
 
     /// The dense register and rank of a sparse entry (HLL++'s conversion from p' to p).
