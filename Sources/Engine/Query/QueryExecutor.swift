@@ -657,43 +657,8 @@ struct ExecutionPlan {
     mutating func aggregate(count: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
                             slots: [Int], visitors: [UInt64]?, sessions: [UInt64]?, properties: StringColumn?,
                             maxGroups: Int) throws(QueryError) {
-        let dims = query.dimensions.count
-        // The group of each row; -1: dropped by the filter.
-        var groupOf = [Int32](repeating: -1, count: count)
         let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
-        if dims == 1 {
-            // One dimension: each code's group is made once (in row order, as below), then
-            // every row's is found in `directGroups` without a call per row (an hourly series
-            // changes group from row to row: rows are in visitor order within a day).
-            let column = codes[0]
-            for r in 0..<count where kept?[r] ?? true {
-                let code = Int(column[r])
-                if code >= directGroups.count || directGroups[code] < 0 {
-                    _ = try group(for: GroupKey(a: column[r]), maxGroups: maxGroups)
-                }
-            }
-            if directGroups.count > 0 {  // group(for:) put every code seen above in `directGroups`
-                directGroups.withUnsafeBufferPointer { direct in
-                    column.withUnsafeBufferPointer { column in
-                        groupOf.withUnsafeMutableBufferPointer { groupOf in
-                            for r in 0..<count where kept?[r] ?? true { groupOf[r] = direct[Int(column[r])] }
-                        }
-                    }
-                }
-            }
-        }
-        var lastKey: GroupKey?
-        var lastGroup: Int32 = 0
-        for r in 0..<count where dims != 1 {
-            if let kept, !kept[r] { continue }
-            var key = GroupKey()
-            for d in 0..<dims { key[d] = codes[d][r] }
-            if key != lastKey {
-                lastGroup = Int32(try group(for: key, maxGroups: maxGroups))
-                lastKey = key
-            }
-            groupOf[r] = lastGroup
-        }
+        let groupOf = try groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
         let exact = query.exact
         let needsTypes = needsTypes
         accumulators.withUnsafeMutableBufferPointer { acc in
@@ -743,6 +708,50 @@ struct ExecutionPlan {
                 }
             }
         }
+    }
+
+    /// The group of each of `count` rows (-1: not `kept`), groups made in row order within the
+    /// budget. With one dimension, each code's group is made once, then every row's is found
+    /// in `directGroups` without a call per row (an hourly series or top pages change group
+    /// from row to row).
+    mutating func groupIndexes(count: Int, codes: [[UInt32]], kept: [Bool]?, maxGroups: Int) throws(QueryError) -> [Int32] {
+        let dims = query.dimensions.count
+        // The group of each row; -1: dropped by the filter.
+        var groupOf = [Int32](repeating: -1, count: count)
+        if dims == 1 {
+            // One dimension: each code's group is made once (in row order, as below), then
+            // every row's is found in `directGroups` without a call per row (an hourly series
+            // changes group from row to row: rows are in visitor order within a day).
+            let column = codes[0]
+            for r in 0..<count where kept?[r] ?? true {
+                let code = Int(column[r])
+                if code >= directGroups.count || directGroups[code] < 0 {
+                    _ = try group(for: GroupKey(a: column[r]), maxGroups: maxGroups)
+                }
+            }
+            if directGroups.count > 0 {  // group(for:) put every code seen above in `directGroups`
+                directGroups.withUnsafeBufferPointer { direct in
+                    column.withUnsafeBufferPointer { column in
+                        groupOf.withUnsafeMutableBufferPointer { groupOf in
+                            for r in 0..<count where kept?[r] ?? true { groupOf[r] = direct[Int(column[r])] }
+                        }
+                    }
+                }
+            }
+        }
+        var lastKey: GroupKey?
+        var lastGroup: Int32 = 0
+        for r in 0..<count where dims != 1 {
+            if let kept, !kept[r] { continue }
+            var key = GroupKey()
+            for d in 0..<dims { key[d] = codes[d][r] }
+            if key != lastKey {
+                lastGroup = Int32(try group(for: key, maxGroups: maxGroups))
+                lastKey = key
+            }
+            groupOf[r] = lastGroup
+        }
+        return groupOf
     }
 
     /// The group of `key`, made (with an empty accumulator) if new, within the group budget.
@@ -976,19 +985,30 @@ struct ExecutionPlan {
             let order = try Self.order(query)
             let sketched = Set(query.metrics.indices.filter { Self.usesSketches(query.metrics[$0]) }.map { dims + $0 })
             if !order.contains(where: { sketched.contains($0.0) }) {
-                // Order and page on the counts, each row tagged with its group; then sketches
-                // for the page's groups only.
-                let tagged = accumulators.indices.map { row($0, placeholders: true) + [.int(Int64($0))] }
-                var page = try Self.finish(query, rows: tagged, emptyMetrics: emptyMetrics + [.null], rowsScanned: rowsScanned)
-                let pageGroups = page.rows.map { row -> Int in
-                    guard case .int(let g) = row[row.count - 1] else { preconditionFailure("untagged result row") }
-                    return Int(g)
+                // Order and page on the counts, then sketches for the page's groups only. The
+                // page's groups come from a heap over group indexes, comparing values as the
+                // rows `finish` orders would (ties: the dimensions, then first seen): a row made
+                // for each of 3,860 pages to order them took 1.2–1.9 ms of `top_pages_30d`.
+                func value(_ g: Int, _ column: Int) -> QueryValue {
+                    column < dims ? spaces[column].values[Int(keys[g][column])]
+                        : metricValue(query.metrics[column - dims], accumulators[g])
                 }
+                let first = accumulators.indices.map { value($0, order[0].0) }
+                func before(_ x: Int, _ y: Int) -> Bool {
+                    for (k, (column, descending)) in order.enumerated() {
+                        let a = k == 0 ? first[x] : value(x, column), b = k == 0 ? first[y] : value(y, column)
+                        if a != b { return descending ? b < a : a < b }
+                    }
+                    return x < y
+                }
+                let pageGroups = Array(Self.smallest(query.offset + limit, of: Array(accumulators.indices), by: before)
+                    .sorted(by: before).dropFirst(query.offset))
                 var needed = [Bool](repeating: false, count: accumulators.count)
                 for g in pageGroups { needed[g] = true }
                 try mergeDeferredSketches(needed)
-                page.rows = pageGroups.map { row($0, placeholders: false) }
-                return page
+                return QueryResult(columns: query.dimensions.map(\.name) + query.metrics.map(\.name),
+                                   rows: pageGroups.map { row($0, placeholders: false) }, totalRows: accumulators.count,
+                                   source: .raw, rowsScanned: rowsScanned, stats: ScanStats())
             }
         }
         try mergeDeferredSketches(nil)

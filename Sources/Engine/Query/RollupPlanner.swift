@@ -223,28 +223,26 @@ extension ExecutionPlan {
         }
         let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
         let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
-        let dims = query.dimensions.count
         let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
+        let groupOf = try groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
         // Sketches are merged in `result()`, for the groups the answer shows.
         let partIndex = Int32(deferredSketchParts.count)
-        let sketched = needsVisitors || needsSessions
-        if sketched {
+        if needsVisitors || needsSessions {
             deferredSketchParts.append(part)
             deferredSketches.reserveCapacity(deferredSketches.count + count)
-        }
-        for k in 0..<count {
-            if let kept, !kept[k] { continue }
-            var key = GroupKey()
-            for d in 0..<dims { key[d] = codes[d][k] }
-            let g = try group(for: key, maxGroups: maxGroups)
-            let n = Int(events[k])
-            accumulators[g].events += n
-            let t = Int(types[k])
-            if isPageview[t] { accumulators[g].pageviews += n }
-            if slots[t] >= 0 { accumulators[g].typeCounts[slots[t]] += n }
-            if sketched {
+            for k in 0..<count where groupOf[k] >= 0 {
                 let r = rows.lowerBound + (picked.map { Int($0[k]) } ?? k)
-                deferredSketches.append(DeferredSketch(group: Int32(g), part: partIndex, row: Int32(r)))
+                deferredSketches.append(DeferredSketch(group: groupOf[k], part: partIndex, row: Int32(r)))
+            }
+        }
+        accumulators.withUnsafeMutableBufferPointer { acc in
+            for k in 0..<count where groupOf[k] >= 0 {
+                let g = Int(groupOf[k])
+                let n = Int(events[k])
+                acc[g].events += n
+                let t = Int(types[k])
+                if isPageview[t] { acc[g].pageviews += n }
+                if slots[t] >= 0 { acc[g].typeCounts[slots[t]] += n }
             }
         }
     }
