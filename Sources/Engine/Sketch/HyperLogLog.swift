@@ -411,9 +411,19 @@ public struct HyperLogLog: Sendable, Equatable {
     static func decodeSparseBits(_ bytes: UnsafeRawBufferPointer, entries n: Int, precision p: Int)
         throws(TallyError) -> (entries: [UInt32], bytes: Int)
     {
-        guard n > 0 else { return ([], 0) }
         var entries: [UInt32] = []
         entries.reserveCapacity(n)
+        let used = try forEachSparseEntry(bytes, entries: n, precision: p) { entries.append($0) }
+        return (entries, used)
+    }
+
+    /// Calls `body` with each entry (in index order) of the bits of a kind-3 sketch of `n`
+    /// entries at precision `p`; returns how many bytes they took. A union takes the entries
+    /// as they are decoded (an array of them first was an extra pass and allocation per sketch).
+    @inline(__always)
+    static func forEachSparseEntry(_ bytes: UnsafeRawBufferPointer, entries n: Int, precision p: Int,
+                                   _ body: (UInt32) -> Void) throws(TallyError) -> Int {
+        guard n > 0 else { return 0 }
         let k = riceParameter(entries: n)
         let kMask: UInt64 = (1 << UInt64(k)) - 1
         let lowMask = (UInt32(1) << UInt32(sparsePrecision - p)) - 1
@@ -464,14 +474,14 @@ public struct HyperLogLog: Sendable, Equatable {
                 }
                 position = bits.bitPosition
             }
-            entries.append(UInt32(index) << 6 | UInt32(rank))
+            body(UInt32(index) << 6 | UInt32(rank))
             next = index + 1
         }
         let rest = position % 8
         guard rest == 0 || bytes[position / 8] >> UInt8(rest) == 0 else {
             throw TallyError(.corruption, "HyperLogLog sparse sketch has bits after its last entry")
         }
-        return (entries, (position + 7) / 8)
+        return (position + 7) / 8
     }
 
     /// The Rice parameter of a kind-3 sketch of n entries: about log2 of the mean gap between
@@ -799,6 +809,37 @@ struct SketchUnion {
         if entries > shape.sparseLimit { densify() }
     }
 
+    /// Merges the `n` Rice-coded entries of a kind-3 sketch as they are decoded (the same as
+    /// `merge(sparse:)` of them); returns the bytes they took.
+    private mutating func merge(riceCoded bytes: UnsafeRawBufferPointer, entries n: Int) throws(TallyError) -> Int {
+        let p = precision
+        if !registers.isEmpty {
+            let shape = shape
+            return try registers.withUnsafeMutableBufferPointer { (r) throws(TallyError) -> Int in
+                try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
+                    let (i, rank) = shape.denseSlot(e)
+                    if r[i] < rank { r[i] = rank }
+                }
+            }
+        }
+        var added = 0
+        let used = try slots.withUnsafeMutableBufferPointer { (slots) throws(TallyError) -> Int in
+            try occupied.withUnsafeMutableBufferPointer { (occupied) throws(TallyError) -> Int in
+                try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
+                    let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
+                    if slots[i] == 0 {
+                        occupied[i >> 6] |= 1 << UInt64(i & 63)
+                        added += 1
+                    }
+                    if slots[i] < v { slots[i] = v }
+                }
+            }
+        }
+        entries += added
+        if entries > shape.sparseLimit { densify() }
+        return used
+    }
+
     /// Merges a serialized sketch without building it: dense ones (kind 4) straight into the
     /// registers, Rice-coded sparse ones (kind 3) entry by entry; older kinds through
     /// `HyperLogLog(serialized:)`. Checked as strictly as that initializer.
@@ -829,11 +870,9 @@ struct SketchUnion {
             do { n = try r.count(limit: 1 << precision) } catch {
                 throw TallyError(.corruption, "HyperLogLog sketch is truncated: \(error)")
             }
-            let (entries, used) = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: bytes[r.offset...]),
-                                                                   entries: n, precision: precision)
+            let used = try merge(riceCoded: UnsafeRawBufferPointer(rebasing: bytes[r.offset...]), entries: n)
             r.offset += used
             guard r.isAtEnd else { throw TallyError(.corruption, "HyperLogLog sketch has \(r.remaining) trailing bytes") }
-            merge(sparse: entries)
             return
         }
         guard r.isAtEnd else { throw TallyError(.corruption, "HyperLogLog sketch has \(r.remaining) trailing bytes") }
