@@ -294,10 +294,13 @@ def main():
     for chunk in chunks:
         with open(chunk_file, "w") as f:
             f.writelines(chunk)
+        # read_json infers the columns from the lines it reads: a chunk where no event has a
+        # utm_campaign has no such column.
+        utm = "utm_campaign" if any('"utm_campaign"' in line for line in chunk) else "NULL AS utm_campaign"
         t = time.perf_counter()
         con.execute(f"""INSERT INTO small SELECT event_id, event_type, event_version, CAST(occurred_at AS TIMESTAMPTZ),
                         source, site_id, session_id, visitor_id, page_url, page_path, referrer_domain, user_agent,
-                        device_type, country_code, region, {', '.join(DUCK_PROPS)}, utm_campaign
+                        device_type, country_code, region, {', '.join(DUCK_PROPS)}, {utm}
                         FROM read_json('{chunk_file}', format = 'newline_delimited', union_by_name = true)""")
         elapsed += time.perf_counter() - t
     con.close()

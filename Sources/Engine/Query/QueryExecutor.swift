@@ -540,7 +540,7 @@ struct ExecutionPlan {
                 }
             }
             if let selected, selected.isEmpty { continue }
-            let m = selected?.count ?? n
+            var m = selected?.count ?? n
             rowsScanned += m
             // Every per-row array below is compact: index k is the k-th selected row.
             func readCompact(_ columns: [EventColumn]) throws -> EventBatch {
@@ -585,6 +585,20 @@ struct ExecutionPlan {
                     codes.append(Array(repeating: space.code(.null), count: m))
                 }
             }
+            // The filter decided on codes, before any id is read or hashed: the rows it drops
+            // are dropped here (a utm_campaign breakdown keeps 7 % of a site's rows; hashing
+            // every row's visitor first made `top_utm_campaign_30d` as slow as ClickHouse's).
+            if let filter {
+                let keep = Self.mask(filter, count: m, codes: codes, spaces: spaces)
+                let kept = keep.indices.filter { keep[$0] }
+                if kept.isEmpty { continue }
+                if kept.count < m {
+                    let rows = selected ?? Array(0..<Int32(n))
+                    selected = kept.map { rows[$0] }
+                    codes = codes.map { c in kept.map { c[$0] } }
+                    m = kept.count
+                }
+            }
             var typeCodes: [UInt32] = []
             if needsTypes {
                 guard let raw = try part.codesWithNulls(.eventType, granule: g) else {
@@ -601,7 +615,8 @@ struct ExecutionPlan {
                 : nil
             let properties = sumKeys.isEmpty ? nil : try readCompact([.properties])[string: .properties]
             try aggregate(count: m, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
-                          visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups)
+                          visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups,
+                          filtered: true)
         }
     }
 
@@ -648,7 +663,8 @@ struct ExecutionPlan {
     }
 
     /// Adds `count` rows to their groups; every array is indexed by row. Visitor and session
-    /// values come as their `TallyHash` (0 = empty, not counted).
+    /// values come as their `TallyHash` (0 = empty, not counted). `filtered`: the rows are those
+    /// the query's filter keeps already.
     ///
     /// In passes: each row's group first (groups are made here, so the accumulators may grow),
     /// then counts, visitors and sessions over the fixed accumulators through one buffer (one
@@ -656,8 +672,8 @@ struct ExecutionPlan {
     /// was 24 % of `top_referrers_30d`).
     mutating func aggregate(count: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
                             slots: [Int], visitors: [UInt64]?, sessions: [UInt64]?, properties: StringColumn?,
-                            maxGroups: Int) throws(QueryError) {
-        let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
+                            maxGroups: Int, filtered: Bool = false) throws(QueryError) {
+        let kept = filtered ? nil : filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
         let groupOf = try groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
         let exact = query.exact
         let needsTypes = needsTypes
