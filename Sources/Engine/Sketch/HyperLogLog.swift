@@ -189,7 +189,13 @@ public struct HyperLogLog: Sendable, Equatable {
     }
 
     /// The dense register and rank of a sparse entry (HLL++'s conversion from p' to p).
-    func denseSlot(_ entry: UInt32) -> (Int, UInt8) {
+    @inline(__always)
+    func denseSlot(_ entry: UInt32) -> (Int, UInt8) { Self.denseSlot(entry, precision: precision) }
+
+    /// The dense register and rank of a sparse entry at `precision`. Inlined into the loops
+    /// that convert many (a call per entry was 5 % of `top_pages_30d` at 30M events).
+    @inline(__always)
+    static func denseSlot(_ entry: UInt32, precision: Int) -> (Int, UInt8) {
         let extra = Self.sparsePrecision - precision
         let sparseIndex = entry >> 6
         let sparseRank = entry & 63
@@ -785,10 +791,10 @@ struct SketchUnion {
     /// Merges sorted, normalized sparse entries.
     private mutating func merge(sparse: [UInt32]) {
         if !registers.isEmpty {
-            let shape = shape
+            let p = precision
             registers.withUnsafeMutableBufferPointer { r in
                 for e in sparse {
-                    let (i, rank) = shape.denseSlot(e)
+                    let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
                     if r[i] < rank { r[i] = rank }
                 }
             }
@@ -814,10 +820,9 @@ struct SketchUnion {
     private mutating func merge(riceCoded bytes: UnsafeRawBufferPointer, entries n: Int) throws(TallyError) -> Int {
         let p = precision
         if !registers.isEmpty {
-            let shape = shape
             return try registers.withUnsafeMutableBufferPointer { (r) throws(TallyError) -> Int in
                 try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
-                    let (i, rank) = shape.denseSlot(e)
+                    let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
                     if r[i] < rank { r[i] = rank }
                 }
             }
@@ -899,10 +904,10 @@ struct SketchUnion {
 
     private mutating func densify() {
         var r = [UInt8](repeating: 0, count: 1 << precision)
-        let shape = shape
+        let p = precision
         r.withUnsafeMutableBufferPointer { r in
             drain { e in
-                let (i, rank) = shape.denseSlot(e)
+                let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
                 if r[i] < rank { r[i] = rank }
             }
         }
