@@ -304,6 +304,43 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("a page of rollup groups tied in every count and on ids equal as doubles (2^53, 2^53 + 1) is the slice of the whole answer")
+    func pagesTiedOnLargeIDs() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir))
+        var rows: [EventRow] = []
+        // Four mappings with the same counts and visitors; two of them differ only beyond a
+        // Double's 53 bits, so neither sorts before the other and first seen decides.
+        let ids: [Int64] = [1 << 53 + 1, 7, 1 << 53, 3]
+        for (k, id) in ids.enumerated() {
+            for i in 0..<6 {
+                var r = EventRow(site: "t.com", type: "widget_impression", at: Self.t0 + Int64(k * 6 + i) * 60_000,
+                                 visitor: "v\(i)", session: "s\(i)", id: "e\(k)-\(i)")
+                r.ints[.propMappingID] = id
+                rows.append(r)
+            }
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        let snapshot = store.snapshot()
+        var whole = Query(site: "t.com", from: Self.t0, to: Self.t0 + Self.day, metrics: [.events, .uniqueVisitors],
+                          dimensions: [.column(.propMappingID)],
+                          filter: .condition(.column(.eventType), .is, ["widget_impression"]))
+        for order: [(name: String, descending: Bool)] in [[], [("mapping_id", false)], [("events", true), ("mapping_id", true)]] {
+            whole.orderBy = order
+            let all = try QueryExecutor.run(whole, on: snapshot)
+            #expect(all.source == .rollup && all.rows.count == 4)
+            for (limit, offset) in [(1, 0), (1, 1), (2, 1), (1, 2), (2, 2)] {
+                var page = whole
+                page.limit = limit
+                page.offset = offset
+                let result = try QueryExecutor.run(page, on: snapshot)
+                #expect(result.rows == Array(all.rows.dropFirst(offset).prefix(limit)), "\(order) limit \(limit) offset \(offset)")
+            }
+        }
+        try store.close()
+    }
+
     @Test("a merge that drops a duplicate takes it out of the rollups too")
     func duplicateCorrections() async throws {
         let dir = TemporaryDirectory()

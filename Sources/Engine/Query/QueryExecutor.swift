@@ -1013,7 +1013,12 @@ struct ExecutionPlan {
                 func before(_ x: Int, _ y: Int) -> Bool {
                     for (k, (column, descending)) in order.enumerated() {
                         let a = k == 0 ? first[x] : value(x, column), b = k == 0 ? first[y] : value(y, column)
-                        if a != b { return descending ? b < a : a < b }
+                        // As `finish`: the first column that differs decides, unless neither is
+                        // less (ids above 2^53 compare as equal doubles), then first seen.
+                        guard a != b else { continue }
+                        if descending ? b < a : a < b { return true }
+                        if descending ? a < b : b < a { return false }
+                        return x < y
                     }
                     return x < y
                 }

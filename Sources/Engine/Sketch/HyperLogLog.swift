@@ -828,7 +828,12 @@ struct SketchUnion {
             }
         }
         var added = 0
-        let used = try slots.withUnsafeMutableBufferPointer { (slots) throws(TallyError) -> Int in
+        // Counted even when a corrupt sketch throws partway (its first entries are in).
+        defer {
+            entries += added
+            if entries > shape.sparseLimit { densify() }
+        }
+        return try slots.withUnsafeMutableBufferPointer { (slots) throws(TallyError) -> Int in
             try occupied.withUnsafeMutableBufferPointer { (occupied) throws(TallyError) -> Int in
                 try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
                     let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
@@ -840,9 +845,6 @@ struct SketchUnion {
                 }
             }
         }
-        entries += added
-        if entries > shape.sparseLimit { densify() }
-        return used
     }
 
     /// Merges a serialized sketch without building it: dense ones (kind 4) straight into the
