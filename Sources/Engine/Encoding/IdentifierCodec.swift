@@ -187,10 +187,18 @@ public enum IdentifierCodec {
         }
     }
 
-    /// `TallyHash` of the text of the ULID whose 128 bits are `hi` and `lo`.
+    /// `TallyHash` of the text of the identifier whose 128 bits are `hi` (first 8 bytes,
+    /// big-endian) and `lo` in `form`; a ULID's digits are made straight from them.
     @inline(__always)
-    static func ulidTextHash(hi: UInt64, lo: UInt64) -> UInt64 {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { buf in
+    static func textHash(hi: UInt64, lo: UInt64, form: IdentifierForm) -> UInt64 {
+        guard form == .ulid else {
+            return withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { binary in
+                binary.storeBytes(of: hi.bigEndian, toByteOffset: 0, as: UInt64.self)
+                binary.storeBytes(of: lo.bigEndian, toByteOffset: 8, as: UInt64.self)
+                return hashOfText(UnsafeRawBufferPointer(binary), form: form)
+            }
+        }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { buf in
             decodeULID(hi: hi, lo: lo, buf.baseAddress!)
             return TallyHash.hash(UnsafeRawBufferPointer(buf))
         }

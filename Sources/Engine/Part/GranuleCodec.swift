@@ -311,95 +311,75 @@ enum GranuleCodec {
     @inline(__always)
     static func forEachIdentifier(_ r: inout ByteReader, encoding: ColumnEncoding, rows: Int, occurred: [Int64]?,
                                   _ body: (Int, UnsafeRawBufferPointer, IdentifierForm) throws -> Void) throws {
-        switch encoding {
-        case .identifierBinary:
-            guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
-            let ids = try r.raw(rows * 16)
-            for k in 0..<rows { try body(k, UnsafeRawBufferPointer(rebasing: ids[k * 16..<k * 16 + 16]), form) }
-        case .ulidFromOccurred:
-            try withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { binary in
-                try forEachULID(&r, rows: rows, occurred: occurred, selected: nil) { k, hi, lo in
-                    binary.storeBytes(of: hi.bigEndian, toByteOffset: 0, as: UInt64.self)
-                    binary.storeBytes(of: lo.bigEndian, toByteOffset: 8, as: UInt64.self)
-                    try body(k, UnsafeRawBufferPointer(binary), .ulid)
-                }
+        try withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { binary in
+            try forEachIdentifierWords(&r, encoding: encoding, rows: rows, occurred: occurred, selected: nil) { k, hi, lo, form in
+                binary.storeBytes(of: hi.bigEndian, toByteOffset: 0, as: UInt64.self)
+                binary.storeBytes(of: lo.bigEndian, toByteOffset: 8, as: UInt64.self)
+                try body(k, UnsafeRawBufferPointer(binary), form)
             }
-        default:
-            throw Malformed(message: "encoding \(encoding) does not hold binary identifiers")
         }
     }
 
     /// `TallyHash` of the text of each row's identifier (the `selected` rows, ascending, or
     /// all) of an `identifierBinary` or `ulidFromOccurred` payload (after its null flag), made
-    /// from the binary forms: a ULID's digits straight from its 128 bits, and a run of one id
-    /// (rows are sorted by visitor within a day and event type) hashed once.
+    /// from the binary forms, a run of one id (rows are sorted by visitor within a day and
+    /// event type) hashed once.
     static func identifierTextHashes(_ r: inout ByteReader, encoding: ColumnEncoding, rows: Int, occurred: [Int64]?,
                                      selected: [Int32]?) throws -> [UInt64] {
         var hashes = [UInt64](repeating: 0, count: selected?.count ?? rows)
         try hashes.withUnsafeMutableBufferPointer { out in
             var i = 0
             var previous: (hi: UInt64, lo: UInt64, hash: UInt64) = (0, 0, 0)
-            @inline(__always) func add(_ hi: UInt64, _ lo: UInt64, _ hash: () -> UInt64) {
-                if i == 0 || previous.hi != hi || previous.lo != lo { previous = (hi, lo, hash()) }
+            try forEachIdentifierWords(&r, encoding: encoding, rows: rows, occurred: occurred, selected: selected) { _, hi, lo, form in
+                if i == 0 || previous.hi != hi || previous.lo != lo {
+                    previous = (hi, lo, IdentifierCodec.textHash(hi: hi, lo: lo, form: form))
+                }
                 out[i] = previous.hash
                 i += 1
-            }
-            switch encoding {
-            case .identifierBinary:
-                guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
-                let ids = try r.raw(rows * 16)
-                @inline(__always) func row(_ k: Int) {
-                    let hi = UInt64(bigEndian: ids.loadUnaligned(fromByteOffset: k &* 16, as: UInt64.self))
-                    let lo = UInt64(bigEndian: ids.loadUnaligned(fromByteOffset: k &* 16 &+ 8, as: UInt64.self))
-                    add(hi, lo) {
-                        form == .ulid ? IdentifierCodec.ulidTextHash(hi: hi, lo: lo)
-                            : IdentifierCodec.hashOfText(UnsafeRawBufferPointer(rebasing: ids[k &* 16..<k &* 16 &+ 16]), form: form)
-                    }
-                }
-                if let selected {
-                    for k in selected {
-                        guard k >= 0 && Int(k) < rows else { throw Malformed(message: "row \(k) outside a granule of \(rows)") }
-                        row(Int(k))
-                    }
-                } else {
-                    for k in 0..<rows { row(k) }
-                }
-            case .ulidFromOccurred:
-                try forEachULID(&r, rows: rows, occurred: occurred, selected: selected) { _, hi, lo in
-                    add(hi, lo) { IdentifierCodec.ulidTextHash(hi: hi, lo: lo) }
-                }
-            default:
-                throw Malformed(message: "encoding \(encoding) does not hold binary identifiers")
             }
         }
         return hashes
     }
 
-    /// Calls `body` with the row and the 128 bits of each ULID (`hi`: its first 8 bytes,
-    /// big-endian; `lo`: the rest) of a `ulidFromOccurred` payload (after its null flag): every
-    /// row, or only `selected` (ascending rows). Nothing is copied per row.
+    /// Calls `body` with the row, the 128 bits (`hi`: the first 8 bytes, big-endian; `lo`: the
+    /// rest) and the form of each identifier of an `identifierBinary` or `ulidFromOccurred`
+    /// payload (after its null flag): every row, or only `selected` (ascending rows). Nothing
+    /// is copied per row.
     @inline(__always)
-    static func forEachULID(_ r: inout ByteReader, rows: Int, occurred: [Int64]?, selected: [Int32]?,
-                            _ body: (Int, UInt64, UInt64) throws -> Void) throws {
-        guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
-        let deltas = try r.raw(rows * 8)
-        let random = try r.raw(rows * 10)
-        func row(_ k: Int) throws {
-            let ts = occurred[k] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: k &* 8, as: Int64.self))
-            guard ts >= 0 && ts < 1 << 48 else { throw Malformed(message: "ULID timestamp \(ts) out of range") }
-            // Bytes 0–5: the timestamp, big-endian; 6–15: the random part as stored.
-            let r0 = UInt64(random[k &* 10]), r1 = UInt64(random[k &* 10 &+ 1])
-            let hi = UInt64(ts) &<< 16 | r0 &<< 8 | r1
-            let lo = UInt64(bigEndian: random.loadUnaligned(fromByteOffset: k &* 10 &+ 2, as: UInt64.self))
-            try body(k, hi, lo)
-        }
-        if let selected {
+    static func forEachIdentifierWords(_ r: inout ByteReader, encoding: ColumnEncoding, rows: Int, occurred: [Int64]?,
+                                       selected: [Int32]?, _ body: (Int, UInt64, UInt64, IdentifierForm) throws -> Void) throws {
+        func visit(_ row: (Int) throws -> Void) throws {
+            guard let selected else {
+                for k in 0..<rows { try row(k) }
+                return
+            }
             for k in selected {
                 guard k >= 0 && Int(k) < rows else { throw Malformed(message: "row \(k) outside a granule of \(rows)") }
                 try row(Int(k))
             }
-        } else {
-            for k in 0..<rows { try row(k) }
+        }
+        switch encoding {
+        case .identifierBinary:
+            guard let form = IdentifierForm(rawValue: try r.u8()) else { throw Malformed(message: "unknown identifier form") }
+            let ids = try r.raw(rows * 16)
+            try visit { k in
+                try body(k, UInt64(bigEndian: ids.loadUnaligned(fromByteOffset: k &* 16, as: UInt64.self)),
+                         UInt64(bigEndian: ids.loadUnaligned(fromByteOffset: k &* 16 &+ 8, as: UInt64.self)), form)
+            }
+        case .ulidFromOccurred:
+            guard let occurred, occurred.count == rows else { throw Malformed(message: "no occurred_at to decode against") }
+            let deltas = try r.raw(rows * 8)
+            let random = try r.raw(rows * 10)
+            try visit { k in
+                let ts = occurred[k] &+ Int64(littleEndian: deltas.loadUnaligned(fromByteOffset: k &* 8, as: Int64.self))
+                guard ts >= 0 && ts < 1 << 48 else { throw Malformed(message: "ULID timestamp \(ts) out of range") }
+                // Bytes 0–5: the timestamp, big-endian; 6–15: the random part as stored.
+                let r0 = UInt64(random[k &* 10]), r1 = UInt64(random[k &* 10 &+ 1])
+                let lo = UInt64(bigEndian: random.loadUnaligned(fromByteOffset: k &* 10 &+ 2, as: UInt64.self))
+                try body(k, UInt64(ts) &<< 16 | r0 &<< 8 | r1, lo, .ulid)
+            }
+        default:
+            throw Malformed(message: "encoding \(encoding) does not hold binary identifiers")
         }
     }
 

@@ -120,17 +120,15 @@ extension Part {
         let rows = footer.granules[g].rows
         let (encoding, raw) = try readBlock(ref, what: "\(column.name) granule \(g)")
         guard encoding == .identifierBinary || encoding == .ulidFromOccurred else { return nil }
-        var targets: [(form: IdentifierForm, lo: UInt64, hi: UInt64)] = []
+        var targets: [(form: IdentifierForm, hi: UInt64, lo: UInt64)] = []
         for text in wanted {
             var binary = [UInt8](repeating: 0, count: IdentifierCodec.binaryLength)
             let form = text.withUnsafeBytes { t in binary.withUnsafeMutableBytes { IdentifierCodec.encode(t, into: $0.baseAddress!) } }
             guard let form else { continue }  // not canonical: no binary id decodes to it
-            binary.withUnsafeBytes { targets.append((form, $0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
-        }
-        var keep: [Bool]?
-        if let selected {
-            keep = [Bool](repeating: false, count: rows)
-            for i in selected { keep![Int(i)] = true }
+            binary.withUnsafeBytes {
+                targets.append((form, UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
+                                UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))))
+            }
         }
         var found: [Int32] = []
         do {
@@ -141,10 +139,9 @@ extension Part {
                 guard try GranuleCodec.readNulls(&r, rows: rows) == nil else {
                     throw GranuleCodec.Malformed(message: "null bitmap in a binary identifier block")
                 }
-                try GranuleCodec.forEachIdentifier(&r, encoding: encoding, rows: rows, occurred: times) { k, binary, form in
-                    guard keep?[k] ?? true else { return }
-                    let lo = binary.loadUnaligned(as: UInt64.self), hi = binary.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-                    if targets.contains(where: { $0.lo == lo && $0.hi == hi && $0.form == form }) { found.append(Int32(k)) }
+                try GranuleCodec.forEachIdentifierWords(&r, encoding: encoding, rows: rows, occurred: times,
+                                                        selected: selected) { k, hi, lo, form in
+                    if targets.contains(where: { $0.hi == hi && $0.lo == lo && $0.form == form }) { found.append(Int32(k)) }
                 }
             }
         } catch let e as TallyError {

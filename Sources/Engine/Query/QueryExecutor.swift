@@ -433,7 +433,8 @@ struct ExecutionPlan {
             let col = b[string: c]
             return (0..<n).map { r in col.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
         }
-        try aggregate(count: n, codes: codes, typeCodes: typeCodes, isPageview: typeIsPageview, slots: typeSlot,
+        try aggregate(count: n, kept: filter.map { Self.mask($0, count: n, codes: codes, spaces: spaces) }, codes: codes,
+                      typeCodes: typeCodes, isPageview: typeIsPageview, slots: typeSlot,
                       visitors: needsVisitors ? hashes(.visitorID) : nil, sessions: needsSessions ? hashes(.sessionID) : nil,
                       properties: sumKeys.isEmpty ? nil : b[string: .properties], maxGroups: maxGroups)
     }
@@ -614,9 +615,8 @@ struct ExecutionPlan {
                 ? try part.identifierHashes(.sessionID, granule: g, selected: selected, occurred: times, dictionaries: &dictionaries)
                 : nil
             let properties = sumKeys.isEmpty ? nil : try readCompact([.properties])[string: .properties]
-            try aggregate(count: m, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
-                          visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups,
-                          filtered: true)
+            try aggregate(count: m, kept: nil, codes: codes, typeCodes: typeCodes, isPageview: isPageview, slots: slots,
+                          visitors: visitorHashes, sessions: sessionHashes, properties: properties, maxGroups: maxGroups)
         }
     }
 
@@ -663,17 +663,16 @@ struct ExecutionPlan {
     }
 
     /// Adds `count` rows to their groups; every array is indexed by row. Visitor and session
-    /// values come as their `TallyHash` (0 = empty, not counted). `filtered`: the rows are those
-    /// the query's filter keeps already.
+    /// values come as their `TallyHash` (0 = empty, not counted). `kept`: the rows the query's
+    /// filter keeps (nil: all of them).
     ///
     /// In passes: each row's group first (groups are made here, so the accumulators may grow),
     /// then counts, visitors and sessions over the fixed accumulators through one buffer (one
     /// loop doing everything per row, re-checking the accumulators' uniqueness on every access,
     /// was 24 % of `top_referrers_30d`).
-    mutating func aggregate(count: Int, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
+    mutating func aggregate(count: Int, kept: [Bool]?, codes: [[UInt32]], typeCodes: [UInt32], isPageview: [Bool],
                             slots: [Int], visitors: [UInt64]?, sessions: [UInt64]?, properties: StringColumn?,
-                            maxGroups: Int, filtered: Bool = false) throws(QueryError) {
-        let kept = filtered ? nil : filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
+                            maxGroups: Int) throws(QueryError) {
         let groupOf = try groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
         let exact = query.exact
         let needsTypes = needsTypes
@@ -745,19 +744,19 @@ struct ExecutionPlan {
                     _ = try group(for: GroupKey(a: column[r]), maxGroups: maxGroups)
                 }
             }
-            if directGroups.count > 0 {  // group(for:) put every code seen above in `directGroups`
-                directGroups.withUnsafeBufferPointer { direct in
-                    column.withUnsafeBufferPointer { column in
-                        groupOf.withUnsafeMutableBufferPointer { groupOf in
-                            for r in 0..<count where kept?[r] ?? true { groupOf[r] = direct[Int(column[r])] }
-                        }
+            // group(for:) put every code seen above in `directGroups`.
+            directGroups.withUnsafeBufferPointer { direct in
+                column.withUnsafeBufferPointer { column in
+                    groupOf.withUnsafeMutableBufferPointer { groupOf in
+                        for r in 0..<count where kept?[r] ?? true { groupOf[r] = direct[Int(column[r])] }
                     }
                 }
             }
+            return groupOf
         }
         var lastKey: GroupKey?
         var lastGroup: Int32 = 0
-        for r in 0..<count where dims != 1 {
+        for r in 0..<count {
             if let kept, !kept[r] { continue }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][r] }
@@ -1011,16 +1010,8 @@ struct ExecutionPlan {
                 }
                 let first = accumulators.indices.map { value($0, order[0].0) }
                 func before(_ x: Int, _ y: Int) -> Bool {
-                    for (k, (column, descending)) in order.enumerated() {
-                        let a = k == 0 ? first[x] : value(x, column), b = k == 0 ? first[y] : value(y, column)
-                        // As `finish`: the first column that differs decides, unless neither is
-                        // less (ids above 2^53 compare as equal doubles), then first seen.
-                        guard a != b else { continue }
-                        if descending ? b < a : a < b { return true }
-                        if descending ? a < b : b < a { return false }
-                        return x < y
-                    }
-                    return x < y
+                    Self.precedes(order, { $0 == order[0].0 ? first[x] : value(x, $0) },
+                                  { $0 == order[0].0 ? first[y] : value(y, $0) }) ?? (x < y)
                 }
                 let pageGroups = Array(Self.smallest(query.offset + limit, of: Array(accumulators.indices), by: before)
                     .sorted(by: before).dropFirst(query.offset))
@@ -1133,12 +1124,7 @@ struct ExecutionPlan {
         }
         if dims == 0 && rows.isEmpty { rows.append(emptyMetrics) }
         let order = try Self.order(query)
-        func before(_ x: [QueryValue], _ y: [QueryValue]) -> Bool {
-            for (i, descending) in order where x[i] != y[i] {
-                return descending ? y[i] < x[i] : x[i] < y[i]
-            }
-            return false
-        }
+        func before(_ x: [QueryValue], _ y: [QueryValue]) -> Bool { Self.precedes(order, { x[$0] }, { y[$0] }) ?? false }
         let total = rows.count
         let start = min(query.offset, total)
         // A page of a few rows out of many (top 50 pages of 3,860): the first offset + limit
@@ -1149,7 +1135,7 @@ struct ExecutionPlan {
         if let limit = query.limit, start < total, limit < total - start, start + limit <= total / 4 {
             let indexed = rows.indices.map { ($0, rows[$0]) }
             func beforeOrFirst(_ x: (Int, [QueryValue]), _ y: (Int, [QueryValue])) -> Bool {
-                before(x.1, y.1) || (!before(y.1, x.1) && x.0 < y.0)
+                Self.precedes(order, { x.1[$0] }, { y.1[$0] }) ?? (x.0 < y.0)
             }
             let first = Self.smallest(start + limit, of: indexed, by: beforeOrFirst).sorted { beforeOrFirst(indexed[$0], indexed[$1]) }
             return QueryResult(columns: names, rows: first[start...].map { rows[$0] }, totalRows: total, source: .raw,
@@ -1159,6 +1145,21 @@ struct ExecutionPlan {
         let end = query.limit.map { min(total, start + $0) } ?? total
         return QueryResult(columns: names, rows: Array(rows[start..<end]), totalRows: total, source: .raw,
                            rowsScanned: rowsScanned, stats: ScanStats())
+    }
+
+    /// Whether a row with column values `x` comes before one with `y` under `order` (column,
+    /// descending): the first column whose values differ decides. Nil when none differs, or
+    /// when the first that does holds values neither less than the other (ids above 2^53 equal
+    /// as doubles): the caller breaks the tie (first seen, or the stable sort's order).
+    static func precedes(_ order: [(Int, Bool)], _ x: (Int) -> QueryValue, _ y: (Int) -> QueryValue) -> Bool? {
+        for (column, descending) in order {
+            let a = x(column), b = y(column)
+            guard a != b else { continue }
+            if descending ? b < a : a < b { return true }
+            if descending ? a < b : b < a { return false }
+            return nil
+        }
+        return nil
     }
 
     /// The indexes of the `k` first elements of `items` in the order `before`, unordered: a heap

@@ -113,9 +113,6 @@ public struct HyperLogLog: Sendable, Equatable {
     /// of the raw queries with unique visitors and of building rollups.
     static func sortEntries(_ a: inout [UInt32]) {
         let n = a.count
-        // Rows come sorted by visitor hash within a day and event type, so the entries a group
-        // collects are often in order already.
-        if a.withUnsafeBufferPointer({ a in (1..<max(n, 1)).allSatisfy { a[$0 - 1] <= a[$0] } }) { return }
         guard n > 48, a.reduce(0, |) < 1 << 24 else {
             a.sort()
             return
@@ -790,52 +787,40 @@ struct SketchUnion {
 
     /// Merges sorted, normalized sparse entries.
     private mutating func merge(sparse: [UInt32]) {
-        if !registers.isEmpty {
-            let p = precision
-            registers.withUnsafeMutableBufferPointer { r in
-                for e in sparse {
-                    let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
-                    if r[i] < rank { r[i] = rank }
-                }
-            }
-            return
-        }
-        slots.withUnsafeMutableBufferPointer { slots in
-            occupied.withUnsafeMutableBufferPointer { occupied in
-                for e in sparse {
-                    let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
-                    if slots[i] == 0 {
-                        occupied[i >> 6] |= 1 << UInt64(i & 63)
-                        entries += 1
-                    }
-                    if slots[i] < v { slots[i] = v }
-                }
-            }
-        }
-        if entries > shape.sparseLimit { densify() }
+        mergeEntries { add in for e in sparse { add(e) } }
     }
 
-    /// Merges the `n` Rice-coded entries of a kind-3 sketch as they are decoded (the same as
-    /// `merge(sparse:)` of them); returns the bytes they took.
+    /// Merges the `n` Rice-coded entries of a kind-3 sketch as they are decoded (no array of
+    /// them first); returns the bytes they took.
     private mutating func merge(riceCoded bytes: UnsafeRawBufferPointer, entries n: Int) throws(TallyError) -> Int {
         let p = precision
+        return try mergeEntries { (add) throws(TallyError) -> Int in
+            try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p, add)
+        }
+    }
+
+    /// Merges the sparse entries `feed` passes to its argument: into the registers once dense,
+    /// else into the slot table (turning dense past the sparse limit). Entries fed before a
+    /// throw are merged and counted.
+    @inline(__always)
+    private mutating func mergeEntries<R, E: Error>(_ feed: ((UInt32) -> Void) throws(E) -> R) throws(E) -> R {
+        let p = precision
         if !registers.isEmpty {
-            return try registers.withUnsafeMutableBufferPointer { (r) throws(TallyError) -> Int in
-                try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
+            return try registers.withUnsafeMutableBufferPointer { (r) throws(E) -> R in
+                try feed { e in
                     let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
                     if r[i] < rank { r[i] = rank }
                 }
             }
         }
         var added = 0
-        // Counted even when a corrupt sketch throws partway (its first entries are in).
         defer {
             entries += added
             if entries > shape.sparseLimit { densify() }
         }
-        return try slots.withUnsafeMutableBufferPointer { (slots) throws(TallyError) -> Int in
-            try occupied.withUnsafeMutableBufferPointer { (occupied) throws(TallyError) -> Int in
-                try HyperLogLog.forEachSparseEntry(bytes, entries: n, precision: p) { e in
+        return try slots.withUnsafeMutableBufferPointer { (slots) throws(E) -> R in
+            try occupied.withUnsafeMutableBufferPointer { (occupied) throws(E) -> R in
+                try feed { e in
                     let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
                     if slots[i] == 0 {
                         occupied[i >> 6] |= 1 << UInt64(i & 63)
