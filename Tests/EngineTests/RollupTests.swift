@@ -85,6 +85,13 @@ struct RollupTests {
         out.append(q([.column(.propDeviceSlug)], .and([.condition(.column(.eventType), .is, ["widget_click", "widget_impression"]),
                                                       .condition(.column(.propMappingID), .is, ["1", "3", "x"])])))
         out.append(q([.column(.browser), .time(.day)], .and([pageviews, .condition(.column(.os), .is, ["iOS"])])))
+        // Filters the narrowing decides whole (no mask after it), a number as it prints, one
+        // not as it prints ("01" is not the value 1's text: raw keeps no row), a type dimension.
+        out.append(q([.column(.propDeviceSlug)], .and([.condition(.column(.eventType), .is, ["widget_click", "widget_impression"]),
+                                                      .condition(.column(.propMappingID), .is, ["1", "3"])])))
+        out.append(q([.column(.propPostID)], .and([.condition(.column(.eventType), .is, ["widget_click", "widget_impression"]),
+                                                  .condition(.column(.propMappingID), .is, ["01", "2"])])))
+        out.append(q([.column(.eventType)], pageviews))
         return out
     }
 

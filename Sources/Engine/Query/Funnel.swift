@@ -195,8 +195,8 @@ public enum FunnelExecutor {
         try deadline.check()
         // Equal (group, time, step): ordered by the breakdown's value, so which of them opens the
         // chain never depends on which part or worker was read first.
-        var rank = [UInt32](repeating: 0, count: breakdownSpace.values.count)
-        for (r, code) in breakdownSpace.values.indices.sorted(by: { breakdownSpace.values[$0] < breakdownSpace.values[$1] }).enumerated() {
+        var rank = [UInt32](repeating: 0, count: breakdownSpace.count)
+        for (r, code) in (0..<breakdownSpace.count).sorted(by: { breakdownSpace.value($0) < breakdownSpace.value($1) }).enumerated() {
             rank[code] = UInt32(r)
         }
         entries = Self.grouped(entries, rank: rank)
@@ -219,7 +219,7 @@ public enum FunnelExecutor {
             }
             start = end
         }
-        var breakdown: [(value: QueryValue, steps: FunnelSteps)] = byValue.map { (breakdownSpace.values[Int($0.key)], $0.value.steps) }
+        var breakdown: [(value: QueryValue, steps: FunnelSteps)] = byValue.map { (breakdownSpace.value(Int($0.key)), $0.value.steps) }
         breakdown.sort { $0.steps.reached[0] != $1.steps.reached[0] ? $0.steps.reached[0] > $1.steps.reached[0] : $0.value < $1.value }
         return FunnelResult(total: total.steps, breakdown: Array(breakdown.prefix(q.breakdownLimit)), groups: groups,
                             stats: stats)
@@ -343,7 +343,7 @@ public enum FunnelExecutor {
                 var met = false
                 let type = Int(types[r])
                 while stepsOfType.count <= type {
-                    let name = typeSpace.values[stepsOfType.count].description
+                    let name = typeSpace.value(stepsOfType.count).description
                     stepsOfType.append(funnel.steps.indices.filter { funnel.steps[$0].eventType == name })
                 }
                 for i in stepsOfType[type] where matches[i]?[r] ?? true {

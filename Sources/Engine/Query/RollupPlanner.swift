@@ -141,7 +141,8 @@ extension ExecutionPlan {
         // Rows that the filter's top-level `is` conditions (event types, a mapping id) cannot
         // keep are dropped before any other column is read: widget stats of one mapping read
         // its few rows, top pages the page views. `picked` holds offsets into `rows`; nil is
-        // all of them.
+        // all of them. (Loops over buffers, each part code decided once: as closures over
+        // arrays, picking and translating were 2.3 of `top_pages_30d`'s 3.5 ms at 30M events.)
         var picked: [Int32]?
         for f in scanRequest.filters {
             guard let k = part.columns.firstIndex(of: f.column) else { continue }
@@ -149,55 +150,120 @@ extension ExecutionPlan {
             let isNumber = f.column.kind == .int64
             let wantedNumbers = Set(f.values.compactMap { $0.flatMap { Int64($0) } })
             let wantedBytes = f.values.compactMap { $0.map { Array($0.utf8) } }
+            func keeps(_ c: Int) -> Bool {
+                isNumber
+                    ? dictionary.string(at: c).flatMap { Int64($0) }.map { wantedNumbers.contains($0) } ?? false
+                    : dictionary.withValue(c) { v in
+                        wantedBytes.contains { w in w.count == v.count && w.withUnsafeBytes { ByteOrder.equal($0, v) } }
+                    }
+            }
             // Per part code, decided when first met: 0 unknown, 1 kept, 2 dropped.
             var decided = [UInt8](repeating: 0, count: dictionary.count)
             let partCodes = k == 0 ? part.sites.values(in: rows)
                 : (k == 1 ? allTypes : part.dimensions[k - 2].values(in: rows))
-            picked = (picked ?? Array(0..<Int32(rows.count))).filter { offset in
-                let c = Int(partCodes[Int(offset)])
-                guard c < decided.count else { return false }  // null: an `is` condition names no null
-                if decided[c] == 0 {
-                    let keep = isNumber
-                        ? dictionary.string(at: c).flatMap { Int64($0) }.map { wantedNumbers.contains($0) } ?? false
-                        : dictionary.withValue(c) { v in
-                            wantedBytes.contains { w in w.count == v.count && w.withUnsafeBytes { ByteOrder.equal($0, v) } }
+            let limit = picked?.count ?? rows.count
+            let out = partCodes.withUnsafeBufferPointer { codes in
+                decided.withUnsafeMutableBufferPointer { decided in
+                    [Int32](unsafeUninitializedCapacity: limit) { out, n in
+                        var kept = 0
+                        for j in 0..<limit {
+                            let offset = picked?[j] ?? Int32(j)
+                            let c = Int(codes[Int(offset)])
+                            guard c < decided.count else { continue }  // null: an `is` condition names no null
+                            if decided[c] == 0 { decided[c] = keeps(c) ? 1 : 2 }
+                            if decided[c] == 1 {
+                                out[kept] = offset
+                                kept += 1
+                            }
                         }
-                    decided[c] = keep ? 1 : 2
+                        n = kept
+                    }
                 }
-                return decided[c] == 1
             }
+            picked = out
         }
-        func pick<T>(_ values: [T]) -> [T] { picked.map { $0.map { values[Int($0)] } } ?? values }
         let count = picked?.count ?? rows.count
         guard count > 0 else { return }
-        let types = pick(allTypes), events = pick(part.events.values(in: rows))
+        let types = part.types.values(in: rows, picked: picked), events = part.events.values(in: rows, picked: picked)
         // Per used dimension, the code of each picked row (values translated once per part code).
         var codes: [[UInt32]] = []
+        // When `picked` decided the whole filter (each of its conjuncts an `is` condition on one
+        // of the part's key columns, numbers written as they print), its rows need no mask and
+        // the dimensions only the filter uses no codes: top pages translated every row's event
+        // type to keep the page views again.
+        let conjuncts: [QueryFilter]
+        if case .and(let fs) = query.filter { conjuncts = fs } else { conjuncts = query.filter.map { [$0] } ?? [] }
+        let filterDecided = conjuncts.count == scanRequest.filters.count && scanRequest.filters.allSatisfy { f in
+            part.columns.contains(f.column)
+                && (f.column.kind != .int64 || f.values.allSatisfy { v in v.flatMap { Int64($0) }.map { String($0) } == v })
+        }
+        // The query code of part code `c` of key column `k` in `space`.
+        func code(_ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 {
+            if c == RollupAggregate.null { return space.code(.null) }
+            let dictionary = part.dictionaries[k]
+            if part.columns[k].kind == .int64 {
+                return space.code(dictionary.string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null)
+            }
+            // Straight from the dictionary's bytes (empty is null): no String per value.
+            return dictionary.withValue(Int(c)) { space.code(bytes: $0) }
+        }
+        func partCodes(_ k: Int) -> [UInt32] {
+            k == 0 ? part.sites.values(in: rows, picked: picked)
+                : (k == 1 ? types : part.dimensions[k - 2].values(in: rows, picked: picked))
+        }
+        // One dimension, a key column, and no mask: each row's group straight from its part
+        // code, each code's group made once (in row order, as `groupIndexes` makes them).
+        var rowGroups: [Int32]?
+        if query.dimensions.count == 1, filterDecided, case .column(let c) = query.dimensions[0] {
+            let k = part.columns.firstIndex(of: c)!
+            let size = part.dictionaries[k].count
+            var bySlot = [Int32](repeating: -1, count: size + 1)
+            let partCodes = partCodes(k)
+            var failure: QueryError?
+            rowGroups = partCodes.withUnsafeBufferPointer { partCodes in
+                bySlot.withUnsafeMutableBufferPointer { bySlot in
+                    [Int32](unsafeUninitializedCapacity: count) { out, n in
+                        for j in 0..<count {
+                            let c = partCodes[j]
+                            let slot = c == RollupAggregate.null ? size : Int(c)
+                            if bySlot[slot] < 0 {
+                                do throws(QueryError) {
+                                    bySlot[slot] = Int32(try group(for: GroupKey(a: code(k, c, spaces[0])), maxGroups: maxGroups))
+                                } catch {
+                                    failure = error
+                                    break
+                                }
+                            }
+                            out[j] = bySlot[slot]
+                        }
+                        n = failure == nil ? count : 0
+                    }
+                }
+            }
+            if let failure { throw failure }
+        }
         for (i, d) in used.enumerated() {
+            if (filterDecided && i >= query.dimensions.count) || rowGroups != nil {
+                codes.append([])
+                continue
+            }
             let space = spaces[i]
             func translate(_ k: Int) -> [UInt32] {
-                let column = part.columns[k]
-                let dictionary = part.dictionaries[k]
                 // Part code → query code (UInt32.max: not yet seen); the last slot for null.
-                let size = dictionary.count
+                let size = part.dictionaries[k].count
                 var map = [UInt32](repeating: .max, count: size + 1)
-                let partCodes = k == 0 ? pick(part.sites.values(in: rows))
-                    : (k == 1 ? types : pick(part.dimensions[k - 2].values(in: rows)))
-                return partCodes.map { c in
-                    let slot = c == RollupAggregate.null ? size : Int(c)
-                    if map[slot] != .max { return map[slot] }
-                    let code: UInt32
-                    if c == RollupAggregate.null {
-                        code = space.code(.null)
-                    } else if column.kind == .int64 {
-                        code = space.code(dictionary.string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null)
-                    } else {
-                        // Straight from the dictionary's bytes (empty is null): no String per value.
-                        code = dictionary.withValue(Int(c)) { space.code(bytes: $0) }
+                var partCodes = partCodes(k)
+                map.withUnsafeMutableBufferPointer { map in
+                    partCodes.withUnsafeMutableBufferPointer { codes in
+                        for j in codes.indices {
+                            let c = codes[j]
+                            let slot = c == RollupAggregate.null ? size : Int(c)
+                            if map[slot] == .max { map[slot] = code(k, c, space) }
+                            codes[j] = map[slot]
+                        }
                     }
-                    map[slot] = code
-                    return code
                 }
+                return partCodes
             }
             switch d {
             case .column(let c):
@@ -211,7 +277,7 @@ extension ExecutionPlan {
                 })
             case .time(let bucket):
                 var cache: [Int32: UInt32] = [:]
-                codes.append(pick(part.days.values(in: rows)).map { day in
+                codes.append(part.days.values(in: rows, picked: picked).map { day in
                     if let c = cache[day] { return c }
                     let c = space.code(bucket.label(bucket.key(zone.startOfDay(Int64(day)), zone), zone))
                     cache[day] = c
@@ -223,27 +289,40 @@ extension ExecutionPlan {
         }
         let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
         let slots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
-        let kept = filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
-        let groupOf = try groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
+        let kept = filterDecided ? nil : filter.map { Self.mask($0, count: count, codes: codes, spaces: spaces) }
+        let groupOf = try rowGroups ?? groupIndexes(count: count, codes: codes, kept: kept, maxGroups: maxGroups)
         // Sketches are merged in `result()`, for the groups the answer shows.
         let partIndex = Int32(deferredSketchParts.count)
-        if needsVisitors || needsSessions {
-            deferredSketchParts.append(part)
-            deferredSketches.reserveCapacity(deferredSketches.count + count)
-            for k in 0..<count where groupOf[k] >= 0 {
-                let r = rows.lowerBound + (picked.map { Int($0[k]) } ?? k)
-                deferredSketches.append(DeferredSketch(group: groupOf[k], part: partIndex, row: Int32(r)))
+        let deferring = needsVisitors || needsSessions
+        let base = Int32(rows.lowerBound)
+        // Counts, and the rows whose sketches `result()` merges, in one pass.
+        let deferred = groupOf.withUnsafeBufferPointer { groupOf in
+            types.withUnsafeBufferPointer { types in
+                events.withUnsafeBufferPointer { events in
+                    accumulators.withUnsafeMutableBufferPointer { acc in
+                        [DeferredSketch](unsafeUninitializedCapacity: deferring ? count : 0) { out, n in
+                            var used = 0
+                            for k in 0..<count where groupOf[k] >= 0 {
+                                let g = Int(groupOf[k])
+                                let e = Int(events[k])
+                                acc[g].events += e
+                                let t = Int(types[k])
+                                if isPageview[t] { acc[g].pageviews += e }
+                                if slots[t] >= 0 { acc[g].typeCounts[slots[t]] += e }
+                                if deferring {
+                                    out[used] = DeferredSketch(group: groupOf[k], part: partIndex, row: base + (picked?[k] ?? Int32(k)))
+                                    used += 1
+                                }
+                            }
+                            n = used
+                        }
+                    }
+                }
             }
         }
-        accumulators.withUnsafeMutableBufferPointer { acc in
-            for k in 0..<count where groupOf[k] >= 0 {
-                let g = Int(groupOf[k])
-                let n = Int(events[k])
-                acc[g].events += n
-                let t = Int(types[k])
-                if isPageview[t] { acc[g].pageviews += n }
-                if slots[t] >= 0 { acc[g].typeCounts[slots[t]] += n }
-            }
+        if deferring {
+            deferredSketchParts.append(part)
+            deferredSketches += deferred
         }
     }
 }

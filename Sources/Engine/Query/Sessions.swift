@@ -309,13 +309,13 @@ public enum SessionExecutor {
         // the smaller page is the entry and the larger the exit.
 
         func pageBefore(_ a: UInt32, _ b: UInt32) -> Bool {
-            a != b && pages.values[Int(a)] < pages.values[Int(b)]
+            a != b && pages.value(Int(a)) < pages.value(Int(b))
         }
 
         func firstBefore(_ visitorA: UInt64, _ a: (Int) -> UInt32, _ visitorB: UInt64, _ b: (Int) -> UInt32) -> Bool {
             if visitorA != visitorB { return visitorA < visitorB }
             for k in 0..<attributes.count where a(k) != b(k) {
-                return attributeSpaces[k].values[Int(a(k))] < attributeSpaces[k].values[Int(b(k))]
+                return attributeSpaces[k].value(Int(a(k))) < attributeSpaces[k].value(Int(b(k)))
             }
             return false
         }
@@ -616,12 +616,12 @@ public enum SessionExecutor {
         /// The value of dimension `d` for session `s` (attributes are looked up by position).
         func value(_ d: QueryDimension, _ s: Int) -> QueryValue {
             switch d {
-            case .entryPage: return pages.values[Int(entryPage[s])]
-            case .exitPage: return pages.values[Int(exitPage[s])]
+            case .entryPage: return pages.value(Int(entryPage[s]))
+            case .exitPage: return pages.value(Int(exitPage[s]))
             case .time(let bucket): return bucket.label(bucket.key(start[s], zone), zone)
             default:
                 let k = attributes.firstIndex(of: d)!
-                return attributeSpaces[k].values[Int(attributeCodes[k][s])]
+                return attributeSpaces[k].value(Int(attributeCodes[k][s]))
             }
         }
     }
@@ -728,7 +728,7 @@ public enum SessionExecutor {
         var rows: [[QueryValue]] = []
         for (key, g) in groups {
             var row: [QueryValue] = []
-            for d in 0..<dims { row.append(spaces[d].values[Int(key[d])]) }
+            for d in 0..<dims { row.append(spaces[d].value(Int(key[d]))) }
             for m in q.metrics { row.append(value(m, accumulators[g])) }
             rows.append(row)
         }
@@ -793,8 +793,11 @@ public enum SessionExecutor {
             }
             selected.append(s)
         }
-        let ids = builder.ids.values
-        func id(_ code: UInt32) -> String { ids[Int(code)] == .null ? "" : ids[Int(code)].description }
+        let ids = builder.ids
+        func id(_ code: UInt32) -> String {
+            let v = ids.value(Int(code))
+            return v == .null ? "" : v.description
+        }
         selected.sort { a, b in
             builder.start[a] != builder.start[b] ? builder.start[a] > builder.start[b]
                 : id(builder.sessionID[a]) > id(builder.sessionID[b])

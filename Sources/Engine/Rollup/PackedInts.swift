@@ -82,6 +82,36 @@ struct PackedInts<T: FixedWidthInteger & Sendable>: Sendable, Equatable {
         }
     }
 
+    /// The values of the rows `range.lowerBound + offset` for each of `picked` (all of `range`
+    /// when nil), the byte width chosen once for all.
+    func values(in range: Range<Int>, picked: [Int32]?) -> [T] {
+        guard let picked else { return values(in: range) }
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "rows \(range) outside \(count) packed values")
+        guard !picked.isEmpty else { return [] }
+        precondition(Int(picked.last!) < range.count && picked[0] >= 0, "picked rows outside \(range)")
+        return storage.withUnsafeBytes { b in
+            picked.withUnsafeBufferPointer { picked in
+                let base = self.base
+                func read<W: FixedWidthInteger & UnsignedInteger>(_: W.Type) -> [T] {
+                    [T](unsafeUninitializedCapacity: picked.count) { out, n in
+                        let size = MemoryLayout<W>.size
+                        for j in 0..<picked.count {
+                            let d = b.loadUnaligned(fromByteOffset: (range.lowerBound + Int(picked[j])) * size, as: W.self)
+                            out[j] = T(truncatingIfNeeded: base &+ Int64(bitPattern: UInt64(d)))
+                        }
+                        n = picked.count
+                    }
+                }
+                switch shift {
+                case 0: return read(UInt8.self)
+                case 1: return read(UInt16.self)
+                case 2: return read(UInt32.self)
+                default: return read(UInt64.self)
+                }
+            }
+        }
+    }
+
     /// Bytes held (for `tally inspect` and tests).
     var byteCount: Int { storage.count }
 }
