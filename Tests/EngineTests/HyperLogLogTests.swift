@@ -187,6 +187,26 @@ struct HyperLogLogTests {
             #expect(union.count == reference.count, "set \(n)")
             #expect(union.serialized() == reference.serialized(), "set \(n)")
         }
+        // Told to expect many entries (registers raised beside the slots from the start), one
+        // union reused: the same unions, dense or sparse as before — also when the inputs'
+        // entries add up past the limit but overlap so much that the union stays sparse.
+        let overlapping = (0..<20).map { Self.sketch(300, seed: 1, offset: $0 * 10) }
+        var told: [(sketches: [[UInt8]], expecting: Int?)] = []
+        var references: [HyperLogLog] = []
+        for sketches in sets + [overlapping] {
+            var reference = HyperLogLog()
+            for h in sketches { reference.merge(h) }
+            references.append(reference)
+            told.append((sketches.map { $0.serialized() }, 1 << 20))
+            references.append(reference)
+            told.append((sketches.map { $0.serialized() }, nil))
+        }
+        let unions = try HyperLogLog.unionsForTesting(told)
+        #expect(unions.last!.serialized().first == 3)  // the overlapping set's union stays sparse (kind 3)
+        for (i, (union, reference)) in zip(unions, references).enumerated() {
+            #expect(union == reference, "set \(i)")
+            #expect(union.serialized() == reference.serialized(), "set \(i)")
+        }
         // A sketch of another precision is refused, not merged.
         var p12 = HyperLogLog(precision: 12)
         p12.add("a")

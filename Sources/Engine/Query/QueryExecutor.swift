@@ -1100,6 +1100,11 @@ struct ExecutionPlan {
                                 continue
                             }
                             if union.precision != sketches[i].precision { union = SketchUnion(precision: sketches[i].precision) }
+                            var bound = sketches[i].isDense ? 1 << sketches[i].precision : sketches[i].entryCount
+                            for ref in byGroup[start[g]..<start[g + 1]] {
+                                bound += parts[Int(ref.part)].sketchEntries(row: Int(ref.row), sessions: tasks[i].sessions)
+                            }
+                            union.expect(entries: bound)
                             union.merge(sketches[i])
                             for ref in byGroup[start[g]..<start[g + 1]] {
                                 try parts[Int(ref.part)].merge(row: Int(ref.row), sessions: tasks[i].sessions, into: &union)

@@ -119,6 +119,23 @@ public final class RollupPart: Sendable {
         }
     }
 
+    /// About how many entries row `r`'s visitor (or session) sketch holds, from its header:
+    /// a sparse one's count, a dense one's registers; 0 when unknown (`SketchUnion.expect`).
+    func sketchEntries(row r: Int, sessions: Bool) -> Int {
+        let i = 2 * r + (sessions ? 1 : 0)
+        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
+        guard end - start >= 3 else { return 0 }
+        return (try? sketchBytes.withBytes { b in
+            switch b[start] {
+            case 3:
+                var reader = ByteReader(UnsafeRawBufferPointer(rebasing: b[start + 2..<end]))
+                return (try? reader.varint()).map { Int(clamping: $0) } ?? 0
+            case 4: return 1 << Int(b[start + 1])
+            default: return 0
+            }
+        }) ?? 0
+    }
+
     /// A row whose type has no sketches has empty ones.
     private func sketch(_ i: Int) throws(TallyError) -> HyperLogLog {
         let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])

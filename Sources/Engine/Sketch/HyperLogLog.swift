@@ -36,6 +36,8 @@ public struct HyperLogLog: Sendable, Equatable {
     }
 
     public var isDense: Bool { !registers.isEmpty }
+    /// Sparse entries held, counting those not yet compacted (so at least the distinct ones).
+    var entryCount: Int { sparse.count + pending.count }
     var registerCount: Int { 1 << precision }
     /// Sparse entries beyond which the sketch turns dense (4 bytes each vs one byte per register).
     var sparseLimit: Int { registerCount / 4 }
@@ -758,8 +760,14 @@ struct SketchUnion {
     /// One bit per slot in use, to list the entries in index order.
     private var occupied: [UInt64]
     private var entries = 0
-    /// The union's registers once dense (empty while sparse).
+    /// The union's registers once dense; while sparse, empty, or kept beside the slots when
+    /// `expect(entries:)` was told the union will likely turn dense (`shadowing`).
     private var registers: [UInt8] = []
+    private var isDense = false
+    /// Sparse entries also raise `registers`: turning dense then only clears the slots.
+    /// Converting the slots once past the limit (`densify`) was a quarter of the merging in
+    /// `top_pages_30d` at 30M events (50 unions of 30 daily sketches, nearly all turning dense).
+    private var shadowing = false
     private let shape: HyperLogLog
 
     init(precision: Int = HyperLogLog.defaultPrecision) {
@@ -777,7 +785,7 @@ struct SketchUnion {
             merge(sparse: s.sparse)
             return
         }
-        if registers.isEmpty { densify() }
+        if !isDense { densify() }
         registers.withUnsafeMutableBufferPointer { r in
             s.registers.withUnsafeBufferPointer { o in
                 for i in 0..<r.count { r[i] = max(r[i], o[i]) }
@@ -805,7 +813,7 @@ struct SketchUnion {
     @inline(__always)
     private mutating func mergeEntries<R, E: Error>(_ feed: ((UInt32) -> Void) throws(E) -> R) throws(E) -> R {
         let p = precision
-        if !registers.isEmpty {
+        if isDense {
             return try registers.withUnsafeMutableBufferPointer { (r) throws(E) -> R in
                 try feed { e in
                     let (i, rank) = HyperLogLog.denseSlot(e, precision: p)
@@ -817,6 +825,24 @@ struct SketchUnion {
         defer {
             entries += added
             if entries > shape.sparseLimit { densify() }
+        }
+        if shadowing {
+            return try slots.withUnsafeMutableBufferPointer { (slots) throws(E) -> R in
+                try occupied.withUnsafeMutableBufferPointer { (occupied) throws(E) -> R in
+                    try registers.withUnsafeMutableBufferPointer { (r) throws(E) -> R in
+                        try feed { e in
+                            let i = Int(e >> 6), v = UInt8(truncatingIfNeeded: e & 63) &+ 1
+                            if slots[i] == 0 {
+                                occupied[i >> 6] |= 1 << UInt64(i & 63)
+                                added += 1
+                            }
+                            if slots[i] < v { slots[i] = v }
+                            let (j, rank) = HyperLogLog.denseSlot(e, precision: p)
+                            if r[j] < rank { r[j] = rank }
+                        }
+                    }
+                }
+            }
         }
         return try slots.withUnsafeMutableBufferPointer { (slots) throws(E) -> R in
             try occupied.withUnsafeMutableBufferPointer { (occupied) throws(E) -> R in
@@ -853,7 +879,7 @@ struct SketchUnion {
         var r = ByteReader(bytes)
         r.offset = 2
         if bytes[0] == 4 {
-            if registers.isEmpty { densify() }
+            if !isDense { densify() }
             try registers.withUnsafeMutableBufferPointer { (out) throws(TallyError) in
                 try HyperLogLog.mergeDense(&r, precision: precision, into: out)
             }
@@ -890,6 +916,15 @@ struct SketchUnion {
     }
 
     private mutating func densify() {
+        defer { isDense = true }
+        if shadowing {
+            // The registers hold every entry already: the slots are only emptied.
+            shadowing = false
+            slots.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            occupied.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            entries = 0
+            return
+        }
         var r = [UInt8](repeating: 0, count: 1 << precision)
         let p = precision
         r.withUnsafeMutableBufferPointer { r in
@@ -901,11 +936,27 @@ struct SketchUnion {
         registers = r
     }
 
+    /// Tells an empty union about how many entries its inputs hold together (an upper bound of
+    /// its own): past `sparseLimit`, sparse entries also raise registers from the start, so
+    /// turning dense costs no conversion. The result is the same either way.
+    mutating func expect(entries bound: Int) {
+        guard !isDense, !shadowing, entries == 0, bound > shape.sparseLimit else { return }
+        registers = [UInt8](repeating: 0, count: 1 << precision)
+        shadowing = true
+    }
+
     /// The union of everything merged since the last `take()`.
     mutating func take() -> HyperLogLog {
-        if !registers.isEmpty {
-            defer { registers = [] }
+        if isDense {
+            defer {
+                registers = []
+                isDense = false
+            }
             return HyperLogLog(precision: precision, registers: registers)
+        }
+        if shadowing {
+            registers = []
+            shadowing = false
         }
         var sparse: [UInt32] = []
         sparse.reserveCapacity(entries)
@@ -931,6 +982,29 @@ extension HyperLogLog {
             }
         }
         return union.take()
+    }
+
+    /// Unions of several sets of serialized sketches made by one reused `SketchUnion`, each
+    /// told `expecting` entries first (`SketchUnion.expect`; nil: not told).
+    @_spi(Testing) public static func unionsForTesting(_ sets: [(sketches: [[UInt8]], expecting: Int?)])
+        throws(TallyError) -> [HyperLogLog]
+    {
+        var union = SketchUnion()
+        var out: [HyperLogLog] = []
+        for set in sets {
+            if let bound = set.expecting { union.expect(entries: bound) }
+            for bytes in set.sketches {
+                do {
+                    try bytes.withUnsafeBytes { try union.merge(serialized: $0) }
+                } catch let e as TallyError {
+                    throw e
+                } catch {
+                    throw TallyError(.corruption, "\(error)")
+                }
+            }
+            out.append(union.take())
+        }
+        return out
     }
 
     /// `sortEntries`, for tests.
