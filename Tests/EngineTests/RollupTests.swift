@@ -238,6 +238,48 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("a question over more rollup rows than one core sums (top pages, referrers with nulls, counts of a type) equals raw, whole and paged")
+    func rowsSummedOnBothCores() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir))
+        var rng = SeededRandom(state: 17)
+        // One site, 20 days, 4,000 pages: ~48k rollup rows in one part (two halves are summed
+        // apart from 32,768 rows on).
+        let rows = (0..<60_000).map { i -> EventRow in
+            let visitor = rng.next() % 5_000
+            var r = EventRow(site: "big.com", type: rng.next() % 2 == 0 ? "page_view" : "widget_click",
+                             at: Self.t0 + Int64(rng.next() % UInt64(20 * Self.day)), visitor: "v\(visitor)",
+                             session: "s\(visitor)", id: "big-\(i)", path: "/p\(rng.next() % 4_000)")
+            r.values[.referrerDomain] = rng.next() % 5 == 0 ? "" : "r\(rng.next() % 3_000).com"
+            return r
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        let snapshot = store.snapshot()
+        let pages = try #require(snapshot.rollups["pages"]?.first)
+        #expect(pages.rows >= 1 << 15)
+        let pageviews = QueryFilter.condition(.column(.eventType), .is, QueryMetric.pageviewTypes)
+        let questions = [
+            Query(site: "big.com", from: Self.t0, to: Self.t0 + 20 * Self.day, metrics: [.pageviews, .uniqueVisitors],
+                  dimensions: [.column(.pagePath)], filter: pageviews, limit: 50),
+            Query(site: "big.com", from: Self.t0 + Self.day, to: Self.t0 + 19 * Self.day, metrics: [.events, .count("widget_click")],
+                  dimensions: [.column(.referrerDomain)], limit: 10_000),
+            Query(site: "big.com", from: Self.t0, to: Self.t0 + 20 * Self.day, metrics: [.pageviews, .sessions],
+                  dimensions: [.column(.referrerDomain)], filter: pageviews, limit: 20, offset: 7),
+        ]
+        for query in questions {
+            let fast = try QueryExecutor.run(query, on: snapshot)
+            var raw = query
+            raw.allowRollups = false
+            let slow = try QueryExecutor.run(raw, on: snapshot)
+            #expect(fast.source == .rollup)
+            #expect(!fast.rows.isEmpty)
+            #expect(fast.rows == slow.rows, "\(query.dimensions.map(\.name)): \(fast.rows.prefix(3)) vs \(slow.rows.prefix(3))")
+            #expect(fast.totalRows == slow.totalRows)
+        }
+        try store.close()
+    }
+
     @Test("rollups stay equal to raw after merges, late events, a restart, buffered rows and a partial last day")
     func afterMergesAndRestarts() async throws {
         let dir = TemporaryDirectory()

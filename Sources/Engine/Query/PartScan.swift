@@ -222,7 +222,7 @@ extension Snapshot {
     /// Runs `body(worker, part)` for every part on `workers` threads, the parts shared out by
     /// size. The first error is thrown (the other workers finish their current part).
     func forEachPartInParallel(workers: Int, _ body: @escaping (Int, Part) throws -> Void) throws {
-        let n = parts.count >= 2 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
+        let n = parts.count >= 2 ? max(1, min(workers, QueryCores.available)) : 1
         var shares = [[Part]](repeating: [], count: n)
         var load = [Int](repeating: 0, count: n)
         for part in parts.sorted(by: { $0.rows > $1.rows }) {
@@ -267,7 +267,7 @@ extension Snapshot {
             if !granules.isEmpty { work.append((part, granules)) }
         }
         let total = work.reduce(0) { $0 + $1.granules.count }
-        let n = total >= 8 ? max(1, min(workers, ProcessInfo.processInfo.activeProcessorCount)) : 1
+        let n = total >= 8 ? max(1, min(workers, QueryCores.available)) : 1
         let shares = UnsafeSendable(QueryExecutor.share(work, total: total, workers: n))
         let errors = (0..<n).map { _ in ScanWorkerBox<(any Error)?>(nil) }
         let failed = Mutex(false)

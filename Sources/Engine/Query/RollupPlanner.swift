@@ -1,3 +1,5 @@
+import Foundation
+
 /// Decides whether a query can be answered from a daily rollup, and from which.
 ///
 /// A rollup fits when the query is not `exact`; its metrics are counts, ratios of counts and
@@ -136,6 +138,12 @@ extension ExecutionPlan {
         let rows = first..<max(first, end)
         guard !rows.isEmpty else { return }
         rowsScanned += rows.count
+        let filterDecided = filterDecidedByPicking(part)
+        if query.dimensions.count == 1, filterDecided, case .column(let c) = query.dimensions[0],
+           let k = part.columns.firstIndex(of: c), part.dictionaries[k].count <= max(1 << 16, 2 * rows.count) {
+            try consumeByPartCode(part, rows: rows, column: k, maxGroups: maxGroups)
+            return
+        }
         let typeValues = part.dictionaries[1]
         let allTypes = part.types.values(in: rows)
         // Rows that the filter's top-level `is` conditions (event types, a mapping id) cannot
@@ -187,26 +195,10 @@ extension ExecutionPlan {
         let types = part.types.values(in: rows, picked: picked), events = part.events.values(in: rows, picked: picked)
         // Per used dimension, the code of each picked row (values translated once per part code).
         var codes: [[UInt32]] = []
-        // When `picked` decided the whole filter (each of its conjuncts an `is` condition on one
-        // of the part's key columns, numbers written as they print), its rows need no mask and
-        // the dimensions only the filter uses no codes: top pages translated every row's event
-        // type to keep the page views again.
-        let conjuncts: [QueryFilter]
-        if case .and(let fs) = query.filter { conjuncts = fs } else { conjuncts = query.filter.map { [$0] } ?? [] }
-        let filterDecided = conjuncts.count == scanRequest.filters.count && scanRequest.filters.allSatisfy { f in
-            part.columns.contains(f.column)
-                && (f.column.kind != .int64 || f.values.allSatisfy { v in v.flatMap { Int64($0) }.map { String($0) } == v })
-        }
-        // The query code of part code `c` of key column `k` in `space`.
-        func code(_ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 {
-            if c == RollupAggregate.null { return space.code(.null) }
-            let dictionary = part.dictionaries[k]
-            if part.columns[k].kind == .int64 {
-                return space.code(dictionary.string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null)
-            }
-            // Straight from the dictionary's bytes (empty is null): no String per value.
-            return dictionary.withValue(Int(c)) { space.code(bytes: $0) }
-        }
+        // When `picked` decided the whole filter, its rows need no mask and the dimensions only
+        // the filter uses no codes (top pages translated every row's event type to keep the
+        // page views again).
+        func code(_ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 { Self.code(part, k, c, space) }
         func partCodes(_ k: Int) -> [UInt32] {
             k == 0 ? part.sites.values(in: rows, picked: picked)
                 : (k == 1 ? types : part.dimensions[k - 2].values(in: rows, picked: picked))
@@ -323,6 +315,192 @@ extension ExecutionPlan {
         if deferring {
             deferredSketchParts.append(part)
             deferredSketches += deferred
+        }
+    }
+}
+
+extension ExecutionPlan {
+    /// The query code, in `space`, of part code `c` of key column `k` of a rollup part.
+    static func code(_ part: RollupPart, _ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 {
+        if c == RollupAggregate.null { return space.code(.null) }
+        let dictionary = part.dictionaries[k]
+        if part.columns[k].kind == .int64 {
+            return space.code(dictionary.string(at: Int(c)).flatMap { Int64($0) }.map { .int($0) } ?? .null)
+        }
+        // Straight from the dictionary's bytes (empty is null): no String per value.
+        return dictionary.withValue(Int(c)) { space.code(bytes: $0) }
+    }
+
+    /// Whether the rows `consume(rollup:)` picks by the filter's top-level `is` conditions are
+    /// exactly the rows the filter keeps: each of its conjuncts is such a condition on a key
+    /// column of the part, numbers written as they print ("01" picks the value 1, which the
+    /// filter itself does not keep).
+    func filterDecidedByPicking(_ part: RollupPart) -> Bool {
+        let conjuncts: [QueryFilter]
+        if case .and(let fs) = query.filter { conjuncts = fs } else { conjuncts = query.filter.map { [$0] } ?? [] }
+        return conjuncts.count == scanRequest.filters.count && scanRequest.filters.allSatisfy { f in
+            part.columns.contains(f.column)
+                && (f.column.kind != .int64 || f.values.allSatisfy { v in v.flatMap { Int64($0) }.map { String($0) } == v })
+        }
+    }
+
+    /// A rollup part's rows for a question of one dimension that is one of the part's key
+    /// columns (top pages, referrers, countries, devices…) under a filter the picking decides
+    /// whole: the rows are summed per part code, each half of them on its own core into its own
+    /// arrays, then each code met becomes a group in order of its first row (the order
+    /// `groupIndexes` makes them in) and gets its sums. No group is looked up per row and no
+    /// array of picked rows is made: at 30M events `top_pages_30d` reads 273,708 rows of one
+    /// part, and reading them was half of its time.
+    mutating func consumeByPartCode(_ part: RollupPart, rows: Range<Int>, column k: Int, maxGroups: Int)
+        throws(QueryError)
+    {
+        let size = part.dictionaries[k].count
+        // The part codes each picking condition keeps (dictionaries are in byte order).
+        var picking: [(column: Int, codes: [Bool])] = []
+        for f in scanRequest.filters {
+            let column = part.columns.firstIndex(of: f.column)!
+            var codes = [Bool](repeating: false, count: part.dictionaries[column].count)
+            for case let value? in f.values {
+                let (code, found) = Part.lookup(value, in: part.dictionaries[column])
+                if found { codes[Int(code)] = true }
+            }
+            picking.append((column, codes))
+        }
+        let kept = picking
+        let typeValues = part.dictionaries[1]
+        let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
+        let typeSlots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
+        let deferring = needsVisitors || needsSessions
+        let countSlots = countTypes.count
+        let workers = rows.count >= 1 << 15 ? min(2, QueryCores.available) : 1
+        let bounds = (0...workers).map { rows.lowerBound + rows.count * $0 / workers }
+        let sums = (0..<workers).map { _ in ScanWorkerBox(PartCodeSums(slots: size + 1, countSlots: countSlots)) }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            sums[w].state.add(part, rows: bounds[w]..<bounds[w + 1], column: k, kept: kept, isPageview: isPageview,
+                              typeSlots: typeSlots, deferring: deferring)
+        }
+        let states = sums.map(\.state)
+        // Each code met, in order of its first row, becomes (or finds) its group.
+        var met: [(first: Int32, slot: Int32)] = []
+        let firstRows = states.count == 1 ? states[0].firstRow : zip(states[0].firstRow, states[1].firstRow).map { min($0, $1) }
+        firstRows.withUnsafeBufferPointer { firstRows in
+            for slot in firstRows.indices where firstRows[slot] != .max { met.append((firstRows[slot], Int32(slot))) }
+        }
+        met.sort { $0.first < $1.first }
+        var groupOfSlot = [Int32](repeating: -1, count: size + 1)
+        for (_, slot) in met {
+            let c = Int(slot) == size ? RollupAggregate.null : UInt32(slot)
+            groupOfSlot[Int(slot)] = Int32(try group(for: GroupKey(a: Self.code(part, k, c, spaces[0])), maxGroups: maxGroups))
+        }
+        accumulators.withUnsafeMutableBufferPointer { acc in
+            for state in states {
+                for (_, slot) in met {
+                    let g = Int(groupOfSlot[Int(slot)]), s = Int(slot)
+                    acc[g].events += state.events[s]
+                    acc[g].pageviews += state.pageviews[s]
+                    for t in 0..<countSlots { acc[g].typeCounts[t] += state.typeCounts[t][s] }
+                }
+            }
+        }
+        // Sketches are merged in `result()`, for the groups the answer shows.
+        guard deferring else { return }
+        let partIndex = Int32(deferredSketchParts.count)
+        deferredSketchParts.append(part)
+        let total = states.reduce(0) { $0 + $1.refs.count }
+        let deferred = groupOfSlot.withUnsafeBufferPointer { groupOfSlot in
+            [DeferredSketch](unsafeUninitializedCapacity: total) { out, n in
+                n = 0
+                for state in states {
+                    for ref in state.refs {
+                        out[n] = DeferredSketch(group: groupOfSlot[Int(ref >> 32)], part: partIndex,
+                                                row: Int32(truncatingIfNeeded: ref))
+                        n += 1
+                    }
+                }
+            }
+        }
+        if deferredSketches.isEmpty { deferredSketches = deferred } else { deferredSketches += deferred }
+    }
+}
+
+/// One worker's sums per part code (`ExecutionPlan.consumeByPartCode`); the null code's slot is last.
+struct PartCodeSums {
+    var events: [Int]
+    var pageviews: [Int]
+    /// Per `count:` metric's event type, per slot.
+    var typeCounts: [[Int]]
+    /// The first row of each slot (Int32.max: none).
+    var firstRow: [Int32]
+    /// slot << 32 | row of each row whose sketches `result()` may merge, in row order.
+    var refs: [UInt64] = []
+
+    init(slots: Int, countSlots: Int) {
+        events = [Int](repeating: 0, count: slots)
+        pageviews = [Int](repeating: 0, count: slots)
+        typeCounts = (0..<countSlots).map { _ in [Int](repeating: 0, count: slots) }
+        firstRow = [Int32](repeating: .max, count: slots)
+    }
+
+    /// Adds `rows` of `part`: those whose codes every `kept` condition keeps, by their code of
+    /// key column `k`. The packed columns are read 4,096 rows at a time.
+    mutating func add(_ part: RollupPart, rows: Range<Int>, column k: Int, kept: [(column: Int, codes: [Bool])],
+                      isPageview: [Bool], typeSlots: [Int], deferring: Bool) {
+        let nullSlot = events.count - 1
+        func codes(_ column: Int, _ chunk: Range<Int>, types: [UInt32]) -> [UInt32] {
+            column == 0 ? part.sites.values(in: chunk) : column == 1 ? types : part.dimensions[column - 2].values(in: chunk)
+        }
+        var start = rows.lowerBound
+        var mask = [Bool](repeating: true, count: 4096)
+        refs.reserveCapacity(deferring ? rows.count : 0)
+        while start < rows.upperBound {
+            let chunk = start..<min(rows.upperBound, start + 4096)
+            start = chunk.upperBound
+            let types = part.types.values(in: chunk)
+            let values = codes(k, chunk, types: types)
+            let counts = part.events.values(in: chunk)
+            // The picking conditions, one at a time over the chunk.
+            mask.withUnsafeMutableBufferPointer { mask in
+                for j in 0..<chunk.count { mask[j] = true }
+                for (column, keeps) in kept {
+                    let columnCodes = codes(column, chunk, types: types)
+                    columnCodes.withUnsafeBufferPointer { columnCodes in
+                        keeps.withUnsafeBufferPointer { keeps in
+                            for j in 0..<chunk.count {
+                                let c = Int(columnCodes[j])
+                                // null (the largest code): an `is` condition names no null
+                                mask[j] = mask[j] && c < keeps.count && keeps[c]
+                            }
+                        }
+                    }
+                }
+            }
+            let base = chunk.lowerBound
+            mask.withUnsafeBufferPointer { mask in
+                values.withUnsafeBufferPointer { values in
+                    counts.withUnsafeBufferPointer { counts in
+                        types.withUnsafeBufferPointer { types in
+                            events.withUnsafeMutableBufferPointer { events in
+                                pageviews.withUnsafeMutableBufferPointer { pageviews in
+                                    firstRow.withUnsafeMutableBufferPointer { firstRow in
+                                        for j in 0..<chunk.count where mask[j] {
+                                            let c = values[j]
+                                            let slot = c == RollupAggregate.null ? nullSlot : Int(c)
+                                            let row = base + j
+                                            if firstRow[slot] == .max { firstRow[slot] = Int32(row) }
+                                            let n = Int(counts[j])
+                                            events[slot] += n
+                                            let t = Int(types[j])
+                                            if isPageview[t] { pageviews[slot] += n }
+                                            if typeSlots[t] >= 0 { typeCounts[typeSlots[t]][slot] += n }
+                                            if deferring { refs.append(UInt64(slot) << 32 | UInt64(UInt32(row))) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
