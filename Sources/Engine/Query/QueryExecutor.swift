@@ -221,24 +221,65 @@ final class ValueSpace {
 
     func code(_ value: QueryValue) -> UInt32 { store.code(value) }
 
+    /// Starts giving codes to values of `dictionary` (distinct values) by their index, without
+    /// hashing them (`adopt`): only while the space has no values yet. Returns whether it may.
+    func beginAdopting(_ dictionary: StringColumn) -> Bool { store.beginAdopting(dictionary) }
+
+    /// The code of value `index` of the dictionary being adopted, which is not empty and was
+    /// not adopted before. Its bytes are hashed only if a value is later coded by its bytes.
+    func adopt(_ index: Int) -> UInt32 { store.adopt(index) }
+
     private struct Store {
         var interner = ByteStringInterner()
         /// Interner code → code.
         var fromInterner: [UInt32] = []
         var others: [QueryValue: UInt32] = [:]
-        /// Per code, its value once made (strings are made on demand from `interner`, at `textOf`).
+        /// Per code, its value once made (strings are made on demand from `interner`, at
+        /// `textOf`, or from `adopted` at −2 − `textOf` — adopted strings are not in the interner
+        /// until a value is coded by its bytes).
         var made: [QueryValue?] = []
         var textOf: [Int32] = []
+        var adopted: StringColumn?
+        /// Codes given by `adopt` that the interner does not know yet.
+        var unindexed: [UInt32] = []
 
         mutating func value(_ code: Int) -> QueryValue {
             if let v = made[code] { return v }
-            let v = QueryValue.string(interner.values.string(at: Int(textOf[code])) ?? "")
+            let t = Int(textOf[code])
+            let text = t >= 0 ? interner.values.string(at: t) : adopted?.string(at: -2 - t)
+            let v = QueryValue.string(text ?? "")
             made[code] = v
             return v
         }
 
+        mutating func beginAdopting(_ dictionary: StringColumn) -> Bool {
+            guard made.isEmpty else { return false }
+            adopted = dictionary
+            return true
+        }
+
+        mutating func adopt(_ index: Int) -> UInt32 {
+            let c = UInt32(made.count)
+            made.append(nil)
+            textOf.append(-2 - Int32(index))
+            unindexed.append(c)
+            return c
+        }
+
+        /// Puts the adopted values in the interner (before any other: it is empty until then).
+        mutating func index() {
+            guard let adopted else { return }
+            for c in unindexed {
+                let i = Int(-2 - textOf[Int(c)])
+                // (A dictionary's values are strictly increasing: a repeated one keeps its first code.)
+                if adopted.withValue(i, { Int(interner.intern($0)) }) == fromInterner.count { fromInterner.append(c) }
+            }
+            unindexed = []
+        }
+
         mutating func code(bytes: UnsafeRawBufferPointer) -> UInt32 {
             if bytes.isEmpty { return code(.null) }
+            if !unindexed.isEmpty { index() }
             let c = Int(interner.intern(bytes))
             if c == fromInterner.count {
                 fromInterner.append(UInt32(made.count))
