@@ -550,25 +550,27 @@ struct ExecutionPlan {
         // The `is` conditions pushed down to the scan, once per part: allowed dictionary codes of
         // this part (dictionary columns), allowed numbers (mapping_id, post_id; a value that is
         // not a number matches nothing).
-        var pushedCodes: [(EventColumn, Set<UInt32>)] = []
-        var pushedNumbers: [(EventColumn, Set<Int64>)] = []
+        // (Kept codes as a table by code, numbers as a short list: a `Set` hashed every row's
+        // code with SipHash, 5 % of `props_click_target_30d`.)
+        var pushedCodes: [(EventColumn, [Bool])] = []
+        var pushedNumbers: [(EventColumn, [Int64])] = []
         // Text stored as values (ids, URLs): compared as bytes, so a visitor's rows are found
         // without giving every other row's id a code (coding 1M visitor ids to find 87 rows was
         // most of `visitor_events_92d` at 30M events: 312 ms, 19× ClickHouse; BENCHMARKS.md).
         var pushedBytes: [(EventColumn, [[UInt8]])] = []
         for f in scanRequest.filters {
             if f.column.kind == .int64 {
-                pushedNumbers.append((f.column, Set(f.values.compactMap { $0.flatMap { Int64($0) } })))
+                pushedNumbers.append((f.column, f.values.compactMap { $0.flatMap { Int64($0) } }))
             } else if part.footer.column(f.column)?.dictionary.isNone ?? true {
                 pushedBytes.append((f.column, f.values.compactMap { $0.map { Array($0.utf8) } }))
             } else if let meta = part.footer.column(f.column), !meta.dictionary.isNone {
                 let dict = try part.queryDictionary(f.column, cache: &dictionaries)
-                pushedCodes.append((f.column, Set(f.values.compactMap { v in
-                    v.flatMap { value -> UInt32? in
-                        let (code, found) = Part.lookup(value, in: dict)
-                        return found ? code : nil
-                    }
-                })))
+                var kept = [Bool](repeating: false, count: dict.count)
+                for case let value? in f.values {
+                    let (code, found) = Part.lookup(value, in: dict)
+                    if found { kept[Int(code)] = true }
+                }
+                pushedCodes.append((f.column, kept))
             }
         }
         let from = query.from
@@ -603,7 +605,12 @@ struct ExecutionPlan {
             }
             for (column, allowed) in pushedCodes {
                 guard let raw = try part.codesWithNulls(column, granule: g) else { continue }
-                selected = (selected ?? (0..<Int32(n)).map { $0 }).filter { allowed.contains(raw[Int($0)]) }
+                selected = allowed.withUnsafeBufferPointer { allowed in
+                    (selected ?? (0..<Int32(n)).map { $0 }).filter { r in
+                        let c = Int(raw[Int(r)])
+                        return c < allowed.count && allowed[c]  // null (beyond the dictionary): kept by no `is`
+                    }
+                }
             }
             for (column, allowed) in pushedBytes where selected?.isEmpty != true {
                 if Self.identifierColumns.contains(column), part.footer.column(column) != nil,

@@ -139,8 +139,11 @@ extension ExecutionPlan {
         guard !rows.isEmpty else { return }
         rowsScanned += rows.count
         let filterDecided = filterDecidedByPicking(part)
+        // (Only when the picking is on site and event type, which keep most rows: a condition on
+        // a dimension, such as one mapping id, keeps few, and picking them first reads less.)
         if query.dimensions.count == 1, filterDecided, case .column(let c) = query.dimensions[0],
-           let k = part.columns.firstIndex(of: c), part.dictionaries[k].count <= max(1 << 16, 2 * rows.count) {
+           let k = part.columns.firstIndex(of: c), part.dictionaries[k].count <= max(1 << 16, 2 * rows.count),
+           scanRequest.filters.allSatisfy({ $0.column == .siteID || $0.column == .eventType }) {
             try consumeByPartCode(part, rows: rows, column: k, maxGroups: maxGroups)
             return
         }
@@ -382,7 +385,10 @@ extension ExecutionPlan {
         let states = sums.map(\.state)
         // Each code met, in order of its first row, becomes (or finds) its group.
         var met: [(first: Int32, slot: Int32)] = []
-        let firstRows = states.count == 1 ? states[0].firstRow : zip(states[0].firstRow, states[1].firstRow).map { min($0, $1) }
+        var firstRows = states[0].firstRow
+        for state in states.dropFirst() {
+            for slot in firstRows.indices { firstRows[slot] = min(firstRows[slot], state.firstRow[slot]) }
+        }
         firstRows.withUnsafeBufferPointer { firstRows in
             for slot in firstRows.indices where firstRows[slot] != .max { met.append((firstRows[slot], Int32(slot))) }
         }

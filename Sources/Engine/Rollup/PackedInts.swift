@@ -82,8 +82,8 @@ struct PackedInts<T: FixedWidthInteger & Sendable>: Sendable, Equatable {
         }
     }
 
-    /// The values of the rows `range.lowerBound + offset` for each of `picked` (all of `range`
-    /// when nil), the byte width chosen once for all.
+    /// The values of the rows `range.lowerBound + offset` for each of `picked` (ascending
+    /// offsets; all of `range` when nil), the byte width chosen once for all.
     func values(in range: Range<Int>, picked: [Int32]?) -> [T] {
         guard let picked else { return values(in: range) }
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "rows \(range) outside \(count) packed values")

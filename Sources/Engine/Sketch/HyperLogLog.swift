@@ -971,25 +971,15 @@ extension HyperLogLog {
     @_spi(Testing) public static func unionForTesting(_ sketches: [[UInt8]], precision: Int = defaultPrecision)
         throws(TallyError) -> HyperLogLog
     {
-        var union = SketchUnion(precision: precision)
-        for bytes in sketches {
-            do {
-                try bytes.withUnsafeBytes { try union.merge(serialized: $0) }
-            } catch let e as TallyError {
-                throw e
-            } catch {
-                throw TallyError(.corruption, "\(error)")
-            }
-        }
-        return union.take()
+        try unionsForTesting([(sketches, nil)], precision: precision)[0]
     }
 
     /// Unions of several sets of serialized sketches made by one reused `SketchUnion`, each
     /// told `expecting` entries first (`SketchUnion.expect`; nil: not told).
-    @_spi(Testing) public static func unionsForTesting(_ sets: [(sketches: [[UInt8]], expecting: Int?)])
-        throws(TallyError) -> [HyperLogLog]
+    @_spi(Testing) public static func unionsForTesting(_ sets: [(sketches: [[UInt8]], expecting: Int?)],
+                                                       precision: Int = defaultPrecision) throws(TallyError) -> [HyperLogLog]
     {
-        var union = SketchUnion()
+        var union = SketchUnion(precision: precision)
         var out: [HyperLogLog] = []
         for set in sets {
             if let bound = set.expecting { union.expect(entries: bound) }
