@@ -56,7 +56,7 @@ struct QueryTests {
                 utmSource: hasCampaign <= 1 ? "newsletter" : nil,
                 mappingID: Int.random(in: 0..<3, using: &rng) == 0 ? nil : Int64.random(in: 450...453, using: &rng),
                 deviceSlug: ["iphone-15-pro", "pixel-9", nil].randomElement(using: &rng)!,
-                plan: ["free", "pro", "Pro Max", nil].randomElement(using: &rng)!,
+                plan: ["free", "pro", "Pro Max", "Büro", nil].randomElement(using: &rng)!,
                 value: Int.random(in: 0..<3, using: &rng) == 0 ? nil : Int.random(in: 1...100, using: &rng)))
         }
         return out
@@ -78,7 +78,11 @@ struct QueryTests {
             r.ints[.propMappingID] = e.mappingID
             // Keys and values with escapes: an escaped key still names `plan`.
             var props: [String] = [#""q\"k":"a\\\"b""#]
-            if let p = e.plan { props.append(i % 2 == 0 ? #""plan":"\#(p)""# : #""pl\u0061n":"\#(p)""#) }
+            // Values too: some with an escape ("r" as \u0072), one not ASCII.
+            if let p = e.plan {
+                let value = i % 3 == 0 ? p.replacingOccurrences(of: "r", with: #"\u0072"#) : p
+                props.append(i % 2 == 0 ? #""plan":"\#(value)""# : #""pl\u0061n":"\#(value)""#)
+            }
             if let v = e.value { props.append(#""value":\#(v)"#) }
             props.append(#""nested":{"a":[1,"}"]}"#)
             r.values[.properties] = "{" + props.joined(separator: ",") + "}"
