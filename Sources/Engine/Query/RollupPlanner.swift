@@ -152,37 +152,22 @@ extension ExecutionPlan {
         // Rows that the filter's top-level `is` conditions (event types, a mapping id) cannot
         // keep are dropped before any other column is read: widget stats of one mapping read
         // its few rows, top pages the page views. `picked` holds offsets into `rows`; nil is
-        // all of them. (Loops over buffers, each part code decided once: as closures over
-        // arrays, picking and translating were 2.3 of `top_pages_30d`'s 3.5 ms at 30M events.)
+        // all of them. (Loops over buffers: as closures over arrays, picking and translating
+        // were 2.3 of `top_pages_30d`'s 3.5 ms at 30M events.)
         var picked: [Int32]?
-        for f in scanRequest.filters {
-            guard let k = part.columns.firstIndex(of: f.column) else { continue }
-            let dictionary = part.dictionaries[k]
-            let isNumber = f.column.kind == .int64
-            let wantedNumbers = Set(f.values.compactMap { $0.flatMap { Int64($0) } })
-            let wantedBytes = f.values.compactMap { $0.map { Array($0.utf8) } }
-            func keeps(_ c: Int) -> Bool {
-                isNumber
-                    ? dictionary.string(at: c).flatMap { Int64($0) }.map { wantedNumbers.contains($0) } ?? false
-                    : dictionary.withValue(c) { v in
-                        wantedBytes.contains { w in w.count == v.count && w.withUnsafeBytes { ByteOrder.equal($0, v) } }
-                    }
-            }
-            // Per part code, decided when first met: 0 unknown, 1 kept, 2 dropped.
-            var decided = [UInt8](repeating: 0, count: dictionary.count)
+        for (k, keeps) in pickingCodes(part) {
             let partCodes = k == 0 ? part.sites.values(in: rows)
                 : (k == 1 ? allTypes : part.dimensions[k - 2].values(in: rows))
             let limit = picked?.count ?? rows.count
-            let out = partCodes.withUnsafeBufferPointer { codes in
-                decided.withUnsafeMutableBufferPointer { decided in
+            picked = partCodes.withUnsafeBufferPointer { codes in
+                keeps.withUnsafeBufferPointer { keeps in
                     [Int32](unsafeUninitializedCapacity: limit) { out, n in
                         var kept = 0
                         for j in 0..<limit {
                             let offset = picked?[j] ?? Int32(j)
                             let c = Int(codes[Int(offset)])
-                            guard c < decided.count else { continue }  // null: an `is` condition names no null
-                            if decided[c] == 0 { decided[c] = keeps(c) ? 1 : 2 }
-                            if decided[c] == 1 {
+                            // null (the largest code): an `is` condition names no null
+                            if c < keeps.count && keeps[c] {
                                 out[kept] = offset
                                 kept += 1
                             }
@@ -191,7 +176,6 @@ extension ExecutionPlan {
                     }
                 }
             }
-            picked = out
         }
         let count = picked?.count ?? rows.count
         guard count > 0 else { return }
@@ -334,6 +318,22 @@ extension ExecutionPlan {
         return dictionary.withValue(Int(c)) { space.code(bytes: $0) }
     }
 
+    /// Per top-level `is` condition of the filter on a key column of `part`: that column's
+    /// index and the part codes it keeps, found by value in the dictionary (in byte order; an
+    /// int64 column's values are their decimal text, so a number not written as it prints
+    /// keeps nothing — nor does the filter itself keep it).
+    func pickingCodes(_ part: RollupPart) -> [(column: Int, codes: [Bool])] {
+        scanRequest.filters.compactMap { f in
+            guard let column = part.columns.firstIndex(of: f.column) else { return nil }
+            var codes = [Bool](repeating: false, count: part.dictionaries[column].count)
+            for case let value? in f.values {
+                let (code, found) = Part.lookup(value, in: part.dictionaries[column])
+                if found { codes[Int(code)] = true }
+            }
+            return (column, codes)
+        }
+    }
+
     /// Whether the rows `consume(rollup:)` picks by the filter's top-level `is` conditions are
     /// exactly the rows the filter keeps: each of its conjuncts is such a condition on a key
     /// column of the part, numbers written as they print ("01" picks the value 1, which the
@@ -359,17 +359,7 @@ extension ExecutionPlan {
     {
         let size = part.dictionaries[k].count
         // The part codes each picking condition keeps (dictionaries are in byte order).
-        var picking: [(column: Int, codes: [Bool])] = []
-        for f in scanRequest.filters {
-            let column = part.columns.firstIndex(of: f.column)!
-            var codes = [Bool](repeating: false, count: part.dictionaries[column].count)
-            for case let value? in f.values {
-                let (code, found) = Part.lookup(value, in: part.dictionaries[column])
-                if found { codes[Int(code)] = true }
-            }
-            picking.append((column, codes))
-        }
-        let kept = picking
+        let kept = pickingCodes(part)
         let typeValues = part.dictionaries[1]
         let isPageview = (0..<typeValues.count).map { QueryMetric.pageviewTypes.contains(typeValues.string(at: $0) ?? "") }
         let typeSlots = (0..<typeValues.count).map { countTypes.firstIndex(of: typeValues.string(at: $0) ?? "") ?? -1 }
