@@ -489,6 +489,69 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("each rollup row's sketches are those of adding its rows' visitors and sessions: flushed (sparse and dense), and merged from parts that share a day or not")
+    func sketchesHoldTheirRows() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir))
+        func rows(day: Int64, _ range: Range<Int>, visitors: Int, tag: String) -> [EventRow] {
+            range.map { i in
+                EventRow(site: "a.com", type: i % 7 == 0 ? "widget_click" : "page_view",
+                         at: Self.t0 + day * Self.day + Int64(i) * 10_000, visitor: "v\(day)-\(i % visitors)",
+                         session: "s\(day)-\(i % (visitors * 2))\(tag)", id: "\(tag)\(day)-\(i)", path: "/p\(i % 3)")
+            }
+        }
+        // Flush 1: day 0 dense (6,000 visitors), day 1's first half. Flush 2: day 1's second
+        // half, day 2, day 3 dense (5,000). Flush 3: late events of day 0.
+        let first = rows(day: 0, 0..<7000, visitors: 6000, tag: "a") + rows(day: 1, 0..<40, visitors: 25, tag: "a")
+        let second = rows(day: 1, 40..<80, visitors: 25, tag: "a") + rows(day: 2, 0..<30, visitors: 30, tag: "a")
+            + rows(day: 3, 0..<5200, visitors: 5000, tag: "a")
+        let third = rows(day: 0, 0..<50, visitors: 50, tag: "late")
+        func check(_ stage: String, _ all: [EventRow]) throws {
+            for (name, parts) in store.snapshot().rollups where name == "events" || name == "pages" {
+                let sketched = name == "pages" ? QueryMetric.pageviewTypes : nil
+                var expected: [[String?]: (HyperLogLog, HyperLogLog)] = [:]
+                for row in all where sketched?.contains(row.values[.eventType]!!) ?? true {
+                    let day = Int32(row.ints[.occurredAt]!! / Self.day)
+                    var key: [String?] = [row.values[.siteID]!, row.values[.eventType]!, String(day)]
+                    if name == "pages" { key.append(row.values[.pagePath]!) }
+                    var (v, s) = expected[key] ?? (HyperLogLog(), HyperLogLog())
+                    v.add(row.values[.visitorID]!!)
+                    s.add(row.values[.sessionID]!!)
+                    expected[key] = (v, s)
+                }
+                var seen = 0
+                for part in parts {
+                    for r in 0..<part.rows {
+                        let row = try part.rowForTesting(r)
+                        guard sketched?.contains(row.key[1] ?? "") ?? true else { continue }
+                        let key = Array(row.key[0..<2]) + [String(row.day)] + Array(row.key[2...])
+                        let want = try #require(expected[key], "\(stage): \(name) row \(key)")
+                        #expect(row.visitors == want.0 && row.sessions == want.1, "\(stage): \(name) row \(key)")
+                        #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
+                                "\(stage): \(name) row \(key)")
+                        seen += 1
+                    }
+                }
+                #expect(seen == expected.count, "\(stage): \(name)")
+            }
+        }
+        _ = try await store.ingest(.of(first))
+        try store.flush()
+        try check("first flush", first)
+        _ = try await store.ingest(.of(second))
+        try store.flush()
+        _ = try await store.ingest(.of(third))
+        try store.flush()
+        try store.mergeRollups(force: true)
+        #expect(store.snapshot().rollups["events"]?.count == 1)
+        try check("merged", first + second + third)
+        try store.close()
+        // Reopened from the files.
+        let reopened = try EventStore(options: Self.options(dir))
+        #expect(reopened.snapshot().rollups["pages"]?.count == 1)
+        try reopened.close()
+    }
+
     @Test("every rollup part a store writes (flushes, corrections, merges, a rebuild in another zone) is what reopening its file gives")
     func writtenEqualsReopened() async throws {
         let dir = TemporaryDirectory()

@@ -33,8 +33,22 @@ struct RollupAggregate {
     var slots: [Int32] = Array(repeating: -1, count: 1024)
     var keys: [RollupKey] = []
     var events: [Int64] = []
+    /// Sketches of groups built by merging (rollup parts, corrections); see also `flat` and `sources`.
     var visitors: [HyperLogLog] = []
     var sessions: [HyperLogLog] = []
+    /// Sketch entries of rows added from batches, kept flat instead of in per-group sketches:
+    /// (2 × group + kind) << 23 | sparse entry, kind 0 for visitors and 1 for sessions. Most
+    /// groups of a flush get a few entries: a sketch (and an array) per group and per kind was
+    /// most of building a flush's rollup rows. `finishSketches` sorts them into runs by group.
+    var flat: [UInt64] = []
+    /// After `finishSketches`: where slot s's (2 × group + kind) entries start in `runs`.
+    var runStarts: [Int32] = []
+    var runs: [UInt32] = []
+    /// The rollup parts added, and per group the (part << 32 | row) whose sketches it holds
+    /// unchanged (UInt64.max: none): a row of one part only is written by copying its bytes,
+    /// not decoded and encoded again (rows of different flushes rarely share a key).
+    var sourceParts: [RollupPart] = []
+    var sources: [UInt64] = []
     /// The time zone identifier each site's days were counted in, by site code ("" when rows of
     /// different zones met in a merge: such a site's rows answer no query from the rollup).
     var siteZones: [UInt32: String] = [:]
@@ -106,6 +120,7 @@ struct RollupAggregate {
         events.append(0)
         visitors.append(HyperLogLog())
         sessions.append(HyperLogLog())
+        sources.append(.max)
         return g
     }
 
@@ -155,8 +170,12 @@ struct RollupAggregate {
             let v = rb.visitors[r]
             let s = rb.sessions[r]
             // Rows come grouped by visitor: skip re-adding the hash the group just saw.
-            if v != 0 && !(last?.group == g && last?.visitor == v) { visitors[g].add(hash: v) }
-            if s != 0 && !(last?.group == g && last?.session == s) { sessions[g].add(hash: s) }
+            if v != 0 && !(last?.group == g && last?.visitor == v) {
+                flat.append(UInt64(2 * g) << 23 | UInt64(HyperLogLog.sparseEntry(hash: v, precision: HyperLogLog.defaultPrecision)))
+            }
+            if s != 0 && !(last?.group == g && last?.session == s) {
+                flat.append(UInt64(2 * g + 1) << 23 | UInt64(HyperLogLog.sparseEntry(hash: s, precision: HyperLogLog.defaultPrecision)))
+            }
             last = (key, g, v, s)
         }
     }
@@ -169,6 +188,8 @@ struct RollupAggregate {
     mutating func add(_ part: RollupPart) throws(TallyError) {
         let columns = definition.columns
         precondition(part.columns == columns, "rollup part of another definition")
+        let partIndex = UInt64(sourceParts.count)
+        sourceParts.append(part)
         var maps: [[UInt32]] = []
         for k in columns.indices {
             let dict = part.dictionaries[k]
@@ -192,11 +213,162 @@ struct RollupAggregate {
                 let c = dimensions[d][r]
                 key[d] = c == Self.null ? Self.null : maps[d + 2][Int(c)]
             }
+            let before = keys.count
             let g = group(key)
             events[g] += counts[r]
             guard sketched(key.type) else { continue }
+            if g == before {
+                sources[g] = partIndex << 32 | UInt64(r)
+                continue
+            }
+            try materializeSource(g)
             visitors[g].merge(try part.visitors(r))
             sessions[g].merge(try part.sessions(r))
+        }
+    }
+
+    /// Merges the part row whose sketches group g holds unchanged into its sketches.
+    mutating func materializeSource(_ g: Int) throws(TallyError) {
+        let source = sources[g]
+        guard source != .max else { return }
+        sources[g] = .max
+        let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
+        visitors[g].merge(try part.visitors(r))
+        sessions[g].merge(try part.sessions(r))
+    }
+
+    // MARK: Writing sketches
+
+    /// Sorts the flat sketch entries into a run per group and kind (a counting sort by slot).
+    /// Entries added after an earlier call join those runs.
+    mutating func finishSketches() {
+        guard !flat.isEmpty else { return }
+        if !runs.isEmpty {
+            for slot in 0..<(runStarts.count - 1) {
+                for i in Int(runStarts[slot])..<Int(runStarts[slot + 1]) { flat.append(UInt64(slot) << 23 | UInt64(runs[i])) }
+            }
+        }
+        let slots = 2 * keys.count
+        var starts = [Int32](repeating: 0, count: slots + 1)
+        for x in flat { starts[Int(x >> 23) + 1] += 1 }
+        for i in 0..<slots { starts[i + 1] += starts[i] }
+        var fill = starts
+        let entries = flat
+        runs = [UInt32](unsafeUninitializedCapacity: entries.count) { out, n in
+            for x in entries {
+                let slot = Int(x >> 23)
+                out[Int(fill[slot])] = UInt32(truncatingIfNeeded: x & 0x7F_FFFF)
+                fill[slot] += 1
+            }
+            n = entries.count
+        }
+        runStarts = starts
+        flat = []
+    }
+
+    /// Appends group g's visitor (kind 0) or session (kind 1) sketch to a rollup part being
+    /// written (FORMAT.md, "Rollup part file"): its framing to `w`, its stored bytes to `file`,
+    /// its in-memory form (a sparse one with its kind-3 header) to `memory`. The bytes are those
+    /// of serializing the union of everything the group was given; `finishSketches` first.
+    mutating func appendSketch(_ g: Int, kind: Int, framing w: inout ByteWriter, file: inout [UInt8],
+                               memory: inout [UInt8]) throws(TallyError) {
+        let precision = HyperLogLog.defaultPrecision
+        let sparseLimit = (1 << precision) / 4
+        let slot = 2 * g + kind
+        let run = slot + 1 < runStarts.count ? Int(runStarts[slot])..<Int(runStarts[slot + 1]) : 0..<0
+        let merged = kind == 0 ? visitors[g] : sessions[g]
+        let mergedEmpty = !merged.isDense && merged.entryCount == 0
+        if mergedEmpty && run.isEmpty && sources[g] != .max {
+            // One part's row: its bytes as they are when they are what encoding them again
+            // gives (a sparse sketch of this precision within the limit, or a dense kind 4).
+            let source = sources[g]
+            let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
+            if Self.copySketch(of: part, row: r, kind: kind, precision: precision, limit: sparseLimit,
+                                   framing: &w, file: &file, memory: &memory) {
+                return
+            }
+        }
+        if mergedEmpty && sources[g] == .max {
+            // Entries of batches only.
+            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
+            if n > 0 && n <= sparseLimit {
+                w.varint(UInt64(n) << 1)
+                let start = file.count
+                runs.withUnsafeBufferPointer {
+                    HyperLogLog.appendSparseBits(UnsafeBufferPointer(rebasing: $0[run.lowerBound..<(run.lowerBound + n)]),
+                                                 precision: precision, to: &file)
+                }
+                memory.append(3)
+                memory.append(UInt8(precision))
+                var count = n
+                while count >= 0x80 {
+                    memory.append(UInt8(truncatingIfNeeded: count) | 0x80)
+                    count >>= 7
+                }
+                memory.append(UInt8(count))
+                memory.append(contentsOf: file[start...])
+                return
+            }
+            Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)])),
+                                  framing: &w, file: &file, memory: &memory)
+            return
+        }
+        // A union of merged sketches (and maybe entries): encoded from a sketch.
+        try materializeSource(g)
+        var sketch = kind == 0 ? visitors[g] : sessions[g]
+        if !run.isEmpty {
+            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
+            sketch.merge(HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)])))
+        }
+        Self.appendSerialized(sketch, framing: &w, file: &file, memory: &memory)
+    }
+
+    /// x even: a sparse sketch of the default precision with x >> 1 entries, its bits only (most
+    /// sketches here hold a few entries: the kind, precision, count and length bytes were ~15 %
+    /// of the widget and page rollups); x odd: the whole serialized form.
+    static func appendSerialized(_ sketch: HyperLogLog, framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) {
+        if sketch.precision == HyperLogLog.defaultPrecision, let body = sketch.sparseBody(), body.entries > 0 {
+            w.varint(UInt64(body.entries) << 1)
+            file.append(contentsOf: body.bits)
+            memory.append(contentsOf: HyperLogLog.sparseHeader(entries: body.entries, precision: HyperLogLog.defaultPrecision))
+            memory.append(contentsOf: body.bits)
+        } else {
+            let bytes = sketch.serialized()
+            w.varint(UInt64(bytes.count) << 1 | 1)
+            file.append(contentsOf: bytes)
+            memory.append(contentsOf: bytes)
+        }
+    }
+
+    /// Appends row r's sketch of `part` as it is, when encoding it again would give the same
+    /// bytes: kind 3 (sparse) of `precision` with 1…`limit` entries, or kind 4 (dense). False
+    /// (nothing appended) otherwise.
+    static func copySketch(of part: RollupPart, row r: Int, kind: Int, precision: Int, limit: Int,
+                           framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
+        let i = 2 * r + kind
+        let start = Int(part.sketchOffsets[i]), end = Int(part.sketchOffsets[i + 1])
+        guard end - start >= 3 else { return false }
+        return part.sketchBytes.withUnsafeBufferPointer { b -> Bool in
+            let bytes = UnsafeBufferPointer(rebasing: b[start..<end])
+            switch bytes[0] {
+            case 3:
+                guard Int(bytes[1]) == precision else { return false }
+                var reader = ByteReader(UnsafeRawBufferPointer(bytes))
+                reader.offset = 2
+                guard let n = try? reader.varint(), n > 0, n <= UInt64(limit) else { return false }
+                w.varint(n << 1)
+                file.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[reader.offset...]))
+                memory.append(contentsOf: bytes)
+                return true
+            case 4:
+                guard Int(bytes[1]) == precision else { return false }
+                w.varint(UInt64(bytes.count) << 1 | 1)
+                file.append(contentsOf: bytes)
+                memory.append(contentsOf: bytes)
+                return true
+            default:
+                return false
+            }
         }
     }
 

@@ -179,7 +179,7 @@ public final class RollupPart: Sendable {
 
     /// Writes the rows `groups` of `aggregate` (all of one local month) as a rollup part, atomically
     /// (`.tmp`, fsync, rename, directory fsync), and opens it.
-    static func write(_ aggregate: RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
+    static func write(_ aggregate: inout RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
                       provenance: RollupProvenance, directory: String, fs: any FileSystem) throws(TallyError) -> RollupPart {
         let def = aggregate.definition
         let columns = def.columns
@@ -219,7 +219,6 @@ public final class RollupPart: Sendable {
         for s in provenance.correctedInputs { w.varint(UInt64(s)) }
         w.varint(UInt64(columns.count))
         for c in columns { w.u16(UInt16(c.rawValue)) }
-        var aggregate = aggregate
         if let types = aggregate.sketchTypes {
             w.u8(1)
             w.varint(UInt64(types.count))
@@ -254,7 +253,9 @@ public final class RollupPart: Sendable {
             }
         }
         for g in sorted { w.zigzag(aggregate.events[g]) }
+        aggregate.finishSketches()
         var sketchBytes: [UInt8] = []
+        sketchBytes.reserveCapacity(sorted.count * 8)
         // The sketches as an opened part holds them (sparse ones with their kind-3 header back).
         var memorySketches: [UInt8] = []
         var offsets: [UInt32] = [0]
@@ -267,23 +268,8 @@ public final class RollupPart: Sendable {
                 offsets.append(UInt32(truncatingIfNeeded: memorySketches.count))
                 continue
             }
-            for sketch in [aggregate.visitors[g], aggregate.sessions[g]] {
-                // x even: a sparse sketch of the default precision with x >> 1 entries, its bits
-                // only (most sketches here hold a few entries: the kind, precision, count and
-                // length bytes were ~15% of the widget and page rollups); x odd: the whole
-                // serialized form.
-                if sketch.precision == HyperLogLog.defaultPrecision, let body = sketch.sparseBody(), body.entries > 0 {
-                    w.varint(UInt64(body.entries) << 1)
-                    sketchBytes.append(contentsOf: body.bits)
-                    memorySketches.append(contentsOf: HyperLogLog.sparseHeader(entries: body.entries,
-                                                                                precision: HyperLogLog.defaultPrecision))
-                    memorySketches.append(contentsOf: body.bits)
-                } else {
-                    let bytes = sketch.serialized()
-                    w.varint(UInt64(bytes.count) << 1 | 1)
-                    sketchBytes.append(contentsOf: bytes)
-                    memorySketches.append(contentsOf: bytes)
-                }
+            for kind in 0..<2 {
+                try aggregate.appendSketch(g, kind: kind, framing: &w, file: &sketchBytes, memory: &memorySketches)
                 offsets.append(UInt32(truncatingIfNeeded: memorySketches.count))
             }
         }

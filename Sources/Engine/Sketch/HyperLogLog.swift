@@ -81,11 +81,62 @@ public struct HyperLogLog: Sendable, Equatable {
     }
 
     mutating func addSparse(_ hash: UInt64) {
+        pending.append(Self.sparseEntry(hash: hash, precision: precision))
+        if pending.count >= pendingLimit { compact() }
+    }
+
+    /// The sparse entry (index17 << 6 | rank, normalized) a hash adds to a sketch of `precision`.
+    @inline(__always)
+    static func sparseEntry(hash: UInt64, precision: Int) -> UInt32 {
         let p = Self.sparsePrecision
         let index = UInt32(truncatingIfNeeded: hash >> UInt64(64 - p))
         let rank = UInt32(min((hash << UInt64(p)).leadingZeroBitCount + 1, 64 - p + 1))
-        pending.append(normalized(index << 6 | rank))
-        if pending.count >= pendingLimit { compact() }
+        let entry = index << 6 | rank
+        let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
+        return (entry >> 6) & lowMask != 0 ? entry & ~63 : entry
+    }
+
+    /// A sketch of `precision` holding sparse entries already sorted and one per index (as
+    /// `uniqueEntries` leaves them): sparse up to the sparse limit, dense above, as adding the
+    /// same hashes one by one would leave it.
+    init(sortedUniqueEntries entries: [UInt32], precision: Int = HyperLogLog.defaultPrecision) {
+        self.init(precision: precision)
+        sparse = entries
+        if sparse.count > sparseLimit { densify() }
+    }
+
+    /// Sorts `run` and keeps one entry per index, the highest (as `compact` does); returns how
+    /// many it kept, at the front of `run`.
+    static func uniqueEntries(_ run: UnsafeMutableBufferPointer<UInt32>) -> Int {
+        let n = run.count
+        guard n > 1 else { return n }
+        if n <= 32 {
+            // Insertion sort: a rollup row's sketch mostly has a few entries.
+            for i in 1..<n {
+                let v = run[i]
+                var j = i
+                while j > 0 && run[j - 1] > v {
+                    run[j] = run[j - 1]
+                    j -= 1
+                }
+                run[j] = v
+            }
+        } else {
+            var a = Array(run)
+            sortEntries(&a)
+            for i in 0..<n { run[i] = a[i] }
+        }
+        var kept = 1
+        for i in 1..<n {
+            let e = run[i]
+            if run[kept - 1] >> 6 == e >> 6 {
+                if e > run[kept - 1] { run[kept - 1] = e }
+            } else {
+                run[kept] = e
+                kept += 1
+            }
+        }
+        return kept
     }
 
     /// Pending entries are folded in once they are as many as the sorted ones (at least 512):
@@ -395,20 +446,47 @@ public struct HyperLogLog: Sendable, Equatable {
 
     /// The kind-3 bits of the (compacted) sparse entries.
     private func sparseBits() -> [UInt8] {
-        guard !sparse.isEmpty else { return [] }
-        let k = Self.riceParameter(entries: sparse.count)
+        var out: [UInt8] = []
+        sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
+        return out
+    }
+
+    /// Appends the kind-3 bits of sorted, unique sparse entries to `out` (a rollup part writes
+    /// its rows' sketches straight into its buffers: an array per sketch, and one more for its
+    /// bits, were a third of writing the rollup parts of a flush).
+    static func appendSparseBits(_ entries: UnsafeBufferPointer<UInt32>, precision: Int, to out: inout [UInt8]) {
+        guard !entries.isEmpty else { return }
+        let k = UInt64(Self.riceParameter(entries: entries.count))
         let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
-        var bits = BitWriter()
+        var buffer: UInt64 = 0
+        var used: UInt64 = 0
+        @inline(__always) func write(_ value: UInt64, _ count: UInt64) {
+            buffer |= value << used
+            used += count
+            while used >= 8 {
+                out.append(UInt8(truncatingIfNeeded: buffer))
+                buffer >>= 8
+                used -= 8
+            }
+        }
+        @inline(__always) func unary(_ q: UInt64) {
+            var left = q
+            while left >= 32 {
+                write(0xFFFF_FFFF, 32)
+                left -= 32
+            }
+            write((1 << left) - 1, left + 1)
+        }
         var next: UInt32 = 0  // the smallest index the entry can have
-        for e in sparse {
+        for e in entries {
             let index = e >> 6
-            let gap = index - next
-            bits.unary(Int(gap >> UInt32(k)))
-            bits.write(UInt64(gap) & ((1 << UInt64(k)) - 1), count: k)
-            if index & lowMask == 0 { bits.unary(Int(e & 63) - 1) }
+            let gap = UInt64(index - next)
+            unary(gap >> k)
+            if k > 0 { write(gap & ((1 << k) - 1), k) }
+            if index & lowMask == 0 { unary(UInt64(e & 63) - 1) }
             next = index + 1
         }
-        return bits.finish()
+        if used > 0 { out.append(UInt8(truncatingIfNeeded: buffer)) }
     }
 
     /// The entries of the bits of a kind-3 sketch of `n` entries at precision `p`, and how many
@@ -626,44 +704,7 @@ public struct HyperLogLog: Sendable, Equatable {
     }
 }
 
-/// Bits written least significant first into bytes (the Rice-coded sparse sketch, kind 3).
-struct BitWriter {
-    private(set) var bytes: [UInt8] = []
-    private var buffer: UInt64 = 0
-    private var used = 0
-
-    /// The low `count` bits of `value` (count ≤ 56).
-    mutating func write(_ value: UInt64, count: Int) {
-        guard count > 0 else { return }
-        buffer |= value << UInt64(used)
-        used += count
-        while used >= 8 {
-            bytes.append(UInt8(truncatingIfNeeded: buffer))
-            buffer >>= 8
-            used -= 8
-        }
-    }
-
-    /// `q` one bits, then a zero bit.
-    mutating func unary(_ q: Int) {
-        var left = q
-        while left >= 32 {
-            write(0xFFFF_FFFF, count: 32)
-            left -= 32
-        }
-        write((1 << UInt64(left)) - 1, count: left + 1)
-    }
-
-    /// The bytes, the last one padded with zero bits.
-    mutating func finish() -> [UInt8] {
-        if used > 0 { bytes.append(UInt8(truncatingIfNeeded: buffer)) }
-        buffer = 0
-        used = 0
-        return bytes
-    }
-}
-
-/// Reads what `BitWriter` wrote, through a 64-bit cache.
+/// Reads bits written least significant first (`appendSparseBits`), through a 64-bit cache.
 struct BitReader {
     let bytes: UnsafeRawBufferPointer
     /// Bits consumed.

@@ -210,7 +210,7 @@ extension EventStore {
                 for (month, groups) in aggregate.months() {
                     let number = st.nextPartNumber
                     st.nextPartNumber += 1
-                    parts.append(try RollupPart.write(aggregate, groups: groups, partition: month, number: number, level: 0,
+                    parts.append(try RollupPart.write(&aggregate, groups: groups, partition: month, number: number, level: 0,
                                                       provenance: RollupProvenance(coverage: top), directory: dir, fs: fs))
                 }
                 report.rollupPartsRebuilt += missing.count
@@ -285,7 +285,7 @@ extension EventStore {
                             defer { st.nextPartNumber += 1 }
                             return st.nextPartNumber
                         }
-                        parts.append(try RollupPart.write(a, groups: groups, partition: month, number: number, level: 0,
+                        parts.append(try RollupPart.write(&a, groups: groups, partition: month, number: number, level: 0,
                                                           provenance: p, directory: rollupDirectory(def.name), fs: fs))
                     }
                 } catch {
@@ -331,7 +331,7 @@ extension EventStore {
                 }
                 let provenance = RollupProvenance(coverage: parts.map(\.provenance.coverage).max() ?? 0,
                                                   sources: parts.map(\.number).sorted())
-                let merged = try RollupPart.write(aggregate, groups: Array(aggregate.keys.indices), partition: month,
+                let merged = try RollupPart.write(&aggregate, groups: Array(aggregate.keys.indices), partition: month,
                                                   number: number, level: (parts.map(\.level).max() ?? 0) + 1,
                                                   provenance: provenance, directory: rollupDirectory(def.name), fs: fs)
                 let numbers = Set(parts.map(\.number))
@@ -435,7 +435,7 @@ extension EventStore {
                     }
                     let sources = old.filter { $0.partition == month }.map(\.number)
                     let provenance = RollupProvenance(coverage: committed, sources: sources)
-                    fresh.append(try RollupPart.write(aggregate, groups: months[month] ?? [], partition: month,
+                    fresh.append(try RollupPart.write(&aggregate, groups: months[month] ?? [], partition: month,
                                                       number: number, level: 0, provenance: provenance,
                                                       directory: rollupDirectory(def.name), fs: fs))
                 }

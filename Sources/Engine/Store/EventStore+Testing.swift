@@ -52,6 +52,14 @@ extension RollupPart {
             && events == other.events && sketchBytes == other.sketchBytes && sketchOffsets == other.sketchOffsets
     }
 
+    /// Row r: its key texts (site, event type, dimensions; nil for null), local day, and
+    /// visitor and session sketches.
+    @_spi(Testing) public func rowForTesting(_ r: Int) throws(TallyError)
+        -> (key: [String?], day: Int32, visitors: HyperLogLog, sessions: HyperLogLog)
+    {
+        (columns.indices.map { value($0, r) }, days[r], try visitors(r), try sessions(r))
+    }
+
     /// Rewrites a rollup part whose rows all carry sketches (no sketch types) in format
     /// version 1 — no sketch-types byte, every sketch as varint length + serialized form, sparse
     /// ones as kind 1 (varint deltas at p' = 25, their p' = 17 entries widened) — old data for
