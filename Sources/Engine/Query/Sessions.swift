@@ -237,12 +237,13 @@ public enum SessionExecutor {
 
         /// The rows of `site` in [from, to) of a part's granules, straight from its blocks: ids
         /// hashed from their binary form, dictionary columns as codes translated once per value.
-        func add(part: Part, granules: [Int], site: String, from: Int64, to: Int64, deadline: QueryExecutor.Deadline)
+        func add(part: Part, granules: [Int], site: String, from: Int64, to: Int64, deadline: QueryExecutor.Deadline,
+                 dictionaries known: [EventColumn: StringColumn] = [:])
             throws -> Void
         {
             let (siteCode, found) = Part.lookup(site, in: part.sites)
             guard found else { return }
-            var dictionaries: [EventColumn: StringColumn] = [:]
+            var dictionaries = known
             let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
             let typePageview = typeNames.map { QueryMetric.pageviewTypes.contains($0) } + [false]
             let typeBits = typeNames.map { name in
