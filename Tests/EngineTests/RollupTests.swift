@@ -489,8 +489,12 @@ struct RollupTests {
         try store.close()
     }
 
-    @Test("each rollup row's sketches are those of adding its rows' visitors and sessions: flushed (sparse and dense), and merged from parts that share a day or not")
-    func sketchesHoldTheirRows() async throws {
+    @Test("each rollup row's sketches are those of adding its rows' visitors and sessions: flushed (sparse and dense), and merged from parts that share a day or not; the same when entries are folded into sketches as they come",
+          arguments: [0, 100])
+    func sketchesHoldTheirRows(flatLimit: Int) async throws {
+        let saved = EventStore.rollupFlatLimitForTesting
+        if flatLimit > 0 { EventStore.rollupFlatLimitForTesting = flatLimit }
+        defer { EventStore.rollupFlatLimitForTesting = saved }
         let dir = TemporaryDirectory()
         let store = try EventStore(options: Self.options(dir))
         func rows(day: Int64, _ range: Range<Int>, visitors: Int, tag: String) -> [EventRow] {

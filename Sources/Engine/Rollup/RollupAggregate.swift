@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The key of a rollup row: codes into the aggregate's per-column value interners.
 struct RollupKey: Equatable {
     var site: UInt32
@@ -141,6 +143,7 @@ struct RollupAggregate {
         var maps = batchValues.map { [UInt32](repeating: unset, count: $0.count) }
         var key = RollupKey(site: 0, day: 0, type: 0)
         var last: (key: RollupKey, group: Int, visitor: UInt64, session: UInt64)?
+        let flatLimit = Self.flatLimit.load(ordering: .relaxed)
         for r in 0..<rb.count {
             for k in 0..<columns.count {
                 let b = batchCodes[k][r]
@@ -170,6 +173,7 @@ struct RollupAggregate {
             let v = rb.visitors[r]
             let s = rb.sessions[r]
             // Rows come grouped by visitor: skip re-adding the hash the group just saw.
+            if flat.count >= flatLimit { foldFlat() }
             if v != 0 && !(last?.group == g && last?.visitor == v) {
                 flat.append(UInt64(2 * g) << 23 | UInt64(HyperLogLog.sparseEntry(hash: v, precision: HyperLogLog.defaultPrecision)))
             }
@@ -239,6 +243,25 @@ struct RollupAggregate {
 
     // MARK: Writing sketches
 
+    /// Flat entries held before they are folded into the groups' sketches: a flush's rows stay
+    /// flat (1M entries, 8 MB), while rolling up many raw parts at once (a rollup added to a
+    /// big store, a rebuild) keeps memory by groups, not rows. Tests lower it.
+    static let flatLimit = Atomic<Int>(1 << 20)
+
+    /// Merges the flat entries into the groups' sketches and empties them.
+    mutating func foldFlat() {
+        finishSketches()
+        for slot in 0..<(runStarts.count - 1) {
+            let run = Int(runStarts[slot])..<Int(runStarts[slot + 1])
+            guard !run.isEmpty else { continue }
+            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
+            let sketch = HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)]))
+            if slot & 1 == 0 { visitors[slot >> 1].merge(sketch) } else { sessions[slot >> 1].merge(sketch) }
+        }
+        runs = []
+        runStarts = []
+    }
+
     /// Sorts the flat sketch entries into a run per group and kind (a counting sort by slot).
     /// Entries added after an earlier call join those runs.
     mutating func finishSketches() {
@@ -280,7 +303,7 @@ struct RollupAggregate {
         let mergedEmpty = !merged.isDense && merged.entryCount == 0
         if mergedEmpty && run.isEmpty && sources[g] != .max {
             // One part's row: its bytes as they are when they are what encoding them again
-            // gives (a sparse sketch of this precision within the limit, or a dense kind 4).
+            // gives (a sparse sketch of this precision within the limit).
             let source = sources[g]
             let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
             if Self.copySketch(of: part, row: r, kind: kind, precision: precision, limit: sparseLimit,
@@ -341,8 +364,8 @@ struct RollupAggregate {
     }
 
     /// Appends row r's sketch of `part` as it is, when encoding it again would give the same
-    /// bytes: kind 3 (sparse) of `precision` with 1…`limit` entries, or kind 4 (dense). False
-    /// (nothing appended) otherwise.
+    /// bytes and its bits were checked when the part was opened: kind 3 (sparse) of `precision`
+    /// with 1…`limit` entries. False (nothing appended) otherwise.
     static func copySketch(of part: RollupPart, row r: Int, kind: Int, precision: Int, limit: Int,
                            framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
         let i = 2 * r + kind
@@ -360,13 +383,10 @@ struct RollupAggregate {
                 file.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[reader.offset...]))
                 memory.append(contentsOf: bytes)
                 return true
-            case 4:
-                guard Int(bytes[1]) == precision else { return false }
-                w.varint(UInt64(bytes.count) << 1 | 1)
-                file.append(contentsOf: bytes)
-                memory.append(contentsOf: bytes)
-                return true
             default:
+                // Dense (kind 4) ones are decoded and encoded again: `open` checks sparse bits
+                // but not registers, so copying would carry damaged registers into the merged
+                // part and delete the parts they came from. Few rows have one (over 4,096 uniques).
                 return false
             }
         }

@@ -11,6 +11,13 @@ extension EventStore {
         lock.release()
     }
 
+    /// How many flat sketch entries a rollup aggregate holds before folding them into its
+    /// groups' sketches (1M by default). The rollup parts written are the same at any value.
+    @_spi(Testing) public static var rollupFlatLimitForTesting: Int {
+        get { RollupAggregate.flatLimit.load(ordering: .relaxed) }
+        set { RollupAggregate.flatLimit.store(newValue, ordering: .relaxed) }
+    }
+
     /// Writes parts for the buffered rows of `onlyPartitions` only, as a flush that died
     /// between publishing one month's part and the next would leave the directory.
     @_spi(Testing) public func flushForTesting(onlyPartitions: Set<Partition>) throws(TallyError) {
