@@ -21,13 +21,16 @@ public struct ByteWriter: Sendable {
     @inlinable public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
 
     /// Unsigned LEB128.
-    @inlinable public mutating func varint(_ v: UInt64) {
+    @inlinable public mutating func varint(_ v: UInt64) { Self.appendVarint(v, to: &bytes) }
+
+    /// LEB128 of `v` appended to `out`.
+    @inlinable public static func appendVarint(_ v: UInt64, to out: inout [UInt8]) {
         var v = v
         while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        out.append(UInt8(v))
     }
 
     /// Zigzag then LEB128.

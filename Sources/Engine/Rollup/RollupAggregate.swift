@@ -251,26 +251,33 @@ struct RollupAggregate {
     /// Merges the flat entries into the groups' sketches and empties them.
     mutating func foldFlat() {
         finishSketches()
-        for slot in 0..<(runStarts.count - 1) {
+        foldRuns()
+    }
+
+    /// Merges the sorted runs into the groups' sketches and empties them.
+    mutating func foldRuns() {
+        for slot in runStarts.indices.dropLast() {
             let run = Int(runStarts[slot])..<Int(runStarts[slot + 1])
             guard !run.isEmpty else { continue }
-            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
-            let sketch = HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)]))
+            let sketch = HyperLogLog(sortedUniqueEntries: Array(runs[uniqueEntries(run)]))
             if slot & 1 == 0 { visitors[slot >> 1].merge(sketch) } else { sessions[slot >> 1].merge(sketch) }
         }
         runs = []
         runStarts = []
     }
 
+    /// Sorts the entries of `run` and keeps one per index (`HyperLogLog.uniqueEntries`); returns
+    /// where they are now.
+    mutating func uniqueEntries(_ run: Range<Int>) -> Range<Int> {
+        let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
+        return run.lowerBound..<(run.lowerBound + n)
+    }
+
     /// Sorts the flat sketch entries into a run per group and kind (a counting sort by slot).
-    /// Entries added after an earlier call join those runs.
+    /// Runs of an earlier call, when entries came after it, go into the groups' sketches first.
     mutating func finishSketches() {
         guard !flat.isEmpty else { return }
-        if !runs.isEmpty {
-            for slot in 0..<(runStarts.count - 1) {
-                for i in Int(runStarts[slot])..<Int(runStarts[slot + 1]) { flat.append(UInt64(slot) << 23 | UInt64(runs[i])) }
-            }
-        }
+        if !runs.isEmpty { foldRuns() }
         let slots = 2 * keys.count
         var starts = [Int32](repeating: 0, count: slots + 1)
         for x in flat { starts[Int(x >> 23) + 1] += 1 }
@@ -313,36 +320,24 @@ struct RollupAggregate {
         }
         if mergedEmpty && sources[g] == .max {
             // Entries of batches only.
-            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
-            if n > 0 && n <= sparseLimit {
-                w.varint(UInt64(n) << 1)
+            let unique = uniqueEntries(run)
+            if !unique.isEmpty && unique.count <= sparseLimit {
+                w.varint(UInt64(unique.count) << 1)
                 let start = file.count
                 runs.withUnsafeBufferPointer {
-                    HyperLogLog.appendSparseBits(UnsafeBufferPointer(rebasing: $0[run.lowerBound..<(run.lowerBound + n)]),
-                                                 precision: precision, to: &file)
+                    HyperLogLog.appendSparseBits(UnsafeBufferPointer(rebasing: $0[unique]), precision: precision, to: &file)
                 }
-                memory.append(3)
-                memory.append(UInt8(precision))
-                var count = n
-                while count >= 0x80 {
-                    memory.append(UInt8(truncatingIfNeeded: count) | 0x80)
-                    count >>= 7
-                }
-                memory.append(UInt8(count))
+                HyperLogLog.appendSparseHeader(entries: unique.count, precision: precision, to: &memory)
                 memory.append(contentsOf: file[start...])
                 return
             }
-            Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)])),
-                                  framing: &w, file: &file, memory: &memory)
+            Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[unique])), framing: &w, file: &file, memory: &memory)
             return
         }
         // A union of merged sketches (and maybe entries): encoded from a sketch.
         try materializeSource(g)
         var sketch = kind == 0 ? visitors[g] : sessions[g]
-        if !run.isEmpty {
-            let n = runs.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries(UnsafeMutableBufferPointer(rebasing: $0[run])) }
-            sketch.merge(HyperLogLog(sortedUniqueEntries: Array(runs[run.lowerBound..<(run.lowerBound + n)])))
-        }
+        if !run.isEmpty { sketch.merge(HyperLogLog(sortedUniqueEntries: Array(runs[uniqueEntries(run)]))) }
         Self.appendSerialized(sketch, framing: &w, file: &file, memory: &memory)
     }
 
@@ -353,7 +348,7 @@ struct RollupAggregate {
         if sketch.precision == HyperLogLog.defaultPrecision, let body = sketch.sparseBody(), body.entries > 0 {
             w.varint(UInt64(body.entries) << 1)
             file.append(contentsOf: body.bits)
-            memory.append(contentsOf: HyperLogLog.sparseHeader(entries: body.entries, precision: HyperLogLog.defaultPrecision))
+            HyperLogLog.appendSparseHeader(entries: body.entries, precision: HyperLogLog.defaultPrecision, to: &memory)
             memory.append(contentsOf: body.bits)
         } else {
             let bytes = sketch.serialized()

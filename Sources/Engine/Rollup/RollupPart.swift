@@ -463,7 +463,7 @@ public final class RollupPart: Sendable {
                             let n = Int(x >> 1)
                             let used = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: stored[at...]),
                                                                         entries: n, precision: HyperLogLog.defaultPrecision).bytes
-                            sketches.append(contentsOf: HyperLogLog.sparseHeader(entries: n, precision: HyperLogLog.defaultPrecision))
+                            HyperLogLog.appendSparseHeader(entries: n, precision: HyperLogLog.defaultPrecision, to: &sketches)
                             sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + used)]))
                             at += used
                         }

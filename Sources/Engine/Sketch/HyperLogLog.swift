@@ -91,9 +91,7 @@ public struct HyperLogLog: Sendable, Equatable {
         let p = Self.sparsePrecision
         let index = UInt32(truncatingIfNeeded: hash >> UInt64(64 - p))
         let rank = UInt32(min((hash << UInt64(p)).leadingZeroBitCount + 1, 64 - p + 1))
-        let entry = index << 6 | rank
-        let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
-        return (entry >> 6) & lowMask != 0 ? entry & ~63 : entry
+        return normalized(index << 6 | rank, precision: precision)
     }
 
     /// A sketch of `precision` holding sparse entries already sorted and one per index (as
@@ -147,7 +145,10 @@ public struct HyperLogLog: Sendable, Equatable {
     /// the dense rank then comes from those bits alone (`denseSlot`) and linear counting uses
     /// indexes only, so the rank carries nothing and is not stored (FORMAT.md, kind 3).
     @inline(__always)
-    func normalized(_ entry: UInt32) -> UInt32 {
+    func normalized(_ entry: UInt32) -> UInt32 { Self.normalized(entry, precision: precision) }
+
+    @inline(__always)
+    static func normalized(_ entry: UInt32, precision: Int) -> UInt32 {
         let lowMask = (UInt32(1) << UInt32(Self.sparsePrecision - precision)) - 1
         return (entry >> 6) & lowMask != 0 ? entry & ~63 : entry
     }
@@ -429,11 +430,16 @@ public struct HyperLogLog: Sendable, Equatable {
 
     /// The header of a kind-3 (sparse) serialized sketch: kind, precision, entry count.
     static func sparseHeader(entries: Int, precision: Int) -> [UInt8] {
-        var w = ByteWriter(capacity: 8)
-        w.u8(3)
-        w.u8(UInt8(precision))
-        w.varint(UInt64(entries))
-        return w.bytes
+        var out: [UInt8] = []
+        appendSparseHeader(entries: entries, precision: precision, to: &out)
+        return out
+    }
+
+    /// Appends that header to `out` (no array of its own: a rollup part writes one per sketch).
+    static func appendSparseHeader(entries: Int, precision: Int, to out: inout [UInt8]) {
+        out.append(3)
+        out.append(UInt8(precision))
+        ByteWriter.appendVarint(UInt64(entries), to: &out)
     }
 
     /// A sparse sketch's kind-3 body without its header: the entry count and the Rice-coded
