@@ -86,8 +86,10 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
             dst.append(contentsOf: src)
         case .zstd:
             var n = 0
+            let context = DecompressionContext.take()
+            defer { DecompressionContext.give(context) }
             let out = [UInt8](unsafeUninitializedCapacity: rawLength) { d, initialized in
-                n = ZSTD_decompress(d.baseAddress, rawLength, src.baseAddress, src.count)
+                n = ZSTD_decompressDCtx(context.zstd, d.baseAddress, rawLength, src.baseAddress, src.count)
                 initialized = ZSTD_isError(n) == 0 && n == rawLength ? rawLength : 0
             }
             if ZSTD_isError(n) != 0 || n != rawLength {
@@ -108,6 +110,30 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
             }
             append(out, to: &dst)
         }
+    }
+}
+
+/// A zstd decompression context, reused across blocks from a small pool. `ZSTD_decompress`
+/// allocates and initializes a context per call: 7–8 µs more per block than a reused one
+/// (2 KB → 10.9 vs 3.6 µs, 16 KB → 25.1 vs 17.2 µs; C loop on this machine), paid on every
+/// granule block a query, merge or session summary reads.
+final class DecompressionContext: @unchecked Sendable {
+    private static let pool = Mutex<[DecompressionContext]>([])
+    let zstd: OpaquePointer
+
+    private init() {
+        guard let c = ZSTD_createDCtx() else { preconditionFailure("ZSTD_createDCtx failed (out of memory)") }
+        zstd = c
+    }
+
+    deinit { ZSTD_freeDCtx(zstd) }
+
+    static func take() -> DecompressionContext {
+        pool.withLock { $0.popLast() } ?? DecompressionContext()
+    }
+
+    static func give(_ c: DecompressionContext) {
+        pool.withLock { $0.append(c) }
     }
 }
 
