@@ -15,7 +15,8 @@ struct IngestBench: AsyncParsableCommand {
         discussion: """
             Batches come from the project's workload generator (seed 42, seed-000 flat batches
             {"events":[...]}), rendered before the clock starts; each POST carries new event_ids, no
-            site_id (the write key's property) and only browser user agents. Every second a progress
+            site_id (the write key's property) and only browser user agents, and each pass over the
+            rendered batches new visitor and session ids. Every second a progress
             line; at the end events/s and requests/s over the measured interval (after --warmup),
             acknowledgement latency percentiles (request sent to answer read), and what the server
             answered: accepted, duplicates, filtered (bots), rejected, and errors (any status but 200,
@@ -273,7 +274,8 @@ extension IngestBench {
                         buffer.clear()
                         buffer.writeBytes(body.bytes)
                         buffer.withUnsafeMutableReadableBytes {
-                            IngestPayloads.stamp($0, body: body, firstSequence: UInt64(n) * UInt64(eventsPerBody))
+                            IngestPayloads.stamp($0, body: body, firstSequence: UInt64(n) * UInt64(eventsPerBody),
+                                                 cycle: UInt64(n / payloads.bodies.count))
                         }
                         var request = HTTPClientRequest(url: url)
                         request.method = .POST

@@ -13,6 +13,8 @@ struct IngestPayloads: Sendable {
         var bytes: [UInt8]
         /// Byte offset of each event's event_id value (26 ULID characters) in `bytes`.
         var idOffsets: [Int]
+        /// Byte offsets of the visitor_id and session_id values that are ULIDs.
+        var identityOffsets: [Int] = []
     }
 
     let bodies: [Body]
@@ -29,6 +31,13 @@ struct IngestPayloads: Sendable {
     static let sequenceOffset = 18
     static let sequenceDigits = 8
     static let maxSequence: UInt64 = 1 << 40
+    /// ULID characters 10..<14 of every visitor_id and session_id hold the pool cycle (how many
+    /// times the bodies were posted before, 20 bits): each pass over the pool brings new
+    /// visitors and sessions, as live traffic does. Posting the same ones again made every
+    /// visitor's events a hundred copies apart only in event_id (the same visitor, type and
+    /// millisecond), which no real site sends and which sent every merge comparison to the ids.
+    static let cycleOffset = 10
+    static let cycleDigits = 4
 
     /// `count` bodies of `batch` events each from the generator with `seed`; every event_id
     /// carries `nonce` (its low 40 bits).
@@ -66,6 +75,11 @@ struct IngestPayloads: Sendable {
                 event.replaceSubrange((id.lowerBound + Self.nonceOffset)..<(id.lowerBound + Self.sequenceOffset),
                                       with: nonceChars)
                 body.idOffsets.append(body.bytes.count + id.lowerBound)
+                for key in ["visitor_id", "session_id"] {
+                    if let v = Self.stringValue(of: key, in: event), v.count == 26 {
+                        body.identityOffsets.append(body.bytes.count + v.lowerBound)
+                    }
+                }
                 body.bytes += event
             }
             body.bytes += Array("]}".utf8)
@@ -75,12 +89,16 @@ struct IngestPayloads: Sendable {
         eventsPerBody = batch
     }
 
-    /// Writes `sequence`, `sequence + 1`, … into the event_ids of `bytes`, a copy of `body`.
-    static func stamp(_ bytes: UnsafeMutableRawBufferPointer, body: Body, firstSequence sequence: UInt64) {
+    /// Writes `sequence`, `sequence + 1`, … into the event_ids of `bytes`, a copy of `body`,
+    /// and `cycle` into its visitor and session ids.
+    static func stamp(_ bytes: UnsafeMutableRawBufferPointer, body: Body, firstSequence sequence: UInt64, cycle: UInt64 = 0) {
         for (i, offset) in body.idOffsets.enumerated() {
             let digits = UnsafeMutableRawBufferPointer(
                 rebasing: bytes[(offset + sequenceOffset)..<(offset + sequenceOffset + sequenceDigits)])
             base32(sequence + UInt64(i), into: digits)
+        }
+        for offset in body.identityOffsets {
+            base32(cycle, into: UnsafeMutableRawBufferPointer(rebasing: bytes[(offset + cycleOffset)..<(offset + cycleOffset + cycleDigits)]))
         }
     }
 
