@@ -442,12 +442,20 @@ public struct HyperLogLog: Sendable, Equatable {
         ByteWriter.appendVarint(UInt64(entries), to: &out)
     }
 
-    /// A sparse sketch's kind-3 body without its header: the entry count and the Rice-coded
-    /// bits; nil when dense. (A rollup part stores most sketches as just these.)
-    func sparseBody() -> (entries: Int, bits: [UInt8])? {
+    /// A sparse sketch's kind-3 body without its header (a rollup part stores most sketches as
+    /// just that): appends the Rice-coded bits of its (compacted) sparse entries to `out` and
+    /// returns how many entries they hold; nil (nothing appended) when the sketch is dense.
+    func appendSparseBody(to out: inout [UInt8]) -> Int? {
+        if pending.isEmpty {
+            guard !isDense else { return nil }
+            sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
+            return sparse.count
+        }
         var s = self
         s.compact()
-        return s.isDense ? nil : (s.sparse.count, s.sparseBits())
+        guard !s.isDense else { return nil }
+        s.sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
+        return s.sparse.count
     }
 
     /// The kind-3 bits of the (compacted) sparse entries.
