@@ -30,7 +30,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
-        // System libraries from Debian: libzstd-dev, liblz4-dev, libxxhash-dev (see README).
+        // System libraries from Debian: libzstd-dev, liblz4-dev, libxxhash-dev, libjemalloc-dev (see README).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
@@ -71,10 +71,12 @@ let package = Package(
                         .embedInCode("Resources/dashboard.js"), .embedInCode("Resources/dashboard.css"),
                         .embedInCode("Resources/chart.js")]
         ),
+        // jemalloc as the allocator of the `tally` executable, with its options (malloc_conf.c).
+        .target(name: "CJemalloc", linkerSettings: [.linkedLibrary("jemalloc")]),
         .executableTarget(
             name: "Tools",
             dependencies: [
-                "Engine", "EventJSON", "Workload", "Server",
+                "Engine", "EventJSON", "Workload", "Server", "CJemalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
