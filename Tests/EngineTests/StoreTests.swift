@@ -91,6 +91,28 @@ struct StoreTests {
         try store.close()
     }
 
+    @Test("dedupe holds up past many growths of its tables: 50,000 ids, each refused once more, none lost")
+    func dedupeAtVolume() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0)
+        let store = try open(dir, clock: clock, granule: 8192)
+        let ids = (0..<50_000).map { "e\($0)" }
+        for chunk in stride(from: 0, to: ids.count, by: 5_000) {
+            let rows = ids[chunk..<(chunk + 5_000)].map { EventRow(at: Self.t0, id: $0) }
+            let r = try await store.ingest(.of(rows))
+            #expect(r.accepted == 5_000 && r.duplicates == 0)
+        }
+        // Every third id again, beside as many new ones: exactly the old ones are refused.
+        let again = stride(from: 0, to: ids.count, by: 3).map { ids[$0] }
+        let fresh = (0..<again.count).map { "n\($0)" }
+        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0, id: $0), EventRow(at: Self.t0, id: $1)] }
+        let r = try await store.ingest(.of(mixed))
+        #expect(r.duplicates == again.count && r.accepted == fresh.count)
+        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        #expect(store.snapshot().rowCount == ids.count + fresh.count)
+        try store.close()
+    }
+
     @Test("events without an event_id get a ULID from their occurred_at")
     func assignsIDs() async throws {
         let dir = TemporaryDirectory()
