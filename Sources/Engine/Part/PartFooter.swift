@@ -143,6 +143,8 @@ public struct PartFooter: Sendable {
         var firstRow = 0
         for _ in 0..<granuleCount {
             let n = try r.count(limit: rows)
+            // A writer never makes an empty granule; a merge reading one would index past it.
+            guard n > 0 else { throw GranuleCodec.Malformed(message: "granule \(granules.count) has no rows") }
             let minT = try r.i64()
             let maxT = try r.i64()
             let fs = UInt32(try r.count(limit: Int(UInt32.max)))

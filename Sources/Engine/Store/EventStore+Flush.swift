@@ -131,7 +131,11 @@ extension EventStore {
     @_silgen_name("malloc_trim") private func malloc_trim(_ pad: Int) -> Int32
 #endif
 
-/// Hands memory freed by a flush back to the operating system. glibc keeps freed chunks of
+/// Hands memory freed by a flush back to the operating system (glibc's allocator; in the `tally`
+/// executable, which allocates through jemalloc (Sources/CJemalloc), this and `MemoryPolicy`
+/// touch only glibc's unused allocator, and jemalloc's `dirty_decay_ms` returns freed pages
+/// instead; they stay for processes on glibc: the test binaries, the benchmarks, an embedder).
+/// glibc keeps freed chunks of
 /// its arenas for reuse; after each flush that left ~100 MiB resident for nothing (peak RSS of
 /// a 1M-event `tally ingest` with 32 MiB flushes: 325 MiB without, 275 MiB with, when every
 /// flush trimmed).
