@@ -212,26 +212,18 @@ struct MergeTests {
     /// Rewrites a version 2 part with no sources as version 1 wrote it: version 1 in the header
     /// and footer, no sources count after the level, trailer and CRC to match.
     static func downgradeToVersion1(_ part: [UInt8]) -> [UInt8] {
-        func le(_ bytes: ArraySlice<UInt8>) -> Int { bytes.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) } }
-        let trailer = part.count - 24
-        let footerOffset = le(part[trailer..<trailer + 8]), footerLength = le(part[trailer + 8..<trailer + 12])
-        var footer = Array(part[footerOffset..<footerOffset + footerLength])
-        var p = 8
-        func skipVarint() { while footer[p] & 0x80 != 0 { p += 1 }; p += 1 }
-        skipVarint()  // rows
-        skipVarint()  // granule rows
-        p += 40  // min/max time, min/max received, WAL LSN
-        skipVarint()  // level
-        precondition(footer[p] == 0, "sources count")
-        footer.remove(at: p)
-        footer[0] = 1
-        var out = Array(part[0..<footerOffset]) + footer
+        var out = PartFileBytes.rewritingFooter(part) { footer in
+            var p = 8
+            func skipVarint() { while footer[p] & 0x80 != 0 { p += 1 }; p += 1 }
+            skipVarint()  // rows
+            skipVarint()  // granule rows
+            p += 40  // min/max time, min/max received, WAL LSN
+            skipVarint()  // level
+            precondition(footer[p] == 0, "sources count")
+            footer.remove(at: p)
+            footer[0] = 1
+        }
         out[8] = 1
-        func append(_ v: UInt64, _ n: Int) { for k in 0..<n { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) } }
-        append(UInt64(footerOffset), 8)
-        append(UInt64(footer.count), 4)
-        append(UInt64(CRC32C.checksum(footer)), 4)
-        out += Array("TLYPEND1".utf8)
         return out
     }
 }

@@ -212,23 +212,28 @@ struct PartTests {
         try store.close()
     }
 
-    @Test("a part whose footer is damaged is reported on open and the rest of the store opens")
-    func damagedFooter() async throws {
-        let dir = TemporaryDirectory()
-        var store = try open(dir)
+    /// Two parts, closed: 20 rows of the default site, then 5 of x.com. Returns the first's name.
+    func twoParts(_ dir: TemporaryDirectory) async throws -> String {
+        let store = try open(dir)
         _ = try await store.ingest(.of((0..<20).map { EventRow(at: Self.t0 + Int64($0), id: "a\($0)") }))
         try store.flush()
         _ = try await store.ingest(.of((0..<5).map { EventRow(site: "x.com", at: Self.t0 + Int64($0), id: "b\($0)") }))
         try store.flush()
         try store.close()
-        let parts = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.sorted()
-        let path = dir.path + "/parts/" + parts[0]
+        return try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.sorted()[0]
+    }
+
+    @Test("a part whose footer is damaged is reported on open and the rest of the store opens")
+    func damagedFooter() async throws {
+        let dir = TemporaryDirectory()
+        let first = try await twoParts(dir)
+        let path = dir.path + "/parts/" + first
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         bytes[bytes.count - 30] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        store = try open(dir)
+        let store = try open(dir)
         #expect(store.openReport.problems.count == 1)
-        #expect(store.openReport.problems.first?.contains(parts[0]) == true)
+        #expect(store.openReport.problems.first?.contains(first) == true)
         #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 5)
         try store.close()
     }
@@ -236,38 +241,22 @@ struct PartTests {
     @Test("a part whose footer lists a granule of no rows (checksum intact) is reported on open, not merged")
     func emptyGranule() async throws {
         let dir = TemporaryDirectory()
-        var store = try open(dir)
-        _ = try await store.ingest(.of((0..<20).map { EventRow(at: Self.t0 + Int64($0), id: "a\($0)") }))
-        try store.flush()
-        _ = try await store.ingest(.of((0..<5).map { EventRow(site: "x.com", at: Self.t0 + Int64($0), id: "b\($0)") }))
-        try store.flush()
-        try store.close()
-        let parts = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.sorted()
-        let path = dir.path + "/parts/" + parts[0]
+        let path = dir.path + "/parts/" + (try await twoParts(dir))
         let part = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         // The footer (FORMAT.md, "Part file"): rows, granule rows, 40 bytes of times and WAL LSN,
         // level, sources, granule count, then the first granule's rows. Rows and the first
         // granule's rows are single-byte varints here (20 and 4): the first granule is emptied
         // and the total lowered to match, the CRC in the trailer recomputed.
-        func le(_ b: ArraySlice<UInt8>) -> Int { b.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) } }
-        let trailer = part.count - 24
-        let offset = le(part[trailer..<trailer + 8]), length = le(part[trailer + 8..<trailer + 12])
-        var footer = Array(part[offset..<offset + length])
-        #expect(footer[8] == 20 && footer[9] == 4)
-        var p = 10 + 40
-        #expect(footer[p] == 0 && footer[p + 1] == 0)  // level 0, no sources
-        p += 2
-        #expect(footer[p] == 5)  // granules of 4 rows
-        p += 1
-        #expect(footer[p] == 4)
-        footer[p] = 0
-        footer[8] = 16
-        var damaged = Array(part[0..<offset]) + footer + Array(part[trailer..<trailer + 12])
-        let crc = CRC32C.checksum(footer)
-        for k in 0..<4 { damaged.append(UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k)))) }
-        damaged += Array(part[(trailer + 16)...])
+        let damaged = PartFileBytes.rewritingFooter(part) { footer in
+            #expect(footer[8] == 20 && footer[9] == 4)
+            #expect(footer[50] == 0 && footer[51] == 0)  // level 0, no sources
+            #expect(footer[52] == 5)  // granules of 4 rows
+            #expect(footer[53] == 4)
+            footer[53] = 0
+            footer[8] = 16
+        }
         try Data(damaged).write(to: URL(fileURLWithPath: path))
-        store = try open(dir)
+        let store = try open(dir)
         #expect(store.openReport.problems.count == 1)
         #expect(store.openReport.problems.first?.contains("no rows") == true, "\(store.openReport.problems)")
         #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 5)

@@ -322,13 +322,9 @@ struct RollupAggregate {
             // Entries of batches only.
             let unique = uniqueEntries(run)
             if !unique.isEmpty && unique.count <= sparseLimit {
-                w.varint(UInt64(unique.count) << 1)
-                let start = file.count
                 runs.withUnsafeBufferPointer {
-                    HyperLogLog.appendSparseBits(UnsafeBufferPointer(rebasing: $0[unique]), precision: precision, to: &file)
+                    Self.appendSparse(UnsafeBufferPointer(rebasing: $0[unique]), framing: &w, file: &file, memory: &memory)
                 }
-                HyperLogLog.appendSparseHeader(entries: unique.count, precision: precision, to: &memory)
-                memory.append(contentsOf: file[start...])
                 return
             }
             Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[unique])), framing: &w, file: &file, memory: &memory)
@@ -345,20 +341,28 @@ struct RollupAggregate {
     /// sketches here hold a few entries: the kind, precision, count and length bytes were ~15 %
     /// of the widget and page rollups); x odd: the whole serialized form.
     static func appendSerialized(_ sketch: HyperLogLog, framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) {
-        let start = file.count
-        // The bits go straight into the file buffer (an array of their own per sketch was a
-        // quarter of writing merged rollup parts under HTTP ingest); an empty sketch appends none
-        // and is written whole (x even means at least one entry).
-        if sketch.precision == HyperLogLog.defaultPrecision, let entries = sketch.appendSparseBody(to: &file), entries > 0 {
-            w.varint(UInt64(entries) << 1)
-            HyperLogLog.appendSparseHeader(entries: entries, precision: HyperLogLog.defaultPrecision, to: &memory)
-            memory.append(contentsOf: file[start...])
+        // An empty sketch is written whole (x even means at least one entry).
+        if sketch.precision == HyperLogLog.defaultPrecision, let entries = sketch.compactedSparse, !entries.isEmpty {
+            entries.withUnsafeBufferPointer { appendSparse($0, framing: &w, file: &file, memory: &memory) }
         } else {
             let bytes = sketch.serialized()
             w.varint(UInt64(bytes.count) << 1 | 1)
             file.append(contentsOf: bytes)
             memory.append(contentsOf: bytes)
         }
+    }
+
+    /// The x-even form of sorted, unique sparse entries of the default precision (1…4,096 of
+    /// them): the count as framing, the Rice-coded bits straight into the file buffer (an array
+    /// of their own per sketch was a quarter of writing merged rollup parts under HTTP ingest),
+    /// and header plus bits into the in-memory form.
+    static func appendSparse(_ entries: UnsafeBufferPointer<UInt32>, framing w: inout ByteWriter, file: inout [UInt8],
+                             memory: inout [UInt8]) {
+        w.varint(UInt64(entries.count) << 1)
+        let start = file.count
+        HyperLogLog.appendSparseBits(entries, precision: HyperLogLog.defaultPrecision, to: &file)
+        HyperLogLog.appendSparseHeader(entries: entries.count, precision: HyperLogLog.defaultPrecision, to: &memory)
+        memory.append(contentsOf: file[start...])
     }
 
     /// Appends row r's sketch of `part` as it is, when encoding it again would give the same

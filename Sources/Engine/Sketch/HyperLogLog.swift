@@ -423,46 +423,25 @@ public struct HyperLogLog: Sendable, Equatable {
             }
             return w.bytes
         }
-        w.raw(Self.sparseHeader(entries: s.sparse.count, precision: precision))
-        w.bytes.append(contentsOf: s.sparseBits())
+        Self.appendSparseHeader(entries: s.sparse.count, precision: precision, to: &w.bytes)
+        s.sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &w.bytes) }
         return w.bytes
     }
 
-    /// The header of a kind-3 (sparse) serialized sketch: kind, precision, entry count.
-    static func sparseHeader(entries: Int, precision: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        appendSparseHeader(entries: entries, precision: precision, to: &out)
-        return out
-    }
-
-    /// Appends that header to `out` (no array of its own: a rollup part writes one per sketch).
+    /// Appends the header of a kind-3 (sparse) serialized sketch to `out`: kind, precision,
+    /// entry count (no array of its own: a rollup part writes one per sketch).
     static func appendSparseHeader(entries: Int, precision: Int, to out: inout [UInt8]) {
         out.append(3)
         out.append(UInt8(precision))
         ByteWriter.appendVarint(UInt64(entries), to: &out)
     }
 
-    /// A sparse sketch's kind-3 body without its header (a rollup part stores most sketches as
-    /// just that): appends the Rice-coded bits of its (compacted) sparse entries to `out` and
-    /// returns how many entries they hold; nil (nothing appended) when the sketch is dense.
-    func appendSparseBody(to out: inout [UInt8]) -> Int? {
-        if pending.isEmpty {
-            guard !isDense else { return nil }
-            sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
-            return sparse.count
-        }
+    /// The sketch's sparse entries, sorted and one per index as serializing writes them (pending
+    /// ones folded into a copy); nil when dense.
+    var compactedSparse: [UInt32]? {
         var s = self
         s.compact()
-        guard !s.isDense else { return nil }
-        s.sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
-        return s.sparse.count
-    }
-
-    /// The kind-3 bits of the (compacted) sparse entries.
-    private func sparseBits() -> [UInt8] {
-        var out: [UInt8] = []
-        sparse.withUnsafeBufferPointer { Self.appendSparseBits($0, precision: precision, to: &out) }
-        return out
+        return s.isDense ? nil : s.sparse
     }
 
     /// Appends the kind-3 bits of sorted, unique sparse entries to `out` (a rollup part writes
