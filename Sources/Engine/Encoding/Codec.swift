@@ -21,6 +21,13 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// 1 or 9 (9.25x vs 8.27x vs 6.82x, ../shared/reference/swift-limits.md §3) at ~440 MB/s.
     public static let zstdLevel: Int32 = 3
 
+    /// zstd level for the blocks of parts a flush writes (raw and rollup), which merges read
+    /// and write again at `zstdLevel`: level 1 took ~5% less of a 1M-event `tally ingest`'s CPU
+    /// than level 3 for 2% more bytes in those parts (41.8 → 42.5 bytes/event with merges
+    /// off; BENCHMARKS.md, 2026-12-06, seventh session). Levels below 1 were no faster here
+    /// and larger (47–54 bytes/event).
+    public static let flushZstdLevel: Int32 = 1
+
     /// Compresses `src`, appending to `dst`. Returns the codec actually used: `.none` when
     /// compressing would not save at least 1/16 of the bytes (random bits, tiny blocks).
     ///
@@ -29,7 +36,8 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// bound-sized output cost page faults and memsets on every one of the ~4,000 blocks and
     /// ~120 WAL records of a 1M-event ingest.
     @discardableResult
-    public static func compress(_ src: UnsafeRawBufferPointer, codec: Codec, into dst: inout [UInt8]) -> Codec {
+    public static func compress(_ src: UnsafeRawBufferPointer, codec: Codec, level: Int32 = zstdLevel,
+                                into dst: inout [UInt8]) -> Codec {
         if codec == .none || src.isEmpty {
             dst.append(contentsOf: src)
             return .none
@@ -43,7 +51,7 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .zstd:
             let bound = ZSTD_compressBound(src.count)
             let out = scratch.output(capacity: bound)
-            n = ZSTD_compressCCtx(scratch.zstdContext, out, bound, src.baseAddress, src.count, zstdLevel)
+            n = ZSTD_compressCCtx(scratch.zstdContext, out, bound, src.baseAddress, src.count, level)
             precondition(ZSTD_isError(n) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))")
         case .lz4:
             let bound = Int(LZ4_compressBound(Int32(src.count)))

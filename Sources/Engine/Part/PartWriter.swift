@@ -21,6 +21,8 @@ struct PartWriter {
         precondition(batch.count > 0, "a part holds at least one row")
         precondition(batch.columns.count == EventColumn.allCases.count, "a part holds every column")
         let rowCount = batch.count
+        // A part a merge will write again is compressed faster (`Codec.flushZstdLevel`).
+        let zstdLevel = level == 0 ? Codec.flushZstdLevel : Codec.zstdLevel
         var file = try PartFileBuilder(fs: fs, directory: directory,
                                        name: PartFormat.fileName(partition: partition, number: number, level: level))
         defer { file.close() }
@@ -48,7 +50,7 @@ struct PartWriter {
             let blocks = parallelMap(jobs) { job -> EncodedBlock in
                 switch job {
                 case .column(let c):
-                    return Self.encodeColumn(c, batch: batch, range: range, dictionary: partDictionaries[c])
+                    return Self.encodeColumn(c, batch: batch, range: range, dictionary: partDictionaries[c], level: zstdLevel)
                 case .bloom(let c):
                     return Self.encodeBloom(batch[string: c], range)
                 }
@@ -59,7 +61,7 @@ struct PartWriter {
             start = range.upperBound
         }
         return try file.finish(dictionaries: dictionaries.mapValues { ($0.values, $0.order) }, partition: partition,
-                               granuleRows: granuleRows, walLSN: walLSN, level: level, sources: [])
+                               granuleRows: granuleRows, walLSN: walLSN, level: level, sources: [], zstdLevel: zstdLevel)
     }
 
     // MARK: Pure pieces (run in parallel)
@@ -125,8 +127,8 @@ struct PartWriter {
     }
 
     /// One column of one granule as a framed, compressed block.
-    static func encodeColumn(_ c: EventColumn, batch: EventBatch, range: Range<Int>, dictionary d: PartDictionary?)
-        -> EncodedBlock
+    static func encodeColumn(_ c: EventColumn, batch: EventBatch, range: Range<Int>, dictionary d: PartDictionary?,
+                             level: Int32 = Codec.zstdLevel) -> EncodedBlock
     {
         var payload = ByteWriter(capacity: range.count * 8 + 64)
         let encoding: ColumnEncoding
@@ -160,7 +162,7 @@ struct PartWriter {
                 encoding = GranuleCodec.encodeStrings(batch[string: c], range, into: &payload)
             }
         }
-        return EncodedBlock(bytes: frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding),
+        return EncodedBlock(bytes: frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding, level: level),
                             rawLength: payload.count, nullCount: nullCount)
     }
 
@@ -186,10 +188,11 @@ struct PartWriter {
     }
 
     /// A block: the 16-byte header (codec, encoding, lengths, CRC32C) and the stored bytes.
-    static func frame(_ raw: [UInt8], codec: Codec, encoding: ColumnEncoding) -> [UInt8] {
+    /// `level`: the zstd level (`Codec.flushZstdLevel` for a flushed part's blocks).
+    static func frame(_ raw: [UInt8], codec: Codec, encoding: ColumnEncoding, level: Int32 = Codec.zstdLevel) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: PartFormat.blockHeaderSize)
         block.reserveCapacity(PartFormat.blockHeaderSize + raw.count / 2)
-        let used = raw.withUnsafeBytes { Codec.compress($0, codec: codec, into: &block) }
+        let used = raw.withUnsafeBytes { Codec.compress($0, codec: codec, level: level, into: &block) }
         let stored = block.count - PartFormat.blockHeaderSize
         var header = ByteWriter(capacity: PartFormat.blockHeaderSize)
         header.u8(used.rawValue)
@@ -301,7 +304,8 @@ struct PartFileBuilder {
     /// Writes the dictionaries (values, and the order that sorts them), footer and trailer;
     /// makes the part durable and visible under its name.
     mutating func finish(dictionaries: [EventColumn: (values: StringColumn, order: [Int32])], partition: Partition,
-                         granuleRows: Int, walLSN: UInt64, level: Int, sources: [Int]) throws(TallyError)
+                         granuleRows: Int, walLSN: UInt64, level: Int, sources: [Int],
+                         zstdLevel: Int32 = Codec.zstdLevel) throws(TallyError)
         -> PartWriter.Written
     {
         precondition(rows > 0, "a part holds at least one row")
@@ -309,7 +313,7 @@ struct PartFileBuilder {
             guard let d = dictionaries[c] else { continue }
             var payload = ByteWriter(capacity: d.values.bytes.count + d.values.count * 2)
             GranuleCodec.encodeDictionary(d.values, order: d.order, into: &payload)
-            let block = PartWriter.frame(payload.bytes, codec: .zstd, encoding: .dictionary)
+            let block = PartWriter.frame(payload.bytes, codec: .zstd, encoding: .dictionary, level: zstdLevel)
             let ref = BlockRef(offset: offset + out.count, length: block.count)
             out.raw(block)
             columns[k].dictionary = ref

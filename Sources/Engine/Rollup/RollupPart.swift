@@ -278,7 +278,9 @@ public final class RollupPart: Sendable {
         file.raw(RollupFormat.magic)
         file.u32(RollupFormat.version)
         file.u32(0)
-        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows))
+        // Level-0 rollup parts (a flush's) are merged again: compressed faster.
+        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows,
+                                  level: level == 0 ? Codec.flushZstdLevel : Codec.zstdLevel))
         file.raw(RollupFormat.endMagic)
 
         let name = RollupFormat.fileName(partition: partition, number: number, level: level)
