@@ -12,6 +12,9 @@ struct PartWriter {
         let name: String
         let footer: PartFooter
         let fileSize: Int
+        /// The part dictionaries with each row's code (a flush's part; empty for a merge's),
+        /// which the flush's rollups code their values by.
+        var dictionaries: [EventColumn: PartDictionary] = [:]
     }
 
     /// Writes `batch`, whose rows are sorted by the sort key and all of one partition.
@@ -60,8 +63,10 @@ struct PartWriter {
                                 types: (typeCodes[range.lowerBound], typeCodes[range.upperBound - 1]), blocks: blocks)
             start = range.upperBound
         }
-        return try file.finish(dictionaries: dictionaries.mapValues { ($0.values, $0.order) }, partition: partition,
-                               granuleRows: granuleRows, walLSN: walLSN, level: level, sources: [], zstdLevel: zstdLevel)
+        var written = try file.finish(dictionaries: dictionaries.mapValues { ($0.values, $0.order) }, partition: partition,
+                                      granuleRows: granuleRows, walLSN: walLSN, level: level, sources: [], zstdLevel: zstdLevel)
+        written.dictionaries = dictionaries
+        return written
     }
 
     // MARK: Pure pieces (run in parallel)

@@ -423,7 +423,11 @@ struct RollupBatch: Sendable {
     let visitors: [UInt64]
     let sessions: [UInt64]
 
-    init(_ batch: EventBatch, columns: [EventColumn], days: [Int32], zones: [String: String]) {
+    /// `dictionaries`: part dictionaries of these rows (`PartWriter.dictionary`); a text column
+    /// with one takes its codes (nulls aside) and its values in code order instead of being
+    /// coded again.
+    init(_ batch: EventBatch, columns: [EventColumn], days: [Int32], zones: [String: String],
+         dictionaries: [EventColumn: PartWriter.PartDictionary] = [:]) {
         count = batch.count
         self.days = days
         self.zones = zones
@@ -431,6 +435,19 @@ struct RollupBatch: Sendable {
         visitors = (0..<batch.count).map { r in visitorColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
         sessions = (0..<batch.count).map { r in sessionColumn.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
         for c in Set(columns) {
+            if c.kind != .int64, let d = dictionaries[c] {
+                var sorted = StringColumn()
+                sorted.reserve(rows: d.order.count, bytes: d.values.bytes.count)
+                for k in d.order { d.values.withValue(Int(k)) { sorted.append($0) } }
+                let nulls = batch[string: c].nulls
+                if let nulls, nulls.nullCount > 0 {
+                    codes[c] = d.codes.indices.map { nulls[$0] ? Self.null : d.codes[$0] }
+                } else {
+                    codes[c] = d.codes
+                }
+                values[c] = sorted
+                continue
+            }
             var interner = ByteStringInterner()
             var out = [UInt32](repeating: Self.null, count: batch.count)
             if c.kind == .int64 {

@@ -262,11 +262,23 @@ extension EventStore {
     {
         guard !options.rollups.isEmpty, batches.contains(where: { $0.count > 0 }) else { return [:] }
         // Each batch's values coded once for every rollup, then the rollups on both cores.
-        let columns = Array(Set(options.rollups.flatMap(\.columns)))
-        let prepared = parallelMap(batches) { b in
-            let d = Self.localDays(b, zones: options.siteTimeZones)
-            return RollupBatch(b, columns: columns, days: d.days, zones: d.zones)
-        }
+        return try writeRollups(prepared: parallelMap(batches) { prepareRollups($0) }, coverage: coverage, sign: sign,
+                                provenance: base)
+    }
+
+    /// A batch's values coded once for every rollup (`RollupBatch`); `dictionaries`: the part
+    /// dictionaries of these very rows (a flushed part's), whose codes are used where they exist.
+    func prepareRollups(_ b: EventBatch, dictionaries: [EventColumn: PartWriter.PartDictionary] = [:]) -> RollupBatch {
+        let d = Self.localDays(b, zones: options.siteTimeZones)
+        return RollupBatch(b, columns: Array(Set(options.rollups.flatMap(\.columns))), days: d.days, zones: d.zones,
+                           dictionaries: dictionaries)
+    }
+
+    /// The rollup rows of prepared batches (`prepareRollups`), written as `writeRollups` does.
+    func writeRollups(prepared: [RollupBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil)
+        throws(TallyError) -> [String: [RollupPart]]
+    {
+        guard !options.rollups.isEmpty, prepared.contains(where: { $0.count > 0 }) else { return [:] }
         // Each rollup built and written by one task, its aggregate freed once its parts are
         // written: at most two aggregates in memory at once (all seven alive until the writes
         // were a third of a flush's transient memory). When one fails, those written are removed.

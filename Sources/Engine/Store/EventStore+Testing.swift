@@ -37,7 +37,7 @@ extension EventStore {
     @_spi(Testing) public func flushForTesting(keptRollupParts: Int) throws(TallyError) {
         let (batches, lsn) = state.withLock { st in (st.active.map(\.batch), st.active.last?.lsn ?? 0) }
         let months = Self.sortedPartitions(batches)
-        let parts = try writeParts(months, walLSN: lsn)
+        let parts = try writeParts(months, walLSN: lsn).parts
         let rollups = try writeRollups(months.map(\.rows), coverage: parts.map(\.number).max() ?? 0)
         let written = options.rollups.flatMap { def in (rollups[def.name] ?? []).sorted { $0.number < $1.number } }
         for p in written.dropFirst(keptRollupParts) { try fs.remove(p.path) }
