@@ -17,6 +17,9 @@ struct PartMerger {
     let fs: any FileSystem
     let directory: String
     var granuleRows = PartFormat.defaultGranuleRows
+    /// zstd level of the merged part's blocks (`Codec.flushZstdLevel` for a part that further
+    /// merges will write again).
+    var zstdLevel = Codec.zstdLevel
 
     struct Outcome {
         let written: PartWriter.Written
@@ -71,9 +74,9 @@ struct PartMerger {
                     switch job {
                     case .column(let c):
                         if let k = codeSlots[c] {
-                            return Self.encodeCodes(c, granule.codes[k], dictionarySize: dictionarySizes[k])
+                            return Self.encodeCodes(c, granule.codes[k], dictionarySize: dictionarySizes[k], level: zstdLevel)
                         }
-                        return PartWriter.encodeColumn(c, batch: granule.values, range: 0..<n, dictionary: nil)
+                        return PartWriter.encodeColumn(c, batch: granule.values, range: 0..<n, dictionary: nil, level: zstdLevel)
                     case .bloom(let c):
                         return PartWriter.encodeBloom(granule.values[string: c], 0..<n)
                     }
@@ -110,7 +113,7 @@ struct PartMerger {
                     (c, (d.values, (0..<Int32(d.values.count)).map { $0 }))
                 }),
                 partition: partition, granuleRows: granuleRows, walLSN: inputs.map(\.footer.walLSN).max() ?? 0,
-                level: level, sources: inputs.map(\.number).sorted())
+                level: level, sources: inputs.map(\.number).sorted(), zstdLevel: zstdLevel)
             return Outcome(written: written, duplicates: duplicates)
         } catch {
             file.abandon()
@@ -119,7 +122,7 @@ struct PartMerger {
     }
 
     /// One dictionary-coded column of an output granule (null rows carry `UInt32.max`).
-    static func encodeCodes(_ c: EventColumn, _ codes: [UInt32], dictionarySize: Int) -> PartWriter.EncodedBlock {
+    static func encodeCodes(_ c: EventColumn, _ codes: [UInt32], dictionarySize: Int, level: Int32) -> PartWriter.EncodedBlock {
         var nulls: NullBitmap?
         var stored = codes
         if codes.contains(.max) {
@@ -133,7 +136,8 @@ struct PartMerger {
         var payload = ByteWriter(capacity: codes.count * 4 + 16)
         let encoding = GranuleCodec.encodeCodes(stored[...], nulls: nulls, 0..<codes.count, dictionarySize: dictionarySize,
                                                 into: &payload)
-        return PartWriter.EncodedBlock(bytes: PartWriter.frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding),
+        return PartWriter.EncodedBlock(bytes: PartWriter.frame(payload.bytes, codec: PartFormat.codec(for: c), encoding: encoding,
+                                                               level: level),
                                        rawLength: payload.count, nullCount: nulls?.nullCount ?? 0)
     }
 }

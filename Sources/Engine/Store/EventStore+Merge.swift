@@ -133,7 +133,10 @@ extension EventStore {
             defer { st.nextPartNumber += 1 }
             return st.nextPartNumber
         }
-        let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
+        // A merged part still in the lowest size tier will be merged again: compressed faster.
+        let rows = task.reduce(0) { $0 + $1.rows }
+        let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows,
+                                zstdLevel: options.mergePolicy.tier(rows) == 0 ? Codec.flushZstdLevel : Codec.zstdLevel)
         let outcome: PartMerger.Outcome?
         var corrections: [String: [RollupPart]] = [:]
         do throws(TallyError) {
