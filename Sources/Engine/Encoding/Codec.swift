@@ -21,11 +21,11 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// 1 or 9 (9.25x vs 8.27x vs 6.82x, ../shared/reference/swift-limits.md §3) at ~440 MB/s.
     public static let zstdLevel: Int32 = 3
 
-    /// zstd level for the blocks of parts a flush writes (raw and rollup), which merges read
-    /// and write again at `zstdLevel`: level 1 took ~5% less of a 1M-event `tally ingest`'s CPU
-    /// than level 3 for 2% more bytes in those parts (41.8 → 42.5 bytes/event with merges
-    /// off; BENCHMARKS.md, 2026-12-06, seventh session). Levels below 1 were no faster here
-    /// and larger (47–54 bytes/event).
+    /// zstd level for the blocks of parts that merges will write again: a flush's (raw and
+    /// rollup) and merged raw parts still in the lowest size tier. Level 1 took ~5% less of a
+    /// 1M-event `tally ingest`'s CPU than level 3 for 2% more bytes in those parts (41.8 → 42.5
+    /// bytes/event with merges off; BENCHMARKS.md, 2026-12-06, seventh session). Levels below 1
+    /// were no faster here and larger (47–54 bytes/event).
     public static let flushZstdLevel: Int32 = 1
 
     /// Compresses `src`, appending to `dst`. Returns the codec actually used: `.none` when
