@@ -312,7 +312,9 @@ struct RollupTests {
     @Test("ids stored in binary form (ULIDs against occurred_at, UUIDs) give rollups the same uniques as raw parts, over rollup days and raw hours alike")
     func binaryIdentifierUniques() async throws {
         let dir = TemporaryDirectory()
-        let store = try EventStore(options: Self.options(dir))
+        var options = Self.options(dir)
+        options.granuleRows = PartFormat.defaultGranuleRows
+        let store = try EventStore(options: options)
         var rng = SeededRandom(state: 31)
         var ulids = ULIDGenerator(using: SeededRandom(state: 32))
         // Visitors: ULIDs made over the year before (stored as a delta from occurred_at and the
@@ -386,6 +388,47 @@ struct RollupTests {
                 let result = try QueryExecutor.run(page, on: snapshot)
                 #expect(result.rows == Array(all.rows.dropFirst(offset).prefix(limit)), "\(order) limit \(limit) offset \(offset)")
             }
+        }
+        try store.close()
+    }
+
+    @Test("a flushed part too varied to keep page_path in a dictionary rolls its pages up as raw does, beside the columns its rollups code by the part's dictionaries")
+    func pagesWithoutDictionary() async throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options(dir)
+        options.granuleRows = PartFormat.defaultGranuleRows
+        let store = try EventStore(options: options)
+        var rng = SeededRandom(state: 31)
+        // More than 65,536 rows with more distinct paths than a quarter of them: the part
+        // writer stores page_path as values, the other columns (nulls, empties) as codes.
+        var batch = Self.batch(&rng, 70_000, tag: "varied", days: 3)
+        var paths = StringColumn()
+        for i in 0..<batch.count { paths.append(i % 7 == 0 ? "" : "/p/\(i % 30_000)") }
+        batch[string: .pagePath] = paths
+        _ = try await store.ingest(batch)
+        try store.flush()
+        let snapshot = store.snapshot()
+        #expect(snapshot.parts.count == 1)
+        #expect(snapshot.parts.first?.footer.column(.pagePath)?.dictionary.length == 0)
+        #expect((snapshot.parts.first?.footer.column(.utmSource)?.dictionarySize ?? 0) > 0)
+        let pageviews = QueryFilter.condition(.column(.eventType), .is, QueryMetric.pageviewTypes)
+        let questions: [([QueryDimension], QueryFilter?)] = [
+            ([.column(.pagePath)], pageviews),
+            ([.column(.utmSource), .column(.utmMedium), .column(.utmCampaign), .column(.campaignID)], pageviews),
+            ([.column(.propMappingID), .column(.propPostID), .column(.propDeviceSlug)],
+             .condition(.column(.eventType), .is, ["widget_click", "widget_impression"])),
+        ]
+        for (dimensions, filter) in questions {
+            let query = Query(site: "a.com", from: Self.t0, to: Self.t0 + 3 * Self.day, timeZone: .utc, metrics: Self.metrics,
+                              dimensions: dimensions, filter: filter, limit: 10_000)
+            var rawQuery = query
+            rawQuery.allowRollups = false
+            let fast = try QueryExecutor.run(query, on: snapshot)
+            let raw = try QueryExecutor.run(rawQuery, on: snapshot)
+            let name = dimensions.map(\.name).joined(separator: ",")
+            #expect(fast.source == .rollup, "[\(name)] answered from \(fast.source)")
+            #expect(fast.rows == raw.rows, "[\(name)] rollup \(fast.rows.prefix(3)) raw \(raw.rows.prefix(3))")
+            #expect(raw.rows.count > 1)
         }
         try store.close()
     }

@@ -133,7 +133,7 @@ struct PartWriter {
 
     /// One column of one granule as a framed, compressed block.
     static func encodeColumn(_ c: EventColumn, batch: EventBatch, range: Range<Int>, dictionary d: PartDictionary?,
-                             level: Int32 = Codec.zstdLevel) -> EncodedBlock
+                             level: Int32) -> EncodedBlock
     {
         var payload = ByteWriter(capacity: range.count * 8 + 64)
         let encoding: ColumnEncoding
@@ -189,12 +189,12 @@ struct PartWriter {
         var bloom = SplitBlockBloomFilter(distinctKeys: runs, bitsPerKey: PartFormat.bloomBitsPerKey)
         for h in hashes { bloom.insert(hash: h) }
         let raw = bloom.serialized
-        return EncodedBlock(bytes: frame(raw, codec: .none, encoding: .stringPlain), rawLength: raw.count, nullCount: 0)
+        return EncodedBlock(bytes: frame(raw, codec: .none, encoding: .stringPlain, level: Codec.zstdLevel), rawLength: raw.count, nullCount: 0)
     }
 
     /// A block: the 16-byte header (codec, encoding, lengths, CRC32C) and the stored bytes.
-    /// `level`: the zstd level (`Codec.flushZstdLevel` for a flushed part's blocks).
-    static func frame(_ raw: [UInt8], codec: Codec, encoding: ColumnEncoding, level: Int32 = Codec.zstdLevel) -> [UInt8] {
+    /// `level`: the zstd level (`Codec.flushZstdLevel` for parts merges will write again).
+    static func frame(_ raw: [UInt8], codec: Codec, encoding: ColumnEncoding, level: Int32) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: PartFormat.blockHeaderSize)
         block.reserveCapacity(PartFormat.blockHeaderSize + raw.count / 2)
         let used = raw.withUnsafeBytes { Codec.compress($0, codec: codec, level: level, into: &block) }
@@ -310,7 +310,7 @@ struct PartFileBuilder {
     /// makes the part durable and visible under its name.
     mutating func finish(dictionaries: [EventColumn: (values: StringColumn, order: [Int32])], partition: Partition,
                          granuleRows: Int, walLSN: UInt64, level: Int, sources: [Int],
-                         zstdLevel: Int32 = Codec.zstdLevel) throws(TallyError)
+                         zstdLevel: Int32) throws(TallyError)
         -> PartWriter.Written
     {
         precondition(rows > 0, "a part holds at least one row")

@@ -373,7 +373,7 @@ public final class SessionSummaryFile: Sendable {
                 while from < order.count {
                     let slice = order[from..<min(order.count, from + chunkSessions)]
                     let payload = encode(b, Array(slice), types: types)
-                    let block = PartWriter.frame(payload, codec: .zstd, encoding: .sessionSummaries)
+                    let block = PartWriter.frame(payload, codec: .zstd, encoding: .sessionSummaries, level: Codec.zstdLevel)
                     chunks.append(Chunk(site: site, sessions: slice.count, minStart: b.start[slice.first!],
                                         maxStart: b.start[slice.last!], maxEnd: slice.map { b.end[$0] }.max()!,
                                         block: BlockRef(offset: out.count, length: block.count)))

@@ -144,7 +144,7 @@ struct RollupAggregate {
         var key = RollupKey(site: 0, day: 0, type: 0)
         var last: (key: RollupKey, group: Int, visitor: UInt64, session: UInt64)?
         let flatLimit = Self.flatLimit.load(ordering: .relaxed)
-        var zonedSite: UInt32? = nil
+        var zonedSite: UInt32?
         for r in 0..<rb.count {
             for k in 0..<columns.count {
                 let b = batchCodes[k][r]
@@ -427,7 +427,8 @@ struct RollupBatch: Sendable {
     /// with one takes its codes (nulls aside) and its values in code order instead of being
     /// coded again.
     init(_ batch: EventBatch, columns: [EventColumn], days: [Int32], zones: [String: String],
-         dictionaries: [EventColumn: PartWriter.PartDictionary] = [:]) {
+         dictionaries: [EventColumn: PartWriter.PartDictionary] = [:])
+    {
         count = batch.count
         self.days = days
         self.zones = zones

@@ -123,7 +123,9 @@ extension EventStore {
         -> (parts: [Part], dictionaries: [[EventColumn: PartWriter.PartDictionary]])
     {
         var parts: [Part] = []
+        // Only the columns rollups code (none without rollups) are kept past each part's write.
         var dictionaries: [[EventColumn: PartWriter.PartDictionary]] = []
+        let rollupColumns = Set(options.rollups.flatMap(\.columns))
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         for (partition, sorted) in months {
             let number = state.withLock { st in
@@ -132,7 +134,7 @@ extension EventStore {
             }
             let written = try writer.write(sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
             parts.append(try Part.open(path: partsDirectory + "/" + written.name, name: written.name, number: number, fs: fs))
-            dictionaries.append(written.dictionaries)
+            dictionaries.append(written.dictionaries.filter { rollupColumns.contains($0.key) })
         }
         return (parts, dictionaries)
     }

@@ -90,7 +90,7 @@ extension EventStore {
         guard !options.readOnly else { throw TallyError(.closed, "\(options.directory) is open read-only") }
         var reports: [MergeReport] = []
         while let task = nextMergeTask(partition: partition, force: force) {
-            if let r = try runMerge(task) { reports.append(r) } else { break }
+            if let r = try runMerge(task, final: force) { reports.append(r) } else { break }
         }
         return reports
     }
@@ -125,7 +125,9 @@ extension EventStore {
     /// the merged part instead of the inputs; the inputs' files are deleted (a snapshot still
     /// holding them keeps reading its open files until it is released). Nil when cancelled
     /// (store closing, partition dropped).
-    func runMerge(_ task: [Part]) throws(TallyError) -> MergeReport? {
+    /// `final`: a merge down to one part per partition (`tally merge`), whose output no
+    /// further merge is expected to rewrite.
+    func runMerge(_ task: [Part], final: Bool = false) throws(TallyError) -> MergeReport? {
         let numbers = Set(task.map(\.number))
         let partition = task[0].partition
         let started = DispatchTime.now().uptimeNanoseconds
@@ -133,10 +135,12 @@ extension EventStore {
             defer { st.nextPartNumber += 1 }
             return st.nextPartNumber
         }
-        // A merged part still in the lowest size tier will be merged again: compressed faster.
+        // A merged part still in the lowest size tier will be merged again: compressed faster
+        // (unless this merge is meant to leave one part).
         let rows = task.reduce(0) { $0 + $1.rows }
+        let rewritten = !final && options.mergePolicy.tier(rows) == 0
         let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows,
-                                zstdLevel: options.mergePolicy.tier(rows) == 0 ? Codec.flushZstdLevel : Codec.zstdLevel)
+                                zstdLevel: rewritten ? Codec.flushZstdLevel : Codec.zstdLevel)
         let outcome: PartMerger.Outcome?
         var corrections: [String: [RollupPart]] = [:]
         do throws(TallyError) {

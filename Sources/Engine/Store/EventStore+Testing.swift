@@ -136,7 +136,7 @@ extension RollupPart {
         file.raw(RollupFormat.magic)
         file.u32(1)
         file.u32(0)
-        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows))
+        file.raw(PartWriter.frame(w.bytes, codec: .zstd, encoding: .rollupRows, level: Codec.zstdLevel))
         file.raw(RollupFormat.endMagic)
         try Data(file.bytes).write(to: URL(fileURLWithPath: path))
     }
