@@ -731,6 +731,58 @@ struct RollupTests {
         try reopened.close()
     }
 
+    /// Fails, once armed, the writing of the second part file a flush starts (its second month).
+    final class FailingSecondPart: FileSystem, @unchecked Sendable {
+        let posix = PosixFileSystem()
+        private let lock = NSLock()
+        private var started = 0
+        private var _armed = false
+        var armed: Bool {
+            get { lock.withLock { _armed } }
+            set { lock.withLock { _armed = newValue; started = 0 } }
+        }
+        func openForReading(_ path: String) throws(TallyError) -> any StoredFile { try posix.openForReading(path) }
+        func openForWriting(_ path: String, truncate: Bool) throws(TallyError) -> any StoredFile {
+            let fail = lock.withLock { () -> Bool in
+                guard _armed, path.hasSuffix(".part.tmp") else { return false }
+                started += 1
+                return started == 2
+            }
+            if fail { throw TallyError(.io, "injected: open \(path)") }
+            return try posix.openForWriting(path, truncate: truncate)
+        }
+        func rename(_ from: String, to: String) throws(TallyError) { try posix.rename(from, to: to) }
+        func remove(_ path: String) throws(TallyError) { try posix.remove(path) }
+        func list(_ directory: String) throws(TallyError) -> [String] { try posix.list(directory) }
+        func createDirectory(_ path: String) throws(TallyError) { try posix.createDirectory(path) }
+        func syncDirectory(_ path: String) throws(TallyError) { try posix.syncDirectory(path) }
+        func exists(_ path: String) -> Bool { posix.exists(path) }
+        func hardLink(_ existing: String, to new: String) -> Bool { posix.hardLink(existing, to: new) }
+    }
+
+    @Test("a flush that fails on its second month's part removes the first month's: flushed again and reopened, every row is there once")
+    func failedSecondPartLeavesNoCopy() async throws {
+        let dir = TemporaryDirectory()
+        let fs = FailingSecondPart()
+        var o = Self.options(dir)
+        o.fileSystem = fs
+        var store = try EventStore(options: o)
+        var rng = SeededRandom(state: 47)
+        // 45 days from August 1st: two month partitions in one flush.
+        _ = try await store.ingest(Self.batch(&rng, 600, tag: "two-months"))
+        fs.armed = true
+        #expect(throws: TallyError.self) { try store.flush() }
+        fs.armed = false
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.isEmpty)
+        try store.flush()
+        #expect(store.snapshot().parts.count == 2)
+        try store.close()
+        store = try EventStore(options: Self.options(dir))
+        #expect(store.snapshot().parts.reduce(0) { $0 + $1.rows } == 600)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+    }
+
     @Test("a coverage file of version 1 (before it was a commit mark) opens as it did, then is rewritten as version 2")
     func coverageVersion1() async throws {
         let dir = TemporaryDirectory()

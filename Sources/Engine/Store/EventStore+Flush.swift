@@ -127,14 +127,24 @@ extension EventStore {
         var dictionaries: [[EventColumn: PartWriter.PartDictionary]] = []
         let rollupColumns = Set(options.rollups.flatMap(\.columns))
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
-        for (partition, sorted) in months {
-            let number = state.withLock { st in
-                defer { st.nextPartNumber += 1 }
-                return st.nextPartNumber
+        var paths: [String] = []
+        do throws(TallyError) {
+            for (partition, sorted) in months {
+                let number = state.withLock { st in
+                    defer { st.nextPartNumber += 1 }
+                    return st.nextPartNumber
+                }
+                let written = try writer.write(sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
+                let path = partsDirectory + "/" + written.name
+                paths.append(path)
+                parts.append(try Part.open(path: path, name: written.name, number: number, fs: fs))
+                dictionaries.append(written.dictionaries.filter { rollupColumns.contains($0.key) })
             }
-            let written = try writer.write(sorted, partition: partition, number: number, level: 0, walLSN: walLSN)
-            parts.append(try Part.open(path: partsDirectory + "/" + written.name, name: written.name, number: number, fs: fs))
-            dictionaries.append(written.dictionaries.filter { rollupColumns.contains($0.key) })
+        } catch {
+            // The rows go back to the buffer and a later flush writes them again: the months
+            // already written must not stay beside them (after a restart both would be read).
+            for path in paths { try? fs.remove(path) }
+            throw error
         }
         return (parts, dictionaries)
     }
