@@ -37,7 +37,7 @@ struct ExportCommand: ParsableCommand {
         if let site { arguments += ["--site", site] }
         if let from { arguments += ["--from", from] }
         if let to { arguments += ["--to", to] }
-        var dump = try DumpCommand.parse(arguments)
+        let dump = try DumpCommand.parse(arguments)
         try dump.run()
     }
 }

@@ -52,8 +52,8 @@ struct IngestCommand: AsyncParsableCommand {
             throw failure("\(file): cannot open for reading")
         }
         let ack = try ackFile.map { path -> FileHandle in
-            FileManager.default.createFile(atPath: path, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: path) else { throw failure("\(path): cannot create") }
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path)
+            else { throw failure("\(path): cannot create") }
             return h
         }
 

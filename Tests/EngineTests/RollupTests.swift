@@ -783,6 +783,34 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("a rebuild that meets a damaged raw part fails, and the rollup parts it would have replaced stay and answer")
+    func rebuildStopsAtDamage() async throws {
+        let dir = TemporaryDirectory()
+        var store = try EventStore(options: Self.options(dir))
+        var rng = SeededRandom(state: 53)
+        try await Self.ingest(store, &rng, flushes: 2, rows: 400, tag: "a")
+        let before = store.snapshot()
+        let question = Query(site: "a.com", from: Self.t0, to: Self.t0 + 45 * Self.day, timeZone: .utc, metrics: [.events],
+                             dimensions: [.column(.countryCode)], filter: nil, limit: 100)
+        let answer = try QueryExecutor.run(question, on: before)
+        try store.close()
+        // One byte in the middle of every occurred_at block of the last raw part.
+        let name = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".part") }.sorted().last!
+        let path = dir.path + "/parts/" + name
+        let part = try Part.openForInspection(path: path, name: name, number: 1)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        for block in part.footer.column(.occurredAt)!.granules { bytes[block.offset + block.length / 2] ^= 0x5A }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        store = try EventStore(options: Self.options(dir))
+        let rollups = store.snapshot().rollups.mapValues { $0.map(\.name).sorted() }
+        #expect(throws: TallyError.self) { _ = try store.rebuildRollups(from: Self.t0, to: Self.t0 + 45 * Self.day) }
+        #expect(store.snapshot().rollups.mapValues { $0.map(\.name).sorted() } == rollups)
+        let after = try QueryExecutor.run(question, on: store.snapshot())
+        #expect(answer.source == .rollup)
+        #expect(after.source == .rollup && after.rows == answer.rows)
+        try store.close()
+    }
+
     @Test("a coverage file of version 1 (before it was a commit mark) opens as it did, then is rewritten as version 2")
     func coverageVersion1() async throws {
         let dir = TemporaryDirectory()

@@ -427,7 +427,15 @@ extension EventStore {
             guard !rebuildable.isEmpty else { return [] }
             var batches: [EventBatch] = []
             let snapshot = Snapshot(parts: parts)
-            try? snapshot.scan(ScanRequest(from: lower, to: upper)) { batches.append($0) }
+            // A raw part that cannot be read stops the rebuild: rollups rebuilt from the rows
+            // before it would replace (and delete) complete ones with partial ones.
+            do {
+                try snapshot.scan(ScanRequest(from: lower, to: upper)) { batches.append($0) }
+            } catch let e as TallyError {
+                throw e
+            } catch {
+                throw TallyError(.corruption, "rebuilding rollups: \(error)")
+            }
             for def in options.rollups {
                 // Holding the flush lock, every flush's rollup rows are committed: the mark is
                 // these parts' coverage (raw parts numbered above it are merges of parts below).
