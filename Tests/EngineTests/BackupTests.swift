@@ -18,22 +18,11 @@ struct BackupTests {
 
     /// A file system on which hard links fail; with `removeFirst` the file is deleted first, as
     /// a merge or partition drop deletes a part between a backup's snapshot and its link.
-    struct NoLinks: FileSystem {
-        var removeFirst: Bool
-        let posix = PosixFileSystem()
-        func openForReading(_ path: String) throws(TallyError) -> any StoredFile { try posix.openForReading(path) }
-        func openForWriting(_ path: String, truncate: Bool) throws(TallyError) -> any StoredFile {
-            try posix.openForWriting(path, truncate: truncate)
-        }
-        func rename(_ from: String, to: String) throws(TallyError) { try posix.rename(from, to: to) }
-        func remove(_ path: String) throws(TallyError) { try posix.remove(path) }
-        func list(_ directory: String) throws(TallyError) -> [String] { try posix.list(directory) }
-        func createDirectory(_ path: String) throws(TallyError) { try posix.createDirectory(path) }
-        func syncDirectory(_ path: String) throws(TallyError) { try posix.syncDirectory(path) }
-        func exists(_ path: String) -> Bool { posix.exists(path) }
-        func hardLink(_ existing: String, to new: String) -> Bool {
-            if removeFirst && existing.hasSuffix(".part") { try? posix.remove(existing) }
-            return false
+    static func noLinks(removeFirst: Bool) -> FaultInjectingFileSystem {
+        FaultInjectingFileSystem { op in
+            guard case .hardLink(let existing, _) = op else { return false }
+            if removeFirst && existing.hasSuffix(".part") { try? FileManager.default.removeItem(atPath: existing) }
+            return true
         }
     }
 
@@ -127,7 +116,7 @@ struct BackupTests {
     func copies() async throws {
         for removeFirst in [false, true] {
             let dir = TemporaryDirectory()
-            let store = try EventStore(options: Self.options(dir.path, fileSystem: NoLinks(removeFirst: removeFirst)))
+            let store = try EventStore(options: Self.options(dir.path, fileSystem: Self.noLinks(removeFirst: removeFirst)))
             let all = Self.batches(4, rows: 30)
             for b in all.prefix(3) {
                 _ = try await store.ingest(b)

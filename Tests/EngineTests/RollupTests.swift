@@ -682,39 +682,20 @@ struct RollupTests {
 
     /// Fails, once armed, the rename that publishes the coverage file of rollup `failing` and
     /// every removal of a raw part: a flush that fails midway and cannot clean up after itself.
-    final class FailingCoverage: FileSystem, @unchecked Sendable {
-        let posix = PosixFileSystem()
-        let failing: String
-        private let lock = NSLock()
-        private var _armed = false
-        var armed: Bool {
-            get { lock.withLock { _armed } }
-            set { lock.withLock { _armed = newValue } }
+    static func failingCoverage(_ failing: String) -> FaultInjectingFileSystem {
+        FaultInjectingFileSystem(armed: false) { op in
+            switch op {
+            case .rename(_, let to): to.hasSuffix("/rollups/\(failing)/COVERED")
+            case .remove(let path): path.hasSuffix(".part")
+            default: false
+            }
         }
-        init(failing: String) { self.failing = failing }
-        func openForReading(_ path: String) throws(TallyError) -> any StoredFile { try posix.openForReading(path) }
-        func openForWriting(_ path: String, truncate: Bool) throws(TallyError) -> any StoredFile {
-            try posix.openForWriting(path, truncate: truncate)
-        }
-        func rename(_ from: String, to: String) throws(TallyError) {
-            if armed && to.hasSuffix("/rollups/\(failing)/COVERED") { throw TallyError(.io, "injected: rename \(to)") }
-            try posix.rename(from, to: to)
-        }
-        func remove(_ path: String) throws(TallyError) {
-            if armed && path.hasSuffix(".part") { throw TallyError(.io, "injected: remove \(path)") }
-            try posix.remove(path)
-        }
-        func list(_ directory: String) throws(TallyError) -> [String] { try posix.list(directory) }
-        func createDirectory(_ path: String) throws(TallyError) { try posix.createDirectory(path) }
-        func syncDirectory(_ path: String) throws(TallyError) { try posix.syncDirectory(path) }
-        func exists(_ path: String) -> Bool { posix.exists(path) }
-        func hardLink(_ existing: String, to new: String) -> Bool { posix.hardLink(existing, to: new) }
     }
 
     @Test("a flush that fails after moving some coverage marks moves them back: the raw part it could not remove is rolled up on open")
     func failedFlushRestoresMarks() async throws {
         let dir = TemporaryDirectory()
-        let fs = FailingCoverage(failing: RollupDefinition.defaults[1].name)
+        let fs = Self.failingCoverage(RollupDefinition.defaults[1].name)
         var o = Self.options(dir)
         o.fileSystem = fs
         let store = try EventStore(options: o)
@@ -731,39 +712,16 @@ struct RollupTests {
         try reopened.close()
     }
 
-    /// Fails, once armed, the writing of the second part file a flush starts (its second month).
-    final class FailingSecondPart: FileSystem, @unchecked Sendable {
-        let posix = PosixFileSystem()
-        private let lock = NSLock()
-        private var started = 0
-        private var _armed = false
-        var armed: Bool {
-            get { lock.withLock { _armed } }
-            set { lock.withLock { _armed = newValue; started = 0 } }
-        }
-        func openForReading(_ path: String) throws(TallyError) -> any StoredFile { try posix.openForReading(path) }
-        func openForWriting(_ path: String, truncate: Bool) throws(TallyError) -> any StoredFile {
-            let fail = lock.withLock { () -> Bool in
-                guard _armed, path.hasSuffix(".part.tmp") else { return false }
-                started += 1
-                return started == 2
-            }
-            if fail { throw TallyError(.io, "injected: open \(path)") }
-            return try posix.openForWriting(path, truncate: truncate)
-        }
-        func rename(_ from: String, to: String) throws(TallyError) { try posix.rename(from, to: to) }
-        func remove(_ path: String) throws(TallyError) { try posix.remove(path) }
-        func list(_ directory: String) throws(TallyError) -> [String] { try posix.list(directory) }
-        func createDirectory(_ path: String) throws(TallyError) { try posix.createDirectory(path) }
-        func syncDirectory(_ path: String) throws(TallyError) { try posix.syncDirectory(path) }
-        func exists(_ path: String) -> Bool { posix.exists(path) }
-        func hardLink(_ existing: String, to new: String) -> Bool { posix.hardLink(existing, to: new) }
-    }
-
     @Test("a flush that fails on its second month's part removes the first month's: flushed again and reopened, every row is there once")
     func failedSecondPartLeavesNoCopy() async throws {
         let dir = TemporaryDirectory()
-        let fs = FailingSecondPart()
+        // Once armed, the second part file a flush starts (its second month) cannot be written.
+        var started = 0
+        let fs = FaultInjectingFileSystem(armed: false) { op in
+            guard case .openForWriting(let path) = op, path.hasSuffix(".part.tmp") else { return false }
+            started += 1
+            return started == 2
+        }
         var o = Self.options(dir)
         o.fileSystem = fs
         var store = try EventStore(options: o)

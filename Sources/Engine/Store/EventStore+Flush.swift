@@ -125,7 +125,7 @@ extension EventStore {
         var parts: [Part] = []
         // Only the columns rollups code (none without rollups) are kept past each part's write.
         var dictionaries: [[EventColumn: PartWriter.PartDictionary]] = []
-        let rollupColumns = Set(options.rollups.flatMap(\.columns))
+        let rollupColumns = self.rollupColumns
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         var paths: [String] = []
         do throws(TallyError) {

@@ -270,9 +270,11 @@ extension EventStore {
     /// dictionaries of these very rows (a flushed part's), whose codes are used where they exist.
     func prepareRollups(_ b: EventBatch, dictionaries: [EventColumn: PartWriter.PartDictionary] = [:]) -> RollupBatch {
         let d = Self.localDays(b, zones: options.siteTimeZones)
-        return RollupBatch(b, columns: Array(Set(options.rollups.flatMap(\.columns))), days: d.days, zones: d.zones,
-                           dictionaries: dictionaries)
+        return RollupBatch(b, columns: Array(rollupColumns), days: d.days, zones: d.zones, dictionaries: dictionaries)
     }
+
+    /// The columns some rollup groups by.
+    var rollupColumns: Set<EventColumn> { Set(options.rollups.flatMap(\.columns)) }
 
     /// The rollup rows of prepared batches (`prepareRollups`), written as `writeRollups` does.
     func writeRollups(prepared: [RollupBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil)
