@@ -532,7 +532,7 @@ struct RollupTests {
         try store.close()
     }
 
-    @Test("each rollup row's sketches are those of adding its rows' visitors and sessions: flushed (sparse and dense), and merged from parts that share a day or not; the same when entries are folded into sketches as they come",
+    @Test("each rollup row's sketches are those of adding its rows' visitors and sessions: flushed (sparse and dense), and merged from parts that share a day or not (two or three of them, sparse ones whose union stays sparse or turns dense); the same when entries are folded into sketches as they come",
           arguments: [0, 100])
     func sketchesHoldTheirRows(flatLimit: Int) async throws {
         let saved = EventStore.rollupFlatLimitForTesting
@@ -549,10 +549,16 @@ struct RollupTests {
         }
         // Flush 1: day 0 dense (6,000 visitors), day 1's first half. Flush 2: day 1's second
         // half, day 2, day 3 dense (5,000). Flush 3: late events of day 0.
-        let first = rows(day: 0, 0..<7000, visitors: 6000, tag: "a") + rows(day: 1, 0..<40, visitors: 25, tag: "a")
+        // Days 4 and 5 are in all three: day 4's 2,000 visitors in each (their union stays
+        // sparse) with 2,000 sessions of their own in each (a union of sparse sketches past the
+        // sparse limit: dense), day 5 a few of each.
+        func shared(_ tag: String) -> [EventRow] {
+            rows(day: 4, 0..<2000, visitors: 2000, tag: tag) + rows(day: 5, 0..<12, visitors: 6, tag: tag)
+        }
+        let first = rows(day: 0, 0..<7000, visitors: 6000, tag: "a") + rows(day: 1, 0..<40, visitors: 25, tag: "a") + shared("a")
         let second = rows(day: 1, 40..<80, visitors: 25, tag: "a") + rows(day: 2, 0..<30, visitors: 30, tag: "a")
-            + rows(day: 3, 0..<5200, visitors: 5000, tag: "a")
-        let third = rows(day: 0, 0..<50, visitors: 50, tag: "late")
+            + rows(day: 3, 0..<5200, visitors: 5000, tag: "a") + shared("b")
+        let third = rows(day: 0, 0..<50, visitors: 50, tag: "late") + shared("c")
         func check(_ stage: String, _ all: [EventRow]) throws {
             for (name, parts) in store.snapshot().rollups where name == "events" || name == "pages" {
                 let sketched = name == "pages" ? QueryMetric.pageviewTypes : nil

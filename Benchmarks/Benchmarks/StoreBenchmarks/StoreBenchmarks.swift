@@ -135,6 +135,49 @@ let benchmarks: @Sendable () -> Void = {
         ]
     )
 
+    // Rollup merges: under HTTP ingest every flush's rollup rows share keys (site, day, page…)
+    // with earlier flushes, and merging their sketches was ~17 % of a server's CPU. Eight flushes
+    // of events over the same 14 days (each generated with its span an hour apart), merged into
+    // one rollup part per month; the flushes are outside the measurement.
+    let rollupMerge = StoreFixture()
+    Benchmark(
+        "EventStore.mergeRollups, 8 flushes of 25,000 events over the same 14 days (per merge of all)",
+        configuration: .init(
+            metrics: [.wallClock, .cpuTotal, .mallocCountTotal],
+            scalingFactor: .one,
+            maxDuration: .seconds(30),
+            maxIterations: 8,
+            thresholds: [
+                .wallClock: .none,
+                .cpuTotal: .none,
+                .mallocCountTotal: BenchmarkThresholds(relative: [.p50: 5.0]),
+            ]
+        )
+    ) { (benchmark: Benchmark) async throws in
+        let directory = makeStoreDirectory("rollup-merge")
+        let store = try EventStore(options: storeOptions(directory))
+        for batch in rollupMerge.batches {
+            _ = try await store.ingest(batch)
+            try store.flush()
+        }
+        benchmark.startMeasurement()
+        let merges = try store.mergeRollups(force: true)
+        benchmark.stopMeasurement()
+        blackHole(merges)
+        try store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    } setup: {
+        for k in 0..<8 {
+            let config = WorkloadConfig(events: 25_000, days: 14, end: WorkloadConfig.defaultEnd - Int64(k) * 3_600_000)
+            var generator = WorkloadGenerator(config)
+            var batch = EventBatch()
+            _ = generator.nextEvents(25_000, into: &batch)
+            rollupMerge.batches.append(batch)
+        }
+    } teardown: {
+        rollupMerge.batches = []
+    }
+
     let count = StoreFixture()
     Benchmark(
         "Snapshot.count, largest site, last 30 days of 500k events (per call)",
