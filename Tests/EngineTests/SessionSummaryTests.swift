@@ -135,6 +135,36 @@ struct SessionSummaryTests {
         try FileManager.default.contentsOfDirectory(atPath: dir.path + "/parts").filter { $0.hasSuffix(".sessions") }.sorted()
     }
 
+    @Test("a merge of parts that have no summaries yet summarizes its inputs and combines theirs: the merged part has them, nothing is left to build, only its file stays")
+    func mergeSummarizesInputs() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        let store = try EventStore(options: options)
+        defer { try? store.close() }
+        for k in 0..<4 {
+            // Sessions span the flushes: s3 has events in all four parts.
+            _ = try await store.ingest(.of((0..<40).map { i in
+                EventRow(site: "shop", at: t0 + Int64(k * 40 + i) * 30_000, visitor: "v\(i % 7)", session: "s\(i % 11)",
+                         id: "e\(k)-\(i)", path: "/p\(i % 5)")
+            }))
+            try store.flush()
+        }
+        let q = Query(site: "shop", from: t0, to: t0 + 86_400_000, metrics: [.sessions, .pageviews, .session(.bounces)],
+                      dimensions: [.entryPage], denseTime: false)
+        let expected = try QueryExecutor.run(q, on: store.snapshot()).rows
+        #expect(try Self.summaryFiles(dir).isEmpty)
+        #expect(store.snapshot().parts.count == 4)
+        _ = try store.mergeNow(force: true)
+        let merged = try #require(store.snapshot().parts.first)
+        #expect(store.snapshot().parts.count == 1 && merged.sessionSummaries != nil)
+        #expect(try store.buildSessionSummaries() == 0)
+        #expect(try Self.summaryFiles(dir) == [String(merged.name.dropLast(".part".count)) + ".sessions"])
+        let result = try QueryExecutor.run(q, on: store.snapshot())
+        #expect(result.rows == expected && result.source == .sessionSummaries)
+    }
+
     @Test("summaries are deleted with their part (merge, partition drop), orphans on open; damaged ones are not used")
     func lifecycle() async throws {
         let dir = TemporaryDirectory()
