@@ -393,8 +393,21 @@ struct RollupAggregate {
             swap(&next, &scratchNext)
             swap(&merged, &scratchUnion)
         }
+        // Every row's sketch must be sparse of this precision; checked before any is decoded
+        // (a group with a dense row is merged as sketches, and decoding the others first was
+        // wasted).
         var source = sources[g]
         var link = moreHead[g]
+        while true {
+            let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
+            let start = Int(part.sketchOffsets[2 * r + kind]), end = Int(part.sketchOffsets[2 * r + kind + 1])
+            guard end - start >= 3, part.sketchBytes[start] == 3, Int(part.sketchBytes[start + 1]) == precision else { return false }
+            guard link >= 0 else { break }
+            source = moreSource[Int(link)]
+            link = moreNext[Int(link)]
+        }
+        source = sources[g]
+        link = moreHead[g]
         var first = true
         while true {
             let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
@@ -425,6 +438,8 @@ struct RollupAggregate {
             link = moreNext[Int(link)]
         }
         if !run.isEmpty {
+            // Batch entries beside part rows: the store never adds both to one aggregate (merges
+            // add parts, flushes and rebuilds batches), but the union would hold them too.
             next.removeAll(keepingCapacity: true)
             next.append(contentsOf: runs[run])
             let n = next.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries($0) }

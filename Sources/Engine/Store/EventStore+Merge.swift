@@ -142,10 +142,18 @@ extension EventStore {
         // Inputs without session summaries get theirs first, so that the merged part's are
         // combined from them below: built from the merged part's rows instead, every row's
         // summary was built again at each merge it went through (~3.8 times per row under
-        // sustained HTTP ingest: 1.9 µs of the server's ~21 µs per event, BENCHMARKS.md). A
-        // part that cannot be summarized is left to the background build, which reports it.
+        // sustained HTTP ingest: 1.9 µs of the server's ~21 µs per event, BENCHMARKS.md). If an
+        // input cannot be summarized, the others are not either (there is nothing to combine):
+        // the merged part is then summarized from its rows by the background build, which
+        // reports what it finds. Closing or dropping the partition stops the builds, as it stops
+        // the merge.
         for p in task where p.sessionSummaries == nil {
-            if let summaries = try? SessionSummaryFile.build(for: p, fs: fs) { p.attach(summaries) }
+            if state.withLock({ $0.closed || $0.droppingPartitions.contains(partition) }) {
+                state.withLock { $0.merging.subtract(numbers) }
+                return nil
+            }
+            guard let summaries = try? SessionSummaryFile.build(for: p, fs: fs) else { break }
+            p.attach(summaries)
         }
         let merger = PartMerger(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows,
                                 zstdLevel: rewritten ? Codec.flushZstdLevel : Codec.zstdLevel)
