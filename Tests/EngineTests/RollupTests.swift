@@ -605,6 +605,50 @@ struct RollupTests {
         try reopened.close()
     }
 
+    @Test("sketch offsets are kept compact, or in full where dense sketches in a row span 64 KiB: every row's sketches read back as added, reopened too")
+    func sketchOffsetForms() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir))
+        defer { try? store.close() }
+        // Ten pages with 4,400 visitors each on one day: ten dense sketches side by side in the
+        // pages rollup (~9 KiB each). One page on the next day with a few: sparse ones.
+        var rows: [EventRow] = []
+        for page in 0..<10 {
+            rows += (0..<4_400).map { i in
+                EventRow(site: "a.com", type: "page_view", at: Self.t0 + Int64(i) * 1_000, visitor: "v\(page)-\(i)",
+                         session: "s\(page)-\(i)", id: "e\(page)-\(i)", path: "/dense\(page)")
+            }
+        }
+        rows += (0..<30).map { i in
+            EventRow(site: "a.com", type: "page_view", at: Self.t0 + Self.day + Int64(i) * 1_000, visitor: "w\(i % 9)",
+                     session: "t\(i % 12)", id: "f\(i)", path: "/sparse")
+        }
+        _ = try await store.ingest(.of(rows))
+        try store.flush()
+        var expected: [String: (HyperLogLog, HyperLogLog)] = [:]
+        for row in rows {
+            var (v, s) = expected[row.values[.pagePath]!!] ?? (HyperLogLog(), HyperLogLog())
+            v.add(row.values[.visitorID]!!)
+            s.add(row.values[.sessionID]!!)
+            expected[row.values[.pagePath]!!] = (v, s)
+        }
+        let pages = try #require(store.snapshot().rollups["pages"]?.first)
+        let events = try #require(store.snapshot().rollups["events"]?.first)
+        #expect(pages.sketchOffsetsInFullForTesting)
+        #expect(!events.sketchOffsetsInFullForTesting)
+        for part in [pages, try RollupPart.open(path: pages.path)] {
+            #expect(part.rows == 11)
+            for r in 0..<part.rows {
+                let row = try part.rowForTesting(r)
+                let want = try #require(expected[row.key[2] ?? ""])
+                #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
+                        "\(row.key)")
+            }
+        }
+        #expect(pages.sameContent(as: try RollupPart.open(path: pages.path)))
+        #expect(events.sameContent(as: try RollupPart.open(path: events.path)))
+    }
+
     @Test("every rollup part a store writes (flushes, corrections, merges, a rebuild in another zone) is what reopening its file gives")
     func writtenEqualsReopened() async throws {
         let dir = TemporaryDirectory()

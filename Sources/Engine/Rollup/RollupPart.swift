@@ -72,9 +72,9 @@ public final class RollupPart: Sendable {
     /// Serialized sketches, row r's visitors at `sketchBytes[sketchOffsets[2r]..<sketchOffsets[2r+1]]`
     /// and sessions up to `sketchOffsets[2r+2]`.
     let sketchBytes: [UInt8]
-    /// 32 bits: a part's sketches are far below 4 GiB (its file is read whole), and this array
-    /// has two entries per row (decoded rollup parts are most of a store's memory).
-    let sketchOffsets: [UInt32]
+    /// Two entries per row and one more, below 4 GiB (a part's file is read whole), kept
+    /// compact (`SketchOffsets`): decoded rollup parts are most of a store's memory.
+    let sketchOffsets: SketchOffsets
 
     public var rows: Int { events.count }
     public var sketchByteCount: Int { sketchBytes.count }
@@ -103,7 +103,7 @@ public final class RollupPart: Sendable {
         self.dimensions = dimensions.map { PackedInts($0) }
         self.events = PackedInts(events)
         self.sketchBytes = sketchBytes
-        self.sketchOffsets = sketchOffsets
+        self.sketchOffsets = SketchOffsets(sketchOffsets)
     }
 
     func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }

@@ -59,6 +59,10 @@ extension RollupPart {
             && events == other.events && sketchBytes == other.sketchBytes && sketchOffsets == other.sketchOffsets
     }
 
+    /// Whether the sketch offsets are kept in full (a run of dense sketches spans 64 KiB) rather
+    /// than in 16-bit distances from a block's first.
+    @_spi(Testing) public var sketchOffsetsInFullForTesting: Bool { sketchOffsets.isWide }
+
     /// Row r: its key texts (site, event type, dimensions; nil for null), local day, and
     /// visitor and session sketches.
     @_spi(Testing) public func rowForTesting(_ r: Int) throws(TallyError)
