@@ -113,6 +113,46 @@ struct StoreTests {
         try store.close()
     }
 
+    @Test("dedupe keys of past generations kept sorted: every old id still refused beside new ones accepted, after a restart too, and accepted again past the window")
+    func dedupeSealed() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0)
+        let day: Int64 = 86_400_000
+        var store = try open(dir, clock: clock, granule: 8192)
+        let old = (0..<20_000).map { "e\($0)" }
+        for chunk in stride(from: 0, to: old.count, by: 5_000) {
+            _ = try await store.ingest(.of(old[chunk..<(chunk + 5_000)].map { EventRow(at: Self.t0, id: $0) }))
+        }
+        // A day later (the window's generations are 21 hours): the first generation's keys can be sealed.
+        clock.advance(day)
+        _ = try await store.ingest(.of([EventRow(at: Self.t0 + day, id: "d1")]))
+        #expect(store.status.dedupeSealedKeys == 0)
+        #expect(store.compactDedupe() == 16)
+        #expect(store.compactDedupe() == 0)
+        #expect(store.status.dedupeSealedKeys == old.count && store.status.dedupeKeys == old.count + 1)
+        // Every third old id beside as many new ones: exactly the old ones are refused.
+        let again = stride(from: 0, to: old.count, by: 3).map { old[$0] }
+        let fresh = (0..<again.count).map { "n\($0)" }
+        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0 + day, id: $0), EventRow(at: Self.t0 + day, id: $1)] }
+        let r = try await store.ingest(.of(mixed))
+        #expect(r.duplicates == again.count && r.accepted == fresh.count)
+        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        try store.flush()
+        try store.close()
+        // Reopened: the keys come back from the parts into tables, are sealed again, still refuse.
+        store = try open(dir, clock: clock, granule: 8192)
+        store.compactDedupe()
+        #expect(store.status.dedupeSealedKeys == old.count)
+        let retried = try await store.ingest(.of(old.prefix(100).map { EventRow(at: Self.t0 + day, id: $0) }))
+        #expect(retried.duplicates == 100 && retried.accepted == 0)
+        // Past the window the old ids are new again.
+        clock.advance(8 * day)
+        let later = try await store.ingest(.of(old.prefix(100).map { EventRow(at: clock.nowMillis(), id: $0) }))
+        #expect(later.accepted == 100)
+        #expect(store.snapshot().rowCount == old.count + 1 + fresh.count + 100)
+        try store.close()
+    }
+
     @Test("events without an event_id get a ULID from their occurred_at")
     func assignsIDs() async throws {
         let dir = TemporaryDirectory()

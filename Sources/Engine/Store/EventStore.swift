@@ -472,6 +472,8 @@ public final class EventStore: Sendable {
         public var bufferedBytes: Int
         public var nextLSN: UInt64
         public var dedupeKeys: Int
+        /// Of those, the keys kept sorted (generations no longer written to; `compactDedupe`).
+        public var dedupeSealedKeys: Int
         public var lastFlushError: String?
         public var merges: MergeCounters
         public var mergesRunning: Int
@@ -484,6 +486,7 @@ public final class EventStore: Sendable {
             for part in st.parts { perPartition[part.partition, default: 0] += 1 }
             return Status(parts: st.parts.count, maxPartsPerPartition: perPartition.values.max() ?? 0, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
                    bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
+                   dedupeSealedKeys: st.dedupe.sealedCount,
                    lastFlushError: st.lastFlushError?.description, merges: st.merges,
                    mergesRunning: st.merging.isEmpty ? 0 : 1, lastMergeError: st.lastMergeError?.description)
         }
@@ -519,10 +522,24 @@ public final class EventStore: Sendable {
             if state.withLock({ $0.parts.count }) != before { wakeMerger() }
             try dropExpiredPartitions()
             try dropExpiredRollups()
+            // A few shards of past dedupe generations per round, the lock released between.
+            for _ in 0..<4 where !state.withLock({ $0.closed }) {
+                guard state.withLock({ $0.dedupe.sealStep() }) else { break }
+            }
         } catch {
             state.withLock { $0.lastFlushError = error }
         }
         return true
+    }
+
+    /// Moves the dedupe keys of generations that no longer get events received now into
+    /// sorted arrays (`DedupeIndex.sealStep`), all at once; returns how many table shards it
+    /// sealed. The background flusher does the same a few shards per round.
+    @discardableResult
+    public func compactDedupe() -> Int {
+        var sealed = 0
+        while state.withLock({ !$0.closed && $0.dedupe.sealStep() }) { sealed += 1 }
+        return sealed
     }
 
     // MARK: Background merging
