@@ -398,10 +398,13 @@ struct RollupAggregate {
         // wasted).
         var source = sources[g]
         var link = moreHead[g]
+        guard precision == HyperLogLog.defaultPrecision else { return false }
         while true {
             let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
-            let start = Int(part.sketchOffsets[2 * r + kind]), end = Int(part.sketchOffsets[2 * r + kind + 1])
-            guard end - start >= 3, part.sketchBytes[start] == 3, Int(part.sketchBytes[start + 1]) == precision else { return false }
+            let sparse = (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
+                if case .sparse = stored { return true } else { return false }
+            }) ?? false
+            guard sparse else { return false }
             guard link >= 0 else { break }
             source = moreSource[Int(link)]
             link = moreNext[Int(link)]
@@ -411,20 +414,14 @@ struct RollupAggregate {
         var first = true
         while true {
             let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
-            let start = Int(part.sketchOffsets[2 * r + kind]), end = Int(part.sketchOffsets[2 * r + kind + 1])
             next.removeAll(keepingCapacity: true)
-            let decoded = part.sketchBytes.withUnsafeBytes { b -> Bool in
-                let bytes = UnsafeRawBufferPointer(rebasing: b[start..<end])
-                guard bytes.count >= 3, bytes[0] == 3, Int(bytes[1]) == precision else { return false }
-                var reader = ByteReader(bytes)
-                reader.offset = 2
-                guard let n = try? reader.count(limit: 1 << precision),
-                      let used = try? HyperLogLog.forEachSparseEntry(UnsafeRawBufferPointer(rebasing: bytes[reader.offset...]),
-                                                                     entries: n, precision: precision, { next.append($0) }),
-                      reader.offset + used == bytes.count
+            let decoded = (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
+                guard case .sparse(let n, let bits) = stored,
+                      let used = try? HyperLogLog.forEachSparseEntry(bits, entries: n, precision: precision, { next.append($0) }),
+                      used == bits.count
                 else { return false }
                 return true
-            }
+            }) ?? false
             guard decoded else { return false }
             if first {
                 swap(&union, &next)
@@ -496,6 +493,7 @@ struct RollupAggregate {
             let bytes = sketch.serialized()
             w.varint(UInt64(bytes.count) << 1 | 1)
             file.append(contentsOf: bytes)
+            ByteWriter.appendVarint(UInt64(bytes.count) << 1 | 1, to: &memory)
             memory.append(contentsOf: bytes)
         }
     }
@@ -503,43 +501,33 @@ struct RollupAggregate {
     /// The x-even form of sorted, unique sparse entries of the default precision (1…4,096 of
     /// them): the count as framing, the Rice-coded bits straight into the file buffer (an array
     /// of their own per sketch was a quarter of writing merged rollup parts under HTTP ingest),
-    /// and header plus bits into the in-memory form.
+    /// and framing plus bits into the in-memory form (`RollupPart.StoredSketch`).
     static func appendSparse(_ entries: UnsafeBufferPointer<UInt32>, framing w: inout ByteWriter, file: inout [UInt8],
                              memory: inout [UInt8]) {
         w.varint(UInt64(entries.count) << 1)
         let start = file.count
         HyperLogLog.appendSparseBits(entries, precision: HyperLogLog.defaultPrecision, to: &file)
-        HyperLogLog.appendSparseHeader(entries: entries.count, precision: HyperLogLog.defaultPrecision, to: &memory)
+        ByteWriter.appendVarint(UInt64(entries.count) << 1, to: &memory)
         memory.append(contentsOf: file[start...])
     }
 
     /// Appends row r's sketch of `part` as it is, when encoding it again would give the same
-    /// bytes and its bits were checked when the part was opened: kind 3 (sparse) of `precision`
-    /// with 1…`limit` entries. False (nothing appended) otherwise.
+    /// bytes and its bits were checked when the part was opened: sparse (x even, the default
+    /// precision) with 1…`limit` entries. False (nothing appended) otherwise: dense ones are
+    /// decoded and encoded again (`open` checks sparse bits but not registers, so copying would
+    /// carry damaged registers into the merged part and delete the parts they came from; few
+    /// rows have one, over 4,096 uniques).
     static func copySketch(of part: RollupPart, row r: Int, kind: Int, precision: Int, limit: Int,
                            framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
-        let i = 2 * r + kind
-        let start = Int(part.sketchOffsets[i]), end = Int(part.sketchOffsets[i + 1])
-        guard end - start >= 3 else { return false }
-        return part.sketchBytes.withUnsafeBufferPointer { b -> Bool in
-            let bytes = UnsafeBufferPointer(rebasing: b[start..<end])
-            switch bytes[0] {
-            case 3:
-                guard Int(bytes[1]) == precision else { return false }
-                var reader = ByteReader(UnsafeRawBufferPointer(bytes))
-                reader.offset = 2
-                guard let n = try? reader.varint(), n > 0, n <= UInt64(limit) else { return false }
-                w.varint(n << 1)
-                file.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[reader.offset...]))
-                memory.append(contentsOf: bytes)
-                return true
-            default:
-                // Dense (kind 4) ones are decoded and encoded again: `open` checks sparse bits
-                // but not registers, so copying would carry damaged registers into the merged
-                // part and delete the parts they came from. Few rows have one (over 4,096 uniques).
-                return false
-            }
-        }
+        guard precision == HyperLogLog.defaultPrecision else { return false }
+        return (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
+            guard case .sparse(let n, let bits) = stored, n > 0, n <= limit else { return false }
+            w.varint(UInt64(n) << 1)
+            file.append(contentsOf: bits)
+            ByteWriter.appendVarint(UInt64(n) << 1, to: &memory)
+            memory.append(contentsOf: bits)
+            return true
+        }) ?? false
     }
 
     /// The rows grouped by the local month of their day.

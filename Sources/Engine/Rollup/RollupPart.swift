@@ -109,39 +109,76 @@ public final class RollupPart: Sendable {
     func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }
     func sessions(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r + 1) }
 
+    /// A sketch as an opened part holds it, which is how the file stores it: a varint x, then
+    /// for x even the Rice-coded bits of x >> 1 sparse entries of the default precision, for x
+    /// odd the x >> 1 bytes of a whole serialized sketch; no bytes at all for a row whose type
+    /// has no sketches. (It held kind-3 sketches with their kind, precision and count header
+    /// back: 2 more bytes per sparse sketch, most of them, in memory that grows with the data.)
+    enum StoredSketch {
+        case none
+        case sparse(entries: Int, bits: UnsafeRawBufferPointer)
+        case whole(UnsafeRawBufferPointer)
+    }
+
+    /// Calls `body` with sketch `i` (row i / 2; even i: visitors, odd: sessions) as stored.
+    func withStoredSketch<R>(_ i: Int, _ body: (StoredSketch) throws(TallyError) -> R) throws(TallyError) -> R {
+        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
+        if start == end { return try body(.none) }
+        return try sketchBytes.withBytes { (b) throws(TallyError) -> R in
+            let bytes = UnsafeRawBufferPointer(rebasing: b[start..<end])
+            // The framing varint was read when the part was opened (or written here).
+            var x: UInt64 = 0, shift: UInt64 = 0, at = 0
+            while true {
+                let byte = bytes[at]
+                at += 1
+                x |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[at...])
+            return try body(x & 1 == 0 ? .sparse(entries: Int(x >> 1), bits: rest) : .whole(rest))
+        }
+    }
+
     /// Merges row `r`'s visitor (or session) sketch into `union` straight from its bytes.
     func merge(row r: Int, sessions: Bool, into union: inout SketchUnion) throws(TallyError) {
-        let i = 2 * r + (sessions ? 1 : 0)
-        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
-        if start == end { return }  // no sketches for the row's type: merging an empty one is a no-op
-        try sketchBytes.withBytes { (b) throws(TallyError) in
-            try union.merge(serialized: UnsafeRawBufferPointer(rebasing: b[start..<end]))
+        try withStoredSketch(2 * r + (sessions ? 1 : 0)) { (stored) throws(TallyError) in
+            switch stored {
+            case .none: return  // no sketches for the row's type: merging an empty one is a no-op
+            case .sparse(let n, let bits): try union.merge(sparseRiceCoded: bits, entries: n)
+            case .whole(let bytes): try union.merge(serialized: bytes)
+            }
         }
     }
 
     /// About how many entries row `r`'s visitor (or session) sketch holds, from its header:
     /// a sparse one's count, a dense one's registers; 0 when unknown (`SketchUnion.expect`).
     func sketchEntries(row r: Int, sessions: Bool) -> Int {
-        let i = 2 * r + (sessions ? 1 : 0)
-        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
-        guard end - start >= 3 else { return 0 }
-        return (try? sketchBytes.withBytes { b in
-            switch b[start] {
-            case 3:
-                var reader = ByteReader(UnsafeRawBufferPointer(rebasing: b[start + 2..<end]))
-                return (try? reader.varint()).map { Int(clamping: $0) } ?? 0
-            case 4: return 1 << Int(b[start + 1])
-            default: return 0
+        (try? withStoredSketch(2 * r + (sessions ? 1 : 0)) { stored -> Int in
+            switch stored {
+            case .none: return 0
+            case .sparse(let n, _): return n
+            case .whole(let b):
+                guard b.count >= 3 else { return 0 }
+                switch b[0] {
+                case 3:
+                    var reader = ByteReader(UnsafeRawBufferPointer(rebasing: b[2...]))
+                    return (try? reader.varint()).map { Int(clamping: $0) } ?? 0
+                case 4: return 1 << Int(b[1])
+                default: return 0
+                }
             }
         }) ?? 0
     }
 
     /// A row whose type has no sketches has empty ones.
     private func sketch(_ i: Int) throws(TallyError) -> HyperLogLog {
-        let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
-        if start == end { return HyperLogLog() }
-        return try sketchBytes.withBytes { (b) throws(TallyError) in
-            try HyperLogLog(serialized: UnsafeRawBufferPointer(rebasing: b[start..<end]))
+        try withStoredSketch(i) { (stored) throws(TallyError) -> HyperLogLog in
+            switch stored {
+            case .none: return HyperLogLog()
+            case .sparse(let n, let bits): return try HyperLogLog(sparseRiceCoded: bits, entries: n)
+            case .whole(let bytes): return try HyperLogLog(serialized: bytes)
+            }
         }
     }
 
@@ -256,7 +293,7 @@ public final class RollupPart: Sendable {
         aggregate.finishSketches()
         var sketchBytes: [UInt8] = []
         sketchBytes.reserveCapacity(sorted.count * 8)
-        // The sketches as an opened part holds them (sparse ones with their kind-3 header back).
+        // The sketches as an opened part holds them (`StoredSketch`: framing and bytes together).
         var memorySketches: [UInt8] = []
         var offsets: [UInt32] = [0]
         offsets.reserveCapacity(2 * sorted.count + 1)
@@ -422,7 +459,10 @@ public final class RollupPart: Sendable {
                         }
                         events.append(try r.zigzag())
                         for _ in 0..<2 {
-                            sketches.append(contentsOf: try r.raw(try r.count(limit: r.remaining)))
+                            // Whole serialized sketches, held as `StoredSketch` x-odd ones.
+                            let n = try r.count(limit: r.remaining)
+                            if n > 0 { ByteWriter.appendVarint(UInt64(n) << 1 | 1, to: &sketches) }
+                            sketches.append(contentsOf: try r.raw(n))
                             offsets.append(UInt32(truncatingIfNeeded: sketches.count))
                         }
                     }
@@ -447,8 +487,8 @@ public final class RollupPart: Sendable {
                     framing.reserveCapacity(2 * rows)
                     for _ in 0..<(2 * rows) { framing.append(try r.varint()) }
                     let stored = UnsafeRawBufferPointer(rebasing: b[r.offset...])
-                    // At most a 5-byte header (kind, precision, entry count) added per sparse sketch.
-                    sketches.reserveCapacity(stored.count + 5 * framing.count)
+                    // Each sketch keeps its framing varint in front (`StoredSketch`): at most 3 bytes.
+                    sketches.reserveCapacity(stored.count + 3 * framing.count)
                     var at = 0
                     for x in framing {
                         if x == 0 {
@@ -456,6 +496,7 @@ public final class RollupPart: Sendable {
                         } else if x & 1 == 1 {
                             let n = Int(clamping: x >> 1)
                             guard n <= stored.count - at else { throw GranuleCodec.Malformed(message: "a sketch of \(n) bytes") }
+                            ByteWriter.appendVarint(x, to: &sketches)
                             sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + n)]))
                             at += n
                         } else {
@@ -465,7 +506,7 @@ public final class RollupPart: Sendable {
                             let n = Int(x >> 1)
                             let used = try HyperLogLog.decodeSparseBits(UnsafeRawBufferPointer(rebasing: stored[at...]),
                                                                         entries: n, precision: HyperLogLog.defaultPrecision).bytes
-                            HyperLogLog.appendSparseHeader(entries: n, precision: HyperLogLog.defaultPrecision, to: &sketches)
+                            ByteWriter.appendVarint(x, to: &sketches)
                             sketches.append(contentsOf: UnsafeRawBufferPointer(rebasing: stored[at..<(at + used)]))
                             at += used
                         }

@@ -621,6 +621,17 @@ public struct HyperLogLog: Sendable, Equatable {
         }
     }
 
+    /// The sketch of `n` sparse entries of `precision` from their Rice-coded bits (what a kind-3
+    /// serialized sketch holds after its header), which must be all of `bits`.
+    init(sparseRiceCoded bits: UnsafeRawBufferPointer, entries n: Int, precision: Int = HyperLogLog.defaultPrecision)
+        throws(TallyError)
+    {
+        self.init(precision: precision)
+        let (entries, used) = try Self.decodeSparseBits(bits, entries: n, precision: precision)
+        guard used == bits.count else { throw TallyError(.corruption, "HyperLogLog sketch has \(bits.count - used) trailing bytes") }
+        sparse = entries
+    }
+
     public init(serialized bytes: UnsafeRawBufferPointer) throws(TallyError) {
         var r = ByteReader(bytes)
         do {
@@ -890,6 +901,16 @@ struct SketchUnion {
                 }
             }
         }
+    }
+
+    /// Merges `n` sparse entries of this precision from their Rice-coded bits, which must be
+    /// all of `bits` (a rollup part's sparse sketch as held in memory).
+    mutating func merge(sparseRiceCoded bits: UnsafeRawBufferPointer, entries n: Int) throws(TallyError) {
+        if precision > HyperLogLog.sparsePrecision {
+            throw TallyError(.corruption, "HyperLogLog sparse sketch has precision \(precision), above the sparse precision \(HyperLogLog.sparsePrecision)")
+        }
+        let used = try merge(riceCoded: bits, entries: n)
+        guard used == bits.count else { throw TallyError(.corruption, "HyperLogLog sketch has \(bits.count - used) trailing bytes") }
     }
 
     /// Merges a serialized sketch without building it: dense ones (kind 4) straight into the
