@@ -647,6 +647,31 @@ struct RollupTests {
         }
         #expect(pages.sameContent(as: try RollupPart.open(path: pages.path)))
         #expect(events.sameContent(as: try RollupPart.open(path: events.path)))
+
+        // Forty sparse pages in a flush of their own: 81 offsets, six blocks, kept compact.
+        let sparse = (0..<400).map { i in
+            EventRow(site: "a.com", type: "page_view", at: Self.t0 + 2 * Self.day + Int64(i) * 1_000, visitor: "x\(i % 23)",
+                     session: "y\(i % 31)", id: "g\(i)", path: "/p\(i % 40)")
+        }
+        _ = try await store.ingest(.of(sparse))
+        try store.flush()
+        var wanted: [String: (HyperLogLog, HyperLogLog)] = [:]
+        for row in sparse {
+            var (v, s) = wanted[row.values[.pagePath]!!] ?? (HyperLogLog(), HyperLogLog())
+            v.add(row.values[.visitorID]!!)
+            s.add(row.values[.sessionID]!!)
+            wanted[row.values[.pagePath]!!] = (v, s)
+        }
+        let second = try #require(store.snapshot().rollups["pages"]?.first { $0.number != pages.number })
+        #expect(!second.sketchOffsetsInFullForTesting && second.rows == 40)
+        for part in [second, try RollupPart.open(path: second.path)] {
+            for r in 0..<part.rows {
+                let row = try part.rowForTesting(r)
+                let want = try #require(wanted[row.key[2] ?? ""])
+                #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
+                        "\(row.key)")
+            }
+        }
     }
 
     @Test("every rollup part a store writes (flushes, corrections, merges, a rebuild in another zone) is what reopening its file gives")

@@ -137,19 +137,28 @@ struct StoreTests {
         let r = try await store.ingest(.of(mixed))
         #expect(r.duplicates == again.count && r.accepted == fresh.count)
         #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        // Late keys of the sealed generation (received on the first day) go to its table, are
+        // sealed beside the others, and refuse their retries.
+        let late = (0..<2_000).map { "l\($0)" }
+        _ = try await store.ingest(.of(late.map { EventRow(at: Self.t0, id: $0) }))
+        #expect(store.status.dedupeSealedKeys == old.count)
+        #expect(store.compactDedupe() > 0)
+        #expect(store.status.dedupeSealedKeys == old.count + late.count)
+        let lateAgain = try await store.ingest(.of((late + ["m1"]).map { EventRow(at: Self.t0, id: $0) }))
+        #expect(lateAgain.duplicates == late.count && lateAgain.accepted == 1)
         try store.flush()
         try store.close()
         // Reopened: the keys come back from the parts into tables, are sealed again, still refuse.
         store = try open(dir, clock: clock, granule: 8192)
         store.compactDedupe()
-        #expect(store.status.dedupeSealedKeys == old.count)
+        #expect(store.status.dedupeSealedKeys == old.count + late.count + 1)
         let retried = try await store.ingest(.of(old.prefix(100).map { EventRow(at: Self.t0 + day, id: $0) }))
         #expect(retried.duplicates == 100 && retried.accepted == 0)
         // Past the window the old ids are new again.
         clock.advance(8 * day)
         let later = try await store.ingest(.of(old.prefix(100).map { EventRow(at: clock.nowMillis(), id: $0) }))
         #expect(later.accepted == 100)
-        #expect(store.snapshot().rowCount == old.count + 1 + fresh.count + 100)
+        #expect(store.snapshot().rowCount == old.count + 1 + fresh.count + late.count + 1 + 100)
         try store.close()
     }
 

@@ -459,10 +459,25 @@ public final class RollupPart: Sendable {
                         }
                         events.append(try r.zigzag())
                         for _ in 0..<2 {
-                            // Whole serialized sketches, held as `StoredSketch` x-odd ones.
+                            // Whole serialized sketches, held as `StoredSketch`s: sparse ones of the
+                            // default precision as x-even (their bits checked), the rest x-odd.
                             let n = try r.count(limit: r.remaining)
+                            let bytes = try r.raw(n)
+                            if n >= 3 && bytes[0] == 3 && Int(bytes[1]) == HyperLogLog.defaultPrecision {
+                                var h = ByteReader(bytes)
+                                h.offset = 2
+                                if let entries = try? h.count(limit: 1 << HyperLogLog.defaultPrecision), entries > 0,
+                                   case let bits = UnsafeRawBufferPointer(rebasing: bytes[h.offset...]),
+                                   (try? HyperLogLog(sparseRiceCoded: bits, entries: entries)) != nil
+                                {
+                                    ByteWriter.appendVarint(UInt64(entries) << 1, to: &sketches)
+                                    sketches.append(contentsOf: bits)
+                                    offsets.append(UInt32(truncatingIfNeeded: sketches.count))
+                                    continue
+                                }
+                            }
                             if n > 0 { ByteWriter.appendVarint(UInt64(n) << 1 | 1, to: &sketches) }
-                            sketches.append(contentsOf: try r.raw(n))
+                            sketches.append(contentsOf: bytes)
                             offsets.append(UInt32(truncatingIfNeeded: sketches.count))
                         }
                     }
@@ -487,7 +502,8 @@ public final class RollupPart: Sendable {
                     framing.reserveCapacity(2 * rows)
                     for _ in 0..<(2 * rows) { framing.append(try r.varint()) }
                     let stored = UnsafeRawBufferPointer(rebasing: b[r.offset...])
-                    // Each sketch keeps its framing varint in front (`StoredSketch`): at most 3 bytes.
+                    // Each sketch keeps its framing varint in front (`StoredSketch`): 1-3 bytes for
+                    // a sparse one (capacity is a hint; a large whole sketch takes more).
                     sketches.reserveCapacity(stored.count + 3 * framing.count)
                     var at = 0
                     for x in framing {

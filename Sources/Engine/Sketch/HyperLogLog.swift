@@ -906,8 +906,8 @@ struct SketchUnion {
     /// Merges `n` sparse entries of this precision from their Rice-coded bits, which must be
     /// all of `bits` (a rollup part's sparse sketch as held in memory).
     mutating func merge(sparseRiceCoded bits: UnsafeRawBufferPointer, entries n: Int) throws(TallyError) {
-        if precision > HyperLogLog.sparsePrecision {
-            throw TallyError(.corruption, "HyperLogLog sparse sketch has precision \(precision), above the sparse precision \(HyperLogLog.sparsePrecision)")
+        guard precision == HyperLogLog.defaultPrecision else {
+            throw TallyError(.corruption, "HyperLogLog union of precision \(precision) given a rollup part's sparse sketch (precision \(HyperLogLog.defaultPrecision))")
         }
         let used = try merge(riceCoded: bits, entries: n)
         guard used == bits.count else { throw TallyError(.corruption, "HyperLogLog sketch has \(bits.count - used) trailing bytes") }
