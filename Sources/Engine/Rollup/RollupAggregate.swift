@@ -255,21 +255,32 @@ struct RollupAggregate {
         }
     }
 
-    /// Merges the part rows whose sketches group g holds by reference into its sketches.
-    mutating func materializeSource(_ g: Int) throws(TallyError) {
+    /// Calls `body` with each part row group g holds by reference (`sources[g]`, then the rows
+    /// linked from `moreHead[g]`) until it returns false; returns whether it never did.
+    func forEachSource(_ g: Int, _ body: (RollupPart, Int) throws(TallyError) -> Bool) throws(TallyError) -> Bool {
         var source = sources[g]
-        guard source != .max else { return }
+        guard source != .max else { return true }
         var link = moreHead[g]
-        sources[g] = .max
-        moreHead[g] = -1
         while true {
-            let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
-            visitors[g].merge(try part.visitors(r))
-            sessions[g].merge(try part.sessions(r))
-            guard link >= 0 else { return }
+            guard try body(sourceParts[Int(source >> 32)], Int(source & 0xFFFF_FFFF)) else { return false }
+            guard link >= 0 else { return true }
             source = moreSource[Int(link)]
             link = moreNext[Int(link)]
         }
+    }
+
+    /// Merges the part rows whose sketches group g holds by reference into its sketches.
+    mutating func materializeSource(_ g: Int) throws(TallyError) {
+        var v = visitors[g], s = sessions[g]
+        _ = try forEachSource(g) { (part, r) throws(TallyError) in
+            v.merge(try part.visitors(r))
+            s.merge(try part.sessions(r))
+            return true
+        }
+        visitors[g] = v
+        sessions[g] = s
+        sources[g] = .max
+        moreHead[g] = -1
     }
 
     // MARK: Writing sketches
@@ -396,44 +407,34 @@ struct RollupAggregate {
         // Every row's sketch must be sparse of this precision; checked before any is decoded
         // (a group with a dense row is merged as sketches, and decoding the others first was
         // wasted).
-        var source = sources[g]
-        var link = moreHead[g]
         guard precision == HyperLogLog.defaultPrecision else { return false }
-        while true {
-            let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
-            let sparse = (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
+        let allSparse = (try? forEachSource(g) { (part, r) throws(TallyError) in
+            try part.withStoredSketch(2 * r + kind) { stored in
                 if case .sparse = stored { return true } else { return false }
-            }) ?? false
-            guard sparse else { return false }
-            guard link >= 0 else { break }
-            source = moreSource[Int(link)]
-            link = moreNext[Int(link)]
-        }
-        source = sources[g]
-        link = moreHead[g]
+            }
+        }) ?? false
+        guard allSparse else { return false }
         var first = true
-        while true {
-            let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
+        let decoded = (try? forEachSource(g) { (part, r) throws(TallyError) -> Bool in
             next.removeAll(keepingCapacity: true)
-            let decoded = (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
+            let ok = try part.withStoredSketch(2 * r + kind) { stored -> Bool in
                 guard case .sparse(let n, let bits) = stored,
                       let used = try? HyperLogLog.forEachSparseEntry(bits, entries: n, precision: precision, { next.append($0) }),
                       used == bits.count
                 else { return false }
                 return true
-            }) ?? false
-            guard decoded else { return false }
+            }
+            guard ok else { return false }
             if first {
                 swap(&union, &next)
                 first = false
             } else {
-                Self.union(union, next, into: &merged)
+                HyperLogLog.mergeSorted(union, next, into: &merged)
                 swap(&union, &merged)
             }
-            guard link >= 0 else { break }
-            source = moreSource[Int(link)]
-            link = moreNext[Int(link)]
-        }
+            return true
+        }) ?? false
+        guard decoded else { return false }
         if !run.isEmpty {
             // Batch entries beside part rows: the store never adds both to one aggregate (merges
             // add parts, flushes and rebuilds batches), but the union would hold them too.
@@ -441,7 +442,7 @@ struct RollupAggregate {
             next.append(contentsOf: runs[run])
             let n = next.withUnsafeMutableBufferPointer { HyperLogLog.uniqueEntries($0) }
             next.removeLast(next.count - n)
-            Self.union(union, next, into: &merged)
+            HyperLogLog.mergeSorted(union, next, into: &merged)
             swap(&union, &merged)
         }
         let n = union.count
@@ -452,34 +453,6 @@ struct RollupAggregate {
                                   framing: &w, file: &file, memory: &memory)
         }
         return true
-    }
-
-    /// The union of two sorted entry lists with one entry per index, keeping the highest rank
-    /// per index (`HyperLogLog.mergeSorted`), into `out` (emptied first, its capacity reused).
-    static func union(_ a: [UInt32], _ b: [UInt32], into out: inout [UInt32]) {
-        out.removeAll(keepingCapacity: true)
-        out.reserveCapacity(a.count + b.count)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                var i = 0, j = 0
-                while i < a.count && j < b.count {
-                    let x = a[i], y = b[j]
-                    if x >> 6 == y >> 6 {
-                        out.append(max(x, y))
-                        i += 1
-                        j += 1
-                    } else if x < y {
-                        out.append(x)
-                        i += 1
-                    } else {
-                        out.append(y)
-                        j += 1
-                    }
-                }
-                if i < a.count { out.append(contentsOf: a[i...]) }
-                if j < b.count { out.append(contentsOf: b[j...]) }
-            }
-        }
     }
 
     /// x even: a sparse sketch of the default precision with x >> 1 entries, its bits only (most

@@ -125,17 +125,10 @@ public final class RollupPart: Sendable {
         let start = Int(sketchOffsets[i]), end = Int(sketchOffsets[i + 1])
         if start == end { return try body(.none) }
         return try sketchBytes.withBytes { (b) throws(TallyError) -> R in
-            let bytes = UnsafeRawBufferPointer(rebasing: b[start..<end])
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: b[start..<end]))
             // The framing varint was read when the part was opened (or written here).
-            var x: UInt64 = 0, shift: UInt64 = 0, at = 0
-            while true {
-                let byte = bytes[at]
-                at += 1
-                x |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { break }
-                shift += 7
-            }
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[at...])
+            guard let x = try? reader.varint() else { throw TallyError(.corruption, "rollup part \(name): sketch \(i) has no framing") }
+            let rest = UnsafeRawBufferPointer(rebasing: b[(start + reader.offset)..<end])
             return try body(x & 1 == 0 ? .sparse(entries: Int(x >> 1), bits: rest) : .whole(rest))
         }
     }

@@ -201,42 +201,60 @@ public struct HyperLogLog: Sendable, Equatable {
 
     /// Union of two sorted entry lists, keeping the highest rank per index.
     static func mergeSorted(_ a: [UInt32], _ b: [UInt32]) -> [UInt32] {
-        let (na, nb) = (a.count, b.count)
-        return a.withUnsafeBufferPointer { a in
+        a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
-                [UInt32](unsafeUninitializedCapacity: na + nb) { out, count in
-                    var n = 0
-                    var i = 0
-                    var j = 0
-                    @inline(__always) func push(_ e: UInt32) {
-                        if n > 0 && out[n - 1] >> 6 == e >> 6 {
-                            if e > out[n - 1] { out[n - 1] = e }
-                        } else {
-                            out[n] = e
-                            n += 1
-                        }
-                    }
-                    while i < na && j < nb {
-                        if a[i] <= b[j] {
-                            push(a[i])
-                            i += 1
-                        } else {
-                            push(b[j])
-                            j += 1
-                        }
-                    }
-                    while i < na {
-                        push(a[i])
-                        i += 1
-                    }
-                    while j < nb {
-                        push(b[j])
-                        j += 1
-                    }
-                    count = n
+                [UInt32](unsafeUninitializedCapacity: a.count + b.count) { out, count in
+                    count = mergeSorted(a, b, into: out)
                 }
             }
         }
+    }
+
+    /// The same into `out` (emptied first), whose capacity a caller merging many lists reuses
+    /// (a rollup merge's unions of sketches).
+    static func mergeSorted(_ a: [UInt32], _ b: [UInt32], into out: inout [UInt32]) {
+        out.removeAll(keepingCapacity: true)
+        out.append(contentsOf: repeatElement(0, count: a.count + b.count))
+        let n = a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { mergeSorted(a, b, into: $0) } }
+        }
+        out.removeLast(out.count - n)
+    }
+
+    /// Writes the union of sorted `a` and `b` (highest rank per index) to `out`, which has room
+    /// for both; returns how many entries it wrote.
+    private static func mergeSorted(_ a: UnsafeBufferPointer<UInt32>, _ b: UnsafeBufferPointer<UInt32>,
+                                    into out: UnsafeMutableBufferPointer<UInt32>) -> Int {
+        let (na, nb) = (a.count, b.count)
+        var n = 0
+        var i = 0
+        var j = 0
+        @inline(__always) func push(_ e: UInt32) {
+            if n > 0 && out[n - 1] >> 6 == e >> 6 {
+                if e > out[n - 1] { out[n - 1] = e }
+            } else {
+                out[n] = e
+                n += 1
+            }
+        }
+        while i < na && j < nb {
+            if a[i] <= b[j] {
+                push(a[i])
+                i += 1
+            } else {
+                push(b[j])
+                j += 1
+            }
+        }
+        while i < na {
+            push(a[i])
+            i += 1
+        }
+        while j < nb {
+            push(b[j])
+            j += 1
+        }
+        return n
     }
 
     /// The dense register and rank of a sparse entry (HLL++'s conversion from p' to p).
