@@ -623,29 +623,34 @@ struct RollupTests {
             EventRow(site: "a.com", type: "page_view", at: Self.t0 + Self.day + Int64(i) * 1_000, visitor: "w\(i % 9)",
                      session: "t\(i % 12)", id: "f\(i)", path: "/sparse")
         }
+        // Each page row of `part`, and of its file reopened, holds the sketches of adding `rows`' visitors and sessions.
+        func checkPages(_ part: RollupPart, _ rows: [EventRow]) throws {
+            var expected: [String: (HyperLogLog, HyperLogLog)] = [:]
+            for row in rows {
+                var (v, s) = expected[row.values[.pagePath]!!] ?? (HyperLogLog(), HyperLogLog())
+                v.add(row.values[.visitorID]!!)
+                s.add(row.values[.sessionID]!!)
+                expected[row.values[.pagePath]!!] = (v, s)
+            }
+            for p in [part, try RollupPart.open(path: part.path)] {
+                #expect(p.rows == expected.count)
+                for r in 0..<p.rows {
+                    let row = try p.rowForTesting(r)
+                    let want = try #require(expected[row.key[2] ?? ""])
+                    #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
+                            "\(row.key)")
+                }
+            }
+            #expect(part.sameContent(as: try RollupPart.open(path: part.path)))
+        }
         _ = try await store.ingest(.of(rows))
         try store.flush()
-        var expected: [String: (HyperLogLog, HyperLogLog)] = [:]
-        for row in rows {
-            var (v, s) = expected[row.values[.pagePath]!!] ?? (HyperLogLog(), HyperLogLog())
-            v.add(row.values[.visitorID]!!)
-            s.add(row.values[.sessionID]!!)
-            expected[row.values[.pagePath]!!] = (v, s)
-        }
         let pages = try #require(store.snapshot().rollups["pages"]?.first)
         let events = try #require(store.snapshot().rollups["events"]?.first)
         #expect(pages.sketchOffsetsInFullForTesting)
         #expect(!events.sketchOffsetsInFullForTesting)
-        for part in [pages, try RollupPart.open(path: pages.path)] {
-            #expect(part.rows == 11)
-            for r in 0..<part.rows {
-                let row = try part.rowForTesting(r)
-                let want = try #require(expected[row.key[2] ?? ""])
-                #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
-                        "\(row.key)")
-            }
-        }
-        #expect(pages.sameContent(as: try RollupPart.open(path: pages.path)))
+        #expect(pages.rows == 11)
+        try checkPages(pages, rows)
         #expect(events.sameContent(as: try RollupPart.open(path: events.path)))
 
         // Forty sparse pages in a flush of their own: 81 offsets, six blocks, kept compact.
@@ -655,23 +660,9 @@ struct RollupTests {
         }
         _ = try await store.ingest(.of(sparse))
         try store.flush()
-        var wanted: [String: (HyperLogLog, HyperLogLog)] = [:]
-        for row in sparse {
-            var (v, s) = wanted[row.values[.pagePath]!!] ?? (HyperLogLog(), HyperLogLog())
-            v.add(row.values[.visitorID]!!)
-            s.add(row.values[.sessionID]!!)
-            wanted[row.values[.pagePath]!!] = (v, s)
-        }
         let second = try #require(store.snapshot().rollups["pages"]?.first { $0.number != pages.number })
         #expect(!second.sketchOffsetsInFullForTesting && second.rows == 40)
-        for part in [second, try RollupPart.open(path: second.path)] {
-            for r in 0..<part.rows {
-                let row = try part.rowForTesting(r)
-                let want = try #require(wanted[row.key[2] ?? ""])
-                #expect(row.visitors.serialized() == want.0.serialized() && row.sessions.serialized() == want.1.serialized(),
-                        "\(row.key)")
-            }
-        }
+        try checkPages(second, sparse)
     }
 
     @Test("every rollup part a store writes (flushes, corrections, merges, a rebuild in another zone) is what reopening its file gives")
