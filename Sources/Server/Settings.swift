@@ -61,6 +61,8 @@ public struct TallySettings: Sendable {
              help: "Oldest buffered event's age that starts a flush."),
         Spec(key: "dedupe_window_hours", kind: .integer, defaultValue: "168",
              help: "How long an event id is remembered to drop duplicates."),
+        Spec(key: "rollup_cache_bytes", kind: .integer, defaultValue: "67108864",
+             help: "Decoded rollup rows kept in memory between queries (least recently used dropped first)."),
     ]
 
     /// Values as given (text; lists comma-separated), by key.
@@ -203,6 +205,10 @@ public struct TallySettings: Sendable {
         o.flushBytes = integer("flush_bytes")
         o.flushAge = Int64(integer("flush_age_ms"))
         o.dedupeWindow = Int64(integer("dedupe_window_hours")) * 3_600_000
+        guard integer("rollup_cache_bytes") >= 0 else {
+            throw SettingsError(message: "rollup_cache_bytes must be at least 0, not \(integer("rollup_cache_bytes"))")
+        }
+        o.rollupCacheBytes = integer("rollup_cache_bytes")
         return o
     }
 }

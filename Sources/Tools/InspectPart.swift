@@ -200,7 +200,7 @@ struct RollupPartReport {
             path = found
         }
         self.path = path
-        do { inspection = try RollupPart.open(path: path).inspection } catch { throw failure("\(error)") }
+        do { inspection = try RollupPart.open(path: path).inspection() } catch { throw failure("\(error)") }
     }
 
     static func day(_ d: Int32?) -> String { d.map { String(CivilTime.iso8601(ms: Int64($0) * 86_400_000).prefix(10)) } ?? "-" }

@@ -27,6 +27,8 @@ struct SettingsTests {
         #expect(c.defaultOrigins == ["https://a.example"])
         #expect(s.dataDirectory == "/srv/t")
         #expect(try s.storeOptions().flushRows == 5000)
+        #expect(try TallySettings(configFile: nil, environment: ["TALLY_ROLLUP_CACHE_BYTES": "1048576"], flags: [:])
+            .storeOptions().rollupCacheBytes == 1 << 20)
         let defaults = try TallySettings(configFile: nil, environment: [:], flags: [:])
         #expect(defaults.dataDirectory == "./data")
         #expect(try defaults.serverConfiguration().adminToken == nil)
@@ -55,6 +57,8 @@ struct SettingsTests {
             .contains("port"))
         #expect(message { _ = try TallySettings(configFile: nil, environment: [:], flags: ["flush_rows": "0"]).storeOptions() }
             .contains("flush_rows"))
+        #expect(message { _ = try TallySettings(configFile: nil, environment: [:], flags: ["rollup_cache_bytes": "-1"]).storeOptions() }
+            .contains("rollup_cache_bytes"))
     }
 
     @Test("a bot patterns file adds rules; a malformed one is an error naming its line")

@@ -436,7 +436,7 @@ struct ExecutionPlan {
     var accumulators: [Accumulator] = []
     var rowsScanned = 0
     /// Rollup rows whose sketches are merged in `result()`, only if their group is shown.
-    var deferredSketchParts: [RollupPart] = []
+    var deferredSketchParts: [RollupRows] = []
     var deferredSketches: [DeferredSketch] = []
 
     init(_ q: Query) {

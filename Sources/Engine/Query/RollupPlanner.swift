@@ -119,8 +119,9 @@ extension RollupPlanner {
 extension ExecutionPlan {
     /// Adds the rows of a rollup part for the query's site and the days [fromDay, toDay): each
     /// row is a group of events with its count and sketches.
-    mutating func consume(rollup part: RollupPart, fromDay: Int64, toDay: Int64, zone: QueryTimeZone,
+    mutating func consume(rollup handle: RollupPart, fromDay: Int64, toDay: Int64, zone: QueryTimeZone,
                           maxGroups: Int) throws {
+        let part = try handle.loadRows()
         // The part's columns are packed (`PackedInts`): each is read once for the rows used,
         // which are one range (rows are sorted by site, then day: `RollupPart.open` checks).
         let siteRows = part.rows(ofSite: query.site)
@@ -308,7 +309,7 @@ extension ExecutionPlan {
 
 extension ExecutionPlan {
     /// The query code, in `space`, of part code `c` of key column `k` of a rollup part.
-    static func code(_ part: RollupPart, _ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 {
+    static func code(_ part: RollupRows, _ k: Int, _ c: UInt32, _ space: ValueSpace) -> UInt32 {
         if c == RollupAggregate.null { return space.code(.null) }
         let dictionary = part.dictionaries[k]
         if part.columns[k].kind == .int64 {
@@ -322,7 +323,7 @@ extension ExecutionPlan {
     /// index and the part codes it keeps, found by value in the dictionary (in byte order; an
     /// int64 column's values are their decimal text, so a number not written as it prints
     /// keeps nothing — nor does the filter itself keep it).
-    func pickingCodes(_ part: RollupPart) -> [(column: Int, codes: [Bool])] {
+    func pickingCodes(_ part: RollupRows) -> [(column: Int, codes: [Bool])] {
         scanRequest.filters.compactMap { f in
             guard let column = part.columns.firstIndex(of: f.column) else { return nil }
             var codes = [Bool](repeating: false, count: part.dictionaries[column].count)
@@ -338,7 +339,7 @@ extension ExecutionPlan {
     /// exactly the rows the filter keeps: each of its conjuncts is such a condition on a key
     /// column of the part, numbers written as they print ("01" picks the value 1, which the
     /// filter itself does not keep).
-    func filterDecidedByPicking(_ part: RollupPart) -> Bool {
+    func filterDecidedByPicking(_ part: RollupRows) -> Bool {
         let conjuncts: [QueryFilter]
         if case .and(let fs) = query.filter { conjuncts = fs } else { conjuncts = query.filter.map { [$0] } ?? [] }
         return conjuncts.count == scanRequest.filters.count && scanRequest.filters.allSatisfy { f in
@@ -354,7 +355,7 @@ extension ExecutionPlan {
     /// `groupIndexes` makes them in) and gets its sums. No group is looked up per row and no
     /// array of picked rows is made: at 30M events `top_pages_30d` reads 273,708 rows of one
     /// part, and reading them was half of its time.
-    mutating func consumeByPartCode(_ part: RollupPart, rows: Range<Int>, column k: Int, maxGroups: Int)
+    mutating func consumeByPartCode(_ part: RollupRows, rows: Range<Int>, column k: Int, maxGroups: Int)
         throws(QueryError)
     {
         let size = part.dictionaries[k].count
@@ -446,7 +447,7 @@ struct PartCodeSums {
 
     /// Adds `rows` of `part`: those whose codes every `kept` condition keeps, by their code of
     /// key column `k`. The packed columns are read 4,096 rows at a time.
-    mutating func add(_ part: RollupPart, rows: Range<Int>, column k: Int, kept: [(column: Int, codes: [Bool])],
+    mutating func add(_ part: RollupRows, rows: Range<Int>, column k: Int, kept: [(column: Int, codes: [Bool])],
                       isPageview: [Bool], typeSlots: [Int], deferring: Bool) {
         let nullSlot = events.count - 1
         func codes(_ column: Int, _ chunk: Range<Int>, types: [UInt32]) -> [UInt32] {

@@ -161,4 +161,6 @@ struct SketchOffsets: Sendable, Equatable {
 
     /// Whether the offsets are kept in full (for tests of both forms).
     var isWide: Bool { !wide.isEmpty }
+
+    var byteCount: Int { bases.capacity * 4 + deltas.capacity * 2 + wide.capacity * 4 }
 }

@@ -49,7 +49,7 @@ struct RollupAggregate {
     /// The rollup parts added, and per group the (part << 32 | row) whose sketches it holds
     /// unchanged (UInt64.max: none): a row of one part only is written by copying its bytes,
     /// not decoded and encoded again (rows of different flushes rarely share a key).
-    var sourceParts: [RollupPart] = []
+    var sourceParts: [RollupRows] = []
     var sources: [UInt64] = []
     /// Further rows with group g's key, when `sources[g]` holds the first: a list linked from
     /// `moreHead[g]` through `moreNext` (-1 ends it), each a (part << 32 | row) in `moreSource`.
@@ -207,7 +207,11 @@ struct RollupAggregate {
     }
 
     /// Adds every row of a rollup part (merging rollup parts, or reading them back).
-    mutating func add(_ part: RollupPart) throws(TallyError) {
+    mutating func add(_ handle: RollupPart) throws(TallyError) {
+        try add(try handle.loadRows())
+    }
+
+    mutating func add(_ part: RollupRows) throws(TallyError) {
         let columns = definition.columns
         precondition(part.columns == columns, "rollup part of another definition")
         let partIndex = UInt64(sourceParts.count)
@@ -257,7 +261,7 @@ struct RollupAggregate {
 
     /// Calls `body` with each part row group g holds by reference (`sources[g]`, then the rows
     /// linked from `moreHead[g]`) until it returns false; returns whether it never did.
-    func forEachSource(_ g: Int, _ body: (RollupPart, Int) throws(TallyError) -> Bool) throws(TallyError) -> Bool {
+    func forEachSource(_ g: Int, _ body: (RollupRows, Int) throws(TallyError) -> Bool) throws(TallyError) -> Bool {
         var source = sources[g]
         guard source != .max else { return true }
         var link = moreHead[g]
@@ -474,7 +478,7 @@ struct RollupAggregate {
     /// The x-even form of sorted, unique sparse entries of the default precision (1…4,096 of
     /// them): the count as framing, the Rice-coded bits straight into the file buffer (an array
     /// of their own per sketch was a quarter of writing merged rollup parts under HTTP ingest),
-    /// and framing plus bits into the in-memory form (`RollupPart.StoredSketch`).
+    /// and framing plus bits into the in-memory form (`RollupRows.StoredSketch`).
     static func appendSparse(_ entries: UnsafeBufferPointer<UInt32>, framing w: inout ByteWriter, file: inout [UInt8],
                              memory: inout [UInt8]) {
         w.varint(UInt64(entries.count) << 1)
@@ -490,7 +494,7 @@ struct RollupAggregate {
     /// decoded and encoded again (`open` checks sparse bits but not registers, so copying would
     /// carry damaged registers into the merged part and delete the parts they came from; few
     /// rows have one, over 4,096 uniques).
-    static func copySketch(of part: RollupPart, row r: Int, kind: Int, precision: Int, limit: Int,
+    static func copySketch(of part: RollupRows, row r: Int, kind: Int, precision: Int, limit: Int,
                            framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
         guard precision == HyperLogLog.defaultPrecision else { return false }
         return (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in

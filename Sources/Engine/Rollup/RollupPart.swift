@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Bytes of a rollup part file (FORMAT.md, "Rollup part file").
 enum RollupFormat {
@@ -43,8 +44,13 @@ struct RollupProvenance: Sendable, Equatable {
     var correctedInputs: [Int] = []
 }
 
-/// An open rollup part, decoded whole into memory (rollup parts are small: a month of one
-/// rollup is a row per site, day, type and dimension values).
+/// An open rollup part: what it is (month, level, provenance, key columns, sketch types, its
+/// sites and their time zones) stays in memory; its rows (`RollupRows`) are loaded from the file
+/// when a query or merge needs them and kept by the store's `RollupRowsCache` within a byte
+/// budget. Held whole for as long as the part was open, the rows of every month of every rollup
+/// grew with the data without bound (an opened 10M-event store: ~75 % of its 222 MB; two years
+/// of rollups at that rate would take over 1 GB), while queries read the last months.
+/// Opened without a cache (`tally inspect`, tests), a part keeps its rows.
 public final class RollupPart: Sendable {
     public let name: String
     public let path: String
@@ -55,6 +61,81 @@ public final class RollupPart: Sendable {
     public let level: Int
     public let fileSize: Int
     let provenance: RollupProvenance
+    /// Site, event type, then the definition's dimensions.
+    public let columns: [EventColumn]
+    /// The event types whose rows carry sketches; nil: every type.
+    public let sketchTypes: [String]?
+    /// The site dictionary (byte order) and, per site, the time zone of its rows' days ("" = mixed).
+    let siteNames: StringColumn
+    let siteZones: [String]
+    public let rows: Int
+    public let totalEvents: Int64
+    /// Bytes of the sketches as held in memory once loaded.
+    public let sketchByteCount: Int
+    /// Open while the part is (a merge deletes the file of a part a snapshot may still read).
+    private let file: (any StoredFile)?
+    private let cache: RollupRowsCache?
+    private let pinned: RollupRows?
+    /// One load of the rows at a time (two queries missing the cache decode the file once).
+    private let loading = Mutex<Int>(0)
+
+    init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
+         provenance: RollupProvenance, rows: RollupRows, file: (any StoredFile)?, cache: RollupRowsCache?) {
+        self.name = name
+        self.path = path
+        self.number = number
+        self.rollup = rollup
+        self.partition = partition
+        self.level = level
+        self.fileSize = fileSize
+        self.provenance = provenance
+        self.columns = rows.columns
+        self.sketchTypes = rows.sketchTypes
+        self.siteNames = rows.dictionaries[0]
+        self.siteZones = rows.siteZones
+        self.rows = rows.rows
+        self.totalEvents = rows.totalEvents
+        self.sketchByteCount = rows.sketchByteCount
+        self.file = cache == nil ? nil : file
+        self.cache = cache
+        self.pinned = cache == nil ? rows : nil
+        if cache == nil { file?.close() }
+        cache?.put(ObjectIdentifier(self), rows)
+    }
+
+    deinit {
+        cache?.remove(ObjectIdentifier(self))
+        file?.close()
+    }
+
+    /// The part's rows: from the cache, or read and decoded again from its file.
+    func loadRows() throws(TallyError) -> RollupRows {
+        if let pinned { return pinned }
+        guard let cache, let file else { throw TallyError(.closed, "rollup part \(name) has no rows loaded") }
+        let key = ObjectIdentifier(self)
+        if let rows = cache.get(key) { return rows }
+        return try loading.withLock { (_) throws(TallyError) -> RollupRows in
+            if let rows = cache.get(key) { return rows }
+            let decoded = try Self.decode(try file.read(at: 0, count: fileSize), name: name)
+            guard decoded.rows.rows == rows, decoded.provenance == provenance else {
+                throw .corruption("rollup part \(name) changed on disk since it was opened")
+            }
+            cache.put(key, decoded.rows, loaded: true)
+            return decoded.rows
+        }
+    }
+
+    /// The time zone identifier of a site's days in this part; nil if the site has no rows.
+    func zone(ofSite site: String) -> String? {
+        let (code, found) = Part.lookup(site, in: siteNames)
+        return found ? siteZones[Int(code)] : nil
+    }
+}
+
+/// The rows of a rollup part, decoded: key columns packed, sketches as the file stores them.
+public final class RollupRows: Sendable {
+    /// The part's file name (for errors).
+    let name: String
     /// Site, event type, then the definition's dimensions.
     public let columns: [EventColumn]
     /// The event types whose rows carry sketches; nil: every type.
@@ -73,26 +154,20 @@ public final class RollupPart: Sendable {
     /// and sessions up to `sketchOffsets[2r+2]`.
     let sketchBytes: [UInt8]
     /// Two entries per row and one more, below 4 GiB (a part's file is read whole), kept
-    /// compact (`SketchOffsets`): decoded rollup parts are most of a store's memory.
+    /// compact (`SketchOffsets`).
     let sketchOffsets: SketchOffsets
+    /// Bytes held (what the cache counts).
+    let byteCount: Int
 
     public var rows: Int { events.count }
     public var sketchByteCount: Int { sketchBytes.count }
     public var totalEvents: Int64 { (0..<events.count).reduce(0) { $0 + events[$1] } }
 
-    init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
-         provenance: RollupProvenance, columns: [EventColumn], sketchTypes: [String]?, dictionaries: [StringColumn],
+    init(name: String, columns: [EventColumn], sketchTypes: [String]?, dictionaries: [StringColumn],
          siteZones: [String], sites: [UInt32],
          days: [Int32], types: [UInt32], dimensions: [[UInt32]], events: [Int64], sketchBytes: [UInt8],
          sketchOffsets: [UInt32]) {
         self.name = name
-        self.path = path
-        self.number = number
-        self.rollup = rollup
-        self.partition = partition
-        self.level = level
-        self.fileSize = fileSize
-        self.provenance = provenance
         self.columns = columns
         self.sketchTypes = sketchTypes
         self.dictionaries = dictionaries
@@ -104,6 +179,9 @@ public final class RollupPart: Sendable {
         self.events = PackedInts(events)
         self.sketchBytes = sketchBytes
         self.sketchOffsets = SketchOffsets(sketchOffsets)
+        byteCount = sketchBytes.capacity + self.sketchOffsets.byteCount + self.sites.byteCount + self.days.byteCount
+            + self.types.byteCount + self.events.byteCount + self.dimensions.reduce(0) { $0 + $1.byteCount }
+            + dictionaries.reduce(0) { $0 + $1.bytes.capacity + 4 * $1.ends.capacity }
     }
 
     func visitors(_ r: Int) throws(TallyError) -> HyperLogLog { try sketch(2 * r) }
@@ -193,24 +271,21 @@ public final class RollupPart: Sendable {
         return start..<lo
     }
 
-    /// The time zone identifier of a site's days in this part; nil if the site has no rows.
-    func zone(ofSite site: String) -> String? {
-        let (code, found) = Part.lookup(site, in: dictionaries[0])
-        return found ? siteZones[Int(code)] : nil
-    }
-
     /// The text of row r's value of key column k (0 site, 1 type, 2… dimensions), nil for null.
     func value(_ k: Int, _ r: Int) -> String? {
         let code = k == 0 ? sites[r] : (k == 1 ? types[r] : dimensions[k - 2][r])
         return code == RollupAggregate.null ? nil : dictionaries[k].string(at: Int(code))
     }
+}
 
+extension RollupPart {
     // MARK: Writing
 
     /// Writes the rows `groups` of `aggregate` (all of one local month) as a rollup part, atomically
     /// (`.tmp`, fsync, rename, directory fsync), and opens it.
     static func write(_ aggregate: inout RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
-                      provenance: RollupProvenance, directory: String, fs: any FileSystem) throws(TallyError) -> RollupPart {
+                      provenance: RollupProvenance, directory: String, fs: any FileSystem,
+                      cache: RollupRowsCache?) throws(TallyError) -> RollupPart {
         let def = aggregate.definition
         let columns = def.columns
         // Sorted dictionaries of the values the rows use; code remaps.
@@ -332,7 +407,7 @@ public final class RollupPart: Sendable {
         // and decoding each flush's rollup parts was 4.6 % of `tally ingest`'s CPU (perf, 1M
         // events). `RollupTests` checks every part a store wrote equals the file reopened.
         guard memorySketches.count < Int(UInt32.max) else {
-            return try open(path: path, name: name, number: number, fs: fs)
+            return try open(path: path, name: name, number: number, fs: fs, cache: cache)
         }
         let memoryDictionaries = dictionaries.map { d in
             var column = StringColumn()
@@ -340,28 +415,54 @@ public final class RollupPart: Sendable {
             for code in d.order { d.values.withValue(Int(code)) { column.append($0) } }
             return column
         }
+        let rows = RollupRows(name: name, columns: columns, sketchTypes: aggregate.sketchTypes, dictionaries: memoryDictionaries,
+                              siteZones: dictionaries[0].order.map { aggregate.siteZones[UInt32($0)] ?? "" },
+                              sites: sorted.map { mapped(0, aggregate.keys[$0].site) },
+                              days: sorted.map { aggregate.keys[$0].day },
+                              types: sorted.map { mapped(1, aggregate.keys[$0].type) },
+                              dimensions: (0..<dimensionCount).map { d in sorted.map { mapped(d + 2, aggregate.keys[$0][d]) } },
+                              events: sorted.map { aggregate.events[$0] }, sketchBytes: exactCapacity(memorySketches),
+                              sketchOffsets: offsets)
         return RollupPart(name: name, path: path, number: number, rollup: def.name, partition: partition, level: level,
-                          fileSize: file.bytes.count, provenance: provenance, columns: columns,
-                          sketchTypes: aggregate.sketchTypes, dictionaries: memoryDictionaries,
-                          siteZones: dictionaries[0].order.map { aggregate.siteZones[UInt32($0)] ?? "" },
-                          sites: sorted.map { mapped(0, aggregate.keys[$0].site) },
-                          days: sorted.map { aggregate.keys[$0].day },
-                          types: sorted.map { mapped(1, aggregate.keys[$0].type) },
-                          dimensions: (0..<dimensionCount).map { d in sorted.map { mapped(d + 2, aggregate.keys[$0][d]) } },
-                          events: sorted.map { aggregate.events[$0] }, sketchBytes: exactCapacity(memorySketches),
-                          sketchOffsets: offsets)
+                          fileSize: file.bytes.count, provenance: provenance, rows: rows,
+                          file: cache == nil ? nil : try fs.openForReading(path), cache: cache)
     }
 
     // MARK: Reading
 
-    static func open(path: String, name: String, number: Int, fs: any FileSystem) throws(TallyError) -> RollupPart {
+    /// Opens a rollup part file: reads and checks all of it; with a cache, keeps the file open
+    /// and leaves the rows to the cache.
+    static func open(path: String, name: String, number: Int, fs: any FileSystem,
+                     cache: RollupRowsCache?) throws(TallyError) -> RollupPart {
         let file = try fs.openForReading(path)
-        defer { file.close() }
-        let size = try file.size()
+        let decoded: Decoded
+        do throws(TallyError) {
+            decoded = try decode(try file.read(at: 0, count: try file.size()), name: name)
+        } catch {
+            file.close()
+            throw error
+        }
+        return RollupPart(name: name, path: path, number: number, rollup: decoded.rollup, partition: decoded.partition,
+                          level: decoded.level, fileSize: decoded.fileSize, provenance: decoded.provenance, rows: decoded.rows,
+                          file: file, cache: cache)
+    }
+
+    /// What a rollup part file holds.
+    struct Decoded {
+        var rollup: String
+        var partition: Partition
+        var level: Int
+        var fileSize: Int
+        var provenance: RollupProvenance
+        var rows: RollupRows
+    }
+
+    /// Checks and decodes the bytes of a whole rollup part file.
+    static func decode(_ bytes: [UInt8], name: String) throws(TallyError) -> Decoded {
+        let size = bytes.count
         guard size >= 16 + PartFormat.blockHeaderSize + 8 else {
             throw .corruption("rollup part \(name) is \(size) bytes, shorter than its framing")
         }
-        let bytes = try file.read(at: 0, count: size)
         guard Array(bytes[0..<8]) == RollupFormat.magic else {
             throw .corruption("rollup part \(name) does not start with the rollup magic at offset 0")
         }
@@ -530,12 +631,10 @@ public final class RollupPart: Sendable {
                 }
                 guard sketches.count < Int(UInt32.max) else { throw GranuleCodec.Malformed(message: "sketches past 4 GiB") }
                 sketches = exactCapacity(sketches)
-                return RollupPart(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
-                                  fileSize: size, provenance: p, columns: columns, sketchTypes: sketchTypes,
-                                  dictionaries: dictionaries,
-                                  siteZones: zones, sites: sites,
-                                  days: days, types: types, dimensions: dims, events: events, sketchBytes: sketches,
-                                  sketchOffsets: offsets)
+                let rowData = RollupRows(name: name, columns: columns, sketchTypes: sketchTypes, dictionaries: dictionaries,
+                                         siteZones: zones, sites: sites, days: days, types: types, dimensions: dims,
+                                         events: events, sketchBytes: sketches, sketchOffsets: offsets)
+                return Decoded(rollup: rollup, partition: partition, level: level, fileSize: size, provenance: p, rows: rowData)
             }
         } catch let e as TallyError {
             throw e
@@ -582,10 +681,13 @@ extension RollupPart {
         guard let parsed = RollupFormat.parseFileName(name) else {
             throw TallyError(.invalidArgument, "\(path): not a rollup part file name (expected NNNNNN_N_N\(RollupFormat.fileExtension))")
         }
-        return try open(path: path, name: name, number: parsed.number, fs: fs)
+        return try open(path: path, name: name, number: parsed.number, fs: fs, cache: nil)
     }
 
-    public var inspection: RollupPartInspection {
+    /// What `tally inspect` shows (the rows are loaded if they are not in memory).
+    public func inspection() throws(TallyError) -> RollupPartInspection {
+        let data = try loadRows()
+        let (sketchOffsets, sites, days, dictionaries) = (data.sketchOffsets, data.sites, data.days, data.dictionaries)
         var perRow: [Int] = []
         var visitorBytes = 0, sessionBytes = 0
         for r in 0..<rows {

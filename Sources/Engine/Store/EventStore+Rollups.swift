@@ -94,7 +94,8 @@ extension EventStore {
     /// superseded parts of a merge, a correction whose raw merge never published, raw parts a
     /// flush wrote before it could write their rollup rows (rolled up now). A rollup with no
     /// coverage file yet (new, or a directory from before rollups) is built from all raw parts.
-    static func openRollups(_ st: inout State, options: StoreOptions, fs: any FileSystem, report: inout OpenReport,
+    static func openRollups(_ st: inout State, options: StoreOptions, fs: any FileSystem, cache: RollupRowsCache,
+                            report: inout OpenReport,
                             now: Int64) throws(TallyError) {
         try fs.createDirectory(options.directory + "/rollups")
         for def in options.rollups {
@@ -129,7 +130,7 @@ extension EventStore {
         let opened = parallelMap(order.map { files[$0] }) { f -> Result<RollupPart, TallyError> in
             Result { () throws(TallyError) in
                 try RollupPart.open(path: directory + "/rollups/" + definitions[f.rollup].name + "/" + f.name, name: f.name,
-                                    number: f.number, fs: fs)
+                                    number: f.number, fs: fs, cache: cache)
             }
         }
         var byRollup = [[(name: String, result: Result<RollupPart, TallyError>)]](repeating: [], count: options.rollups.count)
@@ -211,7 +212,8 @@ extension EventStore {
                     let number = st.nextPartNumber
                     st.nextPartNumber += 1
                     parts.append(try RollupPart.write(&aggregate, groups: groups, partition: month, number: number, level: 0,
-                                                      provenance: RollupProvenance(coverage: top), directory: dir, fs: fs))
+                                                      provenance: RollupProvenance(coverage: top), directory: dir, fs: fs,
+                                                      cache: cache))
                 }
                 report.rollupPartsRebuilt += missing.count
             }
@@ -300,7 +302,8 @@ extension EventStore {
                             return st.nextPartNumber
                         }
                         parts.append(try RollupPart.write(&a, groups: groups, partition: month, number: number, level: 0,
-                                                          provenance: p, directory: rollupDirectory(def.name), fs: fs))
+                                                          provenance: p, directory: rollupDirectory(def.name), fs: fs,
+                                                          cache: rollupCache))
                     }
                 } catch {
                     for part in parts { try? fs.remove(part.path) }
@@ -347,7 +350,8 @@ extension EventStore {
                                                   sources: parts.map(\.number).sorted())
                 let merged = try RollupPart.write(&aggregate, groups: Array(aggregate.keys.indices), partition: month,
                                                   number: number, level: (parts.map(\.level).max() ?? 0) + 1,
-                                                  provenance: provenance, directory: rollupDirectory(def.name), fs: fs)
+                                                  provenance: provenance, directory: rollupDirectory(def.name), fs: fs,
+                                                  cache: rollupCache)
                 let numbers = Set(parts.map(\.number))
                 let published = state.withLock { st -> Bool in
                     let current = st.rollupParts[def.name] ?? []
@@ -459,7 +463,7 @@ extension EventStore {
                     let provenance = RollupProvenance(coverage: committed, sources: sources)
                     fresh.append(try RollupPart.write(&aggregate, groups: months[month] ?? [], partition: month,
                                                       number: number, level: 0, provenance: provenance,
-                                                      directory: rollupDirectory(def.name), fs: fs))
+                                                      directory: rollupDirectory(def.name), fs: fs, cache: rollupCache))
                 }
                 let oldNumbers = Set(old.map(\.number))
                 state.withLock { st in

@@ -48,9 +48,40 @@ extension RollupPart {
     /// Whether `other` holds the same rows, dictionaries, sketches and provenance (a part as
     /// written against the same file opened).
     @_spi(Testing) public func sameContent(as other: RollupPart) -> Bool {
-        name == other.name && number == other.number && rollup == other.rollup && partition == other.partition
+        guard name == other.name && number == other.number && rollup == other.rollup && partition == other.partition
             && level == other.level && fileSize == other.fileSize && provenance == other.provenance
             && columns == other.columns && sketchTypes == other.sketchTypes && siteZones == other.siteZones
+            && rows == other.rows && totalEvents == other.totalEvents,
+            let mine = try? loadRows(), let theirs = try? other.loadRows()
+        else { return false }
+        return mine.sameContent(as: theirs)
+    }
+
+    /// Whether the sketch offsets are kept in full (a run of dense sketches spans 64 KiB) rather
+    /// than in 16-bit distances from a block's first.
+    @_spi(Testing) public var sketchOffsetsInFullForTesting: Bool { (try? loadRows())?.sketchOffsets.isWide ?? false }
+
+    /// Row r: its key texts (site, event type, dimensions; nil for null), local day, and
+    /// visitor and session sketches.
+    @_spi(Testing) public func rowForTesting(_ r: Int) throws(TallyError)
+        -> (key: [String?], day: Int32, visitors: HyperLogLog, sessions: HyperLogLog)
+    {
+        let rows = try loadRows()
+        return (columns.indices.map { rows.value($0, r) }, rows.days[r], try rows.visitors(r), try rows.sessions(r))
+    }
+}
+
+extension EventStore {
+    /// The rollup row cache: bytes and parts' rows kept, rows read back from files.
+    @_spi(Testing) public var rollupCacheForTesting: (bytes: Int, parts: Int, loads: Int) {
+        let c = rollupCache.counters
+        return (c.bytes, c.parts, c.loads)
+    }
+}
+
+extension RollupRows {
+    func sameContent(as other: RollupRows) -> Bool {
+        columns == other.columns && sketchTypes == other.sketchTypes && siteZones == other.siteZones
             && dictionaries.count == other.dictionaries.count
             && zip(dictionaries, other.dictionaries).allSatisfy { a, b in
                 a.count == b.count && (0..<a.count).allSatisfy { a.string(at: $0) == b.string(at: $0) }
@@ -58,19 +89,9 @@ extension RollupPart {
             && sites == other.sites && days == other.days && types == other.types && dimensions == other.dimensions
             && events == other.events && sketchBytes == other.sketchBytes && sketchOffsets == other.sketchOffsets
     }
+}
 
-    /// Whether the sketch offsets are kept in full (a run of dense sketches spans 64 KiB) rather
-    /// than in 16-bit distances from a block's first.
-    @_spi(Testing) public var sketchOffsetsInFullForTesting: Bool { sketchOffsets.isWide }
-
-    /// Row r: its key texts (site, event type, dimensions; nil for null), local day, and
-    /// visitor and session sketches.
-    @_spi(Testing) public func rowForTesting(_ r: Int) throws(TallyError)
-        -> (key: [String?], day: Int32, visitors: HyperLogLog, sessions: HyperLogLog)
-    {
-        (columns.indices.map { value($0, r) }, days[r], try visitors(r), try sessions(r))
-    }
-
+extension RollupPart {
     /// Rewrites a rollup part whose rows all carry sketches (no sketch types) in format
     /// version 1 — no sketch-types byte, every sketch as varint length + serialized form, sparse
     /// ones as kind 1 (varint deltas at p' = 25, their p' = 17 entries widened) — old data for
@@ -79,7 +100,7 @@ extension RollupPart {
         let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
         let (_, payload) = try Part.decodeBlock(Array(bytes[16..<(bytes.count - 8)]), offset: 16, what: "rows", name: path)
         let part = try RollupPart.open(path: path, name: (path as NSString).lastPathComponent, number: 0,
-                                       fs: PosixFileSystem())
+                                       fs: PosixFileSystem(), cache: nil).loadRows()
         precondition(part.sketchTypes == nil, "the part has sketch types; version 1 cannot say so")
         // The header up to the sketch-types byte is the same in both versions.
         let flagOffset = try payload.withUnsafeBytes { b -> Int in

@@ -32,6 +32,10 @@ public struct StoreOptions: Sendable {
     public var mergePolicy = MergePolicy()
     /// Daily rollups kept beside the raw parts (FORMAT.md, "Rollups").
     public var rollups: [RollupDefinition] = RollupDefinition.defaults
+    /// Bytes of decoded rollup rows kept in memory between the queries and merges that read
+    /// them (least recently used dropped first; a dropped part's rows are read again from its
+    /// file when next needed). Rows in use are not counted against it.
+    public var rollupCacheBytes = RollupRowsCache.defaultBudget
     /// The time zone of each site's rollup days.
     public var siteTimeZones = SiteTimeZones()
     public var clock: any TallyClock = SystemClock()
@@ -102,6 +106,8 @@ public final class EventStore: Sendable {
     /// Serializes changes of rollup parts that replace others (rollup merges, rebuilds).
     let rollupLock = NSLock()
     let idGenerator = Mutex(ULIDGenerator())
+    /// Decoded rollup rows kept between uses (`StoreOptions.rollupCacheBytes`).
+    let rollupCache: RollupRowsCache
     private let flusherExited = DispatchSemaphore(value: 0)
     private let mergerExited = DispatchSemaphore(value: 0)
     private let mergeWake = NSCondition()
@@ -136,6 +142,7 @@ public final class EventStore: Sendable {
         self.options = options
         retentions = Mutex((raw: options.retention, rollup: nil))
         fs = options.fileSystem
+        rollupCache = RollupRowsCache(budget: options.rollupCacheBytes)
         partsDirectory = options.directory + "/parts"
         try fs.createDirectory(partsDirectory)
         lock = try DirectoryLock(directory: options.directory)
@@ -181,7 +188,7 @@ public final class EventStore: Sendable {
         }
         report.parts = st.parts.count
         try Self.removeOrphanSummaries(parts: st.parts, directory: partsDirectory, fs: fs)
-        try Self.openRollups(&st, options: options, fs: fs, report: &report, now: openedAt)
+        try Self.openRollups(&st, options: options, fs: fs, cache: rollupCache, report: &report, now: openedAt)
 
         // Rows of a month dropped by hand are skipped up to the LSN its parts held.
         st.dropped = try DroppedMarks.read(options.directory, fs: fs)

@@ -44,7 +44,7 @@ public struct Inventory: Sendable {
                     guard let parsed = RollupFormat.parseFileName(file) else { continue }
                     do {
                         list.append(try RollupPart.open(path: rollupDirectory + "/" + name + "/" + file, name: file,
-                                                        number: parsed.number, fs: fs))
+                                                        number: parsed.number, fs: fs, cache: nil))
                     } catch {
                         if fs.exists(rollupDirectory + "/" + name + "/" + file) { problems.append(error.description) }
                     }
