@@ -88,18 +88,7 @@ public final class Part: Sendable {
     {
         let ref = BlockRef(offset: offset, length: bytes.count)
         return try bytes.withBytes { (b) throws(TallyError) -> (ColumnEncoding, [UInt8]) in
-            let stored = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            let rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
-            let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-            let body = UnsafeRawBufferPointer(rebasing: b[PartFormat.blockHeaderSize...])
-            var actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<12]))
-            actual = CRC32C.checksum(body, continuing: actual)
-            guard actual == crc, stored == body.count else {
-                throw .corruption("checksum mismatch in part \(name) \(what) block at offset \(ref.offset)")
-            }
-            guard let codec = Codec(rawValue: b[0]), let encoding = ColumnEncoding(rawValue: b[1]) else {
-                throw .corruption("unknown codec \(b[0]) or encoding \(b[1]) in part \(name) \(what) block at offset \(ref.offset)")
-            }
+            let (codec, encoding, rawLength, body) = try checkBlock(b, offset: offset, what: what, name: name)
             var raw: [UInt8] = []
             do {
                 try Codec.decompress(body, codec: codec, rawLength: rawLength, into: &raw)
@@ -108,6 +97,28 @@ public final class Part: Sendable {
             }
             return (encoding, raw)
         }
+    }
+
+    /// Checks a whole block's header and checksum: its codec, encoding, raw length and stored bytes.
+    static func checkBlock(_ b: UnsafeRawBufferPointer, offset: Int, what: String, name: String)
+        throws(TallyError) -> (Codec, ColumnEncoding, rawLength: Int, body: UnsafeRawBufferPointer)
+    {
+        guard b.count >= PartFormat.blockHeaderSize else {
+            throw .corruption("part \(name) \(what) block at offset \(offset) is shorter than a block header")
+        }
+        let stored = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+        let rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let body = UnsafeRawBufferPointer(rebasing: b[PartFormat.blockHeaderSize...])
+        var actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<12]))
+        actual = CRC32C.checksum(body, continuing: actual)
+        guard actual == crc, stored == body.count else {
+            throw .corruption("checksum mismatch in part \(name) \(what) block at offset \(offset)")
+        }
+        guard let codec = Codec(rawValue: b[0]), let encoding = ColumnEncoding(rawValue: b[1]) else {
+            throw .corruption("unknown codec \(b[0]) or encoding \(b[1]) in part \(name) \(what) block at offset \(offset)")
+        }
+        return (codec, encoding, rawLength, body)
     }
 
     func dictionary(_ column: EventColumn) throws(TallyError) -> StringColumn {

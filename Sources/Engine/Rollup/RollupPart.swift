@@ -69,9 +69,6 @@ public final class RollupPart: Sendable {
     let siteNames: StringColumn
     let siteZones: [String]
     public let rows: Int
-    public let totalEvents: Int64
-    /// Bytes of the sketches as held in memory once loaded.
-    public let sketchByteCount: Int
     /// Open while the part is (a merge deletes the file of a part a snapshot may still read).
     private let file: (any StoredFile)?
     private let cache: RollupRowsCache?
@@ -79,8 +76,21 @@ public final class RollupPart: Sendable {
     /// One load of the rows at a time (two queries missing the cache decode the file once).
     private let loading = Mutex<Int>(0)
 
+    /// A part whose rows are at hand (just written, or decoded): kept by the cache, or by the
+    /// part itself when there is none.
+    convenience init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int,
+                     fileSize: Int, provenance: RollupProvenance, rows: RollupRows, file: (any StoredFile)?,
+                     cache: RollupRowsCache?) {
+        self.init(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
+                  fileSize: fileSize, provenance: provenance, columns: rows.columns, sketchTypes: rows.sketchTypes,
+                  siteNames: rows.dictionaries[0], siteZones: rows.siteZones, rows: rows.rows,
+                  file: file, cache: cache, pinned: cache == nil ? rows : nil)
+        cache?.put(ObjectIdentifier(self), rows)
+    }
+
     init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
-         provenance: RollupProvenance, rows: RollupRows, file: (any StoredFile)?, cache: RollupRowsCache?) {
+         provenance: RollupProvenance, columns: [EventColumn], sketchTypes: [String]?, siteNames: StringColumn,
+         siteZones: [String], rows: Int, file: (any StoredFile)?, cache: RollupRowsCache?, pinned: RollupRows?) {
         self.name = name
         self.path = path
         self.number = number
@@ -89,19 +99,21 @@ public final class RollupPart: Sendable {
         self.level = level
         self.fileSize = fileSize
         self.provenance = provenance
-        self.columns = rows.columns
-        self.sketchTypes = rows.sketchTypes
-        self.siteNames = rows.dictionaries[0]
-        self.siteZones = rows.siteZones
-        self.rows = rows.rows
-        self.totalEvents = rows.totalEvents
-        self.sketchByteCount = rows.sketchByteCount
+        self.columns = columns
+        self.sketchTypes = sketchTypes
+        self.siteNames = siteNames
+        self.siteZones = siteZones
+        self.rows = rows
         self.file = cache == nil ? nil : file
         self.cache = cache
-        self.pinned = cache == nil ? rows : nil
+        self.pinned = pinned
         if cache == nil { file?.close() }
-        cache?.put(ObjectIdentifier(self), rows)
     }
+
+    /// Events counted in the part's rows (loads them).
+    public var totalEvents: Int64 { (try? loadRows())?.totalEvents ?? 0 }
+    /// Bytes of the sketches as held in memory once loaded (loads them).
+    public var sketchByteCount: Int { (try? loadRows())?.sketchByteCount ?? 0 }
 
     deinit {
         cache?.remove(ObjectIdentifier(self))
@@ -432,33 +444,71 @@ extension RollupPart {
 
     /// Opens a rollup part file: reads and checks all of it; with a cache, keeps the file open
     /// and leaves the rows to the cache.
+    ///
+    /// With a cache, only the payload's header is decompressed (the checksum still covers the
+    /// whole file): the rows wait for the first query or merge that needs them. Decoding every
+    /// part at open was most of opening a big store (an opened 10M-event store peaked at
+    /// ~195 MB of heap, two parts' payloads and unpacked columns at a time, heaptrack).
     static func open(path: String, name: String, number: Int, fs: any FileSystem,
                      cache: RollupRowsCache?) throws(TallyError) -> RollupPart {
         let file = try fs.openForReading(path)
-        let decoded: Decoded
         do throws(TallyError) {
-            decoded = try decode(try file.read(at: 0, count: try file.size()), name: name)
+            let bytes = try file.read(at: 0, count: try file.size())
+            guard let cache else {
+                let decoded = try decode(bytes, name: name)
+                return RollupPart(name: name, path: path, number: number, rollup: decoded.rollup, partition: decoded.partition,
+                                  level: decoded.level, fileSize: decoded.fileSize, provenance: decoded.provenance,
+                                  rows: decoded.rows, file: file, cache: nil)
+            }
+            let h = try header(bytes, name: name)
+            return RollupPart(name: name, path: path, number: number, rollup: h.rollup, partition: h.partition, level: h.level,
+                              fileSize: bytes.count, provenance: h.provenance, columns: h.columns, sketchTypes: h.sketchTypes,
+                              siteNames: h.dictionaries[0], siteZones: h.zones, rows: h.rows, file: file, cache: cache,
+                              pinned: nil)
         } catch {
             file.close()
             throw error
         }
-        return RollupPart(name: name, path: path, number: number, rollup: decoded.rollup, partition: decoded.partition,
-                          level: decoded.level, fileSize: decoded.fileSize, provenance: decoded.provenance, rows: decoded.rows,
-                          file: file, cache: cache)
     }
 
-    /// What a rollup part file holds.
-    struct Decoded {
-        var rollup: String
-        var partition: Partition
-        var level: Int
-        var fileSize: Int
-        var provenance: RollupProvenance
-        var rows: RollupRows
+    /// Checks a rollup part file's framing and block checksum and reads its payload's header,
+    /// decompressing as little of the payload as it takes.
+    static func header(_ bytes: [UInt8], name: String) throws(TallyError) -> Header {
+        let version = try checkFraming(bytes, name: name)
+        return try bytes.withBytes { (b) throws(TallyError) -> Header in
+            let (codec, encoding, rawLength, body) = try Part.checkBlock(UnsafeRawBufferPointer(rebasing: b[16..<(b.count - 8)]),
+                                                                         offset: 16, what: "rows", name: name)
+            guard encoding == .rollupRows else { throw .corruption("rollup part \(name): block at offset 16 is not rollup rows") }
+            var want = min(rawLength, 1 << 16)
+            while true {
+                var prefix: [UInt8] = []
+                do {
+                    if codec == .zstd {
+                        prefix = try Codec.zstdPrefix(body, count: want)
+                    } else {
+                        try Codec.decompress(body, codec: codec, rawLength: rawLength, into: &prefix)
+                    }
+                } catch {
+                    throw .corruption("rollup part \(name) rows block at offset 16: \(error)")
+                }
+                do {
+                    return try prefix.withUnsafeBytes { p in
+                        var r = ByteReader(p)
+                        return try parseHeader(&r, version: version, payloadSize: rawLength)
+                    }
+                } catch {
+                    // The header runs past the bytes decompressed so far: four times as many.
+                    guard prefix.count == want, want < rawLength else {
+                        throw .corruption("malformed rollup part \(name): \(error)")
+                    }
+                    want = min(rawLength, want * 4)
+                }
+            }
+        }
     }
 
-    /// Checks and decodes the bytes of a whole rollup part file.
-    static func decode(_ bytes: [UInt8], name: String) throws(TallyError) -> Decoded {
+    /// Checks the magic numbers and version of a rollup part file; returns the version.
+    static func checkFraming(_ bytes: [UInt8], name: String) throws(TallyError) -> UInt32 {
         let size = bytes.count
         guard size >= 16 + PartFormat.blockHeaderSize + 8 else {
             throw .corruption("rollup part \(name) is \(size) bytes, shorter than its framing")
@@ -474,57 +524,96 @@ extension RollupPart {
         guard Array(bytes[(size - 8)...]) == RollupFormat.endMagic else {
             throw .corruption("rollup part \(name) has no end magic at offset \(size - 8) (truncated?)")
         }
+        return version
+    }
+
+    /// What a rollup part file holds.
+    struct Decoded {
+        var rollup: String
+        var partition: Partition
+        var level: Int
+        var fileSize: Int
+        var provenance: RollupProvenance
+        var rows: RollupRows
+    }
+
+    /// The payload's fields before the rows.
+    struct Header {
+        var rollup: String
+        var partition: Partition
+        var level: Int
+        var provenance: RollupProvenance
+        var columns: [EventColumn]
+        var sketchTypes: [String]?
+        var dictionaries: [StringColumn]
+        var zones: [String]
+        var rows: Int
+    }
+
+    /// Reads the header of a payload of `payloadSize` bytes (`r` may hold only its first bytes).
+    static func parseHeader(_ r: inout ByteReader, version: UInt32, payloadSize: Int) throws -> Header {
+        let rollup = String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self)
+        guard let partition = Partition(yyyymm: Int(try r.u32())) else {
+            throw GranuleCodec.Malformed(message: "invalid partition")
+        }
+        let level = try r.count(limit: 1000)
+        var p = RollupProvenance()
+        p.coverage = try r.count()
+        for _ in 0..<(try r.count(limit: 1 << 20)) { p.sources.append(try r.count()) }
+        p.correctsPart = try r.count()
+        for _ in 0..<(try r.count(limit: 1 << 20)) { p.correctedInputs.append(try r.count()) }
+        let columnCount = try r.count(limit: 2 + RollupDefinition.maxDimensions)
+        var columns: [EventColumn] = []
+        for _ in 0..<columnCount {
+            let id = Int(try r.u16())
+            guard let c = EventColumn(rawValue: id) else { throw GranuleCodec.Malformed(message: "unknown column id \(id)") }
+            columns.append(c)
+        }
+        guard columns.count >= 2, columns[0] == .siteID, columns[1] == .eventType else {
+            throw GranuleCodec.Malformed(message: "key columns do not start with site_id, event_type")
+        }
+        var sketchTypes: [String]?
+        if version >= 2 {
+            switch try r.u8() {
+            case 0: break
+            case 1:
+                var types: [String] = []
+                for _ in 0..<(try r.count(limit: 1 << 16)) {
+                    types.append(String(decoding: try r.raw(try r.count(limit: 1 << 16)), as: UTF8.self))
+                }
+                sketchTypes = types
+            case let flag:
+                throw GranuleCodec.Malformed(message: "sketch types flag \(flag) is not 0 or 1")
+            }
+        }
+        var dictionaries: [StringColumn] = []
+        for _ in columns {
+            let n = try r.count(limit: payloadSize)
+            var col = StringColumn()
+            for _ in 0..<n { col.append(try r.raw(try r.count(limit: r.remaining))) }
+            dictionaries.append(col)
+        }
+        var zones: [String] = []
+        for _ in 0..<dictionaries[0].count {
+            zones.append(String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self))
+        }
+        let rows = try r.count(limit: payloadSize)
+        return Header(rollup: rollup, partition: partition, level: level, provenance: p, columns: columns,
+                      sketchTypes: sketchTypes, dictionaries: dictionaries, zones: zones, rows: rows)
+    }
+
+    /// Checks and decodes the bytes of a whole rollup part file.
+    static func decode(_ bytes: [UInt8], name: String) throws(TallyError) -> Decoded {
+        let size = bytes.count
+        let version = try checkFraming(bytes, name: name)
         let (encoding, payload) = try Part.decodeBlock(Array(bytes[16..<(size - 8)]), offset: 16, what: "rows", name: name)
         guard encoding == .rollupRows else { throw .corruption("rollup part \(name): block at offset 16 is not rollup rows") }
         do {
             return try payload.withUnsafeBytes { b in
                 var r = ByteReader(b)
-                let rollup = String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self)
-                guard let partition = Partition(yyyymm: Int(try r.u32())) else {
-                    throw GranuleCodec.Malformed(message: "invalid partition")
-                }
-                let level = try r.count(limit: 1000)
-                var p = RollupProvenance()
-                p.coverage = try r.count()
-                for _ in 0..<(try r.count(limit: 1 << 20)) { p.sources.append(try r.count()) }
-                p.correctsPart = try r.count()
-                for _ in 0..<(try r.count(limit: 1 << 20)) { p.correctedInputs.append(try r.count()) }
-                let columnCount = try r.count(limit: 2 + RollupDefinition.maxDimensions)
-                var columns: [EventColumn] = []
-                for _ in 0..<columnCount {
-                    let id = Int(try r.u16())
-                    guard let c = EventColumn(rawValue: id) else { throw GranuleCodec.Malformed(message: "unknown column id \(id)") }
-                    columns.append(c)
-                }
-                guard columns.count >= 2, columns[0] == .siteID, columns[1] == .eventType else {
-                    throw GranuleCodec.Malformed(message: "key columns do not start with site_id, event_type")
-                }
-                var sketchTypes: [String]?
-                if version >= 2 {
-                    switch try r.u8() {
-                    case 0: break
-                    case 1:
-                        var types: [String] = []
-                        for _ in 0..<(try r.count(limit: 1 << 16)) {
-                            types.append(String(decoding: try r.raw(try r.count(limit: 1 << 16)), as: UTF8.self))
-                        }
-                        sketchTypes = types
-                    case let flag:
-                        throw GranuleCodec.Malformed(message: "sketch types flag \(flag) is not 0 or 1")
-                    }
-                }
-                var dictionaries: [StringColumn] = []
-                for _ in columns {
-                    let n = try r.count(limit: b.count)
-                    var col = StringColumn()
-                    for _ in 0..<n { col.append(try r.raw(try r.count(limit: r.remaining))) }
-                    dictionaries.append(col)
-                }
-                var zones: [String] = []
-                for _ in 0..<dictionaries[0].count {
-                    zones.append(String(decoding: try r.raw(try r.count(limit: 256)), as: UTF8.self))
-                }
-                let rows = try r.count(limit: b.count)
+                let h = try parseHeader(&r, version: version, payloadSize: b.count)
+                let (rollup, partition, level, p, columns) = (h.rollup, h.partition, h.level, h.provenance, h.columns)
+                let (sketchTypes, dictionaries, zones, rows) = (h.sketchTypes, h.dictionaries, h.zones, h.rows)
                 // Arrays sized up front (the part packs them; its sketches it keeps as they are).
                 var sites = [UInt32](), days = [Int32](), types = [UInt32](), events = [Int64]()
                 sites.reserveCapacity(rows)
