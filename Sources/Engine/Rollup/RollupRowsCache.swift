@@ -24,9 +24,9 @@ final class RollupRowsCache: Sendable {
         var counters = Counters()
     }
 
-    /// 64 MiB: ~4 months of all seven default rollups at ~110k events a day (the 10M-event
-    /// generated store's months take 40–55 MB decoded), so a month-to-date or 30-day dashboard
-    /// stays in memory (BENCHMARKS.md).
+    /// 64 MiB: the every-query set of `tally bench query` on the 10M-event generated store (30
+    /// and 92 days of seven rollups) ran at the same p50s as with every part held, at 299
+    /// instead of 403 MB peak RSS (BENCHMARKS.md, 2026-12-07, ninth session).
     static let defaultBudget = 64 << 20
 
     let budget: Int
