@@ -294,6 +294,7 @@ struct IngestHTTPTests {
             #expect(text.contains(#"tally_events_accepted_total{property="site-a"} 2"#))
             #expect(text.contains(#"tally_events_rejected_total{property="site-a"} 1"#))
             #expect(text.contains("tally_buffered_rows 2"))
+            #expect(text.contains("tally_rollup_cache_bytes 0"))
         }
     }
 

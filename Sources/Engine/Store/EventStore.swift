@@ -481,6 +481,11 @@ public final class EventStore: Sendable {
         public var dedupeKeys: Int
         /// Of those, the keys kept sorted (generations no longer written to; `compactDedupe`).
         public var dedupeSealedKeys: Int
+        /// Decoded rollup rows kept in memory (`StoreOptions.rollupCacheBytes`): bytes, parts,
+        /// and how many times a part's rows were read again from its file after being dropped.
+        public var rollupCacheBytes: Int
+        public var rollupCacheParts: Int
+        public var rollupCacheLoads: Int
         public var lastFlushError: String?
         public var merges: MergeCounters
         public var mergesRunning: Int
@@ -488,12 +493,14 @@ public final class EventStore: Sendable {
     }
 
     public var status: Status {
-        state.withLock { st in
+        let cache = rollupCache.counters
+        return state.withLock { st in
             var perPartition: [Partition: Int] = [:]
             for part in st.parts { perPartition[part.partition, default: 0] += 1 }
             return Status(parts: st.parts.count, maxPartsPerPartition: perPartition.values.max() ?? 0, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
                    bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
-                   dedupeSealedKeys: st.dedupe.sealedCount,
+                   dedupeSealedKeys: st.dedupe.sealedCount, rollupCacheBytes: cache.bytes,
+                   rollupCacheParts: cache.parts, rollupCacheLoads: cache.loads,
                    lastFlushError: st.lastFlushError?.description, merges: st.merges,
                    mergesRunning: st.merging.isEmpty ? 0 : 1, lastMergeError: st.lastMergeError?.description)
         }

@@ -46,6 +46,9 @@ struct ServerMetrics: Sendable {
         Gauge(label: "tally_merge_duplicates_dropped", factory: factory).record(status.merges.duplicatesDropped)
         Gauge(label: "tally_merges_running", factory: factory).record(status.mergesRunning)
         Gauge(label: "tally_dedupe_keys", factory: factory).record(status.dedupeKeys)
+        Gauge(label: "tally_rollup_cache_bytes", factory: factory).record(status.rollupCacheBytes)
+        Gauge(label: "tally_rollup_cache_parts", factory: factory).record(status.rollupCacheParts)
+        Gauge(label: "tally_rollup_cache_loads", factory: factory).record(status.rollupCacheLoads)
         Gauge(label: "tally_overloaded", factory: factory).record(store.isOverloaded ? 1 : 0)
         return registry.emitToBuffer()
     }
