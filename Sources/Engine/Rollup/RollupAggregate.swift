@@ -208,7 +208,7 @@ struct RollupAggregate {
 
     /// Adds every row of a rollup part (merging rollup parts, or reading them back).
     mutating func add(_ handle: RollupPart) throws(TallyError) {
-        try add(try handle.loadRows())
+        try add(try handle.loadRows(keep: false))
     }
 
     mutating func add(_ part: RollupRows) throws(TallyError) {

@@ -120,8 +120,10 @@ public final class RollupPart: Sendable {
         file?.close()
     }
 
-    /// The part's rows: from the cache, or read and decoded again from its file.
-    func loadRows() throws(TallyError) -> RollupRows {
+    /// The part's rows: from the cache, or read and decoded again from its file (and kept in
+    /// the cache unless `keep` is false: a merge reads rows it is about to replace, which
+    /// would push out the rows queries keep asking for).
+    func loadRows(keep: Bool = true) throws(TallyError) -> RollupRows {
         if let pinned { return pinned }
         guard let cache, let file else { throw TallyError(.closed, "rollup part \(name) has no rows loaded") }
         let key = ObjectIdentifier(self)
@@ -132,7 +134,7 @@ public final class RollupPart: Sendable {
             guard decoded.rows.rows == rows, decoded.provenance == provenance else {
                 throw .corruption("rollup part \(name) changed on disk since it was opened")
             }
-            cache.put(key, decoded.rows, loaded: true)
+            cache.put(key, decoded.rows, loaded: true, keep: keep)
             return decoded.rows
         }
     }

@@ -55,15 +55,17 @@ final class RollupRowsCache: Sendable {
 
     /// Keeps `rows` for the part `key`, then drops the least recently used others while the
     /// cache is over its budget (the newest stays even alone over it: it is about to be used).
-    func put(_ key: ObjectIdentifier, _ rows: RollupRows, loaded: Bool = false) {
+    /// With `keep` false, only counts a load.
+    func put(_ key: ObjectIdentifier, _ rows: RollupRows, loaded: Bool = false, keep: Bool = true) {
         // Dropped rows are released after the lock (freeing them may take a while).
         var dropped: [RollupRows] = []
         state.withLock { st in
+            if loaded { st.counters.loads += 1 }
+            guard keep else { return }
             st.tick += 1
             if let old = st.entries[key] { st.counters.bytes -= old.rows.byteCount }
             st.entries[key] = Entry(rows: rows, used: st.tick)
             st.counters.bytes += rows.byteCount
-            if loaded { st.counters.loads += 1 }
             while st.counters.bytes > budget, st.entries.count > 1 {
                 var victim: ObjectIdentifier?
                 var oldest = UInt64.max
