@@ -181,7 +181,7 @@ struct InspectReport {
                 let span = months.isEmpty ? "" : ", months \(months.first!)..\(months.last!)"
                 let per = totalRows > 0 ? String(format: "%.2f", Double(bytes) / Double(totalRows)) : "-"
                 out.append("  \(Self.pad(name, 10)) \(parts.count) parts, \(Self.grouped(parts.reduce(0) { $0 + $1.rows })) rows, "
-                    + "\(Self.size(bytes)) (\(per) bytes per raw event), sketches \(Self.size(parts.reduce(0) { $0 + $1.sketchByteCount })) "
+                    + "\(Self.size(bytes)) (\(per) bytes per raw event), sketches \(Self.size(parts.reduce(0) { $0 + ((try? $1.sketchByteCount()) ?? 0) })) "
                     + "before compression\(span)")
             }
         }
@@ -239,7 +239,7 @@ struct InspectReport {
                 [
                     "name": name, "parts": parts.count, "rows": parts.reduce(0) { $0 + $1.rows },
                     "bytes": parts.reduce(0) { $0 + $1.fileSize },
-                    "sketch_bytes": parts.reduce(0) { $0 + $1.sketchByteCount },
+                    "sketch_bytes": parts.reduce(0) { $0 + ((try? $1.sketchByteCount()) ?? 0) },
                     "months": Set(parts.map(\.partition)).sorted().map(\.description),
                 ] as [String: Any]
             },

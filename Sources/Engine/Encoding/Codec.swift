@@ -135,6 +135,8 @@ extension Codec {
         let out = [UInt8](unsafeUninitializedCapacity: count) { d, initialized in
             var output = ZSTD_outBuffer(dst: d.baseAddress, size: count, pos: 0)
             var input = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
+            // Frame after frame, as `ZSTD_decompressDCtx` reads them, until `count` bytes are out,
+            // the input is used up, or a call makes no progress (a truncated frame).
             while output.pos < count {
                 let before = (input.pos, output.pos)
                 let r = ZSTD_decompressStream(context.zstd, &output, &input)
@@ -142,7 +144,7 @@ extension Codec {
                     failure = r
                     break
                 }
-                if r == 0 || (input.pos, output.pos) == before { break }  // frame done, or no progress
+                if (r == 0 && input.pos == input.size) || (input.pos, output.pos) == before { break }
             }
             initialized = output.pos
         }

@@ -121,9 +121,11 @@ extension ExecutionPlan {
     /// row is a group of events with its count and sketches.
     mutating func consume(rollup handle: RollupPart, fromDay: Int64, toDay: Int64, zone: QueryTimeZone,
                           maxGroups: Int) throws {
+        // A part without the site's rows is not loaded at all.
+        guard handle.has(site: query.site) else { return }
         let part = try handle.loadRows()
         // The part's columns are packed (`PackedInts`): each is read once for the rows used,
-        // which are one range (rows are sorted by site, then day: `RollupPart.open` checks).
+        // which are one range (rows are sorted by site, then day: decoding the rows checks).
         let siteRows = part.rows(ofSite: query.site)
         // Binary search on the packed days (decoding all of a site's days first cost as much as
         // reading the rows).

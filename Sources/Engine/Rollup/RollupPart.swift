@@ -80,12 +80,12 @@ public final class RollupPart: Sendable {
     /// part itself when there is none.
     convenience init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int,
                      fileSize: Int, provenance: RollupProvenance, rows: RollupRows, file: (any StoredFile)?,
-                     cache: RollupRowsCache?) {
+                     cache: RollupRowsCache?, keep: Bool = true) {
         self.init(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
                   fileSize: fileSize, provenance: provenance, columns: rows.columns, sketchTypes: rows.sketchTypes,
                   siteNames: rows.dictionaries[0], siteZones: rows.siteZones, rows: rows.rows,
                   file: file, cache: cache, pinned: cache == nil ? rows : nil)
-        cache?.put(ObjectIdentifier(self), rows)
+        cache?.put(ObjectIdentifier(self), rows, keep: keep)
     }
 
     init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
@@ -111,9 +111,12 @@ public final class RollupPart: Sendable {
     }
 
     /// Events counted in the part's rows (loads them).
-    public var totalEvents: Int64 { (try? loadRows())?.totalEvents ?? 0 }
+    public func totalEvents() throws(TallyError) -> Int64 { try loadRows().totalEvents }
     /// Bytes of the sketches as held in memory once loaded (loads them).
-    public var sketchByteCount: Int { (try? loadRows())?.sketchByteCount ?? 0 }
+    public func sketchByteCount() throws(TallyError) -> Int { try loadRows().sketchByteCount }
+
+    /// Whether the part's site dictionary holds `site` (no rows are loaded).
+    func has(site: String) -> Bool { Part.lookup(site, in: siteNames).found }
 
     deinit {
         cache?.remove(ObjectIdentifier(self))
@@ -131,8 +134,12 @@ public final class RollupPart: Sendable {
         return try loading.withLock { (_) throws(TallyError) -> RollupRows in
             if let rows = cache.get(key) { return rows }
             let decoded = try Self.decode(try file.read(at: 0, count: fileSize), name: name)
-            guard decoded.rows.rows == rows, decoded.provenance == provenance else {
-                throw .corruption("rollup part \(name) changed on disk since it was opened")
+            let r = decoded.rows
+            guard r.rows == rows, decoded.provenance == provenance, decoded.rollup == rollup, decoded.partition == partition,
+                  decoded.level == level, r.columns == columns, r.sketchTypes == sketchTypes, r.siteZones == siteZones,
+                  r.dictionaries[0] == siteNames
+            else {
+                throw .corruption("rollup part \(name): its rows do not match the header read when it was opened")
             }
             cache.put(key, decoded.rows, loaded: true, keep: keep)
             return decoded.rows
@@ -299,7 +306,7 @@ extension RollupPart {
     /// (`.tmp`, fsync, rename, directory fsync), and opens it.
     static func write(_ aggregate: inout RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
                       provenance: RollupProvenance, directory: String, fs: any FileSystem,
-                      cache: RollupRowsCache?) throws(TallyError) -> RollupPart {
+                      cache: RollupRowsCache?, keep: Bool = true) throws(TallyError) -> RollupPart {
         let def = aggregate.definition
         let columns = def.columns
         // Sorted dictionaries of the values the rows use; code remaps.
@@ -439,7 +446,7 @@ extension RollupPart {
                               sketchOffsets: offsets)
         return RollupPart(name: name, path: path, number: number, rollup: def.name, partition: partition, level: level,
                           fileSize: file.bytes.count, provenance: provenance, rows: rows,
-                          file: cache == nil ? nil : try fs.openForReading(path), cache: cache)
+                          file: cache == nil ? nil : try fs.openForReading(path), cache: cache, keep: keep)
     }
 
     // MARK: Reading
@@ -498,12 +505,12 @@ extension RollupPart {
                         var r = ByteReader(p)
                         return try parseHeader(&r, version: version, payloadSize: rawLength)
                     }
-                } catch {
+                } catch is ByteReader.Truncated where prefix.count == want && want < rawLength {
                     // The header runs past the bytes decompressed so far: four times as many.
-                    guard prefix.count == want, want < rawLength else {
-                        throw .corruption("malformed rollup part \(name): \(error)")
-                    }
                     want = min(rawLength, want * 4)
+                } catch {
+                    let short = prefix.count < want ? " (its rows block decompresses to \(prefix.count) of \(rawLength) bytes)" : ""
+                    throw .corruption("malformed rollup part \(name)\(short): \(error)")
                 }
             }
         }
@@ -781,7 +788,7 @@ extension RollupPart {
         let (sketchOffsets, sites, days, dictionaries) = (data.sketchOffsets, data.sites, data.days, data.dictionaries)
         var perRow: [Int] = []
         var visitorBytes = 0, sessionBytes = 0
-        for r in 0..<rows {
+        for r in 0..<data.rows {
             let v = Int(sketchOffsets[2 * r + 1] - sketchOffsets[2 * r])
             let s = Int(sketchOffsets[2 * r + 2] - sketchOffsets[2 * r + 1])
             visitorBytes += v
@@ -790,16 +797,17 @@ extension RollupPart {
         }
         perRow.sort()
         var siteRows: [UInt32: Int] = [:]
-        for r in 0..<rows { siteRows[sites[r], default: 0] += 1 }
+        for r in 0..<data.rows { siteRows[sites[r], default: 0] += 1 }
         return RollupPartInspection(
-            rollup: rollup, month: partition, level: level, rows: rows, fileBytes: fileSize,
+            rollup: rollup, month: partition, level: level, rows: data.rows, fileBytes: fileSize,
             coverage: provenance.coverage, sources: provenance.sources,
             correctsPart: provenance.correctsPart == 0 ? nil : provenance.correctsPart,
             correctedInputs: provenance.correctedInputs,
             columns: columns.enumerated().map { ($1.name, dictionaries[$0].count) },
             sketchTypes: sketchTypes,
             sites: siteRows.keys.sorted().map { (dictionaries[0].string(at: Int($0)) ?? "", siteRows[$0]!, siteZones[Int($0)]) },
-            firstDay: (0..<rows).map { days[$0] }.min(), lastDay: (0..<rows).map { days[$0] }.max(), events: totalEvents,
+            firstDay: (0..<data.rows).map { days[$0] }.min(), lastDay: (0..<data.rows).map { days[$0] }.max(),
+            events: data.totalEvents,
             sketchedRows: perRow.count, visitorSketchBytes: visitorBytes, sessionSketchBytes: sessionBytes,
             rowSketchBytes: perRow.isEmpty ? nil : (perRow[0], perRow[perRow.count / 2], perRow[perRow.count - 1]))
     }

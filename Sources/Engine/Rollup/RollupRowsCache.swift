@@ -8,7 +8,8 @@ final class RollupRowsCache: Sendable {
         /// Bytes of the rows kept now, and how many parts' rows.
         var bytes = 0
         var parts = 0
-        /// Rows read from a part's file again after the cache had dropped them.
+        /// Rows read and decoded from a part's file: a part opened with its header only, or
+        /// dropped from the cache since, or read by a merge (which keeps none).
         var loads = 0
         var hits = 0
     }

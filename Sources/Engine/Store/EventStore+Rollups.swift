@@ -213,7 +213,7 @@ extension EventStore {
                     st.nextPartNumber += 1
                     parts.append(try RollupPart.write(&aggregate, groups: groups, partition: month, number: number, level: 0,
                                                       provenance: RollupProvenance(coverage: top), directory: dir, fs: fs,
-                                                      cache: cache))
+                                                      cache: cache, keep: false))
                 }
                 report.rollupPartsRebuilt += missing.count
             }
@@ -328,9 +328,12 @@ extension EventStore {
 
     /// Merges the rollup parts of each rollup month once it has `fanIn` of them (all of them at
     /// once: a month of a rollup is small and merged in memory). Returns how many merges ran.
+    /// A month whose merge fails (a part whose rows cannot be read) does not hold up the
+    /// others: the first error is thrown once every month was tried.
     @discardableResult
     public func mergeRollups(force: Bool = false) throws(TallyError) -> Int {
         var merges = 0
+        var failure: TallyError?
         for def in options.rollups {
             let groups = state.withLock { st in
                 Dictionary(grouping: st.rollupParts[def.name] ?? [], by: \.partition)
@@ -341,7 +344,12 @@ extension EventStore {
                 rollupLock.lock()
                 defer { rollupLock.unlock() }
                 var aggregate = RollupAggregate(def)
-                for p in parts { try aggregate.add(p) }
+                do throws(TallyError) {
+                    for p in parts { try aggregate.add(p) }
+                } catch {
+                    if failure == nil { failure = error }
+                    continue
+                }
                 let number = state.withLock { st in
                     defer { st.nextPartNumber += 1 }
                     return st.nextPartNumber
@@ -368,6 +376,7 @@ extension EventStore {
                 merges += 1
             }
         }
+        if let failure { throw failure }
         return merges
     }
 
@@ -463,7 +472,8 @@ extension EventStore {
                     let provenance = RollupProvenance(coverage: committed, sources: sources)
                     fresh.append(try RollupPart.write(&aggregate, groups: months[month] ?? [], partition: month,
                                                       number: number, level: 0, provenance: provenance,
-                                                      directory: rollupDirectory(def.name), fs: fs, cache: rollupCache))
+                                                      directory: rollupDirectory(def.name), fs: fs, cache: rollupCache,
+                                                      keep: false))
                 }
                 let oldNumbers = Set(old.map(\.number))
                 state.withLock { st in

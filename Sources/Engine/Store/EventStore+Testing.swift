@@ -51,7 +51,7 @@ extension RollupPart {
         guard name == other.name && number == other.number && rollup == other.rollup && partition == other.partition
             && level == other.level && fileSize == other.fileSize && provenance == other.provenance
             && columns == other.columns && sketchTypes == other.sketchTypes && siteZones == other.siteZones
-            && rows == other.rows && totalEvents == other.totalEvents,
+            && rows == other.rows,
             let mine = try? loadRows(), let theirs = try? other.loadRows()
         else { return false }
         return mine.sameContent(as: theirs)
@@ -59,7 +59,7 @@ extension RollupPart {
 
     /// Whether the sketch offsets are kept in full (a run of dense sketches spans 64 KiB) rather
     /// than in 16-bit distances from a block's first.
-    @_spi(Testing) public var sketchOffsetsInFullForTesting: Bool { (try? loadRows())?.sketchOffsets.isWide ?? false }
+    @_spi(Testing) public func sketchOffsetsInFullForTesting() throws(TallyError) -> Bool { try loadRows().sketchOffsets.isWide }
 
     /// Row r: its key texts (site, event type, dimensions; nil for null), local day, and
     /// visitor and session sketches.

@@ -482,7 +482,8 @@ public final class EventStore: Sendable {
         /// Of those, the keys kept sorted (generations no longer written to; `compactDedupe`).
         public var dedupeSealedKeys: Int
         /// Decoded rollup rows kept in memory (`StoreOptions.rollupCacheBytes`): bytes, parts,
-        /// and how many times a part's rows were read again from its file after being dropped.
+        /// and how many times a part's rows were read and decoded from its file (the first
+        /// query of a part opened with its header only, after the cache dropped them, merges).
         public var rollupCacheBytes: Int
         public var rollupCacheParts: Int
         public var rollupCacheLoads: Int
