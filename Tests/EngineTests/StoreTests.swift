@@ -162,6 +162,62 @@ struct StoreTests {
         try store.close()
     }
 
+    @Test("sealed dedupe keys go to files as they grow: every retry refused across many seals, after a restart (stale files deleted, keys rebuilt), and no file left once the window has passed")
+    func dedupeKeysInFiles() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Self.t0)
+        let day: Int64 = 86_400_000
+        func options() -> StoreOptions {
+            var o = StoreOptions(directory: dir.path)
+            o.backgroundFlush = false
+            o.clock = clock
+            o.granuleRows = 8192
+            o.dedupeSealKeys = 64
+            return o
+        }
+        func files() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/dedupe")) ?? [] }
+        var store = try EventStore(options: options())
+        let ids = (0..<30_000).map { "e\($0)" }
+        for chunk in stride(from: 0, to: ids.count, by: 3_000) {
+            let r = try await store.ingest(.of(ids[chunk..<(chunk + 3_000)].map { EventRow(at: Self.t0, id: $0) }))
+            #expect(r.accepted == 3_000 && r.duplicates == 0)
+        }
+        #expect(store.status.dedupeFileKeys > 20_000)
+        // One file per shard of the one generation: each seal's file replaces the shard's previous one.
+        #expect(!files().isEmpty && files().count <= 16)
+        // Every fifth id again beside as many new ones: exactly the old ones are refused.
+        let again = stride(from: 0, to: ids.count, by: 5).map { ids[$0] }
+        let fresh = (0..<again.count).map { "n\($0)" }
+        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0, id: $0), EventRow(at: Self.t0, id: $1)] }
+        let r = try await store.ingest(.of(mixed))
+        #expect(r.duplicates == again.count && r.accepted == fresh.count)
+        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        try store.flush()
+        try store.close()
+        // A file left by the previous process is deleted on open; the keys come back from the parts.
+        #expect(FileManager.default.createFile(atPath: dir.path + "/dedupe/stale.keys", contents: Data(count: 8)))
+        store = try EventStore(options: options())
+        #expect(!files().contains("stale.keys"))
+        #expect(store.status.dedupeKeys == ids.count + fresh.count)
+        #expect(store.status.dedupeFileKeys > 20_000)
+        let retried = try await store.ingest(.of((ids.suffix(500) + fresh.prefix(500)).map { EventRow(at: Self.t0, id: $0) }))
+        #expect(retried.duplicates == 1_000 && retried.accepted == 0)
+        // Past the window the generation goes with its files, and the ids are new again.
+        clock.advance(9 * day)
+        let later = try await store.ingest(.of(ids.prefix(100).map { EventRow(at: clock.nowMillis(), id: $0) }))
+        #expect(later.accepted == 100)
+        #expect(files().isEmpty)
+        try store.close()
+    }
+
+    @Test("the Bloom filter in front of a shard's sealed dedupe keys lets about 1 % of absent keys through, in every shard")
+    func dedupeFilterRate() {
+        for shard: UInt64 in [0, 7, 15] {
+            let rate = EventStore.dedupeFilterFalsePositivesForTesting(keys: 100_000, probes: 100_000, shard: shard)
+            #expect(rate < 0.03, "shard \(shard): \(rate)")
+        }
+    }
+
     @Test("events without an event_id get a ULID from their occurred_at")
     func assignsIDs() async throws {
         let dir = TemporaryDirectory()

@@ -1,23 +1,35 @@
+import Foundation
+import Synchronization
+
 /// The keys of events accepted within the dedupe window, to refuse retries.
 ///
 /// A key is XXH3-64 of event_id seeded with XXH3-64 of site_id. Keys live in generations
 /// that each cover 1/8 of the window by received time; a generation is dropped whole once
 /// it is older than the window. With N keys in the window, a new event is wrongly taken
 /// for a duplicate with probability N/2^64 (≈ 7e-13 for 12M keys, a month of seed 000's
-/// top volume): documented in FORMAT.md, accepted for 8 bytes per key.
+/// top volume): documented in FORMAT.md, accepted for 8 bytes per key. Sealed keys live in
+/// files with a Bloom filter in memory (`ShardedUInt64Set`, `SealedKeys`).
 struct DedupeIndex {
     private struct Generation {
         var start: Int64
-        var keys = ShardedUInt64Set()
+        var keys: ShardedUInt64Set
     }
 
     let window: Int64
+    /// Where sealed keys are written (nil: kept in memory).
+    let directory: String?
+    private let sealAt: Int
     private var generations: [Generation] = []
     private var span: Int64 { max(1, window / 8) }
 
-    init(window: Int64) {
+    init(window: Int64, directory: String? = nil, sealAt: Int = ShardedUInt64Set.defaultSealAt) {
         self.window = window
+        self.directory = directory
+        self.sealAt = sealAt
     }
+
+    /// Keys held in files rather than in memory.
+    var fileCount: Int { generations.reduce(0) { $0 + $1.keys.fileCount } }
 
     static func key(site: UnsafeRawBufferPointer, eventID: UnsafeRawBufferPointer) -> UInt64 {
         TallyHash.hash(eventID, seed: TallyHash.hash(site))
@@ -28,7 +40,7 @@ struct DedupeIndex {
     var sealedCount: Int { generations.reduce(0) { $0 + $1.keys.sealedCount } }
 
     func contains(_ key: UInt64) -> Bool {
-        for g in generations where g.keys.contains(key) { return true }
+        for i in generations.indices where generations[i].keys.contains(key) { return true }
         return false
     }
 
@@ -39,7 +51,7 @@ struct DedupeIndex {
         if let k = generations.lastIndex(where: { $0.start == start }) {
             generations[k].keys.insert(key)
         } else {
-            generations.append(Generation(start: start))
+            generations.append(Generation(start: start, keys: ShardedUInt64Set(directory: directory, tag: start, sealAt: sealAt)))
             generations.sort { $0.start < $1.start }
             let k = generations.firstIndex { $0.start == start }!
             generations[k].keys.insert(key)
@@ -57,12 +69,10 @@ struct DedupeIndex {
         generations.removeAll { $0.start <= cutoff }
     }
 
-    /// Moves the hashed keys of one shard of a generation other than the newest into its sorted
-    /// array; false when there are none. Only the newest generation gets the keys of events
-    /// received now: the others, seven eighths of the window once it is full, stop changing and
-    /// take 8 bytes per key sorted instead of the hash tables' 11-21 (at most 3/4 full, doubling:
-    /// a server's dedupe set was 67 MB for 3.5M keys, heaptrack; BENCHMARKS.md). One shard (1/16
-    /// of a generation) per call, so that the lock it runs under is held for a short sort.
+    /// Seals the table of one shard of a generation other than the newest (`ShardedUInt64Set`);
+    /// false when there are none. Only the newest generation gets the keys of events received
+    /// now: the others, seven eighths of the window once it is full, stop changing. One shard
+    /// (1/16 of a generation) per call, so that the lock it runs under is held for a short sort.
     mutating func sealStep() -> Bool {
         guard let newest = generations.map(\.start).max() else { return false }
         for k in generations.indices where generations[k].start != newest {
@@ -72,93 +82,258 @@ struct DedupeIndex {
     }
 }
 
-/// A set of uniformly distributed UInt64 (hashes) in 16 `UInt64Set`s chosen by the top four
-/// bits. Lookups cost what one table's do; a table grows on its own, so growing never holds
-/// the old and the new copy of all the keys at once (one table of 3M keys grew from 16 to 32 MiB,
-/// 48 MiB at the peak, heaptrack of `tally ingest`), and never rehashes all of them while an
-/// ingest holds the store's lock.
+/// A set of uniformly distributed UInt64 (hashes) in 16 shards chosen by the top four bits.
+/// Each shard holds its newest keys in a `UInt64Set` and the rest sorted (`SealedKeys`): in a
+/// file when the index has a directory, with a blocked Bloom filter in memory, so that a key
+/// costs ~1.25 bytes of memory instead of the table's 11-21 (a server's dedupe set was 67 MB
+/// for 3.5M keys, heaptrack; BENCHMARKS.md). The file is read only when the filter lets a key
+/// through (~1 % of new keys, and true duplicates).
 ///
-/// Each shard also has a sorted array of keys sealed out of its table (`sealOneShard`), searched
-/// after the table: 8 bytes per key instead of a table's 11-21.
+/// A shard's table is sealed (sorted and merged with the shard's sealed keys into a new file)
+/// once it holds `sealAt` keys and at least 1/4 as many as are sealed: each key is written again
+/// about 5 times over its life, and the tables hold at most ~1/5 of the keys. (1/8 and 32,768
+/// keys cost more CPU for no lower RSS under HTTP ingest: 280–295 against 288–298 MiB.)
 struct ShardedUInt64Set {
     private var shards = [UInt64Set](repeating: UInt64Set(), count: 16)
-    private var sorted = [[UInt64]](repeating: [], count: 16)
+    private var sealed = [SealedKeys?](repeating: nil, count: 16)
+    /// Sealed keys removed since their shard was last sealed (rare: a WAL write that failed).
+    private var removed = [Set<UInt64>](repeating: [], count: 16)
+    /// Where sealed keys go (nil: kept in memory).
+    private let directory: String?
+    private let sealAt: Int
+    /// The generation's start, naming its files.
+    private let tag: Int64
+
+    init(directory: String? = nil, tag: Int64 = 0, sealAt: Int = ShardedUInt64Set.defaultSealAt) {
+        self.directory = directory
+        self.tag = tag
+        self.sealAt = max(1, sealAt)
+    }
+
+    static let defaultSealAt = 1 << 16
 
     var count: Int { shards.reduce(0) { $0 + $1.count } + sealedCount }
-    var sealedCount: Int { sorted.reduce(0) { $0 + $1.count } }
+    var sealedCount: Int { (0..<16).reduce(0) { $0 + (sealed[$1]?.count ?? 0) - removed[$1].count } }
+    var fileCount: Int { sealed.reduce(0) { $0 + ($1.map { $0.inFile ? $0.count : 0 } ?? 0) } }
 
     @inline(__always) private static func shard(_ k: UInt64) -> Int { Int(truncatingIfNeeded: k >> 60) }
 
     func contains(_ k: UInt64) -> Bool {
         let s = Self.shard(k)
-        return shards[s].contains(k) || (!sorted[s].isEmpty && Self.index(of: k, in: sorted[s]) != nil)
+        if shards[s].contains(k) { return true }
+        guard let keys = sealed[s], keys.contains(k) else { return false }
+        return removed[s].isEmpty || !removed[s].contains(k)
     }
 
-    /// Adds `k` to its shard's table (callers check `contains` first: a sealed key is not added again).
-    mutating func insert(_ k: UInt64) { shards[Self.shard(k)].insert(k) }
+    /// Adds `k` to its shard's table (callers check `contains` first: a sealed key is not added
+    /// again); seals the table once it is big enough.
+    mutating func insert(_ k: UInt64) {
+        let s = Self.shard(k)
+        shards[s].insert(k)
+        if shards[s].count >= sealAt && shards[s].count * 4 >= (sealed[s]?.count ?? 0) { seal(s) }
+    }
 
     mutating func remove(_ k: UInt64) {
         let s = Self.shard(k)
         if shards[s].contains(k) {
             shards[s].remove(k)
-        } else if let i = Self.index(of: k, in: sorted[s]) {
-            sorted[s].remove(at: i)
+        } else if let keys = sealed[s], keys.contains(k) {
+            removed[s].insert(k)
         }
     }
 
-    /// Moves the keys of the first shard whose table holds any into its sorted array and empties
-    /// the table; false when every table is empty.
+    /// Seals the first shard whose table holds any keys; false when every table is empty.
     mutating func sealOneShard() -> Bool {
         guard let s = shards.firstIndex(where: { $0.count > 0 }) else { return false }
-        var keys = shards[s].elements()
-        keys.sort()
-        shards[s] = UInt64Set()
-        sorted[s] = Self.merged(sorted[s], keys)
+        seal(s)
         return true
     }
 
-    /// The union of two sorted arrays with no key in both.
-    private static func merged(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
-        if a.isEmpty { return b }
-        var out: [UInt64] = []
-        out.reserveCapacity(a.count + b.count)
-        var i = 0, j = 0
-        while i < a.count && j < b.count {
-            if a[i] < b[j] {
-                out.append(a[i])
-                i += 1
-            } else {
-                out.append(b[j])
-                j += 1
+    /// Sorts shard s's table into its sealed keys (without the removed ones) and empties it.
+    private mutating func seal(_ s: Int) {
+        var keys = shards[s].elements()
+        keys.sort()
+        shards[s] = UInt64Set()
+        let gone = removed[s]
+        let a = sealed[s]?.all() ?? []
+        let merged = [UInt64](unsafeUninitializedCapacity: keys.count + a.count) { out, n in
+            var i = 0, j = 0, w = 0
+            while i < a.count || j < keys.count {
+                let v: UInt64
+                if j == keys.count || (i < a.count && a[i] < keys[j]) {
+                    v = a[i]
+                    i += 1
+                } else {
+                    v = keys[j]
+                    j += 1
+                }
+                if !gone.isEmpty && gone.contains(v) { continue }
+                out[w] = v
+                w += 1
             }
+            n = w
         }
-        out.append(contentsOf: a[i...])
-        out.append(contentsOf: b[j...])
-        return out
+        removed[s] = []
+        sealed[s] = SealedKeys(merged, path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
     }
 
     /// Where `k` is in sorted `a`, or nil. Keys are hashes, spread evenly: a few interpolation
     /// steps find one (2-3 reads at millions of keys), then halving takes over, so ids chosen to
     /// make the hashes cluster cannot make a lookup linear.
-    static func index(of k: UInt64, in a: [UInt64]) -> Int? {
-        a.withUnsafeBufferPointer { a -> Int? in
-            var lo = 0, hi = a.count - 1
-            var guesses = 0
-            while lo <= hi {
-                let low = a[lo], high = a[hi]
-                if k < low || k > high { return nil }
-                var mid = lo + (hi - lo) / 2
-                if guesses < 4 && high > low {
-                    guesses += 1
-                    let f = Double(k - low) / Double(high - low)
-                    mid = lo + min(hi - lo, max(0, Int(f * Double(hi - lo))))
-                }
-                let v = a[mid]
-                if v == k { return mid }
-                if v < k { lo = mid + 1 } else { hi = mid - 1 }
+    static func index(of k: UInt64, in a: UnsafeBufferPointer<UInt64>) -> Int? {
+        index(of: k, count: a.count) { a[$0] }
+    }
+
+    /// The same over `count` sorted keys read by `key` (nil: unreadable, taken as absent).
+    static func index(of k: UInt64, count: Int, key: (Int) -> UInt64?) -> Int? {
+        var lo = 0, hi = count - 1
+        var guesses = 0
+        while lo <= hi {
+            guard let low = key(lo), let high = key(hi) else { return nil }
+            if k < low || k > high { return nil }
+            var mid = lo + (hi - lo) / 2
+            if guesses < 4 && high > low {
+                guesses += 1
+                let f = Double(k - low) / Double(high - low)
+                mid = lo + min(hi - lo, max(0, Int(f * Double(hi - lo))))
             }
-            return nil
+            guard let v = key(mid) else { return nil }
+            if v == k { return mid }
+            if v < k { lo = mid + 1 } else { hi = mid - 1 }
         }
+        return nil
+    }
+}
+
+/// Sorted keys that no longer change, with a blocked Bloom filter in front: written to `path`
+/// and read back with `pread` only when the filter lets a key through (the file goes when the
+/// keys do), or held in memory when there is no path or the file cannot be written. Not mapped:
+/// pages of a mapping that lookups touched counted in the process's RSS until, over many
+/// lookups, the whole file did. The file is a cache of this process: opening a store deletes
+/// every such file and rebuilds the dedupe window from the parts (FORMAT.md, "Dedupe").
+final class SealedKeys: @unchecked Sendable {
+    let count: Int
+    private let owned: UnsafeMutableBufferPointer<UInt64>?
+    private let fd: Int32
+    private let path: String?
+    /// 512-bit blocks, 10 bits per key, 6 bits set per key in its block (~1 % false positives).
+    private let bloom: [UInt64]
+    private let blocks: UInt64
+
+    private static let files = Atomic<Int>(0)
+    static func nextFileNumber() -> Int { files.add(1, ordering: .relaxed).newValue }
+
+    init(_ sorted: [UInt64], path: String?) {
+        count = sorted.count
+        let blocks = max(1, (sorted.count * 10 + 511) / 512)
+        self.blocks = UInt64(blocks)
+        var bloom = [UInt64](repeating: 0, count: blocks * 8)
+        for k in sorted { Self.set(k, in: &bloom, blocks: UInt64(blocks)) }
+        self.bloom = bloom
+        let fd = path.flatMap { sorted.isEmpty ? nil : Self.write(sorted, path: $0) } ?? -1
+        self.fd = fd
+        self.path = fd >= 0 ? path : nil
+        if fd >= 0 {
+            owned = nil
+        } else {
+            let copy = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: sorted.count)
+            _ = copy.initialize(from: sorted)
+            owned = copy
+        }
+    }
+
+    deinit {
+        if fd >= 0, let path {
+            close(fd)
+            unlink(path)
+        }
+        owned?.deallocate()
+    }
+
+    /// Whether the keys are in a file (not in memory).
+    var inFile: Bool { fd >= 0 }
+
+    func contains(_ k: UInt64) -> Bool {
+        guard mayContain(k) else { return false }
+        if let owned { return ShardedUInt64Set.index(of: k, in: UnsafeBufferPointer(owned)) != nil }
+        let fd = self.fd
+        return ShardedUInt64Set.index(of: k, count: count) { i in
+            var v: UInt64 = 0
+            // A key that cannot be read is taken as absent: the event is kept, and a merge drops
+            // it if it was a duplicate after all (a duplicate beats a lost event).
+            let n = withUnsafeMutableBytes(of: &v) { pread(fd, $0.baseAddress, 8, off_t(i) * 8) }
+            return n == 8 ? UInt64(littleEndian: v) : nil
+        } != nil
+    }
+
+    /// Every key, ascending (read from the file; empty if it cannot be read).
+    func all() -> [UInt64] {
+        if let owned { return Array(owned) }
+        let bytes = count * 8
+        var ok = true
+        let fd = self.fd
+        let out = [UInt64](unsafeUninitializedCapacity: count) { b, n in
+            var done = 0
+            while done < bytes {
+                let r = pread(fd, UnsafeMutableRawPointer(b.baseAddress!) + done, bytes - done, off_t(done))
+                if r <= 0 {
+                    ok = false
+                    break
+                }
+                done += r
+            }
+            n = ok ? count : 0
+        }
+        return out.map { UInt64(littleEndian: $0) }
+    }
+
+    @inline(__always) private static func probe(_ k: UInt64, blocks: UInt64) -> (block: Int, bits: UInt64) {
+        // The block from the key's bits below the top four (which pick the shard: all of a
+        // shard's keys share them), the six bit positions from a remix.
+        let block = Int(truncatingIfNeeded: (k << 4).multipliedFullWidth(by: blocks).high)
+        return (block, (k ^ (k >> 29)) &* 0xbf58_476d_1ce4_e5b9)
+    }
+
+    private static func set(_ k: UInt64, in bloom: inout [UInt64], blocks: UInt64) {
+        let (block, bits) = probe(k, blocks: blocks)
+        for i in 0..<6 {
+            let bit = Int(truncatingIfNeeded: bits >> (i * 9)) & 511
+            bloom[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
+        }
+    }
+
+    func mayContain(_ k: UInt64) -> Bool {
+        let (block, bits) = Self.probe(k, blocks: blocks)
+        return bloom.withUnsafeBufferPointer { b in
+            for i in 0..<6 {
+                let bit = Int(truncatingIfNeeded: bits >> (i * 9)) & 511
+                if b[block * 8 + bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
+            }
+            return true
+        }
+    }
+
+    /// Writes the keys (little-endian u64, no header); the open descriptor, or -1 if writing
+    /// failed (the caller keeps the keys in memory).
+    private static func write(_ keys: [UInt64], path: String) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return -1 }
+        let bytes = keys.count * 8
+        let written = keys.map { $0.littleEndian }.withUnsafeBytes { b -> Bool in
+            var done = 0
+            while done < bytes {
+                let n = Glibc.write(fd, b.baseAddress! + done, bytes - done)
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        guard written else {
+            close(fd)
+            unlink(path)
+            return -1
+        }
+        return fd
     }
 }
 

@@ -16,6 +16,10 @@ public struct StoreOptions: Sendable {
     public var flushAge: Int64 = 10_000
     /// Retries of an event within this window (ms, by received time) are refused as duplicates.
     public var dedupeWindow: Int64 = 7 * 86_400_000
+    /// Keys of one of the dedupe set's 16 shards kept in a hash table before they are sorted
+    /// into the shard's file (`DIR/dedupe`; FORMAT.md, "Dedupe"). Once it also holds 1/4 of the
+    /// shard's sealed keys (each key is written again ~5 times over its life).
+    public var dedupeSealKeys = 1 << 16
     /// Raw-event retention in ms: a month partition is dropped (its parts deleted) once its
     /// last day is older than this; nil keeps everything. Checked by the background flusher
     /// and on open.
@@ -148,7 +152,14 @@ public final class EventStore: Sendable {
         lock = try DirectoryLock(directory: options.directory)
         wal = WriteAheadLog(fs: fs, directory: options.directory + "/wal")
         var report = OpenReport()
-        var st = State(dedupe: DedupeIndex(window: options.dedupeWindow))
+        // Sealed dedupe keys of the previous process are a cache of it: gone, rebuilt below.
+        let dedupeDirectory = options.directory + "/dedupe"
+        if !options.readOnly {
+            try fs.createDirectory(dedupeDirectory)
+            for name in try fs.list(dedupeDirectory) { try fs.remove(dedupeDirectory + "/" + name) }
+        }
+        var st = State(dedupe: DedupeIndex(window: options.dedupeWindow, directory: options.readOnly ? nil : dedupeDirectory,
+                                           sealAt: options.dedupeSealKeys))
 
         for name in try fs.list(partsDirectory) {
             let path = partsDirectory + "/" + name
@@ -481,6 +492,8 @@ public final class EventStore: Sendable {
         public var dedupeKeys: Int
         /// Of those, the keys kept sorted (generations no longer written to; `compactDedupe`).
         public var dedupeSealedKeys: Int
+        /// Of those, the keys in files (`DIR/dedupe`), not in memory.
+        public var dedupeFileKeys: Int
         /// Decoded rollup rows kept in memory (`StoreOptions.rollupCacheBytes`): bytes, parts,
         /// and how many times a part's rows were read and decoded from its file (the first
         /// query of a part opened with its header only, after the cache dropped them, merges).
@@ -500,7 +513,8 @@ public final class EventStore: Sendable {
             for part in st.parts { perPartition[part.partition, default: 0] += 1 }
             return Status(parts: st.parts.count, maxPartsPerPartition: perPartition.values.max() ?? 0, bufferedRows: st.activeRows + st.flushing.reduce(0) { $0 + $1.batch.count },
                    bufferedBytes: st.activeBytes, nextLSN: st.nextLSN, dedupeKeys: st.dedupe.count,
-                   dedupeSealedKeys: st.dedupe.sealedCount, rollupCacheBytes: cache.bytes,
+                   dedupeSealedKeys: st.dedupe.sealedCount, dedupeFileKeys: st.dedupe.fileCount,
+                   rollupCacheBytes: cache.bytes,
                    rollupCacheParts: cache.parts, rollupCacheLoads: cache.loads,
                    lastFlushError: st.lastFlushError?.description, merges: st.merges,
                    mergesRunning: st.merging.isEmpty ? 0 : 1, lastMergeError: st.lastMergeError?.description)
