@@ -44,19 +44,32 @@ struct DedupeIndex {
         return false
     }
 
-    /// Adds `key` received at `time`; false if it was already present.
-    mutating func insert(_ key: UInt64, time: Int64) -> Bool {
+    /// Adds `key` received at `time`; false if it was already present. With `jobs`, tables
+    /// big enough to seal are handed to jobs appended to it (`install` their results).
+    mutating func insert(_ key: UInt64, time: Int64, jobs: inout [SealJob]?) -> Bool {
         if contains(key) { return false }
         let start = time - ((time % span) + span) % span
         if let k = generations.lastIndex(where: { $0.start == start }) {
-            generations[k].keys.insert(key)
+            generations[k].keys.insert(key, jobs: &jobs)
         } else {
             generations.append(Generation(start: start, keys: ShardedUInt64Set(directory: directory, tag: start, sealAt: sealAt)))
             generations.sort { $0.start < $1.start }
             let k = generations.firstIndex { $0.start == start }!
-            generations[k].keys.insert(key)
+            generations[k].keys.insert(key, jobs: &jobs)
         }
         return true
+    }
+
+    /// Adds `key`, sealing tables in place when they are big enough.
+    mutating func insert(_ key: UInt64, time: Int64) -> Bool {
+        var none: [SealJob]? = nil
+        return insert(key, time: time, jobs: &none)
+    }
+
+    /// Installs what a seal job built, if its generation is still there.
+    mutating func install(_ job: SealJob, _ result: SealedKeys) {
+        guard let k = generations.firstIndex(where: { $0.start == job.tag }) else { return }
+        generations[k].keys.install(job, result)
     }
 
     mutating func remove(_ key: UInt64) {
@@ -95,6 +108,9 @@ struct DedupeIndex {
 /// keys cost more CPU for no lower RSS under HTTP ingest: 280–295 against 288–298 MiB.)
 struct ShardedUInt64Set {
     private var shards = [UInt64Set](repeating: UInt64Set(), count: 16)
+    /// A table handed to a `SealJob` (sorted and written outside the store's lock), still
+    /// searched until the job's keys are installed.
+    private var pending = [UInt64Set?](repeating: nil, count: 16)
     private var sealed = [SealedKeys?](repeating: nil, count: 16)
     /// Sealed keys removed since their shard was last sealed (rare: a WAL write that failed).
     private var removed = [Set<UInt64>](repeating: [], count: 16)
@@ -112,7 +128,7 @@ struct ShardedUInt64Set {
 
     static let defaultSealAt = 1 << 16
 
-    var count: Int { shards.reduce(0) { $0 + $1.count } + sealedCount }
+    var count: Int { shards.reduce(0) { $0 + $1.count } + pending.reduce(0) { $0 + ($1?.count ?? 0) } + sealedCount }
     var sealedCount: Int { (0..<16).reduce(0) { $0 + (sealed[$1]?.count ?? 0) - removed[$1].count } }
     var fileCount: Int { sealed.reduce(0) { $0 + ($1.map { $0.inFile ? $0.count : 0 } ?? 0) } }
 
@@ -121,41 +137,81 @@ struct ShardedUInt64Set {
     func contains(_ k: UInt64) -> Bool {
         let s = Self.shard(k)
         if shards[s].contains(k) { return true }
+        if let p = pending[s], p.contains(k) { return removed[s].isEmpty || !removed[s].contains(k) }
         guard let keys = sealed[s], keys.contains(k) else { return false }
         return removed[s].isEmpty || !removed[s].contains(k)
     }
 
     /// Adds `k` to its shard's table (callers check `contains` first: a sealed key is not added
-    /// again); seals the table once it is big enough.
-    mutating func insert(_ k: UInt64) {
+    /// again). Once the table is big enough it is sealed here, or, with `jobs`, handed to a
+    /// `SealJob` appended to it (the caller runs it outside its lock and installs the result).
+    mutating func insert(_ k: UInt64, jobs: inout [SealJob]?) {
         let s = Self.shard(k)
         shards[s].insert(k)
-        if shards[s].count >= sealAt && shards[s].count * 4 >= (sealed[s]?.count ?? 0) { seal(s) }
+        guard shards[s].count >= sealAt && shards[s].count * 4 >= (sealed[s]?.count ?? 0) else { return }
+        if jobs == nil {
+            seal(s)
+        } else if pending[s] == nil {
+            pending[s] = shards[s]
+            shards[s] = UInt64Set()
+            jobs!.append(SealJob(tag: tag, shard: s, keys: pending[s]!.elements(), previous: sealed[s], removed: removed[s],
+                                 path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" }))
+        }
+    }
+
+    /// Installs what a job built: its keys replace the pending table and the sealed keys it
+    /// merged (nothing happens if the shard changed meanwhile: its table went back to it).
+    mutating func install(_ job: SealJob, _ result: SealedKeys) {
+        guard pending[job.shard] != nil, sealed[job.shard] === job.previous else { return }
+        pending[job.shard] = nil
+        sealed[job.shard] = result
+        removed[job.shard].subtract(job.removed)
     }
 
     mutating func remove(_ k: UInt64) {
         let s = Self.shard(k)
         if shards[s].contains(k) {
             shards[s].remove(k)
+        } else if let p = pending[s], p.contains(k) {
+            removed[s].insert(k)
         } else if let keys = sealed[s], keys.contains(k) {
             removed[s].insert(k)
         }
     }
 
-    /// Seals the first shard whose table holds any keys; false when every table is empty.
+    /// Seals the first shard whose table holds any keys (and none pending); false when there is
+    /// none.
     mutating func sealOneShard() -> Bool {
-        guard let s = shards.firstIndex(where: { $0.count > 0 }) else { return false }
+        guard let s = shards.indices.first(where: { shards[$0].count > 0 && pending[$0] == nil }) else { return false }
         seal(s)
         return true
     }
 
     /// Sorts shard s's table into its sealed keys (without the removed ones) and empties it.
     private mutating func seal(_ s: Int) {
-        var keys = shards[s].elements()
-        keys.sort()
+        let job = SealJob(tag: tag, shard: s, keys: shards[s].elements(), previous: sealed[s], removed: removed[s],
+                          path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
         shards[s] = UInt64Set()
-        let gone = removed[s]
-        let a = sealed[s]?.all() ?? []
+        sealed[s] = job.run()
+        removed[s] = []
+    }
+}
+
+/// The work of sealing one shard's table: sort its keys, merge them with the shard's sealed
+/// keys (less those removed), write the file. Needs no lock: it reads only what it was given.
+struct SealJob: @unchecked Sendable {
+    let tag: Int64
+    let shard: Int
+    let keys: [UInt64]
+    let previous: SealedKeys?
+    let removed: Set<UInt64>
+    let path: String?
+
+    func run() -> SealedKeys {
+        var keys = self.keys
+        keys.sort()
+        let gone = removed
+        let a = previous?.all() ?? []
         let merged = [UInt64](unsafeUninitializedCapacity: keys.count + a.count) { out, n in
             var i = 0, j = 0, w = 0
             while i < a.count || j < keys.count {
@@ -173,9 +229,11 @@ struct ShardedUInt64Set {
             }
             n = w
         }
-        removed[s] = []
-        sealed[s] = SealedKeys(merged, path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
+        return SealedKeys(merged, path: path)
     }
+}
+
+extension ShardedUInt64Set {
 
     /// Where `k` is in sorted `a`, or nil. Keys are hashes, spread evenly: a few interpolation
     /// steps find one (2-3 reads at millions of keys), then halving takes over, so ids chosen to

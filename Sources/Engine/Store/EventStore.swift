@@ -361,12 +361,21 @@ public final class EventStore: Sendable {
         }
         let received = batch[int: .receivedAt].values
         var duplicateRows: [Int] = []
+        // Dedupe tables big enough to seal are sorted and written after the lock is released
+        // (a seal under it held every other ingest for its sort and write). Under HTTP ingest
+        // (40 s, alternated, a slow stretch): ack max 205-238 ms against 497, p99 109-126
+        // against 119 ms.
+        var sealJobs: [SealJob]? = []
         try state.withLock { (st) throws(TallyError) in
             if st.closed { throw TallyError(.closed, "the store is closed") }
             st.dedupe.expire(now: now)
-            for i in 0..<keys.count where !st.dedupe.insert(keys[i], time: received[i]) {
+            for i in 0..<keys.count where !st.dedupe.insert(keys[i], time: received[i], jobs: &sealJobs) {
                 duplicateRows.append(i)
             }
+        }
+        for job in sealJobs ?? [] {
+            let result = job.run()
+            state.withLock { $0.dedupe.install(job, result) }
         }
         if !duplicateRows.isEmpty {
             var keep: [Int32] = []
