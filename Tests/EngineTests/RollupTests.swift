@@ -9,8 +9,9 @@ struct RollupTests {
     static let t0 = QueryRange.date("2026-08-01")! * 86_400_000
 
     static func options(_ dir: TemporaryDirectory, clock: ManualClock = ManualClock(t0 + 70 * day),
-                        zones: SiteTimeZones = SiteTimeZones()) -> StoreOptions {
+                        zones: SiteTimeZones = SiteTimeZones(), fanIn: Int? = nil) -> StoreOptions {
         var o = StoreOptions(directory: dir.path)
+        if let fanIn { o.mergePolicy.fanIn = fanIn }
         o.backgroundFlush = false
         o.clock = clock
         o.granuleRows = 128
@@ -283,10 +284,7 @@ struct RollupTests {
     @Test("rollups stay equal to raw after merges, late events, a restart, buffered rows and a partial last day")
     func afterMergesAndRestarts() async throws {
         let dir = TemporaryDirectory()
-        var policy = MergePolicy()
-        policy.fanIn = 2
-        var o = Self.options(dir)
-        o.mergePolicy = policy
+        let o = Self.options(dir, fanIn: 2)
         var store = try EventStore(options: o)
         var rng = SeededRandom(state: 9)
         try await Self.ingest(store, &rng, flushes: 5, rows: 800, tag: "a")
@@ -312,10 +310,7 @@ struct RollupTests {
     @Test("with no memory kept for rollup rows every answer is the same: rows are read back from the part files, those of parts a merge deleted (an older snapshot still reads them) and after a reopen too")
     func rollupRowsReadBack() async throws {
         let dir = TemporaryDirectory()
-        var policy = MergePolicy()
-        policy.fanIn = 2
-        var o = Self.options(dir)
-        o.mergePolicy = policy
+        var o = Self.options(dir, fanIn: 2)
         o.rollupCacheBytes = 0
         var store = try EventStore(options: o)
         var rng = SeededRandom(state: 9)

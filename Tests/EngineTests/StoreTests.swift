@@ -8,12 +8,36 @@ struct StoreTests {
     static let day: Int64 = 86_400_000
     static let t0: Int64 = 1_785_542_400_000  // 2026-08-01T00:00:00Z
 
-    func open(_ dir: TemporaryDirectory, clock: ManualClock = ManualClock(), granule: Int = 4) throws -> EventStore {
+    func open(_ dir: TemporaryDirectory, clock: ManualClock = ManualClock(), granule: Int = 4,
+              dedupeSealKeys: Int? = nil) throws -> EventStore {
         var o = StoreOptions(directory: dir.path)
         o.backgroundFlush = false
         o.clock = clock
         o.granuleRows = granule
+        if let dedupeSealKeys { o.dedupeSealKeys = dedupeSealKeys }
         return try EventStore(options: o)
+    }
+
+    /// Ingests `ids` (received now, occurred at `at`) in batches of `chunk`, each accepted whole.
+    func ingestNew(_ store: EventStore, _ ids: [String], chunk: Int, at: Int64,
+                   sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        for start in stride(from: 0, to: ids.count, by: chunk) {
+            let r = try await store.ingest(.of(ids[start..<min(ids.count, start + chunk)].map { EventRow(at: at, id: $0) }))
+            #expect(r.accepted == min(chunk, ids.count - start) && r.duplicates == 0, sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Every `step`-th of `old` again, each beside a new id, in one batch: exactly the old ones
+    /// are refused. Returns the new ids.
+    func expectOldRefused(_ store: EventStore, _ old: [String], step: Int, at: Int64,
+                          sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String] {
+        let again = stride(from: 0, to: old.count, by: step).map { old[$0] }
+        let fresh = (0..<again.count).map { "n\($0)" }
+        let mixed = zip(again, fresh).flatMap { [EventRow(at: at, id: $0), EventRow(at: at, id: $1)] }
+        let r = try await store.ingest(.of(mixed))
+        #expect(r.duplicates == again.count && r.accepted == fresh.count, sourceLocation: sourceLocation)
+        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 }, sourceLocation: sourceLocation)
+        return fresh
     }
 
     @Test("ingested events are visible before and after a flush and after reopening")
@@ -97,18 +121,9 @@ struct StoreTests {
         let clock = ManualClock(Self.t0)
         let store = try open(dir, clock: clock, granule: 8192)
         let ids = (0..<50_000).map { "e\($0)" }
-        for chunk in stride(from: 0, to: ids.count, by: 5_000) {
-            let rows = ids[chunk..<(chunk + 5_000)].map { EventRow(at: Self.t0, id: $0) }
-            let r = try await store.ingest(.of(rows))
-            #expect(r.accepted == 5_000 && r.duplicates == 0)
-        }
+        try await ingestNew(store, ids, chunk: 5_000, at: Self.t0)
         // Every third id again, beside as many new ones: exactly the old ones are refused.
-        let again = stride(from: 0, to: ids.count, by: 3).map { ids[$0] }
-        let fresh = (0..<again.count).map { "n\($0)" }
-        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0, id: $0), EventRow(at: Self.t0, id: $1)] }
-        let r = try await store.ingest(.of(mixed))
-        #expect(r.duplicates == again.count && r.accepted == fresh.count)
-        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        let fresh = try await expectOldRefused(store, ids, step: 3, at: Self.t0)
         #expect(store.snapshot().rowCount == ids.count + fresh.count)
         try store.close()
     }
@@ -120,9 +135,7 @@ struct StoreTests {
         let day: Int64 = 86_400_000
         var store = try open(dir, clock: clock, granule: 8192)
         let old = (0..<20_000).map { "e\($0)" }
-        for chunk in stride(from: 0, to: old.count, by: 5_000) {
-            _ = try await store.ingest(.of(old[chunk..<(chunk + 5_000)].map { EventRow(at: Self.t0, id: $0) }))
-        }
+        try await ingestNew(store, old, chunk: 5_000, at: Self.t0)
         // A day later (the window's generations are 21 hours): the first generation's keys can be sealed.
         clock.advance(day)
         _ = try await store.ingest(.of([EventRow(at: Self.t0 + day, id: "d1")]))
@@ -131,12 +144,7 @@ struct StoreTests {
         #expect(store.compactDedupe() == 0)
         #expect(store.status.dedupeSealedKeys == old.count && store.status.dedupeKeys == old.count + 1)
         // Every third old id beside as many new ones: exactly the old ones are refused.
-        let again = stride(from: 0, to: old.count, by: 3).map { old[$0] }
-        let fresh = (0..<again.count).map { "n\($0)" }
-        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0 + day, id: $0), EventRow(at: Self.t0 + day, id: $1)] }
-        let r = try await store.ingest(.of(mixed))
-        #expect(r.duplicates == again.count && r.accepted == fresh.count)
-        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        let fresh = try await expectOldRefused(store, old, step: 3, at: Self.t0 + day)
         // Late keys of the sealed generation (received on the first day) go to its table, are
         // sealed beside the others, and refuse their retries.
         let late = (0..<2_000).map { "l\($0)" }
@@ -167,31 +175,15 @@ struct StoreTests {
         let dir = TemporaryDirectory()
         let clock = ManualClock(Self.t0)
         let day: Int64 = 86_400_000
-        func options() -> StoreOptions {
-            var o = StoreOptions(directory: dir.path)
-            o.backgroundFlush = false
-            o.clock = clock
-            o.granuleRows = 8192
-            o.dedupeSealKeys = 64
-            return o
-        }
         func files() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/dedupe")) ?? [] }
-        var store = try EventStore(options: options())
+        var store = try open(dir, clock: clock, granule: 8192, dedupeSealKeys: 64)
         let ids = (0..<30_000).map { "e\($0)" }
-        for chunk in stride(from: 0, to: ids.count, by: 3_000) {
-            let r = try await store.ingest(.of(ids[chunk..<(chunk + 3_000)].map { EventRow(at: Self.t0, id: $0) }))
-            #expect(r.accepted == 3_000 && r.duplicates == 0)
-        }
+        try await ingestNew(store, ids, chunk: 3_000, at: Self.t0)
         #expect(store.status.dedupeFileKeys > 20_000)
         // One file per shard of the one generation: each seal's file replaces the shard's previous one.
         #expect(!files().isEmpty && files().count <= 16)
         // Every fifth id again beside as many new ones: exactly the old ones are refused.
-        let again = stride(from: 0, to: ids.count, by: 5).map { ids[$0] }
-        let fresh = (0..<again.count).map { "n\($0)" }
-        let mixed = zip(again, fresh).flatMap { [EventRow(at: Self.t0, id: $0), EventRow(at: Self.t0, id: $1)] }
-        let r = try await store.ingest(.of(mixed))
-        #expect(r.duplicates == again.count && r.accepted == fresh.count)
-        #expect(r.duplicateRows == (0..<again.count).map { 2 * $0 })
+        let fresh = try await expectOldRefused(store, ids, step: 5, at: Self.t0)
         // Ids repeated within one batch after enough new ones to hand tables to seal jobs (run
         // once the batch is through): each repeat is found in a table or in one being sealed.
         let burst = (0..<2_000).map { "b\($0)" }
@@ -201,7 +193,7 @@ struct StoreTests {
         try store.close()
         // A file left by the previous process is deleted on open; the keys come back from the parts.
         #expect(FileManager.default.createFile(atPath: dir.path + "/dedupe/stale.keys", contents: Data(count: 8)))
-        store = try EventStore(options: options())
+        store = try open(dir, clock: clock, granule: 8192, dedupeSealKeys: 64)
         #expect(!files().contains("stale.keys"))
         #expect(store.status.dedupeKeys == ids.count + fresh.count + burst.count)
         #expect(store.status.dedupeFileKeys > 20_000)
@@ -217,8 +209,12 @@ struct StoreTests {
 
     @Test("the Bloom filter in front of a shard's sealed dedupe keys lets about 1 % of absent keys through, in every shard")
     func dedupeFilterRate() {
+        var rng = SeededRandom(state: 17)
         for shard: UInt64 in [0, 7, 15] {
-            let rate = EventStore.dedupeFilterFalsePositivesForTesting(keys: 100_000, probes: 100_000, shard: shard)
+            // Keys of one shard share their top four bits.
+            let keys = Set((0..<200_000).map { _ in rng.next() >> 4 | shard << 60 })
+            let members = Array(keys.prefix(100_000)), absent = Array(keys.dropFirst(100_000))
+            let rate = EventStore.dedupeFilterFalsePositivesForTesting(keys: members, absent: absent)
             #expect(rate < 0.03, "shard \(shard): \(rate)")
         }
     }

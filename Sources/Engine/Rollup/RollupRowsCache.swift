@@ -83,11 +83,11 @@ final class RollupRowsCache: Sendable {
     }
 
     func remove(_ key: ObjectIdentifier) {
-        let e = state.withLock { st -> Entry? in
+        // The entry is returned so that its rows are freed after the lock.
+        _ = state.withLock { st -> Entry? in
             guard let e = st.entries.removeValue(forKey: key) else { return nil }
             st.counters.bytes -= e.rows.byteCount
             return e
         }
-        _ = e
     }
 }

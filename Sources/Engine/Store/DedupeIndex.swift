@@ -152,11 +152,16 @@ struct ShardedUInt64Set {
         if jobs == nil {
             seal(s)
         } else if pending[s] == nil {
+            jobs!.append(job(s))
             pending[s] = shards[s]
             shards[s] = UInt64Set()
-            jobs!.append(SealJob(tag: tag, shard: s, keys: pending[s]!.elements(), previous: sealed[s], removed: removed[s],
-                                 path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" }))
         }
+    }
+
+    /// The job that seals shard s's table as it is now.
+    private func job(_ s: Int) -> SealJob {
+        SealJob(tag: tag, shard: s, keys: shards[s].elements(), previous: sealed[s], removed: removed[s],
+                path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
     }
 
     /// Installs what a job built: its keys replace the pending table and the sealed keys it
@@ -172,9 +177,7 @@ struct ShardedUInt64Set {
         let s = Self.shard(k)
         if shards[s].contains(k) {
             shards[s].remove(k)
-        } else if let p = pending[s], p.contains(k) {
-            removed[s].insert(k)
-        } else if let keys = sealed[s], keys.contains(k) {
+        } else if pending[s]?.contains(k) == true || sealed[s]?.contains(k) == true {
             removed[s].insert(k)
         }
     }
@@ -189,11 +192,10 @@ struct ShardedUInt64Set {
 
     /// Sorts shard s's table into its sealed keys (without the removed ones) and empties it.
     private mutating func seal(_ s: Int) {
-        let job = SealJob(tag: tag, shard: s, keys: shards[s].elements(), previous: sealed[s], removed: removed[s],
-                          path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
+        let job = job(s)
         shards[s] = UInt64Set()
         sealed[s] = job.run()
-        removed[s] = []
+        removed[s].subtract(job.removed)
     }
 }
 
@@ -341,8 +343,11 @@ final class SealedKeys: @unchecked Sendable {
                 done += r
             }
             n = ok ? count : 0
+            #if _endian(big)
+                for i in 0..<n { b[i] = UInt64(littleEndian: b[i]) }
+            #endif
         }
-        return out.map { UInt64(littleEndian: $0) }
+        return out
     }
 
     @inline(__always) private static func probe(_ k: UInt64, blocks: UInt64) -> (block: Int, bits: UInt64) {
@@ -377,7 +382,10 @@ final class SealedKeys: @unchecked Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return -1 }
         let bytes = keys.count * 8
-        let written = keys.map { $0.littleEndian }.withUnsafeBytes { b -> Bool in
+        #if _endian(big)
+            let keys = keys.map { $0.littleEndian }
+        #endif
+        let written = keys.withUnsafeBytes { b -> Bool in
             var done = 0
             while done < bytes {
                 let n = Glibc.write(fd, b.baseAddress! + done, bytes - done)

@@ -168,27 +168,9 @@ extension RollupPart {
 }
 
 extension EventStore {
-    /// The share of `probes` keys absent from a sealed shard of `keys` keys (all with the same
-    /// top four bits, as in a shard) that its Bloom filter lets through.
-    @_spi(Testing) public static func dedupeFilterFalsePositivesForTesting(keys: Int, probes: Int, shard: UInt64) -> Double {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return (z ^ (z >> 31)) >> 4 | shard << 60
-        }
-        let members = (0..<keys).map { _ in next() }.sorted()
-        let sealed = SealedKeys(members, path: nil)
-        let set = Set(members)
-        var passed = 0, tried = 0
-        while tried < probes {
-            let k = next()
-            if set.contains(k) { continue }
-            tried += 1
-            if sealed.mayContain(k) { passed += 1 }
-        }
-        return Double(passed) / Double(tried)
+    /// The share of `absent` keys that the Bloom filter of sealed `keys` lets through.
+    @_spi(Testing) public static func dedupeFilterFalsePositivesForTesting(keys: [UInt64], absent: [UInt64]) -> Double {
+        let sealed = SealedKeys(keys.sorted(), path: nil)
+        return Double(absent.filter { sealed.mayContain($0) }.count) / Double(absent.count)
     }
 }
