@@ -728,15 +728,15 @@ struct RollupTests {
         let store = try EventStore(options: Self.options(dir, clock: clock, zones: zones))
         var checked: Set<String> = []
         func check(_ stage: String) throws {
+            // Rows written by flushes and merges are not put in the cache (queries load them).
+            #expect(store.rollupCacheForTesting.parts == 0, "\(stage)")
+            defer { store.clearRollupCacheForTesting() }
             for (name, parts) in store.snapshot().rollups {
                 for part in parts where !checked.contains(part.path) {
                     let reopened = try RollupPart.open(path: part.path)
-                    let loads = store.rollupCacheForTesting.loads
+                    // The header the writer opened the part with against the file's, and the
+                    // rows loaded through the store against those of the file opened alone.
                     #expect(part.sameContent(as: reopened), "\(stage): \(name)/\(part.name)")
-                    if stage == "flush" {
-                        // Compared with the rows as the flush wrote them, not read back from the file.
-                        #expect(store.rollupCacheForTesting.loads == loads, "\(stage): \(name)/\(part.name)")
-                    }
                     checked.insert(part.path)
                 }
             }

@@ -343,11 +343,9 @@ struct RollupAggregate {
     }
 
     /// Appends group g's visitor (kind 0) or session (kind 1) sketch to a rollup part being
-    /// written (FORMAT.md, "Rollup part file"): its framing to `w`, its stored bytes to `file`,
-    /// its in-memory form (a sparse one with its kind-3 header) to `memory`. The bytes are those
-    /// of serializing the union of everything the group was given; `finishSketches` first.
-    mutating func appendSketch(_ g: Int, kind: Int, framing w: inout ByteWriter, file: inout [UInt8],
-                               memory: inout [UInt8]) throws(TallyError) {
+    /// written (FORMAT.md, "Rollup part file"): its framing to `w`, its stored bytes to `file`.
+    /// The bytes are those of serializing the union of everything the group was given; `finishSketches` first.
+    mutating func appendSketch(_ g: Int, kind: Int, framing w: inout ByteWriter, file: inout [UInt8]) throws(TallyError) {
         let precision = HyperLogLog.defaultPrecision
         let sparseLimit = (1 << precision) / 4
         let slot = 2 * g + kind
@@ -360,12 +358,12 @@ struct RollupAggregate {
             let source = sources[g]
             let part = sourceParts[Int(source >> 32)], r = Int(source & 0xFFFF_FFFF)
             if Self.copySketch(of: part, row: r, kind: kind, precision: precision, limit: sparseLimit,
-                                   framing: &w, file: &file, memory: &memory) {
+                                   framing: &w, file: &file) {
                 return
             }
         }
         if mergedEmpty && sources[g] != .max && moreHead[g] >= 0,
-           appendUnion(g, kind: kind, run: run, precision: precision, limit: sparseLimit, framing: &w, file: &file, memory: &memory)
+           appendUnion(g, kind: kind, run: run, precision: precision, limit: sparseLimit, framing: &w, file: &file)
         {
             return
         }
@@ -374,18 +372,18 @@ struct RollupAggregate {
             let unique = uniqueEntries(run)
             if !unique.isEmpty && unique.count <= sparseLimit {
                 runs.withUnsafeBufferPointer {
-                    Self.appendSparse(UnsafeBufferPointer(rebasing: $0[unique]), framing: &w, file: &file, memory: &memory)
+                    Self.appendSparse(UnsafeBufferPointer(rebasing: $0[unique]), framing: &w, file: &file)
                 }
                 return
             }
-            Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[unique])), framing: &w, file: &file, memory: &memory)
+            Self.appendSerialized(HyperLogLog(sortedUniqueEntries: Array(runs[unique])), framing: &w, file: &file)
             return
         }
         // A union of merged sketches (and maybe entries): encoded from a sketch.
         try materializeSource(g)
         var sketch = kind == 0 ? visitors[g] : sessions[g]
         if !run.isEmpty { sketch.merge(HyperLogLog(sortedUniqueEntries: Array(runs[uniqueEntries(run)]))) }
-        Self.appendSerialized(sketch, framing: &w, file: &file, memory: &memory)
+        Self.appendSerialized(sketch, framing: &w, file: &file)
     }
 
     /// Appends the union of group g's part rows (`sources`, `moreHead`) and batch entries
@@ -394,7 +392,7 @@ struct RollupAggregate {
     /// holding them would be (sparse up to `limit` entries, dense above). False (nothing appended) when a row's
     /// sketch has another form; the caller merges sketches then.
     mutating func appendUnion(_ g: Int, kind: Int, run: Range<Int>, precision: Int, limit: Int,
-                              framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
+                              framing w: inout ByteWriter, file: inout [UInt8]) -> Bool {
         // The union so far, the next row's entries, and the union of the two: each row's
         // entries are sorted with one per index (as stored), so merging them in order takes the
         // place of sorting (which was a third of this as it first was).
@@ -451,10 +449,10 @@ struct RollupAggregate {
         }
         let n = union.count
         if n > 0 && n <= limit {
-            union.withUnsafeBufferPointer { Self.appendSparse($0, framing: &w, file: &file, memory: &memory) }
+            union.withUnsafeBufferPointer { Self.appendSparse($0, framing: &w, file: &file) }
         } else {
             Self.appendSerialized(HyperLogLog(sortedUniqueEntries: union, precision: precision),
-                                  framing: &w, file: &file, memory: &memory)
+                                  framing: &w, file: &file)
         }
         return true
     }
@@ -462,30 +460,23 @@ struct RollupAggregate {
     /// x even: a sparse sketch of the default precision with x >> 1 entries, its bits only (most
     /// sketches here hold a few entries: the kind, precision, count and length bytes were ~15 %
     /// of the widget and page rollups); x odd: the whole serialized form.
-    static func appendSerialized(_ sketch: HyperLogLog, framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) {
+    static func appendSerialized(_ sketch: HyperLogLog, framing w: inout ByteWriter, file: inout [UInt8]) {
         // An empty sketch is written whole (x even means at least one entry).
         if sketch.precision == HyperLogLog.defaultPrecision, let entries = sketch.compactedSparse, !entries.isEmpty {
-            entries.withUnsafeBufferPointer { appendSparse($0, framing: &w, file: &file, memory: &memory) }
+            entries.withUnsafeBufferPointer { appendSparse($0, framing: &w, file: &file) }
         } else {
             let bytes = sketch.serialized()
             w.varint(UInt64(bytes.count) << 1 | 1)
             file.append(contentsOf: bytes)
-            ByteWriter.appendVarint(UInt64(bytes.count) << 1 | 1, to: &memory)
-            memory.append(contentsOf: bytes)
         }
     }
 
     /// The x-even form of sorted, unique sparse entries of the default precision (1…4,096 of
     /// them): the count as framing, the Rice-coded bits straight into the file buffer (an array
-    /// of their own per sketch was a quarter of writing merged rollup parts under HTTP ingest),
-    /// and framing plus bits into the in-memory form (`RollupRows.StoredSketch`).
-    static func appendSparse(_ entries: UnsafeBufferPointer<UInt32>, framing w: inout ByteWriter, file: inout [UInt8],
-                             memory: inout [UInt8]) {
+    /// of their own per sketch was a quarter of writing merged rollup parts under HTTP ingest).
+    static func appendSparse(_ entries: UnsafeBufferPointer<UInt32>, framing w: inout ByteWriter, file: inout [UInt8]) {
         w.varint(UInt64(entries.count) << 1)
-        let start = file.count
         HyperLogLog.appendSparseBits(entries, precision: HyperLogLog.defaultPrecision, to: &file)
-        ByteWriter.appendVarint(UInt64(entries.count) << 1, to: &memory)
-        memory.append(contentsOf: file[start...])
     }
 
     /// Appends row r's sketch of `part` as it is, when encoding it again would give the same
@@ -495,14 +486,12 @@ struct RollupAggregate {
     /// carry damaged registers into the merged part and delete the parts they came from; few
     /// rows have one, over 4,096 uniques).
     static func copySketch(of part: RollupRows, row r: Int, kind: Int, precision: Int, limit: Int,
-                           framing w: inout ByteWriter, file: inout [UInt8], memory: inout [UInt8]) -> Bool {
+                           framing w: inout ByteWriter, file: inout [UInt8]) -> Bool {
         guard precision == HyperLogLog.defaultPrecision else { return false }
         return (try? part.withStoredSketch(2 * r + kind) { stored -> Bool in
             guard case .sparse(let n, let bits) = stored, n > 0, n <= limit else { return false }
             w.varint(UInt64(n) << 1)
             file.append(contentsOf: bits)
-            ByteWriter.appendVarint(UInt64(n) << 1, to: &memory)
-            memory.append(contentsOf: bits)
             return true
         }) ?? false
     }

@@ -76,16 +76,13 @@ public final class RollupPart: Sendable {
     /// One load of the rows at a time (two queries missing the cache decode the file once).
     private let loading = Mutex<Int>(0)
 
-    /// A part whose rows are at hand (just written, or decoded): kept by the cache, or by the
-    /// part itself when there is none.
+    /// A part opened without a cache, whose rows it keeps (just written, or decoded).
     convenience init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int,
-                     fileSize: Int, provenance: RollupProvenance, rows: RollupRows, file: (any StoredFile)?,
-                     cache: RollupRowsCache?, keep: Bool = true) {
+                     fileSize: Int, provenance: RollupProvenance, rows: RollupRows) {
         self.init(name: name, path: path, number: number, rollup: rollup, partition: partition, level: level,
                   fileSize: fileSize, provenance: provenance, columns: rows.columns, sketchTypes: rows.sketchTypes,
                   siteNames: rows.dictionaries[0], siteZones: rows.siteZones, rows: rows.rows,
-                  file: file, cache: cache, pinned: cache == nil ? rows : nil)
-        cache?.put(ObjectIdentifier(self), rows, keep: keep)
+                  file: nil, cache: nil, pinned: rows)
     }
 
     init(name: String, path: String, number: Int, rollup: String, partition: Partition, level: Int, fileSize: Int,
@@ -304,9 +301,14 @@ extension RollupPart {
 
     /// Writes the rows `groups` of `aggregate` (all of one local month) as a rollup part, atomically
     /// (`.tmp`, fsync, rename, directory fsync), and opens it.
+    ///
+    /// The part is opened as `open` opens it with a cache: its rows stay in the file until a
+    /// query loads them. Rows written by flushes and merges went into the cache, and filled it
+    /// to its budget in a store nobody queried (a 3M-event `tally ingest`: ~56 of its 250 MB of
+    /// peak heap, heaptrack), while a flush's or merge's part is soon replaced by the next merge.
     static func write(_ aggregate: inout RollupAggregate, groups: [Int], partition: Partition, number: Int, level: Int,
                       provenance: RollupProvenance, directory: String, fs: any FileSystem,
-                      cache: RollupRowsCache?, keep: Bool = true) throws(TallyError) -> RollupPart {
+                      cache: RollupRowsCache) throws(TallyError) -> RollupPart {
         let def = aggregate.definition
         let columns = def.columns
         // Sorted dictionaries of the values the rows use; code remaps.
@@ -382,22 +384,13 @@ extension RollupPart {
         aggregate.finishSketches()
         var sketchBytes: [UInt8] = []
         sketchBytes.reserveCapacity(sorted.count * 8)
-        // The sketches as an opened part holds them (`StoredSketch`: framing and bytes together).
-        var memorySketches: [UInt8] = []
-        var offsets: [UInt32] = [0]
-        offsets.reserveCapacity(2 * sorted.count + 1)
         for g in sorted {
             guard aggregate.sketched(aggregate.keys[g].type) else {
                 w.varint(0)
                 w.varint(0)
-                offsets.append(UInt32(truncatingIfNeeded: memorySketches.count))
-                offsets.append(UInt32(truncatingIfNeeded: memorySketches.count))
                 continue
             }
-            for kind in 0..<2 {
-                try aggregate.appendSketch(g, kind: kind, framing: &w, file: &sketchBytes, memory: &memorySketches)
-                offsets.append(UInt32(truncatingIfNeeded: memorySketches.count))
-            }
+            for kind in 0..<2 { try aggregate.appendSketch(g, kind: kind, framing: &w, file: &sketchBytes) }
         }
         w.raw(sketchBytes)
         var file = ByteWriter(capacity: w.count / 2 + 64)
@@ -424,29 +417,13 @@ extension RollupPart {
         f.close()
         try fs.rename(tmp, to: path)
         try fs.syncDirectory(directory)
-        // The part as `open` would decode the file, built from what was written: reading back
-        // and decoding each flush's rollup parts was 4.6 % of `tally ingest`'s CPU (perf, 1M
-        // events). `RollupTests` checks every part a store wrote equals the file reopened.
-        guard memorySketches.count < Int(UInt32.max) else {
-            return try open(path: path, name: name, number: number, fs: fs, cache: cache)
-        }
-        let memoryDictionaries = dictionaries.map { d in
-            var column = StringColumn()
-            column.ends.reserveCapacity(d.order.count)
-            for code in d.order { d.values.withValue(Int(code)) { column.append($0) } }
-            return column
-        }
-        let rows = RollupRows(name: name, columns: columns, sketchTypes: aggregate.sketchTypes, dictionaries: memoryDictionaries,
-                              siteZones: dictionaries[0].order.map { aggregate.siteZones[UInt32($0)] ?? "" },
-                              sites: sorted.map { mapped(0, aggregate.keys[$0].site) },
-                              days: sorted.map { aggregate.keys[$0].day },
-                              types: sorted.map { mapped(1, aggregate.keys[$0].type) },
-                              dimensions: (0..<dimensionCount).map { d in sorted.map { mapped(d + 2, aggregate.keys[$0][d]) } },
-                              events: sorted.map { aggregate.events[$0] }, sketchBytes: exactCapacity(memorySketches),
-                              sketchOffsets: offsets)
+        var siteNames = StringColumn()
+        for code in dictionaries[0].order { dictionaries[0].values.withValue(Int(code)) { siteNames.append($0) } }
         return RollupPart(name: name, path: path, number: number, rollup: def.name, partition: partition, level: level,
-                          fileSize: file.bytes.count, provenance: provenance, rows: rows,
-                          file: cache == nil ? nil : try fs.openForReading(path), cache: cache, keep: keep)
+                          fileSize: file.bytes.count, provenance: provenance, columns: columns,
+                          sketchTypes: aggregate.sketchTypes, siteNames: siteNames,
+                          siteZones: dictionaries[0].order.map { aggregate.siteZones[UInt32($0)] ?? "" },
+                          rows: sorted.count, file: try fs.openForReading(path), cache: cache, pinned: nil)
     }
 
     // MARK: Reading
@@ -465,9 +442,10 @@ extension RollupPart {
             let bytes = try file.read(at: 0, count: try file.size())
             guard let cache else {
                 let decoded = try decode(bytes, name: name)
+                file.close()
                 return RollupPart(name: name, path: path, number: number, rollup: decoded.rollup, partition: decoded.partition,
                                   level: decoded.level, fileSize: decoded.fileSize, provenance: decoded.provenance,
-                                  rows: decoded.rows, file: file, cache: nil)
+                                  rows: decoded.rows)
             }
             let h = try header(bytes, name: name)
             return RollupPart(name: name, path: path, number: number, rollup: h.rollup, partition: h.partition, level: h.level,

@@ -82,6 +82,17 @@ final class RollupRowsCache: Sendable {
         dropped.removeAll()
     }
 
+    /// Drops every entry (their rows are freed after the lock).
+    func removeAll() {
+        _ = state.withLock { st -> [ObjectIdentifier: Entry] in
+            defer {
+                st.entries = [:]
+                st.counters.bytes = 0
+            }
+            return st.entries
+        }
+    }
+
     func remove(_ key: ObjectIdentifier) {
         // The entry is returned so that its rows are freed after the lock.
         _ = state.withLock { st -> Entry? in

@@ -213,7 +213,7 @@ extension EventStore {
                     st.nextPartNumber += 1
                     parts.append(try RollupPart.write(&aggregate, groups: groups, partition: month, number: number, level: 0,
                                                       provenance: RollupProvenance(coverage: top), directory: dir, fs: fs,
-                                                      cache: cache, keep: false))
+                                                      cache: cache))
                 }
                 report.rollupPartsRebuilt += missing.count
             }
@@ -472,8 +472,7 @@ extension EventStore {
                     let provenance = RollupProvenance(coverage: committed, sources: sources)
                     fresh.append(try RollupPart.write(&aggregate, groups: months[month] ?? [], partition: month,
                                                       number: number, level: 0, provenance: provenance,
-                                                      directory: rollupDirectory(def.name), fs: fs, cache: rollupCache,
-                                                      keep: false))
+                                                      directory: rollupDirectory(def.name), fs: fs, cache: rollupCache))
                 }
                 let oldNumbers = Set(old.map(\.number))
                 state.withLock { st in

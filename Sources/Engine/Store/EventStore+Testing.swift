@@ -77,6 +77,9 @@ extension EventStore {
         let c = rollupCache.counters
         return (c.bytes, c.parts, c.loads)
     }
+
+    /// Drops every row the rollup cache keeps.
+    @_spi(Testing) public func clearRollupCacheForTesting() { rollupCache.removeAll() }
 }
 
 extension RollupRows {
