@@ -82,14 +82,15 @@ struct DedupeIndex {
         generations.removeAll { $0.start <= cutoff }
     }
 
-    /// Seals the table of one shard of a generation other than the newest (`ShardedUInt64Set`);
-    /// false when there are none. Only the newest generation gets the keys of events received
-    /// now: the others, seven eighths of the window once it is full, stop changing. One shard
-    /// (1/16 of a generation) per call, so that the lock it runs under is held for a short sort.
-    mutating func sealStep() -> Bool {
+    /// Seals one shard of a generation other than the newest into a single run
+    /// (`ShardedUInt64Set.sealOneShard`); false when there are none. Only the newest generation
+    /// gets the keys of events received now: the others, seven eighths of the window once it is
+    /// full, stop changing. One shard (1/16 of a generation) per call, handed to a job in `jobs`
+    /// (run outside the store's lock, then `install`ed).
+    mutating func sealStep(jobs: inout [SealJob]?) -> Bool {
         guard let newest = generations.map(\.start).max() else { return false }
         for k in generations.indices where generations[k].start != newest {
-            if generations[k].keys.sealOneShard() { return true }
+            if generations[k].keys.sealOneShard(jobs: &jobs) { return true }
         }
         return false
     }
@@ -102,16 +103,21 @@ struct DedupeIndex {
 /// for 3.5M keys, heaptrack; BENCHMARKS.md). The file is read only when the filter lets a key
 /// through (~1 % of new keys, and true duplicates).
 ///
-/// A shard's table is sealed (sorted and merged with the shard's sealed keys into a new file)
-/// once it holds `sealAt` keys and at least 1/4 as many as are sealed: each key is written again
-/// about 5 times over its life, and the tables hold at most ~1/5 of the keys. (1/8 and 32,768
-/// keys cost more CPU for no lower RSS under HTTP ingest: 280–295 against 288–298 MiB.)
+/// A shard's table is sealed into a new *run* (sorted keys in a file) once it holds `sealAt`
+/// keys, and runs are merged size-tiered: a run of n keys is of tier ⌊log₄(n / sealAt)⌋, and a
+/// seal that would leave four runs of one tier merges them (with the table) into one, so a
+/// shard has at most three runs per tier and each key is written again ~log₄(keys / sealAt)
+/// times. The tables stay below 16 × `sealAt` keys however many the window holds. (They were
+/// sealed once they held a quarter of the shard's sealed keys, into one file per shard: the
+/// tables held up to a fifth of the window's keys, 34 MB of a 10M-event `tally ingest`'s
+/// 249 MB peak heap, heaptrack, and grew without bound in a long-running server.)
 struct ShardedUInt64Set {
     private var shards = [UInt64Set](repeating: UInt64Set(), count: 16)
     /// A table handed to a `SealJob` (sorted and written outside the store's lock), still
     /// searched until the job's keys are installed.
     private var pending = [UInt64Set?](repeating: nil, count: 16)
-    private var sealed = [SealedKeys?](repeating: nil, count: 16)
+    /// Per shard, its runs, oldest (biggest) first.
+    private var runs = [[SealedKeys]](repeating: [], count: 16)
     /// Sealed keys removed since their shard was last sealed (rare: a WAL write that failed).
     private var removed = [Set<UInt64>](repeating: [], count: 16)
     /// Where sealed keys go (nil: kept in memory).
@@ -129,8 +135,10 @@ struct ShardedUInt64Set {
     static let defaultSealAt = 1 << 16
 
     var count: Int { shards.reduce(0) { $0 + $1.count } + pending.reduce(0) { $0 + ($1?.count ?? 0) } + sealedCount }
-    var sealedCount: Int { (0..<16).reduce(0) { $0 + (sealed[$1]?.count ?? 0) - removed[$1].count } }
-    var fileCount: Int { sealed.reduce(0) { $0 + ($1.map { $0.inFile ? $0.count : 0 } ?? 0) } }
+    var sealedCount: Int { (0..<16).reduce(0) { $0 + runs[$1].reduce(0) { $0 + $1.count } - removed[$1].count } }
+    var fileCount: Int { runs.reduce(0) { $0 + $1.reduce(0) { $0 + ($1.inFile ? $1.count : 0) } } }
+    /// Runs of sealed keys, all shards.
+    var runCount: Int { runs.reduce(0) { $0 + $1.count } }
 
     @inline(__always) private static func shard(_ k: UInt64) -> Int { Int(truncatingIfNeeded: k >> 60) }
 
@@ -138,7 +146,7 @@ struct ShardedUInt64Set {
         let s = Self.shard(k)
         if shards[s].contains(k) { return true }
         if let p = pending[s], p.contains(k) { return removed[s].isEmpty || !removed[s].contains(k) }
-        guard let keys = sealed[s], keys.contains(k) else { return false }
+        guard runs[s].contains(where: { $0.contains(k) }) else { return false }
         return removed[s].isEmpty || !removed[s].contains(k)
     }
 
@@ -148,7 +156,7 @@ struct ShardedUInt64Set {
     mutating func insert(_ k: UInt64, jobs: inout [SealJob]?) {
         let s = Self.shard(k)
         shards[s].insert(k)
-        guard shards[s].count >= sealAt && shards[s].count * 4 >= (sealed[s]?.count ?? 0) else { return }
+        guard shards[s].count >= sealAt else { return }
         if jobs == nil {
             seal(s)
         } else if pending[s] == nil {
@@ -158,63 +166,122 @@ struct ShardedUInt64Set {
         }
     }
 
-    /// The job that seals shard s's table as it is now.
-    private func job(_ s: Int) -> SealJob {
-        SealJob(tag: tag, shard: s, keys: shards[s].elements(), previous: sealed[s], removed: removed[s],
-                path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
+    /// The tier of a run of `n` keys: ⌊log₄(n / sealAt)⌋ (0 below 4 × sealAt).
+    private func tier(_ n: Int) -> Int {
+        var t = 0, size = 4 * sealAt
+        while n >= size && size < Int.max / 4 {
+            t += 1
+            size *= 4
+        }
+        return t
     }
 
-    /// Installs what a job built: its keys replace the pending table and the sealed keys it
-    /// merged (nothing happens if the shard changed meanwhile: its table went back to it).
+    /// How many of shard s's newest runs a seal of `keys` keys merges: while the three runs
+    /// before what is merged so far are of its tier, they join it (four runs of a tier make one
+    /// of the next).
+    private func runsToMerge(_ s: Int, keys: Int) -> Int {
+        let r = runs[s]
+        var take = 0, total = keys
+        while r.count - take >= 3 {
+            let group = r[(r.count - take - 3)..<(r.count - take)]
+            let t = tier(total)
+            guard group.allSatisfy({ tier($0.count) == t }) else { break }
+            take += 3
+            total += group.reduce(0) { $0 + $1.count }
+        }
+        return take
+    }
+
+    /// The job that seals shard s's table as it is now (merging every run with `all`).
+    private func job(_ s: Int, all: Bool = false) -> SealJob {
+        let keys = shards[s].elements()
+        let merged = all ? runs[s].count : runsToMerge(s, keys: keys.count)
+        return SealJob(tag: tag, shard: s, keys: keys, previous: Array(runs[s].suffix(merged)),
+                       removed: removed[s], path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
+    }
+
+    /// Installs what a job built: its run replaces the pending table and the runs it merged
+    /// (nothing happens if the shard changed meanwhile: its table went back to it).
     mutating func install(_ job: SealJob, _ result: SealedKeys) {
-        guard pending[job.shard] != nil, sealed[job.shard] === job.previous else { return }
-        pending[job.shard] = nil
-        sealed[job.shard] = result
-        removed[job.shard].subtract(job.removed)
+        let s = job.shard
+        let merged = job.previous.count
+        guard pending[s] != nil, runs[s].count >= merged,
+              zip(runs[s].suffix(merged), job.previous).allSatisfy({ $0 === $1 })
+        else { return }
+        pending[s] = nil
+        replaceRuns(s, merged: merged, with: result)
+    }
+
+    /// Replaces shard s's newest `merged` runs with `result`; removed keys stay masked only
+    /// where a run still holds them (the job dropped those it saw from what it merged).
+    private mutating func replaceRuns(_ s: Int, merged: Int, with result: SealedKeys) {
+        runs[s].removeLast(merged)
+        if result.count > 0 { runs[s].append(result) }
+        if !removed[s].isEmpty {
+            let held = runs[s]
+            removed[s] = removed[s].filter { k in held.contains { $0.contains(k) } }
+        }
     }
 
     mutating func remove(_ k: UInt64) {
         let s = Self.shard(k)
         if shards[s].contains(k) {
             shards[s].remove(k)
-        } else if pending[s]?.contains(k) == true || sealed[s]?.contains(k) == true {
+        } else if pending[s]?.contains(k) == true || runs[s].contains(where: { $0.contains(k) }) {
             removed[s].insert(k)
         }
     }
 
-    /// Seals the first shard whose table holds any keys (and none pending); false when there is
-    /// none.
-    mutating func sealOneShard() -> Bool {
-        guard let s = shards.indices.first(where: { shards[$0].count > 0 && pending[$0] == nil }) else { return false }
-        seal(s)
+    /// Seals the first shard whose table holds any keys or that has more than one run (and no
+    /// job pending) into one run; false when there is none. For a generation that no longer
+    /// gets keys: a lookup checks one filter per run, and each generation's shard would keep
+    /// up to three runs per tier.
+    /// With `jobs`, the work is handed to a job appended to it (run it outside the store's lock
+    /// and `install` its result).
+    mutating func sealOneShard(jobs: inout [SealJob]?) -> Bool {
+        guard let s = shards.indices.first(where: { (shards[$0].count > 0 || runs[$0].count > 1) && pending[$0] == nil })
+        else { return false }
+        if jobs == nil {
+            seal(s, all: true)
+        } else {
+            jobs!.append(job(s, all: true))
+            pending[s] = shards[s]
+            shards[s] = UInt64Set()
+        }
         return true
     }
 
-    /// Sorts shard s's table into its sealed keys (without the removed ones) and empties it.
-    private mutating func seal(_ s: Int) {
-        let job = job(s)
+    /// Sorts shard s's table into a run (without the removed keys), merging runs as `job` says
+    /// (all of them with `all`), and empties it.
+    private mutating func seal(_ s: Int, all: Bool = false) {
+        let job = job(s, all: all)
         shards[s] = UInt64Set()
-        sealed[s] = job.run()
-        removed[s].subtract(job.removed)
+        replaceRuns(s, merged: job.previous.count, with: job.run())
     }
 }
 
-/// The work of sealing one shard's table: sort its keys, merge them with the shard's sealed
-/// keys (less those removed), write the file. Needs no lock: it reads only what it was given.
+/// The work of sealing one shard's table: sort its keys, merge them with the runs it replaces
+/// (less the removed keys), write the file. Needs no lock: it reads only what it was given.
 struct SealJob: @unchecked Sendable {
     let tag: Int64
     let shard: Int
     let keys: [UInt64]
-    let previous: SealedKeys?
+    /// The shard's newest runs that the new run replaces (`ShardedUInt64Set.runsToMerge`).
+    let previous: [SealedKeys]
     let removed: Set<UInt64>
     let path: String?
 
     func run() -> SealedKeys {
         var keys = self.keys
         keys.sort()
-        let gone = removed
-        let a = previous?.all() ?? []
-        let merged = [UInt64](unsafeUninitializedCapacity: keys.count + a.count) { out, n in
+        for run in previous { keys = Self.merge(run.all(), keys, dropping: removed) }
+        if previous.isEmpty && !removed.isEmpty { keys.removeAll { removed.contains($0) } }
+        return SealedKeys(keys, path: path)
+    }
+
+    /// The union of two ascending arrays, less `gone`.
+    static func merge(_ a: [UInt64], _ keys: [UInt64], dropping gone: Set<UInt64>) -> [UInt64] {
+        [UInt64](unsafeUninitializedCapacity: keys.count + a.count) { out, n in
             var i = 0, j = 0, w = 0
             while i < a.count || j < keys.count {
                 let v: UInt64
@@ -231,7 +298,6 @@ struct SealJob: @unchecked Sendable {
             }
             n = w
         }
-        return SealedKeys(merged, path: path)
     }
 }
 

@@ -560,9 +560,9 @@ public final class EventStore: Sendable {
             if state.withLock({ $0.parts.count }) != before { wakeMerger() }
             try dropExpiredPartitions()
             try dropExpiredRollups()
-            // A few shards of past dedupe generations per round, the lock released between.
+            // A few shards of past dedupe generations per round, sealed outside the lock.
             for _ in 0..<4 where !state.withLock({ $0.closed }) {
-                guard state.withLock({ $0.dedupe.sealStep() }) else { break }
+                guard sealDedupeShard() else { break }
             }
         } catch {
             state.withLock { $0.lastFlushError = error }
@@ -576,8 +576,20 @@ public final class EventStore: Sendable {
     @discardableResult
     public func compactDedupe() -> Int {
         var sealed = 0
-        while state.withLock({ !$0.closed && $0.dedupe.sealStep() }) { sealed += 1 }
+        while sealDedupeShard() { sealed += 1 }
         return sealed
+    }
+
+    /// Seals one shard of a past dedupe generation (`DedupeIndex.sealStep`): its table and runs
+    /// merged into one run, read and written outside the store's lock. False when none is left.
+    private func sealDedupeShard() -> Bool {
+        var jobs: [SealJob]? = []
+        guard state.withLock({ st in !st.closed && st.dedupe.sealStep(jobs: &jobs) }) else { return false }
+        for job in jobs ?? [] {
+            let result = job.run()
+            state.withLock { $0.dedupe.install(job, result) }
+        }
+        return true
     }
 
     // MARK: Background merging
