@@ -343,21 +343,25 @@ public final class SessionSummaryFile: Sendable {
         guard files.count == inputs.count else { return nil }
         let typeNames = (0..<merged.eventTypes.count).map { merged.eventTypes.string(at: $0) ?? "" }
         let keepTypes = typeNames.count <= maxTypes && files.allSatisfy(\.hasTypes)
+        // Each site's (file, chunk) pairs, in file order, grouped once.
+        var bySite: [String: [(file: Int, chunk: Chunk)]] = [:]
+        for (f, file) in files.enumerated() {
+            for chunk in file.chunks { bySite[chunk.site, default: []].append((f, chunk)) }
+        }
         var writer = try Writer(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs)
         do throws(TallyError) {
-            for site in Set(files.flatMap { $0.chunks.map(\.site) }).sorted() {
+            for site in bySite.keys.sorted() {
                 let builder = SessionExecutor.Builder(
                     attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
                     maxSessions: .max, keepIDs: false)
-                for file in files {
-                    for chunk in file.chunks where chunk.site == site {
-                        do {
-                            try builder.absorb(try file.read(chunk), from: .min, to: .max)
-                        } catch let e as TallyError {
-                            throw e
-                        } catch {
-                            throw TallyError(.corruption, "\(file.name): \(error)")
-                        }
+                for (f, chunk) in bySite[site]! {
+                    let file = files[f]
+                    do {
+                        try builder.absorb(try file.read(chunk), from: .min, to: .max)
+                    } catch let e as TallyError {
+                        throw e
+                    } catch {
+                        throw TallyError(.corruption, "\(file.name): \(error)")
                     }
                 }
                 try writer.add(site: site, builder)

@@ -67,7 +67,7 @@ struct DedupeIndex {
     }
 
     /// Installs what a seal job built, if its generation is still there.
-    mutating func install(_ job: SealJob, _ result: SealedKeys) {
+    mutating func install(_ job: SealJob, _ result: SealedKeys?) {
         guard let k = generations.firstIndex(where: { $0.start == job.tag }) else { return }
         generations[k].keys.install(job, result)
     }
@@ -156,6 +156,8 @@ struct ShardedUInt64Set {
     mutating func insert(_ k: UInt64, jobs: inout [SealJob]?) {
         let s = Self.shard(k)
         shards[s].insert(k)
+        // A key removed (a failed WAL write) and accepted again is no longer masked.
+        if !removed[s].isEmpty { removed[s].remove(k) }
         guard shards[s].count >= sealAt else { return }
         if jobs == nil {
             seal(s)
@@ -202,13 +204,18 @@ struct ShardedUInt64Set {
 
     /// Installs what a job built: its run replaces the pending table and the runs it merged
     /// (nothing happens if the shard changed meanwhile: its table went back to it).
-    mutating func install(_ job: SealJob, _ result: SealedKeys) {
+    /// A job that could not read a run it merges (nil result), or whose runs changed, gives its
+    /// table's keys back to the shard's table, to be sealed again.
+    mutating func install(_ job: SealJob, _ result: SealedKeys?) {
         let s = job.shard
         let merged = job.previous.count
-        guard pending[s] != nil, runs[s].count >= merged,
-              zip(runs[s].suffix(merged), job.previous).allSatisfy({ $0 === $1 })
-        else { return }
+        guard let table = pending[s] else { return }
         pending[s] = nil
+        guard let result, runs[s].count >= merged, zip(runs[s].suffix(merged), job.previous).allSatisfy({ $0 === $1 })
+        else {
+            for k in table.elements() { shards[s].insert(k) }
+            return
+        }
         replaceRuns(s, merged: merged, with: result)
     }
 
@@ -225,9 +232,8 @@ struct ShardedUInt64Set {
 
     mutating func remove(_ k: UInt64) {
         let s = Self.shard(k)
-        if shards[s].contains(k) {
-            shards[s].remove(k)
-        } else if pending[s]?.contains(k) == true || runs[s].contains(where: { $0.contains(k) }) {
+        if shards[s].contains(k) { shards[s].remove(k) }
+        if pending[s]?.contains(k) == true || runs[s].contains(where: { $0.contains(k) }) {
             removed[s].insert(k)
         }
     }
@@ -255,8 +261,10 @@ struct ShardedUInt64Set {
     /// (all of them with `all`), and empties it.
     private mutating func seal(_ s: Int, all: Bool = false) {
         let job = job(s, all: all)
+        // (Kept in the table if a run it merges cannot be read.)
+        guard let result = job.run() else { return }
         shards[s] = UInt64Set()
-        replaceRuns(s, merged: job.previous.count, with: job.run())
+        replaceRuns(s, merged: job.previous.count, with: result)
     }
 }
 
@@ -271,10 +279,15 @@ struct SealJob: @unchecked Sendable {
     let removed: Set<UInt64>
     let path: String?
 
-    func run() -> SealedKeys {
+    /// The new run; nil if a run it merges cannot be read (merging what could be read would
+    /// lose the rest when the runs are replaced).
+    func run() -> SealedKeys? {
         var keys = self.keys
         keys.sort()
-        for run in previous { keys = Self.merge(run.all(), keys, dropping: removed) }
+        for run in previous {
+            guard let all = run.allKeys() else { return nil }
+            keys = Self.merge(all, keys, dropping: removed)
+        }
         if previous.isEmpty && !removed.isEmpty { keys.removeAll { removed.contains($0) } }
         return SealedKeys(keys, path: path)
     }
@@ -390,6 +403,12 @@ final class SealedKeys: @unchecked Sendable {
             let n = withUnsafeMutableBytes(of: &v) { pread(fd, $0.baseAddress, 8, off_t(i) * 8) }
             return n == 8 ? UInt64(littleEndian: v) : nil
         } != nil
+    }
+
+    /// Every key, ascending (read from the file); nil if it cannot be read.
+    func allKeys() -> [UInt64]? {
+        let keys = all()
+        return keys.count == count ? keys : nil
     }
 
     /// Every key, ascending (read from the file; empty if it cannot be read).

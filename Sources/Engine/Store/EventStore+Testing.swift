@@ -177,3 +177,23 @@ extension EventStore {
         return Double(absent.filter { sealed.mayContain($0) }.count) / Double(absent.count)
     }
 }
+
+/// One generation's dedupe shards on their own (`ShardedUInt64Set`), sealing in place.
+@_spi(Testing) public struct DedupeShardsForTesting {
+    private var keys: ShardedUInt64Set
+
+    public init(directory: String, sealAt: Int) { keys = ShardedUInt64Set(directory: directory, tag: 0, sealAt: sealAt) }
+
+    /// Adds `k` unless present; false if it was.
+    public mutating func insert(_ k: UInt64) -> Bool {
+        guard !keys.contains(k) else { return false }
+        var inline: [SealJob]? = nil
+        keys.insert(k, jobs: &inline)
+        return true
+    }
+
+    /// Takes `k` back (as a failed WAL write does).
+    public mutating func remove(_ k: UInt64) { keys.remove(k) }
+    public func contains(_ k: UInt64) -> Bool { keys.contains(k) }
+    public var runCount: Int { keys.runCount }
+}

@@ -585,11 +585,14 @@ public final class EventStore: Sendable {
     private func sealDedupeShard() -> Bool {
         var jobs: [SealJob]? = []
         guard state.withLock({ st in !st.closed && st.dedupe.sealStep(jobs: &jobs) }) else { return false }
+        var sealed = true
         for job in jobs ?? [] {
             let result = job.run()
+            // A run that could not be read: the keys go back to the table; stop for this round.
+            if result == nil { sealed = false }
             state.withLock { $0.dedupe.install(job, result) }
         }
-        return true
+        return sealed
     }
 
     // MARK: Background merging
