@@ -348,8 +348,7 @@ public final class SessionSummaryFile: Sendable {
         for (f, file) in files.enumerated() {
             for chunk in file.chunks { bySite[chunk.site, default: []].append((f, chunk)) }
         }
-        var writer = try Writer(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs)
-        do throws(TallyError) {
+        return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
             for site in bySite.keys.sorted() {
                 let builder = SessionExecutor.Builder(
                     attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
@@ -366,23 +365,14 @@ public final class SessionSummaryFile: Sendable {
                 }
                 try writer.add(site: site, builder)
             }
-            return try writer.finish(fs: fs)
-        } catch {
-            writer.abandon(fs: fs)
-            throw error
         }
     }
 
     static func write(_ sites: [(site: String, builder: SessionExecutor.Builder)], types: [String]?, forPart part: Part,
                       fs: any FileSystem) throws(TallyError) -> SessionSummaryFile
     {
-        var writer = try Writer(forPart: part, types: types, fs: fs)
-        do throws(TallyError) {
+        try Writer.write(forPart: part, types: types, fs: fs) { (writer) throws(TallyError) in
             for (site, b) in sites { try writer.add(site: site, b) }
-            return try writer.finish(fs: fs)
-        } catch {
-            writer.abandon(fs: fs)
-            throw error
         }
     }
 
@@ -396,6 +386,20 @@ public final class SessionSummaryFile: Sendable {
         let file: any StoredFile
         var offset = 0
         var chunks: [Chunk] = []
+
+        /// Writes the summary file of `part` with the sites `fill` adds; on an error, nothing is
+        /// left behind.
+        static func write(forPart part: Part, types: [String]?, fs: any FileSystem,
+                          _ fill: (inout Writer) throws(TallyError) -> Void) throws(TallyError) -> SessionSummaryFile {
+            var writer = try Writer(forPart: part, types: types, fs: fs)
+            do throws(TallyError) {
+                try fill(&writer)
+                return try writer.finish(fs: fs)
+            } catch {
+                writer.abandon(fs: fs)
+                throw error
+            }
+        }
 
         init(forPart part: Part, types: [String]?, fs: any FileSystem) throws(TallyError) {
             self.part = part

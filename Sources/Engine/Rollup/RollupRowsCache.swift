@@ -85,11 +85,10 @@ final class RollupRowsCache: Sendable {
     /// Drops every entry (their rows are freed after the lock).
     func removeAll() {
         _ = state.withLock { st -> [ObjectIdentifier: Entry] in
-            defer {
-                st.entries = [:]
-                st.counters.bytes = 0
-            }
-            return st.entries
+            let entries = st.entries
+            st.entries = [:]
+            st.counters.bytes = 0
+            return entries
         }
     }
 

@@ -162,10 +162,15 @@ struct ShardedUInt64Set {
         if jobs == nil {
             seal(s)
         } else if pending[s] == nil {
-            jobs!.append(job(s))
-            pending[s] = shards[s]
-            shards[s] = UInt64Set()
+            handOut(s, to: &jobs!)
         }
+    }
+
+    /// Hands shard s's table to a job appended to `jobs` (it stays searched as pending).
+    private mutating func handOut(_ s: Int, all: Bool = false, to jobs: inout [SealJob]) {
+        jobs.append(job(s, all: all))
+        pending[s] = shards[s]
+        shards[s] = UInt64Set()
     }
 
     /// The tier of a run of `n` keys: ⌊log₄(n / sealAt)⌋ (0 below 4 × sealAt).
@@ -202,10 +207,9 @@ struct ShardedUInt64Set {
                        removed: removed[s], path: directory.map { "\($0)/\(tag)-\(s)-\(SealedKeys.nextFileNumber()).keys" })
     }
 
-    /// Installs what a job built: its run replaces the pending table and the runs it merged
-    /// (nothing happens if the shard changed meanwhile: its table went back to it).
-    /// A job that could not read a run it merges (nil result), or whose runs changed, gives its
-    /// table's keys back to the shard's table, to be sealed again.
+    /// Installs what a job built: its run replaces the pending table and the runs it merged. A
+    /// job that could not read a run it merges (nil result), or whose runs changed meanwhile,
+    /// gives its table's keys back to the shard's table, to be sealed again.
     mutating func install(_ job: SealJob, _ result: SealedKeys?) {
         let s = job.shard
         let merged = job.previous.count
@@ -250,9 +254,7 @@ struct ShardedUInt64Set {
         if jobs == nil {
             seal(s, all: true)
         } else {
-            jobs!.append(job(s, all: true))
-            pending[s] = shards[s]
-            shards[s] = UInt64Set()
+            handOut(s, all: true, to: &jobs!)
         }
         return true
     }
@@ -284,7 +286,8 @@ struct SealJob: @unchecked Sendable {
     func run() -> SealedKeys? {
         var keys = self.keys
         keys.sort()
-        for run in previous {
+        // Newest (smallest) runs first: the biggest is copied once, in the last merge.
+        for run in previous.reversed() {
             guard let all = run.allKeys() else { return nil }
             keys = Self.merge(all, keys, dropping: removed)
         }
@@ -407,12 +410,6 @@ final class SealedKeys: @unchecked Sendable {
 
     /// Every key, ascending (read from the file); nil if it cannot be read.
     func allKeys() -> [UInt64]? {
-        let keys = all()
-        return keys.count == count ? keys : nil
-    }
-
-    /// Every key, ascending (read from the file; empty if it cannot be read).
-    func all() -> [UInt64] {
         if let owned { return Array(owned) }
         let bytes = count * 8
         var ok = true
@@ -432,7 +429,7 @@ final class SealedKeys: @unchecked Sendable {
                 for i in 0..<n { b[i] = UInt64(littleEndian: b[i]) }
             #endif
         }
-        return out
+        return ok ? out : nil
     }
 
     @inline(__always) private static func probe(_ k: UInt64, blocks: UInt64) -> (block: Int, bits: UInt64) {

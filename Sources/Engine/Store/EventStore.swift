@@ -373,10 +373,7 @@ public final class EventStore: Sendable {
                 duplicateRows.append(i)
             }
         }
-        for job in sealJobs ?? [] {
-            let result = job.run()
-            state.withLock { $0.dedupe.install(job, result) }
-        }
+        runSealJobs(sealJobs ?? [])
         if !duplicateRows.isEmpty {
             var keep: [Int32] = []
             var d = 0
@@ -585,10 +582,17 @@ public final class EventStore: Sendable {
     private func sealDedupeShard() -> Bool {
         var jobs: [SealJob]? = []
         guard state.withLock({ st in !st.closed && st.dedupe.sealStep(jobs: &jobs) }) else { return false }
+        // A run that could not be read: the keys went back to the table; stop for this round.
+        return runSealJobs(jobs ?? [])
+    }
+
+    /// Runs dedupe seal jobs (sort, merge, write) outside the lock and installs their results;
+    /// false if one could not read a run it merges (its keys go back to their table).
+    @discardableResult
+    private func runSealJobs(_ jobs: [SealJob]) -> Bool {
         var sealed = true
-        for job in jobs ?? [] {
+        for job in jobs {
             let result = job.run()
-            // A run that could not be read: the keys go back to the table; stop for this round.
             if result == nil { sealed = false }
             state.withLock { $0.dedupe.install(job, result) }
         }
