@@ -111,6 +111,33 @@ struct MergeTests {
         try store.close()
     }
 
+    @Test("small flushes merged as they come are rewritten a few times, not once per merge of their month")
+    func smallFlushesWriteAmplification() async throws {
+        // A quiet server: 120 flushes of 100 rows (two months, ~50 rows each), merges run after
+        // every flush. With tier 0 reaching 2^18 rows, the month's growing part was merged with
+        // the next three flushes over and over (19.8 writes per row here); with geometric tiers
+        // from 2^10 rows, fewer than 7.
+        let dir = TemporaryDirectory()
+        var o = Self.options(dir)
+        o.backgroundMerge = false
+        let store = try EventStore(options: o)
+        var rng = SeededRandom(state: 7)
+        var merged = 0
+        for f in 0..<120 {
+            _ = try await store.ingest(Self.batch(&rng, 100, tag: "f\(f)"))
+            try store.flush()
+            merged += try store.mergeNow().reduce(0) { $0 + $1.rows }
+        }
+        let rows = store.snapshot().rowCount
+        #expect(rows == 12_000)
+        #expect(Double(merged) / Double(rows) < 7, "\(merged) rows written by merges for \(rows) ingested")
+        for (_, parts) in Dictionary(grouping: store.snapshot().parts, by: \.partition) {
+            let tiers = Dictionary(grouping: parts) { o.mergePolicy.tier($0.rows) }
+            #expect(tiers.values.allSatisfy { $0.count < o.mergePolicy.fanIn }, "\(parts.map(\.rows))")
+        }
+        try store.close()
+    }
+
     @Test("a merge drops a retried event that slipped past the dedupe window")
     func dropsDuplicates() async throws {
         let dir = TemporaryDirectory()

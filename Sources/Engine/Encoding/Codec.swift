@@ -17,15 +17,15 @@ public enum Codec: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// zstd level for blocks no merge is expected to rewrite (merged raw parts past tier 0 or
-    /// from `tally merge`, merged rollup parts, session summaries). Level 3 compresses
+    /// zstd level for blocks no merge is expected to rewrite soon (merged raw parts of 2¹⁸ rows
+    /// or more, parts from `tally merge`, merged rollup parts, session summaries). Level 3 compresses
     /// delta-encoded timestamps better than 1 or 9 (9.25x vs 8.27x vs 6.82x,
     /// ../shared/reference/swift-limits.md §3) at ~440 MB/s.
     public static let zstdLevel: Int32 = 3
 
     /// zstd level for the blocks of parts that merges will write again: a flush's raw parts,
-    /// level-0 rollup parts, and merged raw parts still in the lowest size tier (a month that
-    /// gets no more rows keeps such a part at this level until `tally merge`). Level 1 took ~5%
+    /// level-0 rollup parts, and merged raw parts below 2¹⁸ rows (`MergePolicy.fastCompressionRows`;
+    /// a month that gets no more rows keeps such a part at this level until `tally merge`). Level 1 took ~5%
     /// less of a 1M-event `tally ingest`'s CPU than level 3 for 2% more bytes in those parts
     /// (41.8 → 42.5 bytes/event with merges off; BENCHMARKS.md, 2026-12-06, seventh session).
     /// Levels below 1 were no faster here and larger (47–54 bytes/event).

@@ -5,9 +5,19 @@ import Foundation
 /// Size-tiered: a part's tier is 0 below `baseRows` rows, else 1 + ⌊log₄(rows / baseRows)⌋.
 /// Once a partition holds `fanIn` parts of one tier, up to `maxFanIn` of them (oldest first) are
 /// merged into one part of a higher tier. Parts of `maxPartRows` or more are left alone. So
-/// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — with the
-/// defaults 3 × 6 = 18 parts, plus one per 2²⁸ rows beyond the largest tier — however long
-/// ingest runs, and every row is rewritten about once per tier (log₄ of its part's growth).
+/// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — 3 per tier
+/// between the flushes' size and the month's, at most 3 × 10 = 30 with the defaults, plus one
+/// per 2²⁸ rows beyond the largest tier — however long ingest runs, and every row is rewritten
+/// about once per tier (log₄ of its part's growth).
+///
+/// `baseRows` is small so that tiers are geometric from the size of a flush up: a part in tier
+/// 0 is merged again with parts of its own size until it leaves the tier, so a wide tier 0
+/// rewrites its growing part again every few flushes. With the earlier 2¹⁸, a 1M-event
+/// `tally ingest` (flushes of 26–62k rows) merged its flushed parts into a ~160k-row part and
+/// that one again with the next three flushes (2.0 writes per row instead of 1; 1M events 9 %
+/// faster, 3M 4 %, 10M 8 %, BENCHMARKS.md, eleventh session), and a quiet server flushing
+/// 100 rows every 10 s rewrote each row ~40 times before it reached 2¹⁸ rows (simulated; ~4
+/// times with 2¹⁰).
 ///
 /// Three merger threads share the work: one runs merges of fewer than `bigMergeRows` rows in
 /// all, one the bigger ones, one the rollup merges, so that a merge of large parts, which takes
@@ -18,7 +28,10 @@ import Foundation
 public struct MergePolicy: Sendable {
     public var fanIn = 4
     public var maxFanIn = 10
-    public var baseRows = 1 << 18
+    public var baseRows = 1 << 10
+    /// A merged part below this many rows is compressed at the flush's zstd level
+    /// (`Codec.flushZstdLevel`): merges will write it again soon.
+    public var fastCompressionRows = 1 << 18
     public var maxPartRows = 1 << 28
     public var bigMergeRows = 1 << 21
     public var rollupBaseRows = 1 << 12
@@ -135,10 +148,10 @@ extension EventStore {
             defer { st.nextPartNumber += 1 }
             return st.nextPartNumber
         }
-        // A merged part still in the lowest size tier will be merged again: compressed faster
-        // (unless this merge is meant to leave one part).
+        // A small merged part will be merged again: compressed faster (unless this merge is
+        // meant to leave one part).
         let rows = task.reduce(0) { $0 + $1.rows }
-        let rewritten = !final && options.mergePolicy.tier(rows) == 0
+        let rewritten = !final && rows < options.mergePolicy.fastCompressionRows
         // Inputs without session summaries get theirs first, so that the merged part's are
         // combined from them below: built from the merged part's rows instead, every row's
         // summary was built again at each merge it went through (~3.8 times per row under
