@@ -22,6 +22,41 @@ struct FormatTests {
         return (try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.path + "/parts/" + name))), wal)
     }
 
+    @Test("a payload compressed in pieces (rollup parts) is one zstd frame that decompresses to the pieces joined")
+    func zstdStream() throws {
+        var rng = SeededRandom(state: 3)
+        // Megabytes of half-compressible bytes (words from a small vocabulary and random bytes),
+        // so that the output spans many of the stream's output chunks; pieces of every size.
+        let words = (0..<64).map { _ in (0..<Int(3 + rng.next() % 9)).map { _ in UInt8(97 + rng.next() % 26) } }
+        var all: [UInt8] = []
+        while all.count < 3 << 20 {
+            if rng.next() % 2 == 0 { all += words[Int(rng.next() % 64)] } else { all.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        var pieces: [[UInt8]] = [[]]
+        var at = 0
+        while at < all.count {
+            let n = min(all.count - at, [0, 1, 7, 4096, 1 << 20, 1 << 21][Int(rng.next() % 6)])
+            pieces.append(Array(all[at..<at + n]))
+            at += n
+        }
+        for level in [Int32(1), 3] {
+            let (frame, rawLength) = Codec.zstdStreamForTesting(pieces, level: level)
+            #expect(rawLength == all.count)
+            #expect(frame.count > 1 << 18 && frame.count < all.count)
+            var out: [UInt8] = []
+            try frame.withUnsafeBytes { try Codec.decompress($0, codec: .zstd, rawLength: all.count, into: &out) }
+            #expect(out == all)
+            var truncated: [UInt8] = []
+            #expect(throws: Codec.DecompressionError.self) {
+                try frame.dropLast(5).withUnsafeBytes { try Codec.decompress($0, codec: .zstd, rawLength: all.count, into: &truncated) }
+            }
+        }
+        let (empty, emptyLength) = Codec.zstdStreamForTesting([[], []], level: 3)
+        var out: [UInt8] = [1]
+        try empty.withUnsafeBytes { try Codec.decompress($0, codec: .zstd, rawLength: 0, into: &out) }
+        #expect(emptyLength == 0 && out == [1])
+    }
+
     @Test("a part starts with TLYPART1 and version 2 and ends with a trailer and TLYPEND1")
     func partFraming() async throws {
         let dir = TemporaryDirectory()

@@ -153,6 +153,64 @@ extension Codec {
     }
 }
 
+/// zstd compression of a payload handed over in pieces as it is made, so that the payload is
+/// never whole in memory: only its compressed bytes are. For payloads of many megabytes (a
+/// month's rollup part): compressing one built whole held the payload, a compression buffer of
+/// its size and two copies of the output at once (~45 MB at a 10M-event `tally ingest`'s peak,
+/// heaptrack; BENCHMARKS.md, eleventh session). The output is a regular zstd frame (without the
+/// content size in its header, which is not known up front); any zstd decoder reads it.
+struct ZstdStream: ~Copyable {
+    private let scratch = CompressionScratch.take()
+    private(set) var compressed: [UInt8] = []
+    private(set) var rawLength = 0
+    private static let chunk = 1 << 17
+
+    init(level: Int32) {
+        ZSTD_CCtx_reset(scratch.zstdContext, ZSTD_reset_session_and_parameters)
+        ZSTD_CCtx_setParameter(scratch.zstdContext, ZSTD_c_compressionLevel, level)
+    }
+
+    deinit {
+        ZSTD_CCtx_reset(scratch.zstdContext, ZSTD_reset_session_and_parameters)
+        CompressionScratch.give(scratch)
+    }
+
+    /// Compresses the next piece of the payload.
+    mutating func feed(_ src: UnsafeRawBufferPointer) {
+        guard !src.isEmpty else { return }
+        rawLength += src.count
+        var input = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
+        while input.pos < input.size { step(&input, ZSTD_e_continue) }
+    }
+
+    /// Ends the frame; `compressed` then holds all of it.
+    mutating func finish() {
+        var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+        while step(&input, ZSTD_e_end) != 0 {}
+    }
+
+    /// One call of `ZSTD_compressStream2`, its output appended; returns what zstd has left to flush.
+    @discardableResult
+    private mutating func step(_ input: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) -> Int {
+        let out = scratch.output(capacity: Self.chunk)
+        var output = ZSTD_outBuffer(dst: out, size: Self.chunk, pos: 0)
+        let left = ZSTD_compressStream2(scratch.zstdContext, &output, &input, directive)
+        precondition(ZSTD_isError(left) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(left)))")
+        compressed.append(contentsOf: UnsafeRawBufferPointer(start: out, count: output.pos))
+        return left
+    }
+}
+
+extension Codec {
+    /// `pieces` compressed one after the other through a `ZstdStream`: the frame.
+    @_spi(Testing) public static func zstdStreamForTesting(_ pieces: [[UInt8]], level: Int32) -> (frame: [UInt8], rawLength: Int) {
+        var z = ZstdStream(level: level)
+        for p in pieces { p.withUnsafeBytes { z.feed($0) } }
+        z.finish()
+        return (z.compressed, z.rawLength)
+    }
+}
+
 /// A zstd decompression context, reused across blocks from a small pool. `ZSTD_decompress`
 /// allocates and initializes a context per call: 7–8 µs more per block than a reused one
 /// (2 KB → 10.9 vs 3.6 µs, 16 KB → 25.1 vs 17.2 µs; C loop on this machine), paid on every

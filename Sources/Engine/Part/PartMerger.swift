@@ -43,8 +43,14 @@ struct PartMerger {
         var merged: [MergedDictionary] = []
         for c in EventColumn.allCases where c.kind == .lowCardinality || c.kind == .string {
             guard inputs.allSatisfy({ !($0.footer.column(c)?.dictionary.isNone ?? true) }) else { continue }
-            let union = MergedDictionary(try inputs.map { (p) throws(TallyError) in try p.dictionary(c) })
-            if c.kind == .string && union.values.count > totalRows / 4 { continue }
+            // A text column whose union would pass the limit is not built whole to be thrown
+            // away: a big merge's properties union (every input coded, the union far past a
+            // quarter of the rows) held 35 MB beside the inputs' 26 MB at a 10M-event
+            // `tally ingest`'s peak (heaptrack; BENCHMARKS.md, eleventh session).
+            let limit = c.kind == .string ? totalRows / 4 : Int.max
+            if inputs.contains(where: { ($0.footer.column(c)?.dictionarySize ?? 0) > limit }) { continue }
+            guard let union = MergedDictionary(try inputs.map { (p) throws(TallyError) in try p.dictionary(c) }, limit: limit)
+            else { continue }
             codeColumns.append(c)
             merged.append(union)
         }
@@ -147,7 +153,8 @@ struct MergedDictionary {
     var values = StringColumn()
     var remaps: [[UInt32]]
 
-    init(_ dictionaries: [StringColumn]) {
+    /// Nil once the union holds more than `limit` values.
+    init?(_ dictionaries: [StringColumn], limit: Int = .max) {
         remaps = dictionaries.map { [UInt32](repeating: 0, count: $0.count) }
         var heads = [Int](repeating: 0, count: dictionaries.count)
         while true {
@@ -158,6 +165,7 @@ struct MergedDictionary {
                 if c < 0 { best = k }
             }
             if best < 0 { return }
+            if values.count == limit { return nil }
             let code = UInt32(values.count)
             values.append(from: dictionaries[best], row: heads[best])
             for k in dictionaries.indices where heads[k] < dictionaries[k].count {

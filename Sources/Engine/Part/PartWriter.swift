@@ -198,18 +198,27 @@ struct PartWriter {
         var block = [UInt8](repeating: 0, count: PartFormat.blockHeaderSize)
         block.reserveCapacity(PartFormat.blockHeaderSize + raw.count / 2)
         let used = raw.withUnsafeBytes { Codec.compress($0, codec: codec, level: level, into: &block) }
-        let stored = block.count - PartFormat.blockHeaderSize
+        let header = block.withUnsafeBytes {
+            blockHeader(codec: used, encoding: encoding, rawLength: raw.count,
+                        stored: UnsafeRawBufferPointer(rebasing: $0[PartFormat.blockHeaderSize...]))
+        }
+        block.replaceSubrange(0..<PartFormat.blockHeaderSize, with: header)
+        return block
+    }
+
+    /// The header that frames `stored` (FORMAT.md, "Part file"): codec, encoding, raw and stored
+    /// lengths, and the CRC32C of header bytes 0..11 followed by the stored bytes.
+    static func blockHeader(codec: Codec, encoding: ColumnEncoding, rawLength: Int,
+                            stored: UnsafeRawBufferPointer) -> [UInt8] {
         var header = ByteWriter(capacity: PartFormat.blockHeaderSize)
-        header.u8(used.rawValue)
+        header.u8(codec.rawValue)
         header.u8(encoding.rawValue)
         header.u16(0)
-        header.u32(UInt32(raw.count))
-        header.u32(UInt32(stored))
-        var crc = header.bytes.withUnsafeBytes { CRC32C.checksum($0) }
-        crc = block.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[PartFormat.blockHeaderSize...]), continuing: crc) }
-        header.u32(crc)
-        block.replaceSubrange(0..<PartFormat.blockHeaderSize, with: header.bytes)
-        return block
+        header.u32(UInt32(rawLength))
+        header.u32(UInt32(stored.count))
+        let crc = header.bytes.withUnsafeBytes { CRC32C.checksum($0) }
+        header.u32(CRC32C.checksum(stored, continuing: crc))
+        return header.bytes
     }
 }
 
