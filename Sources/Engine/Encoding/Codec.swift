@@ -153,26 +153,32 @@ extension Codec {
     }
 }
 
-/// zstd compression of a payload handed over in pieces as it is made, so that the payload is
-/// never whole in memory: only its compressed bytes are. For payloads of many megabytes (a
+/// zstd compression of a payload handed over in pieces as it is made, so that the payload need
+/// not be whole in memory: only its compressed bytes are. For payloads of many megabytes (a
 /// month's rollup part): compressing one built whole held the payload, a compression buffer of
 /// its size and two copies of the output at once (~45 MB at a 10M-event `tally ingest`'s peak,
 /// heaptrack; BENCHMARKS.md, eleventh session). The output is a regular zstd frame (without the
 /// content size in its header, which is not known up front); any zstd decoder reads it.
+///
+/// It has a context of its own rather than one from `CompressionScratch`'s pool: a streaming
+/// context keeps window-sized buffers (~2 MB at level 3) that a pooled one would carry on.
 struct ZstdStream: ~Copyable {
-    private let scratch = CompressionScratch.take()
+    private let context: OpaquePointer
+    private let chunk: UnsafeMutableRawPointer
     private(set) var compressed: [UInt8] = []
     private(set) var rawLength = 0
-    private static let chunk = 1 << 17
+    private static let chunkSize = 1 << 17
 
     init(level: Int32) {
-        ZSTD_CCtx_reset(scratch.zstdContext, ZSTD_reset_session_and_parameters)
-        ZSTD_CCtx_setParameter(scratch.zstdContext, ZSTD_c_compressionLevel, level)
+        guard let c = ZSTD_createCCtx() else { preconditionFailure("ZSTD_createCCtx failed (out of memory)") }
+        context = c
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        chunk = .allocate(byteCount: Self.chunkSize, alignment: 16)
     }
 
     deinit {
-        ZSTD_CCtx_reset(scratch.zstdContext, ZSTD_reset_session_and_parameters)
-        CompressionScratch.give(scratch)
+        ZSTD_freeCCtx(context)
+        chunk.deallocate()
     }
 
     /// Compresses the next piece of the payload.
@@ -192,11 +198,10 @@ struct ZstdStream: ~Copyable {
     /// One call of `ZSTD_compressStream2`, its output appended; returns what zstd has left to flush.
     @discardableResult
     private mutating func step(_ input: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) -> Int {
-        let out = scratch.output(capacity: Self.chunk)
-        var output = ZSTD_outBuffer(dst: out, size: Self.chunk, pos: 0)
-        let left = ZSTD_compressStream2(scratch.zstdContext, &output, &input, directive)
+        var output = ZSTD_outBuffer(dst: chunk, size: Self.chunkSize, pos: 0)
+        let left = ZSTD_compressStream2(context, &output, &input, directive)
         precondition(ZSTD_isError(left) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(left)))")
-        compressed.append(contentsOf: UnsafeRawBufferPointer(start: out, count: output.pos))
+        compressed.append(contentsOf: UnsafeRawBufferPointer(start: chunk, count: output.pos))
         return left
     }
 }

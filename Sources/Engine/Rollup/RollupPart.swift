@@ -339,7 +339,8 @@ extension RollupPart {
         }()
         // The payload is compressed as it is made, a megabyte at a time (`ZstdStream`): a month's
         // rollup part built whole first held it, a compression buffer of its size and two copies
-        // of the output at once.
+        // of the output at once. (The sketch bits, which follow all the framing, are still
+        // gathered whole first.)
         var z = ZstdStream(level: level == 0 ? Codec.flushZstdLevel : Codec.zstdLevel)
         var w = ByteWriter(capacity: 1 << 20 + 4096)
         func spill() {
@@ -408,13 +409,13 @@ extension RollupPart {
         var sketchBytes: [UInt8] = []
         sketchBytes.reserveCapacity(sorted.count * 8)
         for g in sorted {
+            spill()
             guard aggregate.sketched(aggregate.keys[g].type) else {
                 w.varint(0)
                 w.varint(0)
                 continue
             }
             for kind in 0..<2 { try aggregate.appendSketch(g, kind: kind, framing: &w, file: &sketchBytes) }
-            spill()
         }
         w.bytes.withUnsafeBytes { z.feed($0) }
         w = ByteWriter()
