@@ -456,7 +456,7 @@ struct RollupTests {
         options.granuleRows = PartFormat.defaultGranuleRows
         let store = try EventStore(options: options)
         var rng = SeededRandom(state: 31)
-        // More than 65,536 rows with more distinct paths than a quarter of them: the part
+        // More than 4,096 rows with more distinct paths than a quarter of them: the part
         // writer stores page_path as values, the other columns (nulls, empties) as codes.
         var batch = Self.batch(&rng, 70_000, tag: "varied", days: 3)
         var paths = StringColumn()

@@ -93,16 +93,27 @@ struct PartWriter {
 
     /// The part dictionary of `c`: always for low-cardinality columns, and for other text
     /// columns when they repeat enough (distinct values ≤ rows / 4: paths, URLs, titles) or the
-    /// part is small (≤ 65,536 rows). Measured on 1M generated events: 45.3 bytes/event with them, 53.5 without
-    /// (BENCHMARKS.md). Codes are assigned in byte order, so comparing codes compares values
-    /// (the primary index relies on it).
-    static let alwaysDictionaryRows = 1 << 16
+    /// part is small (≤ 4,096 rows). Measured on 1M generated events: 45.3 bytes/event with
+    /// them, 53.5 without (BENCHMARKS.md). Codes are assigned in byte order, so comparing codes
+    /// compares values (the primary index relies on it).
+    ///
+    /// Small parts keep the dictionary whatever its size: a merge keeps a column
+    /// dictionary-coded only when every input is, and the few hundred rows a flush leaves in
+    /// the month before (at 1M events) otherwise turned page_url into values for the whole
+    /// merged month (2.14 → 3.10 bytes/event for that column). Up to the eleventh session
+    /// "small" was ≤ 65,536 rows, which kept every flush's `properties` (~37 % distinct) in a
+    /// dictionary: its interning cost CPU at every flush, and a merge of flushed parts, which
+    /// writes `properties` as values, had to hold each input's whole dictionary to read them
+    /// (42 MB at a 10M-event `tally ingest`'s peak heap, heaptrack; BENCHMARKS.md).
+    static let alwaysDictionaryRows = 1 << 12
 
     static func dictionary(_ c: EventColumn, of batch: EventBatch) -> PartDictionary? {
         let col = batch[string: c]
         var interner = ByteStringInterner()
         var raw = [Int32](repeating: -1, count: batch.count)
-        col.bytes.withUnsafeBytes { b in
+        // Past this many distinct values the column is stored as values: interning stops there.
+        let limit = c.kind == .string && batch.count > Self.alwaysDictionaryRows ? batch.count / 4 : Int.max
+        let complete = col.bytes.withUnsafeBytes { b in
             col.ends.withUnsafeBufferPointer { e in
                 // Rows are grouped by visitor, so a value often repeats the previous row's
                 // (country, device, user agent, page): compare before hashing.
@@ -116,16 +127,14 @@ struct PartWriter {
                         continue
                     }
                     previousCode = interner.intern(value)
+                    if interner.count > limit { return false }
                     previous = value
                     raw[i] = previousCode
                 }
+                return true
             }
         }
-        // Small parts keep the dictionary whatever its size: a merge keeps a column
-        // dictionary-coded only when every input is, and the few hundred rows a flush leaves in
-        // the month before (at 1M events) otherwise turned page_url into values for the whole
-        // merged month: 2.14 → 3.10 bytes/event for that column.
-        if c.kind == .string && batch.count > Self.alwaysDictionaryRows && interner.count > batch.count / 4 { return nil }
+        if !complete { return nil }
         let (ranks, sortedCodes) = interner.sortedRanks()
         let codes = raw.map { $0 < 0 ? 0 : UInt32(ranks[Int($0)]) }
         return PartDictionary(values: interner.values, order: sortedCodes, codes: codes)
