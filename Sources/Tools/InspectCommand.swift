@@ -104,9 +104,15 @@ struct InspectReport {
     /// The dedupe window (hours) and the event ids a writer keeps in it (parts and WAL).
     var dedupe: (hours: Int, events: Int)?
 
-    /// Memory of the dedupe index for `n` keys: 8-byte slots in hash sets kept at most 3/4 full
-    /// (doubling), so between 8/0.75 and 16/0.75 bytes per key; the midpoint.
-    static func dedupeBytes(_ n: Int) -> Int { n * 16 }
+    /// Memory and disk of the dedupe index for `n` keys (FORMAT.md, "Dedupe"): the newest keys in
+    /// hash tables (16 shards, each sealed into a run file at `StoreOptions.dedupeSealKeys` keys;
+    /// 8-byte slots at most 3/4 full, ~16 bytes a key), every sealed key 8 bytes on disk behind
+    /// a Bloom filter of 10 bits a key in memory. (Until the tenth session this said 16 bytes of
+    /// memory a key, as when every key was in a hash table.)
+    static func dedupeBytes(_ n: Int) -> (memory: Int, disk: Int) {
+        let inTables = min(n, 16 * StoreOptions(directory: "").dedupeSealKeys)
+        return (inTables * 16 + (n - inTables) * 10 / 8, (n - inTables) * 8)
+    }
 
     init(_ inventory: Inventory, filtered: [FilteredEventCount] = [], rawRetentionDays: Int = 90, walEvents: Int = 0) {
         self.inventory = inventory
@@ -189,7 +195,8 @@ struct InspectReport {
         out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(Self.grouped(walEvents)) events not yet in a part")
         if let dedupe {
             out.append("dedupe window: \(dedupe.hours) h, up to \(QueryCommand.grouped(Int64(dedupe.events))) event ids a writer keeps "
-                + "(about \(Self.size(Self.dedupeBytes(dedupe.events))) of memory)")
+                + "(about \(Self.size(Self.dedupeBytes(dedupe.events).memory)) of memory, "
+                + "\(Self.size(Self.dedupeBytes(dedupe.events).disk)) on disk)")
         }
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
         out.append("total: \(Self.grouped(totalRows)) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
@@ -233,7 +240,8 @@ struct InspectReport {
                 "unflushed_events": walEvents,
             ] as [String: Any],
             "raw_retention_days": rawRetentionDays,
-            "dedupe_window": dedupe.map { ["hours": $0.hours, "event_ids": $0.events, "approx_bytes": Self.dedupeBytes($0.events)] as [String: Any] }
+            "dedupe_window": dedupe.map { ["hours": $0.hours, "event_ids": $0.events, "approx_bytes": Self.dedupeBytes($0.events).memory,
+                                          "approx_disk_bytes": Self.dedupeBytes($0.events).disk] as [String: Any] }
                 ?? NSNull(),
             "rollups": inventory.rollups.sorted(by: { $0.key < $1.key }).map { name, parts in
                 [

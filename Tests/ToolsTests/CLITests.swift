@@ -66,6 +66,9 @@ struct CLITests {
         #expect((report["partitions"] as? [[String: Any]])?.first?["ttl_expiry"] as? String == "2026-11-30")
         // The one stored event was received just now: inside the dedupe window, outside a zero-hour one.
         #expect((report["dedupe_window"] as? [String: Any])?["event_ids"] as? Int == 1)
+        // One key: in a shard's hash table (~16 bytes), nothing sealed to disk yet.
+        #expect((report["dedupe_window"] as? [String: Any])?["approx_bytes"] as? Int == 16)
+        #expect((report["dedupe_window"] as? [String: Any])?["approx_disk_bytes"] as? Int == 0)
         let text = try Self.tally(["inspect", "--data", dir.path + "/data"])
         #expect(text.stdout.contains("dedupe window: 168 h, up to 1 event ids a writer keeps"), "\(text.stdout)")
         let zero = try Self.tally(["inspect", "--data", dir.path + "/data", "--dedupe-window-hours", "0"])

@@ -17,8 +17,8 @@ public struct StoreOptions: Sendable {
     /// Retries of an event within this window (ms, by received time) are refused as duplicates.
     public var dedupeWindow: Int64 = 7 * 86_400_000
     /// Keys of one of the dedupe set's 16 shards kept in a hash table before they are sorted
-    /// into the shard's file (`DIR/dedupe`; FORMAT.md, "Dedupe"). Once it also holds 1/4 of the
-    /// shard's sealed keys (each key is written again ~5 times over its life).
+    /// into a new run file (`DIR/dedupe`; FORMAT.md, "Dedupe"); a shard's runs are merged
+    /// size-tiered, four of a tier into one of the next.
     public var dedupeSealKeys = 1 << 16
     /// Raw-event retention in ms: a month partition is dropped (its parts deleted) once its
     /// last day is older than this; nil keeps everything. Checked by the background flusher
