@@ -194,9 +194,9 @@ struct InspectReport {
         out.append("")
         out.append("wal: \(inventory.walSegments.count) segments, \(Self.size(walBytes)), \(Self.grouped(walEvents)) events not yet in a part")
         if let dedupe {
+            let bytes = Self.dedupeBytes(dedupe.events)
             out.append("dedupe window: \(dedupe.hours) h, up to \(QueryCommand.grouped(Int64(dedupe.events))) event ids a writer keeps "
-                + "(about \(Self.size(Self.dedupeBytes(dedupe.events).memory)) of memory, "
-                + "\(Self.size(Self.dedupeBytes(dedupe.events).disk)) on disk)")
+                + "(about \(Self.size(bytes.memory)) of memory, \(Self.size(bytes.disk)) on disk)")
         }
         let per = totalRows > 0 ? String(format: "%.2f", Double(partBytes) / Double(totalRows)) : "-"
         out.append("total: \(Self.grouped(totalRows)) rows in \(inventory.parts.count) parts, \(Self.size(partBytes)) in parts"
@@ -240,8 +240,10 @@ struct InspectReport {
                 "unflushed_events": walEvents,
             ] as [String: Any],
             "raw_retention_days": rawRetentionDays,
-            "dedupe_window": dedupe.map { ["hours": $0.hours, "event_ids": $0.events, "approx_bytes": Self.dedupeBytes($0.events).memory,
-                                          "approx_disk_bytes": Self.dedupeBytes($0.events).disk] as [String: Any] }
+            "dedupe_window": dedupe.map { d -> [String: Any] in
+                let bytes = Self.dedupeBytes(d.events)
+                return ["hours": d.hours, "event_ids": d.events, "approx_bytes": bytes.memory, "approx_disk_bytes": bytes.disk]
+            }
                 ?? NSNull(),
             "rollups": inventory.rollups.sorted(by: { $0.key < $1.key }).map { name, parts in
                 [

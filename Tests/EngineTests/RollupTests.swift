@@ -336,14 +336,14 @@ struct RollupTests {
         try store.close()
     }
 
-    @Test("a rollup part whose header (dictionaries) is far longer than the first bytes decompressed at open, and its payload longer than a piece of the compression stream, reopens whole and answers as raw")
+    @Test("a rollup part whose header (dictionaries) is far longer than the first bytes decompressed at open, and handed to the compression stream as one piece of over a megabyte, reopens whole and answers as raw")
     func longHeaderReopens() async throws {
         let dir = TemporaryDirectory()
         let o = Self.options(dir)
         var store = try EventStore(options: o)
-        // 16,000 distinct paths of ~70 bytes: a pages dictionary of ~1.1 MB before the rows, so
-        // the payload goes to zstd in more than one piece (`RollupPart.write` feeds it a
-        // megabyte at a time).
+        // 16,000 distinct paths of ~70 bytes: a pages dictionary of ~1.1 MB before the rows,
+        // handed to zstd as one piece (`RollupPart.write` feeds the payload its header, then
+        // column by column).
         let rows = (0..<16_000).map { i in
             EventRow(site: "a.com", type: "page_view", at: Self.t0 + Int64(i) * 60_000, visitor: "v\(i % 97)",
                      session: "s\(i % 301)", id: "e\(i)", path: "/articles/\(i)-" + String(repeating: "long-slug-", count: 6))

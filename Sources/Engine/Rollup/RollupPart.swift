@@ -340,14 +340,14 @@ extension RollupPart {
             packed.sort { $0 < $1 }
             return packed.map { Int($0.3 & 0xffff_ffff) }
         }()
-        // The payload is compressed as it is made, a megabyte at a time (`ZstdStream`): a month's
-        // rollup part built whole first held it, a compression buffer of its size and two copies
-        // of the output at once. (The sketch bits, which follow all the framing, are still
-        // gathered whole first.)
+        // The payload is compressed as it is made (`ZstdStream`), handed over after the header
+        // and after each column, so at most one column (a few bytes a row) is held uncompressed:
+        // a month's rollup part built whole first held it, a compression buffer of its size and
+        // two copies of the output at once. (The sketch bits, which follow all the framing, are
+        // still gathered whole first.)
         var z = ZstdStream(level: level == 0 ? Codec.flushZstdLevel : Codec.zstdLevel)
-        var w = ByteWriter(capacity: 1 << 20 + 4096)
+        var w = ByteWriter(capacity: 4096 + sorted.count * 4)
         func spill() {
-            guard w.count >= 1 << 20 else { return }
             w.bytes.withUnsafeBytes { z.feed($0) }
             w.bytes.removeAll(keepingCapacity: true)
         }
@@ -382,37 +382,31 @@ extension RollupPart {
         // Column by column: the key columns and counts compress to a byte or two per row once
         // they are not interleaved with the (incompressible) sketch bits.
         w.varint(UInt64(sorted.count))
-        for g in sorted {
-            w.varint(UInt64(mapped(0, aggregate.keys[g].site)))
-            spill()
-        }
+        spill()
+        for g in sorted { w.varint(UInt64(mapped(0, aggregate.keys[g].site))) }
+        spill()
         var previousDay: Int64 = 0
         for g in sorted {
             let day = Int64(aggregate.keys[g].day)
             w.zigzag(day - previousDay)
             previousDay = day
-            spill()
         }
-        for g in sorted {
-            w.varint(UInt64(mapped(1, aggregate.keys[g].type)))
-            spill()
-        }
+        spill()
+        for g in sorted { w.varint(UInt64(mapped(1, aggregate.keys[g].type))) }
+        spill()
         for d in 0..<columns.count - 2 {
             for g in sorted {
                 let c = mapped(d + 2, aggregate.keys[g][d])
                 w.varint(c == RollupAggregate.null ? 0 : UInt64(c) + 1)
-                spill()
             }
-        }
-        for g in sorted {
-            w.zigzag(aggregate.events[g])
             spill()
         }
+        for g in sorted { w.zigzag(aggregate.events[g]) }
+        spill()
         aggregate.finishSketches()
         var sketchBytes: [UInt8] = []
         sketchBytes.reserveCapacity(sorted.count * 8)
         for g in sorted {
-            spill()
             guard aggregate.sketched(aggregate.keys[g].type) else {
                 w.varint(0)
                 w.varint(0)
@@ -420,7 +414,7 @@ extension RollupPart {
             }
             for kind in 0..<2 { try aggregate.appendSketch(g, kind: kind, framing: &w, file: &sketchBytes) }
         }
-        w.bytes.withUnsafeBytes { z.feed($0) }
+        spill()
         w = ByteWriter()
         sketchBytes.withUnsafeBytes { z.feed($0) }
         sketchBytes = []

@@ -174,14 +174,7 @@ struct ShardedUInt64Set {
     }
 
     /// The tier of a run of `n` keys: ⌊log₄(n / sealAt)⌋ (0 below 4 × sealAt).
-    private func tier(_ n: Int) -> Int {
-        var t = 0, size = 4 * sealAt
-        while n >= size && size < Int.max / 4 {
-            t += 1
-            size *= 4
-        }
-        return t
-    }
+    private func tier(_ n: Int) -> Int { fourfoldSteps(n, from: sealAt) }
 
     /// How many of shard s's newest runs a seal of `keys` keys merges: while the three runs
     /// before what is merged so far are of its tier, they join it (four runs of a tier make one

@@ -14,8 +14,8 @@ import Foundation
 /// 0 is merged again with parts of its own size until it leaves the tier, so a wide tier 0
 /// rewrites its growing part again every few flushes. With the earlier 2¹⁸, a 1M-event
 /// `tally ingest` (flushes of 26–62k rows) merged its flushed parts into a ~160k-row part and
-/// that one again with the next three flushes (2.0 writes per row instead of 1; 1M events 9 %
-/// faster, 3M 4 %, 10M 8 %, BENCHMARKS.md, eleventh session), and a quiet server flushing
+/// that one again with the next three flushes (2.0 writes per row instead of 1: 1M events
+/// 5–9 % faster, BENCHMARKS.md, eleventh session), and a quiet server flushing
 /// 100 rows every 10 s rewrote each row ~40 times before it reached 2¹⁸ rows (simulated; ~4
 /// times with 2¹⁰).
 ///
@@ -47,14 +47,7 @@ public struct MergePolicy: Sendable {
 
     public func tier(_ rows: Int, base: Int? = nil) -> Int {
         let base = base ?? baseRows
-        guard rows >= base else { return 0 }
-        var t = 1
-        var bound = base * 4
-        while rows >= bound && t < 30 {
-            t += 1
-            bound *= 4
-        }
-        return t
+        return rows < base ? 0 : 1 + fourfoldSteps(rows, from: base)
     }
 
     /// The parts of one partition (listed oldest first) to merge next, or nil; with `lane`,
@@ -81,6 +74,17 @@ public struct MergePolicy: Sendable {
         }
         return nil
     }
+}
+
+/// ⌊log₄(n / base)⌋, 0 below 4 × base: how many times a size grew fourfold from `base`. The
+/// size tiers of merges (`MergePolicy.tier`) and of dedupe runs (`ShardedUInt64Set`).
+func fourfoldSteps(_ n: Int, from base: Int) -> Int {
+    var t = 0, bound = base * 4
+    while n >= bound && bound <= Int.max / 4 {
+        t += 1
+        bound *= 4
+    }
+    return t
 }
 
 /// What one merge did.
