@@ -5,10 +5,16 @@ import Foundation
 /// Size-tiered: a part's tier is 0 below `baseRows` rows, else 1 + ⌊log₄(rows / baseRows)⌋.
 /// Once a partition holds `fanIn` parts of one tier, up to `maxFanIn` of them (oldest first) are
 /// merged into one part of a higher tier. Parts of `maxPartRows` or more are left alone. So
-/// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — 3 per tier
-/// between the flushes' size and the month's, at most 3 × 10 = 30 with the defaults, plus one
+/// while merges keep up, a partition holds at most (fanIn − 1) parts per tier — 7 per tier
+/// between the flushes' size and the month's (4–5 tiers for months of 1–10M events), plus one
 /// per 2²⁸ rows beyond the largest tier — however long ingest runs, and every row is rewritten
-/// about once per tier (log₄ of its part's growth).
+/// about once per eightfold growth of its part (8 parts of a tier become one).
+///
+/// `fanIn` is 8, not 4: merging four at a time rewrote each row once per fourfold growth, and
+/// merges were most of what grew with the store. A 10M-event `tally ingest`: 174–218k → 248k
+/// events/s, CPU 89–110 → 76 s, same peak RSS; 3M: 234–252k → 272–281k. It costs parts: 45–48
+/// instead of 30–35 at 10M, and queries on 3M events moved within −8 … +10 % (session_stats
+/// +9 %, top_referrers +10 %; BENCHMARKS.md, twelfth session).
 ///
 /// `baseRows` is small so that tiers are geometric from the size of a flush up: a part in tier
 /// 0 is merged again with parts of its own size until it leaves the tier, so a wide tier 0
@@ -26,7 +32,7 @@ import Foundation
 /// rollup merges beside the small ones 32; BENCHMARKS.md). Rollup parts of a month are tiered
 /// the same way with `rollupBaseRows`.
 public struct MergePolicy: Sendable {
-    public var fanIn = 4
+    public var fanIn = 8
     public var maxFanIn = 10
     public var baseRows = 1 << 10
     /// A merged part below this many rows is compressed at the flush's zstd level
