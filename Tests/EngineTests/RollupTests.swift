@@ -307,6 +307,43 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("background rollup merges stop short of maxRollupMergeRows in all, leave bigger parts alone, and still answer as raw; a forced merge takes everything")
+    func rollupMergeCap() async throws {
+        let dir = TemporaryDirectory()
+        var o = Self.options(dir, fanIn: 2)
+        var store = try EventStore(options: o)
+        var rng = SeededRandom(state: 21)
+        try await Self.ingest(store, &rng, flushes: 8, rows: 600, tag: "a", days: 20)
+        let flushed = store.snapshot().rollups
+        try store.close()
+        // Room for about three flushed parts of the largest rollup month in one merge.
+        let largest = flushed.values.joined().map(\.rows).max() ?? 0
+        o.mergePolicy.maxRollupMergeRows = 3 * largest
+        store = try EventStore(options: o)
+        var merges = 0
+        while true {
+            let n = try store.mergeRollups()
+            if n == 0 { break }
+            merges += n
+        }
+        #expect(merges > 0)
+        let merged = store.snapshot().rollups
+        for part in merged.values.joined() where part.level > 0 {
+            #expect(part.rows <= o.mergePolicy.maxRollupMergeRows, "\(part.path): \(part.rows) rows")
+        }
+        // Some month kept several parts because merging them would pass the cap.
+        let kept = merged.values.contains { parts in
+            Dictionary(grouping: parts, by: \.partition).values.contains { $0.count >= 2 }
+        }
+        #expect(kept)
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        #expect(try store.mergeRollups(force: true) > 0)
+        let forced = store.snapshot().rollups
+        #expect(forced.values.allSatisfy { parts in Set(parts.map(\.partition)).count == parts.count })
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+    }
+
     @Test("with no memory kept for rollup rows every answer is the same: rows are read back from the part files, those of parts a merge deleted (an older snapshot still reads them) and after a reopen too")
     func rollupRowsReadBack() async throws {
         let dir = TemporaryDirectory()

@@ -41,6 +41,14 @@ public struct MergePolicy: Sendable {
     public var maxPartRows = 1 << 28
     public var bigMergeRows = 1 << 21
     public var rollupBaseRows = 1 << 12
+    /// A rollup merge stops short of this many rows in all, and rollup parts this big are
+    /// left alone (`tally merge` still merges everything). A rollup merge holds every
+    /// group of its output in memory (~125 bytes each): the merges of a month's big `pages`
+    /// and `widgets` parts (~800k rows at 10M events) were the peak of a 10M-event
+    /// `tally ingest` (~110 of 185 MB of heap, heaptrack; BENCHMARKS.md, twelfth session).
+    /// Rows of different parts rarely share a group (they are mostly different days), so
+    /// queries read about as many rows either way.
+    public var maxRollupMergeRows = 1 << 19
 
     public init() {}
 
@@ -71,12 +79,21 @@ public struct MergePolicy: Sendable {
     }
 
     /// The rollup parts of one month (oldest first) to merge next, or nil: `fanIn` or more of
-    /// one size tier, smallest tier first; with `force`, all of them once there are two.
+    /// one size tier below `maxRollupMergeRows`, smallest tier first: as many of the oldest as
+    /// stay under it in all, if that is two or more; with `force`, all of them once there are two.
     func pickRollups(_ parts: [RollupPart], force: Bool) -> [RollupPart]? {
         if force { return parts.count >= 2 ? parts : nil }
-        let tiers = Dictionary(grouping: parts, by: { tier($0.rows, base: rollupBaseRows) })
+        let tiers = Dictionary(grouping: parts.filter { $0.rows < maxRollupMergeRows },
+                               by: { tier($0.rows, base: rollupBaseRows) })
         for t in tiers.keys.sorted() where tiers[t]!.count >= fanIn {
-            return Array(tiers[t]!.sorted { $0.number < $1.number }.prefix(maxFanIn))
+            var task: [RollupPart] = []
+            var rows = 0
+            for p in tiers[t]!.sorted(by: { $0.number < $1.number }).prefix(maxFanIn) {
+                if rows + p.rows > maxRollupMergeRows { break }
+                task.append(p)
+                rows += p.rows
+            }
+            if task.count >= 2 { return task }
         }
         return nil
     }
