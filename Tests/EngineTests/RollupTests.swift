@@ -344,6 +344,27 @@ struct RollupTests {
         try store.close()
     }
 
+    @Test("rollup parts of the same day, whose merges collapse into the same groups, are rewritten once per level, not once per merge")
+    func collapsingMergesClimb() async throws {
+        let dir = TemporaryDirectory()
+        let store = try EventStore(options: Self.options(dir, fanIn: 2))
+        var rng = SeededRandom(state: 5)
+        let flushes = 24
+        for f in 0..<flushes {
+            // One day, a few hundred rows: every flush has nearly all the day's groups.
+            _ = try await store.ingest(Self.batch(&rng, 300, tag: "d\(f)", days: 1))
+            try store.flush()
+            while try store.mergeRollups() > 0 {}
+        }
+        let parts = store.snapshot().rollups.values.joined()
+        // Two at a time: about log2(24) levels. By rows alone every merge took the merged part
+        // again (it does not grow), so its level reached ~23.
+        let deepest = parts.map(\.level).max() ?? 0
+        #expect(deepest >= 2 && deepest <= 5, "deepest level \(deepest)")
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 2 * Self.day)
+        try store.close()
+    }
+
     @Test("with no memory kept for rollup rows every answer is the same: rows are read back from the part files, those of parts a merge deleted (an older snapshot still reads them) and after a reopen too")
     func rollupRowsReadBack() async throws {
         let dir = TemporaryDirectory()
