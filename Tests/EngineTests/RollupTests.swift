@@ -307,7 +307,7 @@ struct RollupTests {
         try store.close()
     }
 
-    @Test("background rollup merges stop short of maxRollupMergeRows in all, leave bigger parts alone, and still answer as raw; a forced merge takes everything")
+    @Test("background rollup merges stay below maxRollupMergeRows in all and still answer as raw; a forced merge takes everything")
     func rollupMergeCap() async throws {
         let dir = TemporaryDirectory()
         var o = Self.options(dir, fanIn: 2)
@@ -329,7 +329,7 @@ struct RollupTests {
         #expect(merges > 0)
         let merged = store.snapshot().rollups
         for part in merged.values.joined() where part.level > 0 {
-            #expect(part.rows <= o.mergePolicy.maxRollupMergeRows, "\(part.path): \(part.rows) rows")
+            #expect(part.rows < o.mergePolicy.maxRollupMergeRows, "\(part.path): \(part.rows) rows")
         }
         // Some month kept several parts because merging them would pass the cap.
         let kept = merged.values.contains { parts in
@@ -340,6 +340,32 @@ struct RollupTests {
         #expect(try store.mergeRollups(force: true) > 0)
         let forced = store.snapshot().rollups
         #expect(forced.values.allSatisfy { parts in Set(parts.map(\.partition)).count == parts.count })
+        try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
+        try store.close()
+    }
+
+    @Test("a full tier whose two oldest rollup parts do not fit under the cap together still merges the others")
+    func rollupCapSkipsBigParts() async throws {
+        let dir = TemporaryDirectory()
+        var o = Self.options(dir, fanIn: 3)
+        o.mergePolicy.rollupBaseRows = 1 << 20  // every part in tier 0 by rows: levels decide
+        var store = try EventStore(options: o)
+        var rng = SeededRandom(state: 33)
+        // Two big flushes (hundreds of pages groups each), then small ones, all in one month.
+        try await Self.ingest(store, &rng, flushes: 2, rows: 600, tag: "big", days: 20)
+        let big = store.snapshot().rollups["pages"]!.map(\.rows)
+        try store.close()
+        // Either big part fits under the cap beside small ones, not beside the other big one.
+        o.mergePolicy.maxRollupMergeRows = big.max()! + 100
+        #expect(big.reduce(0, +) >= o.mergePolicy.maxRollupMergeRows)
+        store = try EventStore(options: o)
+        try await Self.ingest(store, &rng, flushes: 6, rows: 10, tag: "small", days: 20)
+        while try store.mergeRollups() > 0 {}
+        let pages = store.snapshot().rollups["pages"]!
+        // By stopping at the first part that did not fit, all eight stayed (the tier blocked).
+        #expect(pages.count <= 3, "\(pages.map { "\($0.rows)@\($0.level)" })")
+        #expect(pages.allSatisfy { $0.rows < o.mergePolicy.maxRollupMergeRows })
+        #expect(pages.contains { $0.level > 0 })
         try Self.expectRollupsEqualRaw(store.snapshot(), site: "a.com", zone: .utc, from: Self.t0, to: Self.t0 + 45 * Self.day)
         try store.close()
     }

@@ -29,8 +29,9 @@ import Foundation
 /// all, one the bigger ones, one the rollup merges, so that a merge of large parts, which takes
 /// minutes under load, does not hold up the small merges that keep the part count down (one
 /// thread let a month reach 43 parts in a 10-minute run at 50k events/s, two threads with
-/// rollup merges beside the small ones 32; BENCHMARKS.md). Rollup parts of a month are tiered
-/// the same way with `rollupBaseRows`.
+/// rollup merges beside the small ones 32; BENCHMARKS.md; both with fan-in 4). Rollup parts of
+/// a month are tiered the same way with `rollupBaseRows`, never below their level
+/// (`rollupTier`), and merged only below `maxRollupMergeRows` in all.
 public struct MergePolicy: Sendable {
     public var fanIn = 8
     public var maxFanIn = 10
@@ -41,7 +42,7 @@ public struct MergePolicy: Sendable {
     public var maxPartRows = 1 << 28
     public var bigMergeRows = 1 << 21
     public var rollupBaseRows = 1 << 12
-    /// A rollup merge stops short of this many rows in all, and rollup parts this big are
+    /// A rollup merge stays below this many rows in all, and rollup parts this big are
     /// left alone (`tally merge` still merges everything). A rollup merge holds every
     /// group of its output in memory (~125 bytes each): the merges of a month's big `pages`
     /// and `widgets` parts (~800k rows at 10M events) were the peak of a 10M-event
@@ -83,25 +84,29 @@ public struct MergePolicy: Sendable {
     /// alone it stayed in its tier and was merged again each time seven more parts reached it.
     /// A server under steady load merged the current month's `pages` rollup part 19 times in
     /// 80 flushes, and rollup merges took 13 % of its CPU (perf; BENCHMARKS.md, twelfth
-    /// session). Counting each merge as a tier rewrites a group about once per eightfold growth
-    /// of the flushes behind it, as raw merges do.
-    func rollupTier(_ part: RollupPart) -> Int {
+    /// session). A merged rollup part's level is one above its inputs' highest tier (not
+    /// level), so each merge moves its rows up a tier: a group is rewritten about once per
+    /// eightfold growth of the flushes behind it, as raw merges do.
+    public func rollupTier(_ part: RollupPart) -> Int {
         max(tier(part.rows, base: rollupBaseRows), part.level)
     }
 
     /// The rollup parts of one month (oldest first) to merge next, or nil: `fanIn` or more of
-    /// one size tier below `maxRollupMergeRows`, smallest tier first: as many of the oldest as
-    /// stay under it in all, if that is two or more; with `force`, all of them once there are two.
+    /// one size tier below `maxRollupMergeRows`, smallest tier first: up to `maxFanIn` of the
+    /// oldest that stay below it in all, if that is two or more; with `force`, all of them once
+    /// there are two.
     func pickRollups(_ parts: [RollupPart], force: Bool) -> [RollupPart]? {
         if force { return parts.count >= 2 ? parts : nil }
         let tiers = Dictionary(grouping: parts.filter { $0.rows < maxRollupMergeRows }, by: rollupTier)
         for t in tiers.keys.sorted() where tiers[t]!.count >= fanIn {
+            // Oldest first, skipping a part that would take the merge to the cap: stopping there
+            // instead left a tier whose two oldest parts do not fit together unmerged for good.
             var task: [RollupPart] = []
             var rows = 0
-            for p in tiers[t]!.sorted(by: { $0.number < $1.number }).prefix(maxFanIn) {
-                if rows + p.rows > maxRollupMergeRows { break }
+            for p in tiers[t]!.sorted(by: { $0.number < $1.number }) where rows + p.rows < maxRollupMergeRows {
                 task.append(p)
                 rows += p.rows
+                if task.count == maxFanIn { break }
             }
             if task.count >= 2 { return task }
         }

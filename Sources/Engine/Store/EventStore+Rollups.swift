@@ -326,8 +326,9 @@ extension EventStore {
 
     // MARK: Rollup merges
 
-    /// Merges the rollup parts of each rollup month once it has `fanIn` of them (all of them at
-    /// once: a month of a rollup is small and merged in memory). Returns how many merges ran.
+    /// Merges rollup parts of each rollup month as `MergePolicy.pickRollups` picks them (`fanIn`
+    /// of a tier, below `maxRollupMergeRows` in all: a merge holds its output in memory; with
+    /// `force`, all of a month's parts at once). Returns how many merges ran.
     /// A month whose merge fails (a part whose rows cannot be read) does not hold up the
     /// others: the first error is thrown once every month was tried.
     @discardableResult
@@ -357,7 +358,8 @@ extension EventStore {
                 let provenance = RollupProvenance(coverage: parts.map(\.provenance.coverage).max() ?? 0,
                                                   sources: parts.map(\.number).sorted())
                 let merged = try RollupPart.write(&aggregate, groups: Array(aggregate.keys.indices), partition: month,
-                                                  number: number, level: (parts.map(\.level).max() ?? 0) + 1,
+                                                  number: number,
+                                                  level: (parts.map(options.mergePolicy.rollupTier).max() ?? 0) + 1,
                                                   provenance: provenance, directory: rollupDirectory(def.name), fs: fs,
                                                   cache: rollupCache)
                 let numbers = Set(parts.map(\.number))
