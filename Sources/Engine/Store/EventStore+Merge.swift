@@ -47,8 +47,10 @@ public struct MergePolicy: Sendable {
     /// group of its output in memory (~125 bytes each): the merges of a month's big `pages`
     /// and `widgets` parts (~800k rows at 10M events) were the peak of a 10M-event
     /// `tally ingest` (~110 of 185 MB of heap, heaptrack; BENCHMARKS.md, twelfth session).
-    /// Rows of different parts rarely share a group (they are mostly different days), so
-    /// queries read about as many rows either way.
+    /// Parts this big come from bulk loads, whose parts are mostly of different days: their
+    /// rows rarely share a group, so leaving them apart costs queries few extra rows. (A
+    /// server's parts share the same days' groups; they merge as long as their total stays
+    /// below this.)
     public var maxRollupMergeRows = 1 << 19
 
     public init() {}
@@ -87,7 +89,7 @@ public struct MergePolicy: Sendable {
     /// session). A merged rollup part's level is one above its inputs' highest tier (not
     /// level), so each merge moves its rows up a tier: a group is rewritten about once per
     /// eightfold growth of the flushes behind it, as raw merges do.
-    public func rollupTier(_ part: RollupPart) -> Int {
+    func rollupTier(_ part: RollupPart) -> Int {
         max(tier(part.rows, base: rollupBaseRows), part.level)
     }
 
