@@ -264,6 +264,24 @@ struct StoreTests {
         }
     }
 
+    @Test("sealed dedupe keys in a file are found page by page: every key, and no absent key the filter lets through")
+    func dedupeFilePages() {
+        let dir = TemporaryDirectory()
+        // One run of 5,000 keys of shard 3: ten pages of 512 keys (the last one short).
+        var shards = DedupeShardsForTesting(directory: dir.path, sealAt: 5_000)
+        var rng = SeededRandom(state: 23)
+        let all = Array(Set((0..<105_000).map { _ in rng.next() >> 4 | 3 << 60 }))
+        let members = Array(all.prefix(5_000)), absent = Array(all.dropFirst(5_000))
+        #expect(members.allSatisfy { shards.insert($0) })
+        #expect(shards.runCount == 1)
+        #expect(members.allSatisfy { shards.contains($0) })
+        // ~1 % of these pass the filter and are looked up in the file.
+        #expect(absent.allSatisfy { !shards.contains($0) })
+        // Below the first key and above the last one.
+        #expect(!shards.contains(3 << 60) && !shards.contains(3 << 60 | (1 << 60 - 1)))
+        #expect(members.allSatisfy { !shards.insert($0) })
+    }
+
     @Test("events without an event_id get a ULID from their occurred_at")
     func assignsIDs() async throws {
         let dir = TemporaryDirectory()
