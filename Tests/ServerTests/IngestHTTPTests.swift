@@ -185,6 +185,28 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("a body of many reads is taken whole up to the limit, and refused with 413 past it, storing nothing")
+    func fragmentedBodies() async throws {
+        try await withServer({ $0.maxBodyBytes = 1 << 20; $0.maxEventsPerRequest = 10_000 }) { client, store in
+            func batch(_ n: Int) -> String {
+                let events = (0..<n).map { i in
+                    #"{"event_id":"f\#(i)","event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","#
+                        + #""page_url":"https://example.com/\#(String(repeating: "p", count: 400))/\#(i)"}"#
+                }
+                return #"{"events":["# + events.joined(separator: ",") + "]}"
+            }
+            let fits = batch(2_000)  // ~900 KB: many reads of the socket
+            #expect(fits.utf8.count > 512 << 10 && fits.utf8.count < 1 << 20)
+            let ok = try await Self.post(client, fits)
+            #expect(ok.status == .ok)
+            #expect(try Self.json(ok)["accepted"] as? Int == 2_000)
+            let over = try await Self.post(client, batch(2_400))  // ~1.08 MB
+            #expect(over.status == .contentTooLarge)
+            #expect(try Self.json(over)["field"] as? String == "body")
+            #expect(store.snapshot().rowCount == 2_000)
+        }
+    }
+
     @Test("CORS: an allowed origin is echoed, a disallowed one gets 403, a preflight states what is accepted")
     func cors() async throws {
         try await withServer { client, store in
