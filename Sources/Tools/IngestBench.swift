@@ -236,28 +236,21 @@ extension IngestBench {
             }
         }
 
-        let probes = Task { () -> [Prober.Sample] in
-            guard let prober else { return [] }
-            var samples: [Prober.Sample] = []
-            var previousEvents = 0
-            var previousAt = start
+        // Probes every `probeEvery` seconds while the load runs, then one more as it ends. A probe
+        // is not cancelled with the load: the one due at the last second completed with
+        // CancellationError for its queries instead of figures.
+        let timeline = ProbeTimeline(start: start)
+        let probes = Task {
+            guard let prober else { return }
             var k = 1
             while !Task.isCancelled {
                 let at = start + UInt64(Double(k) * probeEvery * 1e9)
                 let now = Schedule.now()
                 if at > now { try? await Task.sleep(nanoseconds: at - now) }
                 if Task.isCancelled { break }
-                let taken = Schedule.now()
-                let events = stats.snapshot().all.events
-                var sample = await prober.probe()
-                sample.seconds = Double(taken - start) / 1e9
-                sample.eventsPerSecond = Double(events - previousEvents) / (Double(taken - previousAt) / 1e9)
-                (previousEvents, previousAt) = (events, taken)
-                Self.emit(sample.line)
-                samples.append(sample)
+                await Task { await timeline.take(prober, events: stats.snapshot().all.events) }.value
                 k += 1
             }
-            return samples
         }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -319,7 +312,9 @@ extension IngestBench {
             seconds: Double(measuredEnd - measuredStart) / 1e9, counts: state.measured, latency: state.latency)
         result.clientCPUSeconds = Self.ownCPUSeconds() - clientCPUAtStart
         result.totalSeconds = Double(end - start) / 1e9
-        result.timeline = await probes.value
+        await probes.value
+        if let prober { await timeline.take(prober, events: stats.snapshot().all.events) }
+        result.timeline = await timeline.samples
         if let server {
             result.serverPeakRSS = SpawnedServer.peakRSS(pid: server.pid)
             result.serverCPUSecondsTotal = serverCPUEnd
@@ -351,6 +346,30 @@ extension IngestBench {
             out.append(c)
         }
         return n < 0 ? "-" + out : out
+    }
+}
+
+/// The `--probe-every` samples of a run, in order, each with the events/s since the one before.
+actor ProbeTimeline {
+    let start: UInt64
+    private(set) var samples: [Prober.Sample] = []
+    private var previousEvents = 0
+    private var previousAt: UInt64
+
+    init(start: UInt64) {
+        self.start = start
+        previousAt = start
+    }
+
+    /// Probes the server now; `events` is how many the load has had answered so far.
+    func take(_ prober: Prober, events: Int) async {
+        let taken = IngestBench.Schedule.now()
+        var sample = await prober.probe()
+        sample.seconds = Double(taken - start) / 1e9
+        sample.eventsPerSecond = Double(events - previousEvents) / max(Double(taken - previousAt) / 1e9, 1e-9)
+        (previousEvents, previousAt) = (events, taken)
+        IngestBench.emit(sample.line)
+        samples.append(sample)
     }
 }
 

@@ -35,6 +35,24 @@ struct IngestBenchTests {
         #expect(server["exit_status"] as? Int == 0, "the server stops cleanly on SIGTERM")
     }
 
+    @Test("--probe-every samples the server through the run, the probe due as the load ends included, without errors")
+    func probes() throws {
+        let dir = TemporaryDirectory("tally-bench-ingest")
+        let file = dir.path + "/result.json"
+        let run = try CLITests.tally(["bench", "ingest", "--spawn", "--rate", "2000", "--duration", "3", "--connections", "4",
+                                      "--probe-every", "1", "--json", file])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let data = try #require(FileManager.default.contents(atPath: file))
+        let result = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let timeline = try #require(result["timeline"] as? [[String: Any]])
+        #expect(timeline.count >= 3, "\(timeline)")
+        for sample in timeline {
+            #expect(sample["errors"] == nil, "\(sample)")
+            #expect(sample["overview_ms"] is Double && sample["pages_ms"] is Double, "\(sample)")
+            #expect((sample["parts"] as? Int).map { $0 >= 0 } == true, "\(sample)")
+        }
+    }
+
     @Test("without --spawn and with no write key it says so in one line")
     func missingKey() throws {
         let run = try CLITests.tally(["bench", "ingest", "--url", "http://127.0.0.1:1", "--duration", "1"])
