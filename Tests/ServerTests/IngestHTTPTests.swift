@@ -165,6 +165,13 @@ struct IngestHTTPTests {
             #expect(try await Self.post(client, event, key: "wk_nope").status == .unauthorized)
             let beacon = try await Self.post(client, event, path: "/v1/events?key=wk_b", key: nil)
             #expect(beacon.status == .ok)
+            // The scheme in any case, spaces and tabs around the token.
+            for header in ["bearer wk_a", "Bearer  wk_a \t", "BEARER \twk_a"] {
+                let r = try await Self.post(client, event, key: nil, headers: [.authorization: header])
+                #expect(r.status == .ok, "\(header)")
+            }
+            let inside = try await Self.post(client, event, key: nil, headers: [.authorization: "Bearer wk_ a"])
+            #expect(inside.status == .unauthorized)
         }
     }
 
