@@ -313,7 +313,11 @@ extension IngestBench {
         result.clientCPUSeconds = Self.ownCPUSeconds() - clientCPUAtStart
         result.totalSeconds = Double(end - start) / 1e9
         await probes.value
-        if let prober { await timeline.take(prober, events: stats.snapshot().all.events) }
+        // The last sample, unless the probe due as the load ended was just taken (a second one
+        // moments later would rate the events of a few milliseconds).
+        if let prober, await timeline.sinceLast(now: Schedule.now()) >= UInt64(probeEvery * 0.5e9) {
+            await timeline.take(prober, events: stats.snapshot().all.events)
+        }
         result.timeline = await timeline.samples
         if let server {
             result.serverPeakRSS = SpawnedServer.peakRSS(pid: server.pid)
@@ -361,7 +365,12 @@ actor ProbeTimeline {
         previousAt = start
     }
 
-    /// Probes the server now; `events` is how many the load has had answered so far.
+    /// Nanoseconds since the last sample (or the start).
+    func sinceLast(now: UInt64) -> UInt64 { now &- previousAt }
+
+    /// Probes the server now; `events` is how many the load has had answered so far. Calls
+    /// must not overlap (the run makes them one after another): `take` suspends while it
+    /// probes, and a second one would rate its events against the wrong sample.
     func take(_ prober: Prober, events: Int) async {
         let taken = IngestBench.Schedule.now()
         var sample = await prober.probe()

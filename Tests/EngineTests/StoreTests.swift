@@ -265,21 +265,33 @@ struct StoreTests {
     }
 
     @Test("sealed dedupe keys in a file are found page by page: every key, and no absent key the filter lets through")
-    func dedupeFilePages() {
+    func dedupeFilePages() throws {
         let dir = TemporaryDirectory()
-        // One run of 5,000 keys of shard 3: ten pages of 512 keys (the last one short).
+        // One run of 5,000 keys of shard 3, in a file: ten pages of 512 keys (the last one short).
         var shards = DedupeShardsForTesting(directory: dir.path, sealAt: 5_000)
         var rng = SeededRandom(state: 23)
-        let all = Array(Set((0..<105_000).map { _ in rng.next() >> 4 | 3 << 60 }))
+        var seen = Set<UInt64>(), all: [UInt64] = []
+        while all.count < 105_000 {
+            let k = rng.next() >> 4 | 3 << 60
+            if seen.insert(k).inserted { all.append(k) }
+        }
         let members = Array(all.prefix(5_000)), absent = Array(all.dropFirst(5_000))
         #expect(members.allSatisfy { shards.insert($0) })
-        #expect(shards.runCount == 1)
+        #expect(shards.runCount == 1 && shards.fileCount == 5_000)
         #expect(members.allSatisfy { shards.contains($0) })
         // ~1 % of these pass the filter and are looked up in the file.
         #expect(absent.allSatisfy { !shards.contains($0) })
-        // Below the first key and above the last one.
-        #expect(!shards.contains(3 << 60) && !shards.contains(3 << 60 | (1 << 60 - 1)))
         #expect(members.allSatisfy { !shards.insert($0) })
+
+        // The page search alone (no filter in front): every key, the first and last of each page,
+        // keys between them, below the first and above the last.
+        let sorted = members.sorted()
+        let between = zip(sorted, sorted.dropFirst()).compactMap { $1 - $0 > 1 ? $0 + 1 : nil }
+        var probes = sorted + between + [3 << 60, sorted[0] - 1, sorted[sorted.count - 1] + 1, 3 << 60 | (1 << 60 - 1)]
+        probes.removeAll { $0 < 3 << 60 || $0 > 3 << 60 | (1 << 60 - 1) }
+        let found = try #require(EventStore.sealedKeysFileSearchForTesting(keys: members, probes: probes, directory: dir.path))
+        let memberSet = Set(members)
+        #expect(zip(probes, found).allSatisfy { memberSet.contains($0) == $1 })
     }
 
     @Test("events without an event_id get a ULID from their occurred_at")

@@ -165,8 +165,8 @@ struct IngestHTTPTests {
             #expect(try await Self.post(client, event, key: "wk_nope").status == .unauthorized)
             let beacon = try await Self.post(client, event, path: "/v1/events?key=wk_b", key: nil)
             #expect(beacon.status == .ok)
-            // The scheme in any case, spaces and tabs around the token.
-            for header in ["bearer wk_a", "Bearer  wk_a \t", "BEARER \twk_a"] {
+            // The scheme in any case, spaces and tabs before the token (HTTP strips them after it).
+            for header in ["bearer wk_a", "Bearer  wk_a", "BEARER \t wk_a"] {
                 let r = try await Self.post(client, event, key: nil, headers: [.authorization: header])
                 #expect(r.status == .ok, "\(header)")
             }
@@ -202,12 +202,12 @@ struct IngestHTTPTests {
                 }
                 return #"{"events":["# + events.joined(separator: ",") + "]}"
             }
-            let fits = batch(2_000)  // ~900 KB: many reads of the socket
+            let fits = batch(2_000)  // ~1.04 MB, just below the limit: many reads of the socket
             #expect(fits.utf8.count > 512 << 10 && fits.utf8.count < 1 << 20)
             let ok = try await Self.post(client, fits)
             #expect(ok.status == .ok)
             #expect(try Self.json(ok)["accepted"] as? Int == 2_000)
-            let over = try await Self.post(client, batch(2_400))  // ~1.08 MB
+            let over = try await Self.post(client, batch(2_400))  // ~1.25 MB
             #expect(over.status == .contentTooLarge)
             #expect(try Self.json(over)["field"] as? String == "body")
             #expect(store.snapshot().rowCount == 2_000)

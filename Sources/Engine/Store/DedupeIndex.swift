@@ -392,7 +392,12 @@ final class SealedKeys: @unchecked Sendable {
     var inFile: Bool { fd >= 0 }
 
     func contains(_ k: UInt64) -> Bool {
-        guard mayContain(k) else { return false }
+        mayContain(k) && search(k)
+    }
+
+    /// Whether `k` is among the keys, by searching them (in memory, or the one page of the file
+    /// that can hold it), the Bloom filter aside.
+    func search(_ k: UInt64) -> Bool {
         if let owned { return ShardedUInt64Set.index(of: k, in: UnsafeBufferPointer(owned)) != nil }
         // The last page whose first key is at most k.
         var lo = 0, hi = fences.count

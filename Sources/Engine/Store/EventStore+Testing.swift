@@ -196,4 +196,19 @@ extension EventStore {
     public mutating func remove(_ k: UInt64) { keys.remove(k) }
     public func contains(_ k: UInt64) -> Bool { keys.contains(k) }
     public var runCount: Int { keys.runCount }
+    /// Keys in sealed runs written to files.
+    public var fileCount: Int { keys.fileCount }
+}
+
+extension EventStore {
+    /// Sorted `keys` sealed into a run in a file under `directory` (as a shard seals them), then
+    /// each of `probes` searched for in the file, the Bloom filter aside. Nil if the file could
+    /// not be written.
+    @_spi(Testing) public static func sealedKeysFileSearchForTesting(keys: [UInt64], probes: [UInt64], directory: String)
+        -> [Bool]?
+    {
+        let sealed = SealedKeys(keys.sorted(), path: directory + "/search-test.keys")
+        guard sealed.inFile else { return nil }
+        return probes.map { sealed.search($0) }
+    }
 }

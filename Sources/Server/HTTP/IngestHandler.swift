@@ -181,9 +181,10 @@ struct IngestHandler: Sendable {
         if let auth = request.headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
-                // Optional whitespace around the token (RFC 9110: spaces and tabs), trimmed by
-                // hand: Foundation's trimmingCharacters(in:) went through NSString on every
-                // request, 0.5 % of a server's CPU under `tally bench ingest` (perf).
+                // Optional whitespace around the token (RFC 9110: spaces and tabs; swift-http-types
+                // already strips it at the end of a field value), trimmed by hand: Foundation's
+                // trimmingCharacters(in:) went through NSString on every request, 0.5 % of a
+                // server's CPU under `tally bench ingest` (perf).
                 var token = parts[1]
                 while let c = token.first, c == " " || c == "\t" { token.removeFirst() }
                 while let c = token.last, c == " " || c == "\t" { token.removeLast() }
