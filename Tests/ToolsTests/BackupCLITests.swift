@@ -72,7 +72,8 @@ struct BackupCLITests {
     @Test("backup, merge and rollup rebuild of a live server's directory go through its admin API while ingest goes on; the backup restores to exactly the events up to its position, with its properties and keys")
     func liveServer() async throws {
         let dir = TemporaryDirectory("tally-backup")
-        // A random port may be taken (the server then exits): a new one, and directory, then.
+        // A free port may be taken again before the server binds it (the server then exits): a
+        // new one, and directory, then.
         var started: (server: ServerCrashTests.Server, data: String, key: String)?
         for attempt in 0..<3 where started == nil {
             let data = dir.path + "/data\(attempt)"

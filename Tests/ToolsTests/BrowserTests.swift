@@ -54,7 +54,7 @@ struct BrowserTests {
         return (Int(response.status.code), body)
     }
 
-    static func freePort() -> Int { Int.random(in: 20_000..<60_000) }
+    static func freePort() -> Int { freeLoopbackPort() }
 
 
     // MARK: The server

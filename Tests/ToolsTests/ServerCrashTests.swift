@@ -19,14 +19,25 @@ struct ServerCrashTests {
         let process = Process()
         let port: Int
         private let output = Pipe()
+        /// The server's standard error, for the message of a failed start.
+        let errorLog: String
 
         init(data: String) throws {
-            port = Int.random(in: 20_000..<60_000)
+            port = freeLoopbackPort()
+            errorLog = data + "-stderr-\(port).log"
+            _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
             process.executableURL = TallyBinary.url
             process.arguments = ["serve", "--data", data, "--port", String(port)]
             process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: errorLog)
             try process.run()
+        }
+
+        /// What the server wrote to standard error, and whether it still runs.
+        var diagnosis: String {
+            let text = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
+            return (process.isRunning ? "running" : "exited with \(process.terminationStatus)") + "; stderr: "
+                + String(text.suffix(2_000))
         }
 
         /// The write key printed on the first start (nil on later starts).
@@ -66,7 +77,9 @@ struct ServerCrashTests {
         return result
     }
 
-    static func waitForHealth(_ port: Int, seconds: Int = 10) -> Bool {
+    /// Up to a minute: a debug build replaying its WAL while the rest of the suite runs on the
+    /// same two cores took over ten seconds once (CI).
+    static func waitForHealth(_ port: Int, seconds: Int = 60) -> Bool {
         for _ in 0..<(seconds * 20) {
             if let (status, _) = request(port, "/health"), status == 200 { return true }
             usleep(50_000)
@@ -89,7 +102,8 @@ struct ServerCrashTests {
                 key = String(line.split(separator: " ").last!)
             }
             #expect(key != nil)
-            #expect(Self.waitForHealth(server.port), "round \(round): the server did not come up")
+            let up = Self.waitForHealth(server.port)
+            #expect(up, "round \(round): the server did not come up (\(server.diagnosis))")
             let deadline = Date().addingTimeInterval(Double.random(in: 0.3...1.5, using: &rng))
             // Post batches of 100 until the deadline, then kill -9 while one may be in flight.
             while Date() < deadline && !generator.isFinished {
