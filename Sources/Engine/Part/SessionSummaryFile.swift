@@ -137,10 +137,31 @@ public final class SessionSummaryFile: Sendable {
     }
 
     func read(_ chunk: Chunk) throws(TallyError) -> Sessions {
-        let (encoding, raw) = try Part.readBlock(chunk.block, what: "session summaries", file: file, name: name)
-        guard encoding == .sessionSummaries else {
-            throw .corruption("session summaries \(name): block at offset \(chunk.block.offset) has encoding \(encoding)")
+        try decode(checked: try readChecked(chunk), chunk)
+    }
+
+    /// The stored bytes of a chunk's block, its header and checksum checked (not decompressed).
+    func readChecked(_ chunk: Chunk) throws(TallyError) -> [UInt8] {
+        let ref = chunk.block
+        guard ref.length >= PartFormat.blockHeaderSize else {
+            throw .corruption("session summaries \(name): block at offset \(ref.offset) is \(ref.length) bytes")
         }
+        let bytes = try file.read(at: ref.offset, count: ref.length)
+        guard bytes.count == ref.length else {
+            throw .corruption("session summaries \(name) are truncated: the block at offset \(ref.offset) needs \(ref.length) bytes")
+        }
+        let encoding = try bytes.withBytes { (b) throws(TallyError) -> ColumnEncoding in
+            try Part.checkBlock(b, offset: ref.offset, what: "session summaries", name: name).1
+        }
+        guard encoding == .sessionSummaries else {
+            throw .corruption("session summaries \(name): block at offset \(ref.offset) has encoding \(encoding)")
+        }
+        return bytes
+    }
+
+    /// The sessions of a block read by `readChecked`.
+    func decode(checked bytes: [UInt8], _ chunk: Chunk) throws(TallyError) -> Sessions {
+        let (_, raw) = try Part.decodeBlock(bytes, offset: chunk.block.offset, what: "session summaries", name: name)
         do {
             return try raw.withUnsafeBytes { try Self.decode($0) }
         } catch let e as TallyError {

@@ -384,11 +384,16 @@ public enum SessionExecutor {
                         let chunks = summaries.chunks.filter { $0.site == site && $0.minStart < to && $0.maxEnd >= from }
                         builders[i].index.reserve(builders[i].count + chunks.reduce(0) { $0 + $1.sessions })
                         // Summaries are derived data: a damaged block means the part is read raw.
-                        if let blocks = try? chunks.map({ (c) throws(TallyError) in try summaries.read(c) }) {
+                        // Every block is read and checked first, then each is decoded and absorbed
+                        // in turn: decoding them all first held the biggest part's sessions twice
+                        // over (58 MB of a 4M-event site's query; BENCHMARKS.md, thirteenth
+                        // session). A block whose checksum holds but does not decode fails the
+                        // question with the file and offset.
+                        if let stored = try? chunks.map({ (c) throws(TallyError) in try summaries.readChecked(c) }) {
                             workerStats[i].state.parts += 1
-                            for (chunk, block) in zip(chunks, blocks) {
+                            for (chunk, bytes) in zip(chunks, stored) {
                                 try deadline.check()
-                                try builders[i].absorb(block, from: from, to: to)
+                                try builders[i].absorb(try summaries.decode(checked: bytes, chunk), from: from, to: to)
                                 workerStats[i].state.sessionSummariesRead += chunk.sessions
                             }
                             return
