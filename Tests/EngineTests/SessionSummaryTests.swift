@@ -165,6 +165,50 @@ struct SessionSummaryTests {
         #expect(result.rows == expected && result.source == .sessionSummaries)
     }
 
+    @Test("a summary block whose checksum holds but whose contents do not decode fails the question, naming file and offset")
+    func undecodableBlock() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        var store = try EventStore(options: options)
+        _ = try await store.ingest(EventBatch.of((0..<40).map { i in
+            EventRow(site: "shop", at: t0 + Int64(i) * 10_000, visitor: "v\(i % 7)", session: "s\(i % 11)", id: "e\(i)",
+                     path: "/p\(i % 3)")
+        }))
+        try store.flush()
+        #expect(try store.buildSessionSummaries() == 1)
+        let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
+        let block = try #require(summaries.chunks.first?.block)
+        try store.close()
+        // The block rewritten in place as stored bytes (codec none) of garbage, its checksum right.
+        let path = dir.path + "/parts/" + (try Self.summaryFiles(dir)[0])
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        let body = block.length - 16
+        var header = [UInt8](repeating: 0, count: 16)
+        header[0] = 0  // codec none
+        header[1] = bytes[block.offset + 1]  // the session-summaries encoding
+        for k in 0..<4 { header[4 + k] = UInt8(truncatingIfNeeded: body >> (8 * k)) }
+        for k in 0..<4 { header[8 + k] = UInt8(truncatingIfNeeded: body >> (8 * k)) }
+        let garbage = [UInt8](repeating: 0xFF, count: body)
+        let crc = garbage.withUnsafeBytes { CRC32C.checksum($0, continuing: CRC32C.checksum(Array(header[0..<12]))) }
+        for k in 0..<4 { header[12 + k] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k))) }
+        bytes.replaceSubrange(block.offset..<block.offset + block.length, with: header + garbage)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        store = try EventStore(options: options)
+        defer { try? store.close() }
+        let q = Query(site: "shop", from: t0, to: t0 + 86_400_000, metrics: [.sessions, .session(.bounces)], denseTime: false)
+        #expect(store.snapshot().parts.first?.sessionSummaries != nil)
+        do {
+            _ = try QueryExecutor.run(q, on: store.snapshot())
+            Issue.record("an undecodable summary block was taken")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.contains(".sessions") && message.contains("offset \(block.offset)"), "\(message)")
+        }
+    }
+
     @Test("summaries are deleted with their part (merge, partition drop), orphans on open; damaged ones are not used")
     func lifecycle() async throws {
         let dir = TemporaryDirectory()
