@@ -1,4 +1,5 @@
 import Foundation
+import Server
 
 #if canImport(Glibc)
     import Glibc
@@ -19,7 +20,7 @@ final class SpawnedServer {
     init(extraArguments: [String] = []) throws {
         directory = NSTemporaryDirectory() + "tally-bench-ingest-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = try Self.freePort()
+        do { port = try LoopbackPort.free() } catch { throw failure(error.description) }
         _ = FileManager.default.createFile(atPath: directory + "/serve.log", contents: nil)
         guard let log = FileHandle(forWritingAtPath: directory + "/serve.log") else {
             throw failure("\(directory)/serve.log: cannot open for writing")
@@ -89,24 +90,5 @@ final class SpawnedServer {
     /// Removes the temporary data directory (after `terminate`).
     func removeDirectory() {
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// A loopback port nothing listens on now: bind port 0, read the port, close.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw failure("cannot create a socket to find a free port (errno \(errno))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
-                bind(fd, p, length) == 0 && getsockname(fd, p, &length) == 0
-            }
-        }
-        guard bound else { throw failure("cannot bind a socket to find a free port (errno \(errno))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import Foundation
 import NIOHTTP1
+import Server
 import TallyTestSupport
 import Testing
 
@@ -54,7 +55,7 @@ struct BrowserTests {
         return (Int(response.status.code), body)
     }
 
-    static func freePort() -> Int { freeLoopbackPort() }
+    static func freePort() -> Int { try! LoopbackPort.free() }
 
 
     // MARK: The server

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Server
 import TallyTestSupport
 import Testing
 import Workload
@@ -23,7 +24,7 @@ struct ServerCrashTests {
         let errorLog: String
 
         init(data: String) throws {
-            port = freeLoopbackPort()
+            port = try LoopbackPort.free()
             errorLog = data + "-stderr-\(port).log"
             _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
             process.executableURL = TallyBinary.url

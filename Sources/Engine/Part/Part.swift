@@ -72,6 +72,11 @@ public final class Part: Sendable {
     static func readBlock(_ ref: BlockRef, what: String, file: any StoredFile, name: String)
         throws(TallyError) -> (ColumnEncoding, [UInt8])
     {
+        try decodeBlock(try readStoredBlock(ref, what: what, file: file, name: name), offset: ref.offset, what: what, name: name)
+    }
+
+    /// A block's stored bytes, header included, read whole (not yet checked).
+    static func readStoredBlock(_ ref: BlockRef, what: String, file: any StoredFile, name: String) throws(TallyError) -> [UInt8] {
         guard ref.length >= PartFormat.blockHeaderSize else {
             throw .corruption("block of \(what) in part \(name) at offset \(ref.offset) is \(ref.length) bytes")
         }
@@ -79,16 +84,19 @@ public final class Part: Sendable {
         guard bytes.count == ref.length else {
             throw .corruption("part \(name) is truncated: \(what) block at offset \(ref.offset) needs \(ref.length) bytes")
         }
-        return try decodeBlock(bytes, offset: ref.offset, what: what, name: name)
+        return bytes
     }
 
-    /// Checks and decompresses a block read whole (header included) from `offset` of file `name`.
-    static func decodeBlock(_ bytes: [UInt8], offset: Int, what: String, name: String)
+    /// Checks and decompresses a block read whole (header included) from `offset` of file `name`;
+    /// with `checksumChecked` (`checkBlock` passed on these bytes already) the checksum is not
+    /// computed again.
+    static func decodeBlock(_ bytes: [UInt8], offset: Int, what: String, name: String, checksumChecked: Bool = false)
         throws(TallyError) -> (ColumnEncoding, [UInt8])
     {
         let ref = BlockRef(offset: offset, length: bytes.count)
         return try bytes.withBytes { (b) throws(TallyError) -> (ColumnEncoding, [UInt8]) in
-            let (codec, encoding, rawLength, body) = try checkBlock(b, offset: offset, what: what, name: name)
+            let (codec, encoding, rawLength, body) = try checkBlock(b, offset: offset, what: what, name: name,
+                                                                  verifyChecksum: !checksumChecked)
             var raw: [UInt8] = []
             do {
                 try Codec.decompress(body, codec: codec, rawLength: rawLength, into: &raw)
@@ -99,8 +107,9 @@ public final class Part: Sendable {
         }
     }
 
-    /// Checks a whole block's header and checksum: its codec, encoding, raw length and stored bytes.
-    static func checkBlock(_ b: UnsafeRawBufferPointer, offset: Int, what: String, name: String)
+    /// Checks a whole block's header and (unless `verifyChecksum` is false) checksum: its codec,
+    /// encoding, raw length and stored bytes.
+    static func checkBlock(_ b: UnsafeRawBufferPointer, offset: Int, what: String, name: String, verifyChecksum: Bool = true)
         throws(TallyError) -> (Codec, ColumnEncoding, rawLength: Int, body: UnsafeRawBufferPointer)
     {
         guard b.count >= PartFormat.blockHeaderSize else {
@@ -110,8 +119,11 @@ public final class Part: Sendable {
         let rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         let body = UnsafeRawBufferPointer(rebasing: b[PartFormat.blockHeaderSize...])
-        var actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<12]))
-        actual = CRC32C.checksum(body, continuing: actual)
+        var actual = crc
+        if verifyChecksum {
+            actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<12]))
+            actual = CRC32C.checksum(body, continuing: actual)
+        }
         guard actual == crc, stored == body.count else {
             throw .corruption("checksum mismatch in part \(name) \(what) block at offset \(offset)")
         }

@@ -143,13 +143,7 @@ public final class SessionSummaryFile: Sendable {
     /// The stored bytes of a chunk's block, its header and checksum checked (not decompressed).
     func readChecked(_ chunk: Chunk) throws(TallyError) -> [UInt8] {
         let ref = chunk.block
-        guard ref.length >= PartFormat.blockHeaderSize else {
-            throw .corruption("session summaries \(name): block at offset \(ref.offset) is \(ref.length) bytes")
-        }
-        let bytes = try file.read(at: ref.offset, count: ref.length)
-        guard bytes.count == ref.length else {
-            throw .corruption("session summaries \(name) are truncated: the block at offset \(ref.offset) needs \(ref.length) bytes")
-        }
+        let bytes = try Part.readStoredBlock(ref, what: "session summaries", file: file, name: name)
         let encoding = try bytes.withBytes { (b) throws(TallyError) -> ColumnEncoding in
             try Part.checkBlock(b, offset: ref.offset, what: "session summaries", name: name).1
         }
@@ -161,7 +155,8 @@ public final class SessionSummaryFile: Sendable {
 
     /// The sessions of a block read by `readChecked`.
     func decode(checked bytes: [UInt8], _ chunk: Chunk) throws(TallyError) -> Sessions {
-        let (_, raw) = try Part.decodeBlock(bytes, offset: chunk.block.offset, what: "session summaries", name: name)
+        let (_, raw) = try Part.decodeBlock(bytes, offset: chunk.block.offset, what: "session summaries", name: name,
+                                            checksumChecked: true)
         do {
             return try raw.withUnsafeBytes { try Self.decode($0) }
         } catch let e as TallyError {
