@@ -41,7 +41,9 @@ struct SessionSummaryTests {
 
     /// Yields between queries: the test is long and CPU-bound, and other suites' HTTP servers
     /// run on the same few threads (a run without yields starved them into read timeouts).
-    static func answers(_ store: EventStore, site: String, exact: Bool) async throws -> [[[QueryValue]]] {
+    static func answers(_ store: EventStore, site: String, exact: Bool, budget: QueryBudget = QueryBudget()) async throws
+        -> [[[QueryValue]]]
+    {
         let end = config.end
         let ranges: [(Int64, Int64)] = [(config.start, end), (end - 12 * 86_400_000, end - 2 * 86_400_000)]
         let filters: [QueryFilter?] = [
@@ -56,7 +58,7 @@ struct SessionSummaryTests {
                     let q = Query(site: site, from: from, to: to, metrics: try metrics.map { try QueryMetric(name: $0) },
                                   dimensions: try dimensions.map { try QueryDimension(name: $0) }, filter: filter, exact: exact,
                                   denseTime: false)
-                    out.append(try QueryExecutor.run(q, on: store.snapshot()).rows.sorted { "\($0)" < "\($1)" })
+                    out.append(try QueryExecutor.run(q, on: store.snapshot(), budget: budget).rows.sorted { "\($0)" < "\($1)" })
                     await Task.yield()
                 }
             }
@@ -78,6 +80,19 @@ struct SessionSummaryTests {
         #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries != nil })
         let summarized = try await Self.answers(store, site: site, exact: true)
         #expect(summarized == raw)
+        // Summarized sessions are handed over and dropped as soon as they are whole: with a
+        // window of one session that is after every block, and the answers stay the same
+        // (sessions span parts, and the buffer's rows).
+        let narrow = QueryBudget(sessionWindow: 1)
+        #expect(try await Self.answers(store, site: site, exact: true, budget: narrow) == raw)
+        let all = Query(site: site, from: Self.config.start, to: Self.config.end, metrics: [.sessions, .session(.bounces)],
+                        denseTime: false)
+        let whole = try QueryExecutor.run(all, on: store.snapshot())
+        let windowed = try QueryExecutor.run(all, on: store.snapshot(), budget: narrow)
+        #expect(windowed.rows == whole.rows)
+        let sessions = try #require(whole.rows.first?.first.flatMap { if case .int(let n) = $0 { Int(n) } else { nil } })
+        #expect(whole.stats.sessionsHeld >= sessions)
+        #expect(windowed.stats.sessionsHeld * 4 < sessions)
         // The same visitor hashes go into the sketches: identical estimates, not just close ones.
         #expect(try await Self.answers(store, site: site, exact: false) == rawSketched)
 

@@ -66,9 +66,13 @@ public struct QueryBudget: Sendable {
     public var milliseconds: Int
     /// Most distinct groups held in memory.
     public var maxGroups: Int
+    /// Summarized sessions a session question holds before it hands over and drops those that
+    /// are whole (`SessionExecutor`); more only while none is.
+    public var sessionWindow: Int
 
-    public init(milliseconds: Int = 30_000, maxGroups: Int = 1_000_000) {
+    public init(milliseconds: Int = 30_000, maxGroups: Int = 1_000_000, sessionWindow: Int = 65_536) {
         self.milliseconds = milliseconds
         self.maxGroups = maxGroups
+        self.sessionWindow = max(1, sessionWindow)
     }
 }

@@ -65,14 +65,16 @@ public enum SessionExecutor {
     final class Builder {
         /// The dimensions of each session's first event that the question needs.
         let attributes: [QueryDimension]
-        let attributeSpaces: [ValueSpace]
         let conversionTypes: [String]
         let zone: QueryTimeZone
         let maxSessions: Int
         /// With ids: the session and visitor ids' text, for the session list.
         let keepIDs: Bool
 
-        let pages = ValueSpace()
+        /// Codes of page_path and of the first-event dimensions; shared by a builder made with
+        /// `sharingValuesOf`, so the two builders' codes mean the same values.
+        let pages: ValueSpace
+        let attributeSpaces: [ValueSpace]
         let ids = ValueSpace()
         var index = HashIndex()
         /// Each session's key, in order of arrival.
@@ -96,9 +98,11 @@ public enum SessionExecutor {
         /// session's visitor hash is 0.
         var needsVisitors = true
 
-        init(attributes: [QueryDimension], conversionTypes: [String], zone: QueryTimeZone, maxSessions: Int, keepIDs: Bool) {
+        init(attributes: [QueryDimension], conversionTypes: [String], zone: QueryTimeZone, maxSessions: Int, keepIDs: Bool,
+             sharingValuesOf shared: Builder? = nil) {
             self.attributes = attributes
-            attributeSpaces = attributes.map { _ in ValueSpace() }
+            pages = shared?.pages ?? ValueSpace()
+            attributeSpaces = shared?.attributeSpaces ?? attributes.map { _ in ValueSpace() }
             attributeCodes = attributes.map { _ in [] }
             self.conversionTypes = conversionTypes
             self.zone = zone
@@ -335,12 +339,12 @@ public enum SessionExecutor {
         }
 
         /// Reads the events around [from, to) of `site` from the snapshot (parts and buffer) on
-        /// both cores: each worker assembles the sessions of its parts, then they are combined.
+        /// both cores, ids' text included (the session list): each worker assembles the sessions
+        /// of its parts, then they are combined, all held at once.
         func read(site: String, from: Int64, to: Int64, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError)
             -> ScanStats
         {
             let request = ScanRequest(site: site, from: from - sessionSpan, to: to + sessionSpan, columns: columns)
-            if !keepIDs { return try readParts(request, snapshot: snapshot, deadline: deadline) }
             do {
                 var first = true
                 let (workers, stats) = try snapshot.scanInParallel(request, workers: 2, makeState: { () -> Builder in
@@ -362,16 +366,28 @@ public enum SessionExecutor {
             }
         }
 
-        /// `read` for questions without the ids' text, on both cores: a part's session summaries
-        /// where it has them (and they hold what the question needs), else its rows through
-        /// `add(part:…)`; the buffer decoded.
-        func readParts(_ request: ScanRequest, snapshot: Snapshot, deadline: QueryExecutor.Deadline) throws(QueryError) -> ScanStats {
-            let plan = ScanPlan(request)
-            let builders = (0..<2).map { $0 == 0 ? self : sibling() }
+        /// Every session of `site` around [from, to) (parts and buffer), each handed to `body`
+        /// once, for questions without the ids' text — without holding them all at once.
+        ///
+        /// First, on both cores, the parts without usable session summaries (and the buffer) are
+        /// read row by row into this builder, and the summaries of the others are checked
+        /// (a damaged block: that part is read by rows instead). Then the summary blocks of all
+        /// those parts are decoded in order of their first start, one at a time, into a window
+        /// builder. A session whose start lies more than `sessionSpan` before the first start of
+        /// every block not yet read has all its partial summaries in the window (its events lie
+        /// within `sessionSpan`): it is combined with its rows here, if any, handed over and
+        /// dropped. Holding every session of the range cost ~150 bytes each (817k sessions of a
+        /// 7-day question: 185 MB of its 229 MB peak; BENCHMARKS.md, fourteenth session).
+        func forEachSession(site: String, from: Int64, to: Int64, snapshot: Snapshot, deadline: QueryExecutor.Deadline,
+                            window windowSessions: Int, _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) -> ScanStats
+        {
+            let request = ScanRequest(site: site, from: from - sessionSpan, to: to + sessionSpan, columns: columns)
             let from = request.from!
             let to = request.to!
-            let site = request.site!
+            let plan = ScanPlan(request)
+            let builders = (0..<2).map { $0 == 0 ? self : sibling() }
             let workerStats = (0..<2).map { _ in ScanWorkerBox(ScanStats()) }
+            let summarized = (0..<2).map { _ in ScanWorkerBox([(SessionSummaryFile, [SessionSummaryFile.Chunk])]()) }
             let needsTypes = !conversionTypes.isEmpty
             do {
                 try snapshot.forEachPartInParallel(workers: 2) { i, part in
@@ -382,20 +398,11 @@ public enum SessionExecutor {
                             return
                         }
                         let chunks = summaries.chunks.filter { $0.site == site && $0.minStart < to && $0.maxEnd >= from }
-                        builders[i].index.reserve(builders[i].count + chunks.reduce(0) { $0 + $1.sessions })
                         // Summaries are derived data: a damaged block means the part is read raw.
-                        // Every block is read and checked first, then each is decoded and absorbed
-                        // in turn: decoding them all first held the biggest part's sessions twice
-                        // over (58 MB of a 4M-event site's query; BENCHMARKS.md, thirteenth
-                        // session). A block whose checksum holds but does not decode fails the
-                        // question with the file and offset.
-                        if let stored = try? chunks.map({ (c) throws(TallyError) in try summaries.readChecked(c) }) {
+                        // Checked here, read again (not kept) when the block's turn comes.
+                        if chunks.allSatisfy({ (try? summaries.readChecked($0)) != nil }) {
                             workerStats[i].state.parts += 1
-                            for (chunk, bytes) in zip(chunks, stored) {
-                                try deadline.check()
-                                try builders[i].absorb(try summaries.decode(checked: bytes, chunk), from: from, to: to)
-                                workerStats[i].state.sessionSummariesRead += chunk.sessions
-                            }
+                            if !chunks.isEmpty { summarized[i].state.append((summaries, chunks)) }
                             return
                         }
                     }
@@ -423,8 +430,113 @@ public enum SessionExecutor {
                 prepareToAbsorb(b)
                 try absorb(b)
             }
+
+            // The summary blocks, in order of their first start (a part's blocks of one site are).
+            let window = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone,
+                                 maxSessions: maxSessions, keepIDs: false, sharingValuesOf: self)
+            window.needsVisitors = needsVisitors
+            // All blocks in order of first start: merged from the parts' lists, each in that order.
+            var blocks: [(SessionSummaryFile, SessionSummaryFile.Chunk)] = []
+            for (summaries, chunks) in summarized.flatMap(\.state) {
+                for c in chunks { blocks.append((summaries, c)) }
+            }
+            blocks.sort { $0.1.minStart < $1.1.minStart }
+            let decoded = SummaryPrefetch(blocks, ahead: QueryCores.available >= 2 && blocks.count >= 2 ? 1 : 0)
+            defer { decoded.stop() }
+            var combined = [Bool](repeating: false, count: count)
+            var evictAt = windowSessions
+            stats.sessionsHeld = count
+            for i in blocks.indices {
+                try deadline.check()
+                do {
+                    try window.absorb(try decoded.take(i).get(), from: from, to: to)
+                } catch let e as QueryError {
+                    throw e
+                } catch {
+                    throw QueryError.storage("reading the data", error)
+                }
+                stats.sessionSummariesRead += blocks[i].1.sessions
+                stats.sessionsHeld = max(stats.sessionsHeld, count + window.count)
+                // Every block not read yet starts at or after the next one's first start.
+                if window.count >= evictAt && i + 1 < blocks.count {
+                    try window.evict(startingBefore: blocks[i + 1].1.minStart - sessionSpan, rows: self,
+                                     combined: &combined, body)
+                    evictAt = max(windowSessions, 2 * window.count)
+                }
+            }
+            try window.evict(startingBefore: .max, rows: self, combined: &combined, body)
+            for s in 0..<count where !combined[s] { try body(self, s) }
             stats.rowsMatched = rowsRead
             return stats
+        }
+
+        /// Hands every session starting before `cutoff` to `body` — combined first with the
+        /// same session in `rows` (the sessions read from rows, whose values this builder
+        /// shares), which is marked in `combined` — and drops it.
+        func evict(startingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
+                   _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
+            let n = count
+            var any = false
+            for s in 0..<n where start[s] < cutoff {
+                if let j = o.index.find(sessionHash[s]).map(Int.init) {
+                    combine(s, with: o, j)  // (only moves its start earlier)
+                    combined[j] = true
+                }
+                try body(self, s)
+                any = true
+            }
+            guard any else { return }
+            // Compacted as locals, as in `fold`.
+            var sessionHash = self.sessionHash, visitor = self.visitor, start = self.start, end = self.end
+            var events = self.events, pageviews = self.pageviews, entryTime = self.entryTime, entryPage = self.entryPage
+            var exitTime = self.exitTime, exitPage = self.exitPage, conversions = self.conversions
+            var attributeCodes = self.attributeCodes
+            self.sessionHash = []; self.visitor = []; self.start = []; self.end = []; self.events = []; self.pageviews = []
+            self.entryTime = []; self.entryPage = []; self.exitTime = []; self.exitPage = []; self.conversions = []
+            self.attributeCodes = []
+            var kept = 0
+            for s in 0..<n where start[s] >= cutoff {
+                sessionHash[kept] = sessionHash[s]; visitor[kept] = visitor[s]; start[kept] = start[s]
+                end[kept] = end[s]; events[kept] = events[s]; pageviews[kept] = pageviews[s]
+                entryTime[kept] = entryTime[s]; entryPage[kept] = entryPage[s]; exitTime[kept] = exitTime[s]
+                exitPage[kept] = exitPage[s]; conversions[kept] = conversions[s]
+                for k in attributeCodes.indices { attributeCodes[k][kept] = attributeCodes[k][s] }
+                kept += 1
+            }
+            for k in attributeCodes.indices { attributeCodes[k].removeLast(n - kept) }
+            sessionHash.removeLast(n - kept); visitor.removeLast(n - kept); start.removeLast(n - kept)
+            end.removeLast(n - kept); events.removeLast(n - kept); pageviews.removeLast(n - kept)
+            entryTime.removeLast(n - kept); entryPage.removeLast(n - kept); exitTime.removeLast(n - kept)
+            exitPage.removeLast(n - kept); conversions.removeLast(n - kept)
+            var index = HashIndex(capacity: 2 * kept)
+            for s in 0..<kept { _ = index.findOrInsert(sessionHash[s], Int32(s)) }
+            self.index = index; self.sessionHash = sessionHash; self.visitor = visitor; self.start = start; self.end = end
+            self.events = events; self.pageviews = pageviews; self.entryTime = entryTime; self.entryPage = entryPage
+            self.exitTime = exitTime; self.exitPage = exitPage; self.conversions = conversions
+            self.attributeCodes = attributeCodes
+        }
+
+        /// Session `s` and session `j` of `o`, a builder sharing this one's values, are one
+        /// session: `s` becomes their combination (as `absorb` combines two builders' sessions).
+        func combine(_ s: Int, with o: Builder, _ j: Int) {
+            events[s] += o.events[j]
+            pageviews[s] += o.pageviews[j]
+            conversions[s] |= o.conversions[j]
+            if o.start[j] < start[s] || (o.start[j] == start[s] && firstBefore(
+                o.visitor[j], { o.attributeCodes[$0][j] }, visitor[s], { attributeCodes[$0][s] })) {
+                start[s] = o.start[j]
+                visitor[s] = o.visitor[j]
+                for k in attributeCodes.indices { attributeCodes[k][s] = o.attributeCodes[k][j] }
+            }
+            end[s] = max(end[s], o.end[j])
+            if o.entryTime[j] < entryTime[s] || (o.entryTime[j] == entryTime[s] && pageBefore(o.entryPage[j], entryPage[s])) {
+                entryTime[s] = o.entryTime[j]
+                entryPage[s] = o.entryPage[j]
+            }
+            if o.exitTime[j] > exitTime[s] || (o.exitTime[j] == exitTime[s] && pageBefore(exitPage[s], o.exitPage[j])) {
+                exitTime[s] = o.exitTime[j]
+                exitPage[s] = o.exitPage[j]
+            }
         }
 
         /// Before `o` (the other worker's builder) is absorbed whole: its hash index is freed
@@ -693,7 +805,6 @@ public enum SessionExecutor {
                               maxSessions: budget.maxGroups * 16, keepIDs: false)
         builder.needsVisitors = q.metrics.contains(.uniqueVisitors)
         let from = max(q.from, q.rawFloor ?? .min)
-        var stats = try builder.read(site: q.site, from: from, to: q.to, snapshot: snapshot, deadline: deadline)
 
         // Each session of the range: its dimension codes, the filter, its group.
         var coders = used.map { builder.coder($0) }
@@ -703,9 +814,12 @@ public enum SessionExecutor {
         var accumulators: [Accumulator] = []
         var codes = used.map { _ in [UInt32](repeating: 0, count: 1) }
         let dims = q.dimensions.count
-        for s in 0..<builder.count where builder.start[s] >= from && builder.start[s] < q.to {
-            for i in used.indices { codes[i][0] = coders[i].code(s, builder) }
-            if let filter, !ExecutionPlan.evaluate(filter, row: 0, codes: codes, spaces: spaces) { continue }
+        var stats = try builder.forEachSession(site: q.site, from: from, to: q.to, snapshot: snapshot, deadline: deadline,
+                                               window: budget.sessionWindow) {
+            (b, s) throws(QueryError) in
+            guard b.start[s] >= from && b.start[s] < q.to else { return }
+            for i in used.indices { codes[i][0] = coders[i].code(s, b) }
+            if let filter, !ExecutionPlan.evaluate(filter, row: 0, codes: codes, spaces: spaces) { return }
             var key = GroupKey()
             for d in 0..<dims { key[d] = codes[d][0] }
             let g: Int
@@ -720,21 +834,21 @@ public enum SessionExecutor {
                 groups[key] = g
                 accumulators.append(Accumulator(conversions: Array(repeating: 0, count: conversionTypes.count)))
             }
-            let duration = builder.end[s] - builder.start[s]
+            let duration = b.end[s] - b.start[s]
             accumulators[g].sessions += 1
-            accumulators[g].events += Int(builder.events[s])
-            let views = Int(builder.pageviews[s])
+            accumulators[g].events += Int(b.events[s])
+            let views = Int(b.pageviews[s])
             accumulators[g].pageviews += views
             if views > 0 { accumulators[g].withPageviews += 1 }
             if views == 1 { accumulators[g].bounces += 1 }
             accumulators[g].durationSum += duration
             if needsMedian { accumulators[g].durations.append(duration) }
-            if builder.visitor[s] != 0 {
-                if q.exact { accumulators[g].exactVisitors.insert(builder.visitor[s]) } else {
-                    accumulators[g].visitors.add(hash: builder.visitor[s])
+            if b.visitor[s] != 0 {
+                if q.exact { accumulators[g].exactVisitors.insert(b.visitor[s]) } else {
+                    accumulators[g].visitors.add(hash: b.visitor[s])
                 }
             }
-            for k in 0..<conversionTypes.count where builder.conversions[s] & (1 << UInt64(k)) != 0 {
+            for k in 0..<conversionTypes.count where b.conversions[s] & (1 << UInt64(k)) != 0 {
                 accumulators[g].conversions[k] += 1
             }
         }
@@ -845,5 +959,64 @@ public enum SessionExecutor {
                 dimensions: listedDimensions.map { ($0.name, builder.value($0, s)) })
         }
         return (sessions, selected.count, stats)
+    }
+}
+
+/// The session summary blocks of a question decoded ahead on a thread of their own, at most
+/// `ahead` blocks beyond the one being absorbed (none: each is decoded when taken), so that
+/// decoding (a third of the time of a 7-day question over 817k sessions) overlaps absorbing.
+final class SummaryPrefetch: @unchecked Sendable {
+    typealias Block = (SessionSummaryFile, SessionSummaryFile.Chunk)
+    private let blocks: [Block]
+    private let ahead: Int
+    private let condition = NSCondition()
+    private var ready: [Int: Result<SessionSummaryFile.Sessions, TallyError>] = [:]
+    private var taken = 0
+    private var stopped = false
+
+    init(_ blocks: [Block], ahead: Int) {
+        self.blocks = blocks
+        self.ahead = ahead
+        guard ahead > 0 else { return }
+        let thread = Thread { [self] in
+            for i in blocks.indices {
+                condition.lock()
+                while !stopped && i - taken >= ahead { condition.wait() }
+                let stop = stopped
+                condition.unlock()
+                if stop { return }
+                let result = Self.decode(blocks[i])
+                condition.lock()
+                ready[i] = result
+                condition.broadcast()
+                condition.unlock()
+            }
+        }
+        thread.name = "tally-summaries"
+        thread.start()
+    }
+
+    private static func decode(_ block: Block) -> Result<SessionSummaryFile.Sessions, TallyError> {
+        let (file, chunk) = block
+        return Result { () throws(TallyError) in try file.decode(checked: try file.readChecked(chunk), chunk) }
+    }
+
+    /// Block `i`'s sessions; blocks are taken in order.
+    func take(_ i: Int) -> Result<SessionSummaryFile.Sessions, TallyError> {
+        guard ahead > 0 else { return Self.decode(blocks[i]) }
+        condition.lock()
+        defer { condition.unlock() }
+        taken = i + 1
+        condition.broadcast()
+        while ready[i] == nil { condition.wait() }
+        return ready.removeValue(forKey: i)!
+    }
+
+    /// Ends the thread (the question is answered or failed).
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
     }
 }

@@ -48,6 +48,9 @@ public struct ScanStats: Sendable, Equatable {
     public var rollupRowsRead = 0
     /// Session summaries a session query read (SessionSummaryFile), instead of those parts' rows.
     public var sessionSummariesRead = 0
+    /// The most sessions a session query held at once (those read from rows, and its window of
+    /// summarized ones).
+    public var sessionsHeld = 0
 
     public init() {}
 
@@ -64,6 +67,7 @@ public struct ScanStats: Sendable, Equatable {
         rowsMatched += o.rowsMatched
         rollupRowsRead += o.rollupRowsRead
         sessionSummariesRead += o.sessionSummariesRead
+        sessionsHeld = max(sessionsHeld, o.sessionsHeld)
     }
 }
 
