@@ -80,9 +80,9 @@ struct SessionSummaryTests {
         #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries != nil })
         let summarized = try await Self.answers(store, site: site, exact: true)
         #expect(summarized == raw)
-        // Summarized sessions are handed over and dropped as soon as they are whole: with a
-        // window of one session that is after every block, and the answers stay the same
-        // (sessions span parts, and the buffer's rows).
+        // Summarized sessions are handed over and dropped once they are whole: with a window
+        // of one session that happens mid-stream, and the answers stay the same (sessions span
+        // parts).
         let narrow = QueryBudget(sessionWindow: 1)
         #expect(try await Self.answers(store, site: site, exact: true, budget: narrow) == raw)
         let all = Query(site: site, from: Self.config.start, to: Self.config.end, metrics: [.sessions, .session(.bounces)],
@@ -112,6 +112,100 @@ struct SessionSummaryTests {
         let result = try QueryExecutor.run(q, on: store.snapshot())
         #expect(result.source == .sessionSummaries)
         #expect(result.stats.granulesRead == 0 && result.stats.sessionSummariesRead > 0)
+    }
+
+    static let day: Int64 = 86_400_000
+    static let june = QueryRange.date("2026-06-01")! * 86_400_000
+
+    /// A store with `parts` flushed one by one, then `buffer` left unflushed.
+    static func store(_ dir: TemporaryDirectory, parts: [[EventRow]], buffer: [EventRow]) async throws -> EventStore {
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.granuleRows = 128
+        let store = try EventStore(options: options)
+        for p in parts where !p.isEmpty {
+            _ = try await store.ingest(EventBatch.of(p))
+            try store.flush()
+        }
+        if !buffer.isEmpty { _ = try await store.ingest(EventBatch.of(buffer)) }
+        return store
+    }
+
+    static func answer(_ store: EventStore, from: Int64, to: Int64, dimensions: [String], budget: QueryBudget = QueryBudget())
+        throws -> [[QueryValue]]
+    {
+        let metrics = ["sessions", "events", "pageviews", "bounces", "visit_duration", "unique_visitors"]
+        let q = Query(site: "shop", from: from, to: to, metrics: try metrics.map { try QueryMetric(name: $0) },
+                      dimensions: try dimensions.map { try QueryDimension(name: $0) }, exact: true, denseTime: false)
+        return try QueryExecutor.run(q, on: store.snapshot(), budget: budget).rows.sorted { "\($0)" < "\($1)" }
+    }
+
+    @Test("late events in the buffer are combined with summarized sessions dropped mid-stream, once, starting before them or not")
+    func lateEventsInBuffer() async throws {
+        var rng = SeededRandom(state: 9)
+        var rows: [(Int64, EventRow)] = []
+        var used: Set<Int64> = []
+        for s in 0..<800 {
+            let v = "v\(Int.random(in: 0..<300, using: &rng))"
+            let begin = Self.june + Int64.random(in: 0..<(6 * Self.day), using: &rng)
+            for k in 0..<Int.random(in: 1...6, using: &rng) {
+                var at = begin + Int64.random(in: 0..<3_000_000, using: &rng)
+                while used.contains(at) { at += 1 }
+                used.insert(at)
+                var r = EventRow(site: "shop", type: ["page_view", "page_view", "click"].randomElement(using: &rng)!, at: at,
+                                 visitor: v, session: "\(v)-\(s)", id: "e\(s)-\(k)",
+                                 path: ["/", "/a", "/b", "/c"].randomElement(using: &rng)!)
+                r.values[EventColumn.deviceType] = ["desktop", "mobile"].randomElement(using: &rng)!
+                rows.append((at, r))
+            }
+        }
+        // Parts of one day each, in time order; a tenth of all events arrive late, into the buffer.
+        var parts = [[EventRow]](repeating: [], count: 7)
+        var buffer: [EventRow] = []
+        for (at, r) in rows {
+            if Int.random(in: 0..<10, using: &rng) == 0 { buffer.append(r) } else { parts[Int((at - Self.june) / Self.day)].append(r) }
+        }
+        let dir = TemporaryDirectory()
+        let store = try await Self.store(dir, parts: parts, buffer: buffer)
+        defer { try? store.close() }
+        let (from, to) = (Self.june + Self.day, Self.june + 5 * Self.day)
+        let dimensionSets: [[String]] = [[], ["entry_page"], ["exit_page"], ["device_type"]]
+        let raw = try dimensionSets.map { try Self.answer(store, from: from, to: to, dimensions: $0) }
+        #expect(raw[0].first?.first.map { $0 != .int(0) } == true)
+        try store.buildSessionSummaries()
+        for (dimensions, expected) in zip(dimensionSets, raw) {
+            #expect(try Self.answer(store, from: from, to: to, dimensions: dimensions) == expected, "\(dimensions)")
+            #expect(try Self.answer(store, from: from, to: to, dimensions: dimensions, budget: QueryBudget(sessionWindow: 1))
+                        == expected, "\(dimensions)")
+        }
+    }
+
+    @Test("a session with pieces more than a day apart may count once per piece, but its buffered events count once")
+    func longSession() async throws {
+        let t0 = Self.june
+        func view(_ at: Int64, _ id: String) -> EventRow {
+            EventRow(site: "shop", type: "page_view", at: at, visitor: "v", session: "long", id: id, path: "/")
+        }
+        // Other sessions, so that a window of one is full after the first block.
+        var first = [view(t0 + Self.day + 36_000_000, "a1")]
+        var second = [view(t0 + 3 * Self.day + 36_000_000, "b1")]
+        for k in 0..<3 {
+            first.append(EventRow(site: "shop", at: t0 + Self.day + Int64(k) * 60_000, visitor: "f", session: "fa\(k)", id: "fa\(k)"))
+            second.append(EventRow(site: "shop", at: t0 + 3 * Self.day + Int64(k) * 60_000, visitor: "f", session: "fb\(k)",
+                                   id: "fb\(k)"))
+        }
+        let buffer = [view(t0 + 3 * Self.day + 39_600_000, "c1"), view(t0 + 3 * Self.day + 40_000_000, "c2")]
+        let dir = TemporaryDirectory()
+        let store = try await Self.store(dir, parts: [first, second], buffer: buffer)
+        defer { try? store.close() }
+        let raw = try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: [])
+        #expect(raw.first?.prefix(3) == [.int(7), .int(10), .int(10)])
+        try store.buildSessionSummaries()
+        // Whole in the default window; split in two with a window of one (its buffered rows
+        // go with the first piece, not with both).
+        #expect(try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: []) == raw)
+        let narrow = try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: [], budget: QueryBudget(sessionWindow: 1))
+        #expect(narrow.first?.prefix(3) == [.int(8), .int(10), .int(10)])
     }
 
     @Test("a part with more than 64 event types keeps no types: conversions are counted from its rows")

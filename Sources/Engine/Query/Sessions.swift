@@ -373,11 +373,15 @@ public enum SessionExecutor {
         /// read row by row into this builder, and the summaries of the others are checked
         /// (a damaged block: that part is read by rows instead). Then the summary blocks of all
         /// those parts are decoded in order of their first start, one at a time, into a window
-        /// builder. A session whose start lies more than `sessionSpan` before the first start of
-        /// every block not yet read has all its partial summaries in the window (its events lie
-        /// within `sessionSpan`): it is combined with its rows here, if any, handed over and
-        /// dropped. Holding every session of the range cost ~150 bytes each (817k sessions of a
+        /// builder. Once the window holds `windowSessions` (then twice what it kept), a session
+        /// that ended more than `sessionSpan` before the first start of every block not yet read
+        /// has all its partial summaries in the window (its events lie within `sessionSpan`): it
+        /// is combined with its rows here, if any, handed over and dropped. A session whose
+        /// pieces lie further apart may be handed over once per piece (its rows go with the
+        /// first). Holding every session of the range cost ~150 bytes each (817k sessions of a
         /// 7-day question: 185 MB of its 229 MB peak; BENCHMARKS.md, fourteenth session).
+        ///
+        /// `maxSessions` bounds the rows' sessions and the window's each.
         func forEachSession(site: String, from: Int64, to: Int64, snapshot: Snapshot, deadline: QueryExecutor.Deadline,
                             window windowSessions: Int, _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) -> ScanStats
         {
@@ -459,33 +463,36 @@ public enum SessionExecutor {
                 stats.sessionsHeld = max(stats.sessionsHeld, count + window.count)
                 // Every block not read yet starts at or after the next one's first start.
                 if window.count >= evictAt && i + 1 < blocks.count {
-                    try window.evict(startingBefore: blocks[i + 1].1.minStart - sessionSpan, rows: self,
+                    try window.evict(endingBefore: blocks[i + 1].1.minStart - sessionSpan, rows: self,
                                      combined: &combined, body)
                     evictAt = max(windowSessions, 2 * window.count)
                 }
             }
-            try window.evict(startingBefore: .max, rows: self, combined: &combined, body)
+            try window.evict(endingBefore: .max, rows: self, combined: &combined, body)
             for s in 0..<count where !combined[s] { try body(self, s) }
             stats.rowsMatched = rowsRead
             return stats
         }
 
-        /// Hands every session starting before `cutoff` to `body` — combined first with the
+        /// Hands every session that ended before `cutoff` to `body` — combined first with the
         /// same session in `rows` (the sessions read from rows, whose values this builder
-        /// shares), which is marked in `combined` — and drops it.
-        func evict(startingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
+        /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
+        /// `cutoff` .max that is every session, and the builder is left empty.
+        func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
                    _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
             let n = count
+            var evicted = [Bool](repeating: false, count: cutoff == .max ? 0 : n)
             var any = false
-            for s in 0..<n where start[s] < cutoff {
-                if let j = o.index.find(sessionHash[s]).map(Int.init) {
-                    combine(s, with: o, j)  // (only moves its start earlier)
+            for s in 0..<n where end[s] < cutoff {
+                if let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
+                    combine(s, with: o, j)
                     combined[j] = true
                 }
                 try body(self, s)
+                if cutoff != .max { evicted[s] = true }
                 any = true
             }
-            guard any else { return }
+            guard any && cutoff != .max else { return }
             // Compacted as locals, as in `fold`.
             var sessionHash = self.sessionHash, visitor = self.visitor, start = self.start, end = self.end
             var events = self.events, pageviews = self.pageviews, entryTime = self.entryTime, entryPage = self.entryPage
@@ -495,7 +502,7 @@ public enum SessionExecutor {
             self.entryTime = []; self.entryPage = []; self.exitTime = []; self.exitPage = []; self.conversions = []
             self.attributeCodes = []
             var kept = 0
-            for s in 0..<n where start[s] >= cutoff {
+            for s in 0..<n where !evicted[s] {
                 sessionHash[kept] = sessionHash[s]; visitor[kept] = visitor[s]; start[kept] = start[s]
                 end[kept] = end[s]; events[kept] = events[s]; pageviews[kept] = pageviews[s]
                 entryTime[kept] = entryTime[s]; entryPage[kept] = entryPage[s]; exitTime[kept] = exitTime[s]
