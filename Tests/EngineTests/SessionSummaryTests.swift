@@ -1,4 +1,4 @@
-import Engine
+@_spi(Testing) import Engine
 import Foundation
 import TallyTestSupport
 import Testing
@@ -96,9 +96,16 @@ struct SessionSummaryTests {
         // The same visitor hashes go into the sketches: identical estimates, not just close ones.
         #expect(try await Self.answers(store, site: site, exact: false) == rawSketched)
 
-        // A merge combines its inputs' summaries; built again from the merged rows they are the same.
-        _ = try store.mergeNow(force: true)
+        // A merge combines its inputs' summaries; built again from the merged rows they are the
+        // same. It holds one session at a time before moving out those that are whole, and
+        // writes blocks of 50 sessions as they fill.
+        let saved = EventStore.sessionSummaryLimitsForTesting
+        EventStore.sessionSummaryLimitsForTesting = (blockSessions: 50, combineWindow: 1)
+        let merged = try store.mergeNow(force: true)
+        EventStore.sessionSummaryLimitsForTesting = saved
+        #expect(!merged.isEmpty)
         #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries != nil })
+        #expect(store.snapshot().parts.allSatisfy { p in p.sessionSummaries!.chunks.allSatisfy { $0.sessions <= 50 } })
         #expect(try await Self.answers(store, site: site, exact: true) == raw)
         for part in store.snapshot().parts { try FileManager.default.removeItem(atPath: part.path.replacingOccurrences(of: ".part", with: ".sessions")) }
         try store.close()
@@ -206,6 +213,17 @@ struct SessionSummaryTests {
         #expect(try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: []) == raw)
         let narrow = try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: [], budget: QueryBudget(sessionWindow: 1))
         #expect(narrow.first?.prefix(3) == [.int(8), .int(10), .int(10)])
+
+        // A merge holding one session at a time would split it: it leaves the merged part's
+        // summaries to be built from its rows, which keep it whole.
+        let saved = EventStore.sessionSummaryLimitsForTesting
+        EventStore.sessionSummaryLimitsForTesting = (blockSessions: saved.blockSessions, combineWindow: 1)
+        let merged = try store.mergeNow(force: true)
+        EventStore.sessionSummaryLimitsForTesting = saved
+        #expect(!merged.isEmpty && store.snapshot().parts.count == 1)
+        #expect(store.snapshot().parts.first?.sessionSummaries == nil)
+        #expect(try store.buildSessionSummaries() == 1)
+        #expect(try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: []) == raw)
     }
 
     @Test("a part with more than 64 event types keeps no types: conversions are counted from its rows")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The per-session summaries of one raw part: `NAME.sessions` beside `NAME.part` (FORMAT.md,
 /// "Session summaries"). For each site of the part, one partial summary per session_id of
@@ -19,6 +20,10 @@ public final class SessionSummaryFile: Sendable {
     static let fileExtension = ".sessions"
     /// Sessions per block, in order of start: a query reads the blocks whose sessions can touch its range.
     static let chunkSessions = 1 << 16
+    /// Sessions per block written (`chunkSessions`; tests lower it), and sessions a merge's
+    /// `combine` holds before it moves out those that are whole (tests lower it).
+    static let blockSessions = Atomic<Int>(chunkSessions)
+    static let combineWindow = Atomic<Int>(1 << 16)
     /// Event types a summary can list per session (a bit each); a part with more types keeps none.
     static let maxTypes = 64
     /// The first-event dimensions a summary keeps, in this order.
@@ -348,39 +353,79 @@ public final class SessionSummaryFile: Sendable {
 
     /// The summaries of a merged part from those of its inputs (when no rows were dropped as
     /// duplicates, the merged part holds exactly their rows): each site's partial sessions
-    /// combined, without reading a row. Nil when an input has none.
+    /// combined, without reading a row. Nil when an input has none, or when a session's pieces
+    /// lie so far apart that combining them in bounded memory would split it (the merged
+    /// part's summaries are then built from its rows).
     ///
-    /// One site at a time: its sessions from every input are combined and written before the
-    /// next site's are read. Combining every site at once held all of a merged part's sessions
-    /// in hash tables (61 MB of a 10M-event `tally ingest`'s 282 MB peak heap, heaptrack); now
-    /// the biggest site's sessions.
+    /// One site at a time, and within a site in bounded memory: the inputs' blocks are read in
+    /// order of first start, and once `window` sessions are held, every session that started
+    /// more than `sessionSpan` before the next block's first start is whole (no piece of it
+    /// can follow) and moves to the output, written a block at a time. Combining every site at
+    /// once held all of a merged part's sessions (61 MB of a 10M-event `tally ingest`'s 282 MB
+    /// peak heap, heaptrack); combining a whole site held all of its sessions, which under
+    /// sustained ingest into one property was millions of sessions per merge (the 10-minute
+    /// run at 50k events/s peaked at 554 MiB while its probes saw at most 280; BENCHMARKS.md,
+    /// fourteenth session).
     static func combine(_ inputs: [Part], into merged: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile? {
+        let window = max(1, combineWindow.load(ordering: .relaxed))
         let files = inputs.compactMap(\.sessionSummaries)
         guard files.count == inputs.count else { return nil }
         let typeNames = (0..<merged.eventTypes.count).map { merged.eventTypes.string(at: $0) ?? "" }
         let keepTypes = typeNames.count <= maxTypes && files.allSatisfy(\.hasTypes)
-        // Each site's (file, chunk) pairs, in file order, grouped once.
+        // Each site's (file, chunk) pairs, grouped once.
         var bySite: [String: [(file: Int, chunk: Chunk)]] = [:]
         for (f, file) in files.enumerated() {
             for chunk in file.chunks { bySite[chunk.site, default: []].append((f, chunk)) }
         }
-        return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
-            for site in bySite.keys.sorted() {
-                let builder = SessionExecutor.Builder(
-                    attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
-                    maxSessions: .max, keepIDs: false)
-                for (f, chunk) in bySite[site]! {
-                    let file = files[f]
-                    do {
-                        try builder.absorb(try file.read(chunk), from: .min, to: .max)
-                    } catch let e as TallyError {
-                        throw e
-                    } catch {
-                        throw TallyError(.corruption, "\(file.name): \(error)")
+        var split = false
+        do throws(TallyError) {
+            return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
+                for site in bySite.keys.sorted() {
+                    func builder(sharingValuesOf shared: SessionExecutor.Builder?) -> SessionExecutor.Builder {
+                        SessionExecutor.Builder(attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [],
+                                                zone: .utc, maxSessions: .max, keepIDs: false, sharingValuesOf: shared)
                     }
+                    let held = builder(sharingValuesOf: nil)
+                    var out = builder(sharingValuesOf: held)
+                    // Hashes of the sessions moved out: one coming back means a split session.
+                    var moved = UInt64Set()
+                    var none: [Bool] = []
+                    var moveAt = window
+                    let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
+                    func move(before cutoff: Int64) throws(TallyError) {
+                        do throws(QueryError) {
+                            try held.evict(endingBefore: cutoff, startingBefore: true, rows: nil, combined: &none) { b, s in
+                                moved.insert(b.sessionHash[s])
+                                out.append(s, of: b)
+                            }
+                        } catch {
+                            throw TallyError(.corruption, "combining session summaries: \(error.message)")
+                        }
+                        out = try writer.add(site: site, out, wholeBlocksOnly: cutoff != .max)
+                    }
+                    for (k, (f, chunk)) in blocks.enumerated() {
+                        let file = files[f]
+                        let sessions = try file.read(chunk)
+                        if moved.count > 0 && sessions.hash.contains(where: { moved.contains($0) }) {
+                            split = true
+                            throw TallyError(.corruption, "\(file.name): a session's pieces lie more than \(SessionExecutor.sessionSpan) ms apart")
+                        }
+                        do throws(QueryError) {
+                            try held.absorb(sessions, from: .min, to: .max)
+                        } catch {
+                            throw TallyError(.corruption, "\(file.name): \(error.message)")
+                        }
+                        if held.count >= moveAt && k + 1 < blocks.count {
+                            try move(before: blocks[k + 1].chunk.minStart - SessionExecutor.sessionSpan)
+                            moveAt = max(window, 2 * held.count)
+                        }
+                    }
+                    try move(before: .max)
                 }
-                try writer.add(site: site, builder)
             }
+        } catch {
+            if split { return nil }
+            throw error
         }
     }
 
@@ -434,10 +479,25 @@ public final class SessionSummaryFile: Sendable {
 
         /// Appends the blocks of one site's sessions (sites in byte order, each once).
         mutating func add(site: String, _ b: SessionExecutor.Builder) throws(TallyError) {
+            _ = try add(site: site, b, wholeBlocksOnly: false)
+        }
+
+        /// Appends blocks of `b`'s sessions in order of start (then hash); with
+        /// `wholeBlocksOnly`, only as many full blocks as they make (sessions to come start
+        /// later). Returns a builder, sharing `b`'s values, with the sessions not written.
+        mutating func add(site: String, _ b: SessionExecutor.Builder, wholeBlocksOnly: Bool) throws(TallyError)
+            -> SessionExecutor.Builder
+        {
             let order = (0..<b.count).sorted { b.start[$0] != b.start[$1] ? b.start[$0] < b.start[$1] : b.sessionHash[$0] < b.sessionHash[$1] }
+            let perBlock = min(chunkSessions, max(1, SessionSummaryFile.blockSessions.load(ordering: .relaxed)))
+            let written = wholeBlocksOnly ? order.count / perBlock * perBlock : order.count
+            let rest = SessionExecutor.Builder(attributes: b.attributes, conversionTypes: b.conversionTypes, zone: b.zone,
+                                               maxSessions: b.maxSessions, keepIDs: false, sharingValuesOf: b)
+            if written == 0 && wholeBlocksOnly { return b }
+            for j in order[written...] { rest.append(j, of: b) }
             var from = 0
-            while from < order.count {
-                let slice = order[from..<min(order.count, from + chunkSessions)]
+            while from < written {
+                let slice = order[from..<min(written, from + perBlock)]
                 let payload = encode(b, Array(slice), types: types)
                 let block = PartWriter.frame(payload, codec: .zstd, encoding: .sessionSummaries, level: Codec.zstdLevel)
                 chunks.append(Chunk(site: site, sessions: slice.count, minStart: b.start[slice.first!],
@@ -447,6 +507,7 @@ public final class SessionSummaryFile: Sendable {
                 offset += block.count
                 from = slice.endIndex
             }
+            return rest
         }
 
         /// Writes the footer and trailer, fsyncs, renames the file into place and opens it.

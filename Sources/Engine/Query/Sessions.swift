@@ -478,13 +478,15 @@ public enum SessionExecutor {
         /// same session in `rows` (the sessions read from rows, whose values this builder
         /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
         /// `cutoff` .max that is every session, and the builder is left empty.
-        func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
+        /// (`startingBefore`: those that started before it, for a merge's summaries, which are
+        /// written in order of start; without `rows`.)
+        func evict(endingBefore cutoff: Int64, startingBefore: Bool = false, rows o: Builder?, combined: inout [Bool],
                    _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
             let n = count
             var evicted = [Bool](repeating: false, count: cutoff == .max ? 0 : n)
             var any = false
-            for s in 0..<n where end[s] < cutoff {
-                if let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
+            for s in 0..<n where (startingBefore ? start[s] : end[s]) < cutoff {
+                if let o, let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
                     combine(s, with: o, j)
                     combined[j] = true
                 }
@@ -521,6 +523,16 @@ public enum SessionExecutor {
             self.events = events; self.pageviews = pageviews; self.entryTime = entryTime; self.entryPage = entryPage
             self.exitTime = exitTime; self.exitPage = exitPage; self.conversions = conversions
             self.attributeCodes = attributeCodes
+        }
+
+        /// Appends session `j` of `o`, a builder sharing this one's values, as a new session
+        /// (no hash index: for a builder that only collects sessions to write).
+        func append(_ j: Int, of o: Builder) {
+            sessionHash.append(o.sessionHash[j]); visitor.append(o.visitor[j]); start.append(o.start[j])
+            end.append(o.end[j]); events.append(o.events[j]); pageviews.append(o.pageviews[j])
+            entryTime.append(o.entryTime[j]); entryPage.append(o.entryPage[j]); exitTime.append(o.exitTime[j])
+            exitPage.append(o.exitPage[j]); conversions.append(o.conversions[j])
+            for k in attributeCodes.indices { attributeCodes[k].append(o.attributeCodes[k][j]) }
         }
 
         /// Session `s` and session `j` of `o`, a builder sharing this one's values, are one

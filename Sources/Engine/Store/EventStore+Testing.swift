@@ -18,6 +18,19 @@ extension EventStore {
         set { RollupAggregate.flatLimit.store(newValue, ordering: .relaxed) }
     }
 
+    /// Sessions per session-summary block written (65,536 by default), and sessions a merge
+    /// holds while it combines its inputs' summaries before it moves out those that are whole
+    /// (65,536). Queries answer the same at any values.
+    @_spi(Testing) public static var sessionSummaryLimitsForTesting: (blockSessions: Int, combineWindow: Int) {
+        get {
+            (SessionSummaryFile.blockSessions.load(ordering: .relaxed), SessionSummaryFile.combineWindow.load(ordering: .relaxed))
+        }
+        set {
+            SessionSummaryFile.blockSessions.store(newValue.blockSessions, ordering: .relaxed)
+            SessionSummaryFile.combineWindow.store(newValue.combineWindow, ordering: .relaxed)
+        }
+    }
+
     /// Writes parts for the buffered rows of `onlyPartitions` only, as a flush that died
     /// between publishing one month's part and the next would leave the directory.
     @_spi(Testing) public func flushForTesting(onlyPartitions: Set<Partition>) throws(TallyError) {
