@@ -389,18 +389,10 @@ public final class SessionSummaryFile: Sendable {
                     var out = builder(sharingValuesOf: held)
                     // Hashes of the sessions moved out: one coming back means a split session.
                     var moved = UInt64Set()
-                    var none: [Bool] = []
                     var moveAt = window
                     let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
                     func move(before cutoff: Int64) throws(TallyError) {
-                        do throws(QueryError) {
-                            try held.evict(endingBefore: cutoff, startingBefore: true, rows: nil, combined: &none) { b, s in
-                                moved.insert(b.sessionHash[s])
-                                out.append(s, of: b)
-                            }
-                        } catch {
-                            throw TallyError(.corruption, "combining session summaries: \(error.message)")
-                        }
+                        held.move(startingBefore: cutoff, to: out, moved: &moved)
                         out = try writer.add(site: site, out, wholeBlocksOnly: cutoff != .max)
                     }
                     for (k, (f, chunk)) in blocks.enumerated() {

@@ -478,15 +478,13 @@ public enum SessionExecutor {
         /// same session in `rows` (the sessions read from rows, whose values this builder
         /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
         /// `cutoff` .max that is every session, and the builder is left empty.
-        /// (`startingBefore`: those that started before it, for a merge's summaries, which are
-        /// written in order of start; without `rows`.)
-        func evict(endingBefore cutoff: Int64, startingBefore: Bool = false, rows o: Builder?, combined: inout [Bool],
+        func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
                    _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
             let n = count
             var evicted = [Bool](repeating: false, count: cutoff == .max ? 0 : n)
             var any = false
-            for s in 0..<n where (startingBefore ? start[s] : end[s]) < cutoff {
-                if let o, let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
+            for s in 0..<n where end[s] < cutoff {
+                if let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
                     combine(s, with: o, j)
                     combined[j] = true
                 }
@@ -495,6 +493,45 @@ public enum SessionExecutor {
                 any = true
             }
             guard any && cutoff != .max else { return }
+            compact(dropping: evicted)
+        }
+
+        /// Moves every session that started before `cutoff` to `out` (a builder sharing this
+        /// one's values, collecting sessions to write), in this builder's order, and notes
+        /// their hashes in `moved`; `evict` for a merge, without a call per session (the merge
+        /// of 817k sessions spent ~0.8 s more with one).
+        func move(startingBefore cutoff: Int64, to out: Builder, moved: inout UInt64Set) {
+            let n = count
+            var evicted = [Bool](repeating: false, count: n)
+            var picked: [Int] = []
+            for s in 0..<n where start[s] < cutoff {
+                evicted[s] = true
+                picked.append(s)
+                moved.insert(sessionHash[s])
+            }
+            guard !picked.isEmpty else { return }
+            func take<T>(_ from: [T], _ to: inout [T]) {
+                to.reserveCapacity(to.count + picked.count)
+                for s in picked { to.append(from[s]) }
+            }
+            take(sessionHash, &out.sessionHash); take(visitor, &out.visitor); take(start, &out.start); take(end, &out.end)
+            take(events, &out.events); take(pageviews, &out.pageviews); take(entryTime, &out.entryTime)
+            take(entryPage, &out.entryPage); take(exitTime, &out.exitTime); take(exitPage, &out.exitPage)
+            take(conversions, &out.conversions)
+            for k in attributeCodes.indices { take(attributeCodes[k], &out.attributeCodes[k]) }
+            if picked.count == n {
+                index = HashIndex(capacity: 0)
+                sessionHash = []; visitor = []; start = []; end = []; events = []; pageviews = []; entryTime = []
+                entryPage = []; exitTime = []; exitPage = []; conversions = []
+                for k in attributeCodes.indices { attributeCodes[k] = [] }
+            } else {
+                compact(dropping: evicted)
+            }
+        }
+
+        /// Drops the sessions flagged in `dropped` and indexes the others again.
+        func compact(dropping dropped: [Bool]) {
+            let n = count
             // Compacted as locals, as in `fold`.
             var sessionHash = self.sessionHash, visitor = self.visitor, start = self.start, end = self.end
             var events = self.events, pageviews = self.pageviews, entryTime = self.entryTime, entryPage = self.entryPage
@@ -504,7 +541,7 @@ public enum SessionExecutor {
             self.entryTime = []; self.entryPage = []; self.exitTime = []; self.exitPage = []; self.conversions = []
             self.attributeCodes = []
             var kept = 0
-            for s in 0..<n where !evicted[s] {
+            for s in 0..<n where !dropped[s] {
                 sessionHash[kept] = sessionHash[s]; visitor[kept] = visitor[s]; start[kept] = start[s]
                 end[kept] = end[s]; events[kept] = events[s]; pageviews[kept] = pageviews[s]
                 entryTime[kept] = entryTime[s]; entryPage[kept] = entryPage[s]; exitTime[kept] = exitTime[s]
