@@ -2,6 +2,10 @@ import Engine
 import Foundation
 import GRDB
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Properties and API keys, in `DIR/meta.sqlite` next to the event data.
 ///
 /// SQLite in WAL mode through a GRDB `DatabasePool`: readers never wait for the writer, and other
@@ -42,18 +46,31 @@ public final class MetadataStore: Sendable {
         config.busyMode = .timeout(Self.busyTimeout)
         config.label = "tally.metadata"
         let path = path
+        // Opening (which switches a new file to WAL mode) and migrating are done by one store at
+        // a time, across processes and threads: connections racing to do them on a new file got
+        // "database is locked" at once, without SQLite's busy timeout (a CI run of the
+        // concurrent-open test). GRDB also reads which migrations are applied before taking
+        // the write lock, so two could both try to apply one.
+        let opening = Self.openingLock(directory)
+        defer { if opening >= 0 { flock(opening, LOCK_UN); Glibc.close(opening) } }
         pool = try Self.sqlite(path) { try DatabasePool(path: path, configuration: config) }
         let migrator = MetadataSchema.migrator
-        try Self.sqlite(path) {
-            do {
-                try migrator.migrate(pool)
-            } catch {
-                // GRDB reads which migrations are applied before taking the write lock, so two
-                // processes opening a new file together can both try to apply one; the loser
-                // fails, and on a second look finds it applied.
-                try migrator.migrate(pool)
+        try Self.sqlite(path) { try migrator.migrate(pool) }
+    }
+
+    /// An exclusive `flock` on the directory itself (its own descriptor, so threads of one
+    /// process exclude each other too), held while a store opens the file; -1 if the directory
+    /// cannot be opened (then opening goes on unserialized and SQLite's locking decides).
+    private static func openingLock(_ directory: String) -> Int32 {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { return -1 }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR {
+                Glibc.close(fd)
+                return -1
             }
         }
+        return fd
     }
 
     /// Writes a consistent copy of the database to the new file `target` through SQLite's online
