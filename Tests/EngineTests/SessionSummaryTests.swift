@@ -7,7 +7,8 @@ import Workload
 /// Per-session summaries kept beside the parts (`SessionSummaryFile`): session questions
 /// answered from them equal the same questions answered from the parts' rows, and the files
 /// live and die with their parts.
-@Suite("Session summaries")
+/// Serialized: two tests lower the global limits of session summary files for a merge.
+@Suite("Session summaries", .serialized)
 struct SessionSummaryTests {
     static let config = WorkloadConfig(seed: 11, events: 40_000, sites: 2, days: 40)
 
@@ -101,8 +102,7 @@ struct SessionSummaryTests {
         // writes blocks of 50 sessions as they fill.
         let saved = EventStore.sessionSummaryLimitsForTesting
         EventStore.sessionSummaryLimitsForTesting = (blockSessions: 50, combineWindow: 1)
-        let merged = try store.mergeNow(force: true)
-        EventStore.sessionSummaryLimitsForTesting = saved
+        let merged = try { defer { EventStore.sessionSummaryLimitsForTesting = saved }; return try store.mergeNow(force: true) }()
         #expect(!merged.isEmpty)
         #expect(store.snapshot().parts.allSatisfy { $0.sessionSummaries != nil })
         #expect(store.snapshot().parts.allSatisfy { p in p.sessionSummaries!.chunks.allSatisfy { $0.sessions <= 50 } })
@@ -187,6 +187,40 @@ struct SessionSummaryTests {
         }
     }
 
+    @Test("a merge holding one session at a time keeps a session of six days with no long gap whole, and writes in order")
+    func continuousLongSession() async throws {
+        let t0 = Self.june
+        // A kiosk tab: one event every 6 hours for 6 days, one part per day, beside short sessions.
+        var parts = [[EventRow]](repeating: [], count: 6)
+        for k in 0..<24 {
+            parts[k / 4].append(EventRow(site: "shop", type: "page_view", at: t0 + Int64(k) * 21_600_000, visitor: "kiosk",
+                                         session: "kiosk", id: "k\(k)", path: "/p\(k % 3)"))
+        }
+        for d in 0..<6 {
+            for k in 0..<5 {
+                let at = t0 + Int64(d) * Self.day + Int64(k) * 3_600_000 + 60_000
+                parts[d].append(EventRow(site: "shop", type: "page_view", at: at, visitor: "v\(k)", session: "s\(d)-\(k)",
+                                         id: "s\(d)-\(k)", path: "/q\(k)"))
+            }
+        }
+        let dir = TemporaryDirectory()
+        let store = try await Self.store(dir, parts: parts, buffer: [])
+        defer { try? store.close() }
+        let raw = try [[], ["entry_page"], ["exit_page"]].map { try Self.answer(store, from: t0, to: t0 + 7 * Self.day, dimensions: $0) }
+        #expect(raw[0].first?.prefix(3) == [.int(31), .int(54), .int(54)])
+        try store.buildSessionSummaries()
+        let saved = EventStore.sessionSummaryLimitsForTesting
+        EventStore.sessionSummaryLimitsForTesting = (blockSessions: 2, combineWindow: 1)
+        let merged = try { defer { EventStore.sessionSummaryLimitsForTesting = saved }; return try store.mergeNow(force: true) }()
+        #expect(!merged.isEmpty && store.snapshot().parts.count == 1)
+        let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
+        #expect(summaries.chunks.count == 16 && summaries.chunks.allSatisfy { $0.sessions <= 2 })
+        #expect(zip(summaries.chunks, summaries.chunks.dropFirst()).allSatisfy { $0.maxStart <= $1.minStart })
+        for (dimensions, expected) in zip([[], ["entry_page"], ["exit_page"]], raw) {
+            #expect(try Self.answer(store, from: t0, to: t0 + 7 * Self.day, dimensions: dimensions) == expected)
+        }
+    }
+
     @Test("a session with pieces more than a day apart may count once per piece, but its buffered events count once")
     func longSession() async throws {
         let t0 = Self.june
@@ -218,8 +252,7 @@ struct SessionSummaryTests {
         // summaries to be built from its rows, which keep it whole.
         let saved = EventStore.sessionSummaryLimitsForTesting
         EventStore.sessionSummaryLimitsForTesting = (blockSessions: saved.blockSessions, combineWindow: 1)
-        let merged = try store.mergeNow(force: true)
-        EventStore.sessionSummaryLimitsForTesting = saved
+        let merged = try { defer { EventStore.sessionSummaryLimitsForTesting = saved }; return try store.mergeNow(force: true) }()
         #expect(!merged.isEmpty && store.snapshot().parts.count == 1)
         #expect(store.snapshot().parts.first?.sessionSummaries == nil)
         #expect(try store.buildSessionSummaries() == 1)

@@ -391,9 +391,14 @@ public final class SessionSummaryFile: Sendable {
                     var moved = UInt64Set()
                     var moveAt = window
                     let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
-                    func move(before cutoff: Int64) throws(TallyError) {
-                        held.move(startingBefore: cutoff, to: out, moved: &moved)
-                        out = try writer.add(site: site, out, wholeBlocksOnly: cutoff != .max)
+                    // Sessions go out once whole (ended a day before every block not yet read),
+                    // and are written once no session still held or to come can start before
+                    // them (the file is in order of start): a long session held back delays
+                    // writing, it does not split anything.
+                    func move(before cutoff: Int64, nextStart: Int64) throws(TallyError) {
+                        held.move(endingBefore: cutoff, to: out, moved: &moved)
+                        let bound = min(nextStart, held.start.min() ?? .max)
+                        out = try writer.add(site: site, out, startingBefore: bound)
                     }
                     for (k, (f, chunk)) in blocks.enumerated() {
                         let file = files[f]
@@ -408,11 +413,12 @@ public final class SessionSummaryFile: Sendable {
                             throw TallyError(.corruption, "\(file.name): \(error.message)")
                         }
                         if held.count >= moveAt && k + 1 < blocks.count {
-                            try move(before: blocks[k + 1].chunk.minStart - SessionExecutor.sessionSpan)
+                            let next = blocks[k + 1].chunk.minStart
+                            try move(before: next - SessionExecutor.sessionSpan, nextStart: next)
                             moveAt = max(window, 2 * held.count)
                         }
                     }
-                    try move(before: .max)
+                    try move(before: .max, nextStart: .max)
                 }
             }
         } catch {
@@ -471,21 +477,26 @@ public final class SessionSummaryFile: Sendable {
 
         /// Appends the blocks of one site's sessions (sites in byte order, each once).
         mutating func add(site: String, _ b: SessionExecutor.Builder) throws(TallyError) {
-            _ = try add(site: site, b, wholeBlocksOnly: false)
+            _ = try add(site: site, b, startingBefore: .max)
         }
 
-        /// Appends blocks of `b`'s sessions in order of start (then hash); with
-        /// `wholeBlocksOnly`, only as many full blocks as they make (sessions to come start
-        /// later). Returns a builder, sharing `b`'s values, with the sessions not written.
-        mutating func add(site: String, _ b: SessionExecutor.Builder, wholeBlocksOnly: Bool) throws(TallyError)
+        /// Appends blocks of `b`'s sessions in order of start (then hash): with `bound` .max
+        /// all of them, else as many full blocks as those starting before `bound` make (no
+        /// session to come starts before it). Returns a builder, sharing `b`'s values, with the
+        /// sessions not written.
+        mutating func add(site: String, _ b: SessionExecutor.Builder, startingBefore bound: Int64) throws(TallyError)
             -> SessionExecutor.Builder
         {
             let order = (0..<b.count).sorted { b.start[$0] != b.start[$1] ? b.start[$0] < b.start[$1] : b.sessionHash[$0] < b.sessionHash[$1] }
             let perBlock = min(chunkSessions, max(1, SessionSummaryFile.blockSessions.load(ordering: .relaxed)))
-            let written = wholeBlocksOnly ? order.count / perBlock * perBlock : order.count
+            var written = order.count
+            if bound != .max {
+                let ready = order.firstIndex { b.start[$0] >= bound } ?? order.count
+                written = ready / perBlock * perBlock
+                if written == 0 { return b }
+            }
             let rest = SessionExecutor.Builder(attributes: b.attributes, conversionTypes: b.conversionTypes, zone: b.zone,
                                                maxSessions: b.maxSessions, keepIDs: false, sharingValuesOf: b)
-            if written == 0 && wholeBlocksOnly { return b }
             for j in order[written...] { rest.append(j, of: b) }
             var from = 0
             while from < written {

@@ -51,24 +51,35 @@ public final class MetadataStore: Sendable {
         // "database is locked" at once, without SQLite's busy timeout (a CI run of the
         // concurrent-open test). GRDB also reads which migrations are applied before taking
         // the write lock, so two could both try to apply one.
-        let opening = Self.openingLock(directory)
+        let opening = Self.openingLock(path + "-open.lock")
         defer { if opening >= 0 { flock(opening, LOCK_UN); Glibc.close(opening) } }
         pool = try Self.sqlite(path) { try DatabasePool(path: path, configuration: config) }
         let migrator = MetadataSchema.migrator
-        try Self.sqlite(path) { try migrator.migrate(pool) }
+        try Self.sqlite(path) {
+            do {
+                try migrator.migrate(pool)
+            } catch {
+                // Without the lock (below), two stores can both try to apply a migration: the
+                // loser fails, and on a second look finds it applied.
+                try migrator.migrate(pool)
+            }
+        }
     }
 
-    /// An exclusive `flock` on the directory itself (its own descriptor, so threads of one
-    /// process exclude each other too), held while a store opens the file; -1 if the directory
-    /// cannot be opened (then opening goes on unserialized and SQLite's locking decides).
-    private static func openingLock(_ directory: String) -> Int32 {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    /// An exclusive `flock` on `lockPath` (its own descriptor, so threads of one process
+    /// exclude each other too), held while a store opens the file. Waits at most `busyTimeout`
+    /// for another store's opening; -1 if it cannot be had (opening then goes on, and SQLite's
+    /// locks and the migration's retry decide).
+    private static func openingLock(_ lockPath: String) -> Int32 {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { return -1 }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR {
+        let deadline = Date().addingTimeInterval(busyTimeout)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
                 Glibc.close(fd)
                 return -1
             }
+            usleep(2_000)
         }
         return fd
     }
