@@ -266,7 +266,7 @@ struct SessionSummaryTests {
         options.backgroundFlush = false
         let store = try EventStore(options: options)
         defer { try? store.close() }
-        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        let t0 = Self.june
         var rows: [EventRow] = []
         for s in 0..<100 {
             for k in 0..<3 {
@@ -298,19 +298,15 @@ struct SessionSummaryTests {
     @Test("a merge of parts that have no summaries yet summarizes its inputs and combines theirs: the merged part has them, nothing is left to build, only its file stays")
     func mergeSummarizesInputs() async throws {
         let dir = TemporaryDirectory()
-        var options = StoreOptions(directory: dir.path)
-        options.backgroundFlush = false
-        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
-        let store = try EventStore(options: options)
-        defer { try? store.close() }
-        for k in 0..<4 {
-            // Sessions span the flushes: s3 has events in all four parts.
-            _ = try await store.ingest(.of((0..<40).map { i in
+        let t0 = Self.june
+        // Sessions span the flushes: s3 has events in all four parts.
+        let store = try await Self.store(dir, parts: (0..<4).map { k in
+            (0..<40).map { i in
                 EventRow(site: "shop", at: t0 + Int64(k * 40 + i) * 30_000, visitor: "v\(i % 7)", session: "s\(i % 11)",
                          id: "e\(k)-\(i)", path: "/p\(i % 5)")
-            }))
-            try store.flush()
-        }
+            }
+        }, buffer: [])
+        defer { try? store.close() }
         let q = Query(site: "shop", from: t0, to: t0 + 86_400_000, metrics: [.sessions, .pageviews, .session(.bounces)],
                       dimensions: [.entryPage], denseTime: false)
         let expected = try QueryExecutor.run(q, on: store.snapshot()).rows
@@ -328,15 +324,12 @@ struct SessionSummaryTests {
     @Test("a summary block whose checksum holds but whose contents do not decode fails the question, naming file and offset")
     func undecodableBlock() async throws {
         let dir = TemporaryDirectory()
-        var options = StoreOptions(directory: dir.path)
-        options.backgroundFlush = false
-        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
-        var store = try EventStore(options: options)
-        _ = try await store.ingest(EventBatch.of((0..<40).map { i in
+        let t0 = Self.june
+        var store = try await Self.store(dir, parts: [(0..<40).map { i in
             EventRow(site: "shop", at: t0 + Int64(i) * 10_000, visitor: "v\(i % 7)", session: "s\(i % 11)", id: "e\(i)",
                      path: "/p\(i % 3)")
-        }))
-        try store.flush()
+        }], buffer: [])
+        let options = store.options
         #expect(try store.buildSessionSummaries() == 1)
         let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
         let block = try #require(summaries.chunks.first?.block)
@@ -374,7 +367,7 @@ struct SessionSummaryTests {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
-        let t0 = QueryRange.date("2026-06-01")! * 86_400_000
+        let t0 = Self.june
         func batch(_ k: Int) -> EventBatch {
             EventBatch.of((0..<50).map { i in
                 EventRow(site: "shop", at: t0 + Int64(k * 50 + i) * 10_000, visitor: "v\(i % 9)", session: "s\(i % 13)",

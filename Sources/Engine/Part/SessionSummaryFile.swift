@@ -358,9 +358,10 @@ public final class SessionSummaryFile: Sendable {
     /// part's summaries are then built from its rows).
     ///
     /// One site at a time, and within a site in bounded memory: the inputs' blocks are read in
-    /// order of first start, and once `window` sessions are held, every session that started
+    /// order of first start, and once `window` sessions are held, every session that ended
     /// more than `sessionSpan` before the next block's first start is whole (no piece of it
-    /// can follow) and moves to the output, written a block at a time. Combining every site at
+    /// can follow without a day-long gap) and moves to the output, which is written a block at
+    /// a time once nothing held or still to read can start before it. Combining every site at
     /// once held all of a merged part's sessions (61 MB of a 10M-event `tally ingest`'s 282 MB
     /// peak heap, heaptrack); combining a whole site held all of its sessions, which under
     /// sustained ingest into one property was millions of sessions per merge (the 10-minute

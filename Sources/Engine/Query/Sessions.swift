@@ -1052,8 +1052,7 @@ final class SummaryPrefetch: @unchecked Sendable {
     }
 
     private static func decode(_ block: Block) -> Result<SessionSummaryFile.Sessions, TallyError> {
-        let (file, chunk) = block
-        return Result { () throws(TallyError) in try file.decode(checked: try file.readChecked(chunk), chunk) }
+        Result { () throws(TallyError) in try block.0.read(block.1) }
     }
 
     /// Block `i`'s sessions; blocks are taken in order.
