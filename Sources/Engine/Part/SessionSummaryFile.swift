@@ -18,12 +18,17 @@ public final class SessionSummaryFile: Sendable {
     static let frame = FileFrame(kind: "session summary file", magic: Array("TLYSESS1".utf8),
                                  endMagic: Array("TLYSEND1".utf8), versions: version...version)
     static let fileExtension = ".sessions"
-    /// Sessions per block, in order of start: a query reads the blocks whose sessions can touch its range.
+    /// Sessions a block can hold, in order of start: a query reads the blocks whose sessions
+    /// can touch its range.
     static let chunkSessions = 1 << 16
-    /// Sessions per block written (`chunkSessions`; tests lower it), and sessions a merge's
-    /// `combine` holds before it moves out those that are whole (tests lower it).
-    static let blockSessions = Atomic<Int>(chunkSessions)
-    static let combineWindow = Atomic<Int>(1 << 16)
+    /// Sessions per block written (tests lower it). A merge or a query holds, besides its
+    /// window, the current block of every part it reads (their times overlap): with blocks of
+    /// 65,536 a merge of 8 parts held ~500k sessions (~90 MB) whatever the window (BENCHMARKS.md,
+    /// fifteenth session).
+    static let blockSessions = Atomic<Int>(1 << 13)
+    /// Sessions a merge's `combine` holds before it moves out those that are whole (tests
+    /// lower it).
+    static let combineWindow = Atomic<Int>(1 << 14)
     /// Event types a summary can list per session (a bit each); a part with more types keeps none.
     static let maxTypes = 64
     /// The first-event dimensions a summary keeps, in this order.
@@ -353,20 +358,22 @@ public final class SessionSummaryFile: Sendable {
 
     /// The summaries of a merged part from those of its inputs (when no rows were dropped as
     /// duplicates, the merged part holds exactly their rows): each site's partial sessions
-    /// combined, without reading a row. Nil when an input has none, or when a session's pieces
-    /// lie so far apart that combining them in bounded memory would split it (the merged
-    /// part's summaries are then built from its rows).
+    /// combined, without reading a row. Nil when an input has none.
     ///
     /// One site at a time, and within a site in bounded memory: the inputs' blocks are read in
     /// order of first start, and once `window` sessions are held, every session that ended
-    /// more than `sessionSpan` before the next block's first start is whole (no piece of it
-    /// can follow without a day-long gap) and moves to the output, which is written a block at
-    /// a time once nothing held or still to read can start before it. Combining every site at
-    /// once held all of a merged part's sessions (61 MB of a 10M-event `tally ingest`'s 282 MB
-    /// peak heap, heaptrack); combining a whole site held all of its sessions, which under
-    /// sustained ingest into one property was millions of sessions per merge (the 10-minute
-    /// run at 50k events/s peaked at 554 MiB while its probes saw at most 280; BENCHMARKS.md,
-    /// fourteenth session).
+    /// more than `sessionGap` before the next block's first start is whole (no piece of it
+    /// can follow without a longer gap) and moves to the output, which is written a block at a
+    /// time once nothing held or still to read can start before it — or, behind a session held
+    /// for longer than `4 × sessionGap`, once nothing to read can (such a session is written
+    /// later, in a block that starts before blocks already written). Pieces of one session
+    /// further apart than `sessionGap` stay separate sessions, as a query holding one block at
+    /// a time counts them. Combining every site at once held all of a merged part's sessions
+    /// (61 MB of a 10M-event `tally ingest`'s 282 MB peak heap, heaptrack); combining a whole
+    /// site held all of its sessions; holding those of a day (a `sessionGap` of 24 hours),
+    /// plus the hash of every session written to notice a split one, still held 315 MB in one
+    /// merge under sustained ingest into one property (jemalloc heap profile of the 10-minute
+    /// run at 50k events/s, peak RSS 464 MiB; BENCHMARKS.md, fifteenth session).
     static func combine(_ inputs: [Part], into merged: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile? {
         let window = max(1, combineWindow.load(ordering: .relaxed))
         let files = inputs.compactMap(\.sessionSummaries)
@@ -378,53 +385,43 @@ public final class SessionSummaryFile: Sendable {
         for (f, file) in files.enumerated() {
             for chunk in file.chunks { bySite[chunk.site, default: []].append((f, chunk)) }
         }
-        var split = false
-        do throws(TallyError) {
-            return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
-                for site in bySite.keys.sorted() {
-                    func builder(sharingValuesOf shared: SessionExecutor.Builder?) -> SessionExecutor.Builder {
-                        SessionExecutor.Builder(attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [],
-                                                zone: .utc, maxSessions: .max, keepIDs: false, sharingValuesOf: shared)
-                    }
-                    let held = builder(sharingValuesOf: nil)
-                    var out = builder(sharingValuesOf: held)
-                    // Hashes of the sessions moved out: one coming back means a split session.
-                    var moved = UInt64Set()
-                    var moveAt = window
-                    let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
-                    // Sessions go out once whole (ended a day before every block not yet read),
-                    // and are written once no session still held or to come can start before
-                    // them (the file is in order of start): a long session held back delays
-                    // writing, it does not split anything.
-                    func move(before cutoff: Int64, nextStart: Int64) throws(TallyError) {
-                        held.move(endingBefore: cutoff, to: out, moved: &moved)
-                        let bound = min(nextStart, held.start.min() ?? .max)
-                        out = try writer.add(site: site, out, startingBefore: bound)
-                    }
-                    for (k, (f, chunk)) in blocks.enumerated() {
-                        let file = files[f]
-                        let sessions = try file.read(chunk)
-                        if moved.count > 0 && sessions.hash.contains(where: { moved.contains($0) }) {
-                            split = true
-                            throw TallyError(.corruption, "\(file.name): a session's pieces lie more than \(SessionExecutor.sessionSpan) ms apart")
-                        }
-                        do throws(QueryError) {
-                            try held.absorb(sessions, from: .min, to: .max)
-                        } catch {
-                            throw TallyError(.corruption, "\(file.name): \(error.message)")
-                        }
-                        if held.count >= moveAt && k + 1 < blocks.count {
-                            let next = blocks[k + 1].chunk.minStart
-                            try move(before: next - SessionExecutor.sessionSpan, nextStart: next)
-                            moveAt = max(window, 2 * held.count)
-                        }
-                    }
-                    try move(before: .max, nextStart: .max)
+        let gap = SessionExecutor.sessionGap
+        return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
+            for site in bySite.keys.sorted() {
+                func builder(sharingValuesOf shared: SessionExecutor.Builder?) -> SessionExecutor.Builder {
+                    SessionExecutor.Builder(attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [],
+                                            zone: .utc, maxSessions: .max, keepIDs: false, sharingValuesOf: shared)
                 }
+                let held = builder(sharingValuesOf: nil)
+                var out = builder(sharingValuesOf: held)
+                var moveAt = window
+                let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
+                // Sessions go out once whole (ended `gap` before every block not yet read), and
+                // are written once no session still held or to come can start before them (the
+                // file is then in order of start), unless one held started more than 4 × gap
+                // before the next block: a long session delays writing by that much at most.
+                func move(before cutoff: Int64, nextStart: Int64) throws(TallyError) {
+                    held.move(endingBefore: cutoff, to: out)
+                    let heldStart = held.start.min() ?? .max
+                    let bound = min(nextStart, nextStart == .max ? heldStart : max(heldStart, nextStart - 4 * gap))
+                    out = try writer.add(site: site, out, startingBefore: bound)
+                }
+                for (k, (f, chunk)) in blocks.enumerated() {
+                    let file = files[f]
+                    let sessions = try file.read(chunk)
+                    do throws(QueryError) {
+                        try held.absorb(sessions, from: .min, to: .max)
+                    } catch {
+                        throw TallyError(.corruption, "\(file.name): \(error.message)")
+                    }
+                    if held.count >= moveAt && k + 1 < blocks.count {
+                        let next = blocks[k + 1].chunk.minStart
+                        try move(before: next - gap, nextStart: next)
+                        moveAt = max(window, 2 * held.count)
+                    }
+                }
+                try move(before: .max, nextStart: .max)
             }
-        } catch {
-            if split { return nil }
-            throw error
         }
     }
 

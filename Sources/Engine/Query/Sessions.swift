@@ -16,6 +16,18 @@ public enum SessionExecutor {
     /// How far around the range events are read to find whole sessions.
     public static let sessionSpan: Int64 = 86_400_000
 
+    /// The longest gap between two events of one session that session questions and merges
+    /// assume while they combine partial summaries in bounded memory: a session that ended
+    /// more than this before the first start of every block not yet read is whole. The
+    /// tracker and seed 000 rotate session ids after 30 minutes without events; an hour leaves
+    /// room for clocks and queued events. Pieces of one session_id further apart than this,
+    /// in different parts, may count as separate sessions. Memory follows the sessions of
+    /// this long, not of a day: with a day, a merge under sustained ingest into one property
+    /// held ~2 days of its sessions and the 10-minute run at 50k events/s peaked at 464 MiB
+    /// (jemalloc heap profile: 315 MB in one merge's session combine; BENCHMARKS.md,
+    /// fifteenth session).
+    public static let sessionGap: Int64 = 3_600_000
+
     /// Dimensions a session has (those of its first event), besides entry/exit page and time.
     static let attributeColumns: Set<EventColumn> = [
         .deviceType, .browser, .os, .countryCode, .region, .referrerDomain, .source, .utmSource, .utmMedium,
@@ -374,8 +386,8 @@ public enum SessionExecutor {
         /// (a damaged block: that part is read by rows instead). Then the summary blocks of all
         /// those parts are decoded in order of their first start, one at a time, into a window
         /// builder. Once the window holds `windowSessions` (then twice what it kept), a session
-        /// that ended more than `sessionSpan` before the first start of every block not yet read
-        /// has all its partial summaries in the window (its events lie within `sessionSpan`): it
+        /// that ended more than `sessionGap` before the first start of every block not yet read
+        /// has all its partial summaries in the window (no gap between its events is longer): it
         /// is combined with its rows here, if any, handed over and dropped. A session whose
         /// pieces lie further apart may be handed over once per piece (its rows go with the
         /// first). Holding every session of the range cost ~150 bytes each (817k sessions of a
@@ -463,7 +475,7 @@ public enum SessionExecutor {
                 stats.sessionsHeld = max(stats.sessionsHeld, count + window.count)
                 // Every block not read yet starts at or after the next one's first start.
                 if window.count >= evictAt && i + 1 < blocks.count {
-                    try window.evict(endingBefore: blocks[i + 1].1.minStart - sessionSpan, rows: self,
+                    try window.evict(endingBefore: blocks[i + 1].1.minStart - sessionGap, rows: self,
                                      combined: &combined, body)
                     evictAt = max(windowSessions, 2 * window.count)
                 }
@@ -497,17 +509,16 @@ public enum SessionExecutor {
         }
 
         /// Moves every session that ended before `cutoff` to `out` (a builder sharing this
-        /// one's values, collecting sessions to write), in this builder's order, and notes
-        /// their hashes in `moved`; `evict` for a merge, without a call per session (the merge
-        /// of 817k sessions spent ~0.8 s more with one).
-        func move(endingBefore cutoff: Int64, to out: Builder, moved: inout UInt64Set) {
+        /// one's values, collecting sessions to write), in this builder's order; `evict` for a
+        /// merge, without a call per session (the merge of 817k sessions spent ~0.8 s more with
+        /// one).
+        func move(endingBefore cutoff: Int64, to out: Builder) {
             let n = count
             var evicted = [Bool](repeating: false, count: n)
             var picked: [Int] = []
             for s in 0..<n where end[s] < cutoff {
                 evicted[s] = true
                 picked.append(s)
-                moved.insert(sessionHash[s])
             }
             guard !picked.isEmpty else { return }
             func take<T>(_ from: [T], _ to: inout [T]) {

@@ -18,9 +18,9 @@ extension EventStore {
         set { RollupAggregate.flatLimit.store(newValue, ordering: .relaxed) }
     }
 
-    /// Sessions per session-summary block written (65,536 by default), and sessions a merge
+    /// Sessions per session-summary block written (8,192 by default), and sessions a merge
     /// holds while it combines its inputs' summaries before it moves out those that are whole
-    /// (65,536). Queries answer the same at any values.
+    /// (16,384). Queries answer the same at any values.
     @_spi(Testing) public static var sessionSummaryLimitsForTesting: (blockSessions: Int, combineWindow: Int) {
         get {
             (SessionSummaryFile.blockSessions.load(ordering: .relaxed), SessionSummaryFile.combineWindow.load(ordering: .relaxed))
