@@ -238,7 +238,9 @@ struct SessionSummaryTests {
             second.append(EventRow(site: "shop", at: t0 + 3 * Self.day + Int64(k) * 60_000, visitor: "f", session: "fb\(k)",
                                    id: "fb\(k)"))
         }
-        let buffer = [view(t0 + 3 * Self.day + 39_600_000, "c1"), view(t0 + 3 * Self.day + 40_000_000, "c2")]
+        // Late rows of the first piece, in the buffer (rows that reach a later piece hold the
+        // earlier one: `rowsBridgePieces`).
+        let buffer = [view(t0 + Self.day + 39_600_000, "c1"), view(t0 + Self.day + 40_000_000, "c2")]
         let dir = TemporaryDirectory()
         let store = try await Self.store(dir, parts: [first, second], buffer: buffer)
         defer { try? store.close() }
@@ -260,6 +262,34 @@ struct SessionSummaryTests {
         let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
         #expect(summaries.chunks.reduce(0) { $0 + $1.sessions } == 8)
         #expect(try Self.answer(store, from: t0, to: t0 + 5 * Self.day, dimensions: []) == raw)
+        // `tally verify` counts the two pieces as the one session_id its rows hold.
+        let part = try #require(store.snapshot().parts.first)
+        #expect(PartVerifier.verify(part).isEmpty, "\(PartVerifier.verify(part))")
+    }
+
+    @Test("rows bridging two summary pieces less than an hour apart keep the session whole, holding one session at a time")
+    func rowsBridgePieces() async throws {
+        let t0 = Self.june + 10 * 3_600_000
+        func view(_ at: Int64, _ id: String, session: String = "x", path: String = "/") -> EventRow {
+            EventRow(site: "shop", type: "page_view", at: at, visitor: "v-\(session)", session: session, id: id, path: path)
+        }
+        // Session x: a summary piece ending at 10:00 (first part), buffered rows at 10:40, a
+        // summary piece at 11:20 (second part); one other session in each part, the second's
+        // starting at 11:05, so that a window of one is full after the first block.
+        let first = [view(t0 - 600_000, "x1"), view(t0, "x2", path: "/a"), view(t0 - 3_600_000, "o1", session: "o1")]
+        let second = [view(t0 + 80 * 60_000, "x4", path: "/c"), view(t0 + 65 * 60_000, "o2", session: "o2")]
+        let buffer = [view(t0 + 40 * 60_000, "x3", path: "/b")]
+        let dir = TemporaryDirectory()
+        let store = try await Self.store(dir, parts: [first, second], buffer: buffer)
+        defer { try? store.close() }
+        let dimensionSets: [[String]] = [[], ["entry_page"], ["exit_page"]]
+        let raw = try dimensionSets.map { try Self.answer(store, from: Self.june, to: Self.june + Self.day, dimensions: $0) }
+        #expect(raw[0].first?.prefix(3) == [.int(3), .int(6), .int(6)])
+        try store.buildSessionSummaries()
+        for (dimensions, expected) in zip(dimensionSets, raw) {
+            #expect(try Self.answer(store, from: Self.june, to: Self.june + Self.day, dimensions: dimensions,
+                                    budget: QueryBudget(sessionWindow: 1)) == expected, "\(dimensions)")
+        }
     }
 
     @Test("a part with more than 64 event types keeps no types: conversions are counted from its rows")

@@ -324,6 +324,9 @@ public final class SessionSummaryFile: Sendable {
     func problems(against part: Part) -> [(offset: Int?, message: String)] {
         var out: [(Int?, String)] = []
         var totals: [String: (sessions: Int, events: Int, pageviews: Int)] = [:]
+        // Sessions are counted by distinct session_id: a merge writes pieces of one session
+        // more than `sessionGap` apart as separate summaries (their events and pageviews add).
+        var ids: [String: Set<UInt64>] = [:]
         for chunk in chunks {
             let s: Sessions
             do { s = try read(chunk) } catch {
@@ -335,8 +338,9 @@ public final class SessionSummaryFile: Sendable {
                 || zip(s.start, s.start.dropFirst()).contains(where: { $0 > $1 }) {
                 out.append((chunk.block.offset, "block's session starts and ends disagree with the footer or are out of order"))
             }
+            ids[chunk.site, default: []].formUnion(s.hash)
             var t = totals[chunk.site] ?? (0, 0, 0)
-            t.sessions += s.count
+            t.sessions = ids[chunk.site]!.count
             t.events += s.events.reduce(0) { $0 + Int($1) }
             t.pageviews += s.pageviews.reduce(0) { $0 + Int($1) }
             totals[chunk.site] = t
@@ -373,7 +377,7 @@ public final class SessionSummaryFile: Sendable {
     /// site held all of its sessions; holding those of a day (a `sessionGap` of 24 hours),
     /// plus the hash of every session written to notice a split one, still held 315 MB in one
     /// merge under sustained ingest into one property (jemalloc heap profile of the 10-minute
-    /// run at 50k events/s, peak RSS 464 MiB; BENCHMARKS.md, fifteenth session).
+    /// run at 50k events/s, peak RSS 512–554 MiB unprofiled; BENCHMARKS.md, fifteenth session).
     static func combine(_ inputs: [Part], into merged: Part, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile? {
         let window = max(1, combineWindow.load(ordering: .relaxed))
         let files = inputs.compactMap(\.sessionSummaries)
@@ -479,9 +483,9 @@ public final class SessionSummaryFile: Sendable {
         }
 
         /// Appends blocks of `b`'s sessions in order of start (then hash): with `bound` .max
-        /// all of them, else as many full blocks as those starting before `bound` make (no
-        /// session to come starts before it). Returns a builder, sharing `b`'s values, with the
-        /// sessions not written.
+        /// all of them, else as many full blocks as those starting before `bound` make (the
+        /// caller's bound: no session still to read starts before it, nor one held, unless held
+        /// for long). Returns a builder, sharing `b`'s values, with the sessions not written.
         mutating func add(site: String, _ b: SessionExecutor.Builder, startingBefore bound: Int64) throws(TallyError)
             -> SessionExecutor.Builder
         {

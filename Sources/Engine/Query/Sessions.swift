@@ -23,7 +23,7 @@ public enum SessionExecutor {
     /// room for clocks and queued events. Pieces of one session_id further apart than this,
     /// in different parts, may count as separate sessions. Memory follows the sessions of
     /// this long, not of a day: with a day, a merge under sustained ingest into one property
-    /// held ~2 days of its sessions and the 10-minute run at 50k events/s peaked at 464 MiB
+    /// held ~2 days of its sessions and the 10-minute run at 50k events/s peaked at 512–554 MiB
     /// (jemalloc heap profile: 315 MB in one merge's session combine; BENCHMARKS.md,
     /// fifteenth session).
     public static let sessionGap: Int64 = 3_600_000
@@ -447,11 +447,11 @@ public enum SessionExecutor {
                 try absorb(b)
             }
 
-            // The summary blocks, in order of their first start (a part's blocks of one site are).
+            // The summary blocks, in order of their first start.
             let window = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone,
                                  maxSessions: maxSessions, keepIDs: false, sharingValuesOf: self)
             window.needsVisitors = needsVisitors
-            // All blocks in order of first start: merged from the parts' lists, each in that order.
+            // All blocks of all parts, sorted by first start (a merged part's need not be in order).
             var blocks: [(SessionSummaryFile, SessionSummaryFile.Chunk)] = []
             for (summaries, chunks) in summarized.flatMap(\.state) {
                 for c in chunks { blocks.append((summaries, c)) }
@@ -489,7 +489,9 @@ public enum SessionExecutor {
         /// Hands every session that ended before `cutoff` to `body` — combined first with the
         /// same session in `rows` (the sessions read from rows, whose values this builder
         /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
-        /// `cutoff` .max that is every session, and the builder is left empty.
+        /// `cutoff` .max that is every session, and the builder is left empty. A session whose
+        /// rows end at or after `cutoff` stays: they can bridge it to a piece not read yet (a
+        /// summary ending at 10:00, buffered rows at 10:40, a summary from 11:20).
         func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
                    _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
             let n = count
@@ -497,6 +499,7 @@ public enum SessionExecutor {
             var any = false
             for s in 0..<n where end[s] < cutoff {
                 if let j = o.index.find(sessionHash[s]).map(Int.init), !combined[j] {
+                    if o.end[j] >= cutoff { continue }
                     combine(s, with: o, j)
                     combined[j] = true
                 }

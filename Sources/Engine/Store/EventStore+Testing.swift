@@ -20,7 +20,8 @@ extension EventStore {
 
     /// Sessions per session-summary block written (8,192 by default), and sessions a merge
     /// holds while it combines its inputs' summaries before it moves out those that are whole
-    /// (16,384). Queries answer the same at any values.
+    /// (16,384). Queries answer the same at any values, for sessions with no gap of more than
+    /// `SessionExecutor.sessionGap` between their events.
     @_spi(Testing) public static var sessionSummaryLimitsForTesting: (blockSessions: Int, combineWindow: Int) {
         get {
             (SessionSummaryFile.blockSessions.load(ordering: .relaxed), SessionSummaryFile.combineWindow.load(ordering: .relaxed))
