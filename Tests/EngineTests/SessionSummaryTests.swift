@@ -215,12 +215,15 @@ struct SessionSummaryTests {
         #expect(!merged.isEmpty && store.snapshot().parts.count == 1)
         let summaries = try #require(store.snapshot().parts.first?.sessionSummaries)
         #expect(summaries.chunks.count == 16 && summaries.chunks.allSatisfy { $0.sessions <= 2 })
+        #expect(summaries.chunks.reduce(0) { $0 + $1.sessions } == 31)
         // The short sessions did not wait for the kiosk's end: the kiosk (the earliest start)
         // is written with the last of them, after the first.
         #expect(summaries.chunks.first?.minStart == t0 + 60_000)
         #expect(summaries.chunks.contains { $0.minStart == t0 })
         for (dimensions, expected) in zip([[], ["entry_page"], ["exit_page"]], raw) {
             #expect(try Self.answer(store, from: t0, to: t0 + 7 * Self.day, dimensions: dimensions) == expected)
+            #expect(try Self.answer(store, from: t0, to: t0 + 7 * Self.day, dimensions: dimensions,
+                                    budget: QueryBudget(sessionWindow: 1)) == expected)
         }
     }
 
@@ -267,7 +270,7 @@ struct SessionSummaryTests {
         #expect(PartVerifier.verify(part).isEmpty, "\(PartVerifier.verify(part))")
     }
 
-    @Test("rows bridging two summary pieces less than an hour apart keep the session whole, holding one session at a time")
+    @Test("rows within an hour of two summary pieces 80 minutes apart keep the session whole, holding one session at a time")
     func rowsBridgePieces() async throws {
         let t0 = Self.june + 10 * 3_600_000
         func view(_ at: Int64, _ id: String, session: String = "x", path: String = "/") -> EventRow {
@@ -285,7 +288,11 @@ struct SessionSummaryTests {
         let dimensionSets: [[String]] = [[], ["entry_page"], ["exit_page"]]
         let raw = try dimensionSets.map { try Self.answer(store, from: Self.june, to: Self.june + Self.day, dimensions: $0) }
         #expect(raw[0].first?.prefix(3) == [.int(3), .int(6), .int(6)])
-        try store.buildSessionSummaries()
+        #expect(try store.buildSessionSummaries() == 2)
+        let q = Query(site: "shop", from: Self.june, to: Self.june + Self.day, metrics: [.sessions, .session(.bounces)],
+                      denseTime: false)
+        let result = try QueryExecutor.run(q, on: store.snapshot(), budget: QueryBudget(sessionWindow: 1))
+        #expect(result.source == .sessionSummaries && result.stats.sessionSummariesRead == 4)
         for (dimensions, expected) in zip(dimensionSets, raw) {
             #expect(try Self.answer(store, from: Self.june, to: Self.june + Self.day, dimensions: dimensions,
                                     budget: QueryBudget(sessionWindow: 1)) == expected, "\(dimensions)")

@@ -320,7 +320,8 @@ public final class SessionSummaryFile: Sendable {
     }
 
     /// Problems of these summaries against the part's rows: unreadable blocks, blocks out of
-    /// order, and per site a different number of sessions, events or pageviews. For `tally verify`.
+    /// order, and per site a different number of distinct session ids, events or pageviews.
+    /// For `tally verify`.
     func problems(against part: Part) -> [(offset: Int?, message: String)] {
         var out: [(Int?, String)] = []
         var totals: [String: (sessions: Int, events: Int, pageviews: Int)] = [:]

@@ -20,8 +20,9 @@ public enum SessionExecutor {
     /// assume while they combine partial summaries in bounded memory: a session that ended
     /// more than this before the first start of every block not yet read is whole. The
     /// tracker and seed 000 rotate session ids after 30 minutes without events; an hour leaves
-    /// room for clocks and queued events. Pieces of one session_id further apart than this,
-    /// in different parts, may count as separate sessions. Memory follows the sessions of
+    /// room for clocks and queued events. Pieces of one session_id further apart than this
+    /// (partial summaries, of different parts or written apart by a merge) may count as
+    /// separate sessions. Memory follows the sessions of
     /// this long, not of a day: with a day, a merge under sustained ingest into one property
     /// held ~2 days of its sessions and the 10-minute run at 50k events/s peaked at 512–554 MiB
     /// (jemalloc heap profile: 315 MB in one merge's session combine; BENCHMARKS.md,
@@ -388,9 +389,10 @@ public enum SessionExecutor {
         /// builder. Once the window holds `windowSessions` (then twice what it kept), a session
         /// that ended more than `sessionGap` before the first start of every block not yet read
         /// has all its partial summaries in the window (no gap between its events is longer): it
-        /// is combined with its rows here, if any, handed over and dropped. A session whose
-        /// pieces lie further apart may be handed over once per piece (its rows go with the
-        /// first). Holding every session of the range cost ~150 bytes each (817k sessions of a
+        /// is combined with its rows here, if any, handed over and dropped — unless those rows
+        /// end later, and could bridge it to a piece still to come: it stays until they ended
+        /// before the cutoff too. A session whose pieces lie further apart may be handed over
+        /// once per piece (its rows go with the first, and hold it until they end). Holding every session of the range cost ~150 bytes each (817k sessions of a
         /// 7-day question: 185 MB of its 229 MB peak; BENCHMARKS.md, fourteenth session).
         ///
         /// `maxSessions` bounds the rows' sessions and the window's each.
@@ -489,7 +491,7 @@ public enum SessionExecutor {
         /// Hands every session that ended before `cutoff` to `body` — combined first with the
         /// same session in `rows` (the sessions read from rows, whose values this builder
         /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
-        /// `cutoff` .max that is every session, and the builder is left empty. A session whose
+        /// `cutoff` .max that is every session (the builder is then dropped, not emptied). A session whose
         /// rows end at or after `cutoff` stays: they can bridge it to a piece not read yet (a
         /// summary ending at 10:00, buffered rows at 10:40, a summary from 11:20).
         func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
