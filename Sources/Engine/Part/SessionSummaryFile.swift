@@ -324,7 +324,7 @@ public final class SessionSummaryFile: Sendable {
     /// For `tally verify`.
     func problems(against part: Part) -> [(offset: Int?, message: String)] {
         var out: [(Int?, String)] = []
-        var totals: [String: (sessions: Int, events: Int, pageviews: Int)] = [:]
+        var totals: [String: (events: Int, pageviews: Int)] = [:]
         // Sessions are counted by distinct session_id: a merge writes pieces of one session
         // more than `sessionGap` apart as separate summaries (their events and pageviews add).
         var ids: [String: Set<UInt64>] = [:]
@@ -340,18 +340,18 @@ public final class SessionSummaryFile: Sendable {
                 out.append((chunk.block.offset, "block's session starts and ends disagree with the footer or are out of order"))
             }
             ids[chunk.site, default: []].formUnion(s.hash)
-            var t = totals[chunk.site] ?? (0, 0, 0)
-            t.sessions = ids[chunk.site]!.count
+            var t = totals[chunk.site] ?? (0, 0)
             t.events += s.events.reduce(0) { $0 + Int($1) }
             t.pageviews += s.pageviews.reduce(0) { $0 + Int($1) }
             totals[chunk.site] = t
         }
         do {
             for (site, b) in try Self.summarize(part) {
-                let t = totals[site] ?? (0, 0, 0)
+                let t = totals[site] ?? (0, 0)
+                let held = (ids[site]?.count ?? 0, t.events, t.pageviews)
                 let expected = (b.count, b.events.reduce(0) { $0 + Int($1) }, b.pageviews.reduce(0) { $0 + Int($1) })
-                if t != expected {
-                    out.append((nil, "site \(site): summaries hold \(t.sessions) sessions, \(t.events) events, \(t.pageviews) pageviews; "
+                if held != expected {
+                    out.append((nil, "site \(site): summaries hold \(held.0) sessions, \(t.events) events, \(t.pageviews) pageviews; "
                                     + "the part's rows \(expected.0), \(expected.1), \(expected.2)"))
                 }
             }
@@ -393,12 +393,10 @@ public final class SessionSummaryFile: Sendable {
         let gap = SessionExecutor.sessionGap
         return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
             for site in bySite.keys.sorted() {
-                func builder(sharingValuesOf shared: SessionExecutor.Builder?) -> SessionExecutor.Builder {
-                    SessionExecutor.Builder(attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [],
-                                            zone: .utc, maxSessions: .max, keepIDs: false, sharingValuesOf: shared)
-                }
-                let held = builder(sharingValuesOf: nil)
-                var out = builder(sharingValuesOf: held)
+                let held = SessionExecutor.Builder(attributes: attributes.map { .column($0) },
+                                                   conversionTypes: keepTypes ? typeNames : [], zone: .utc, maxSessions: .max,
+                                                   keepIDs: false)
+                var out = held.sharingSibling()
                 var moveAt = window
                 let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }
                 // Sessions go out once whole (ended `gap` before every block not yet read), and
@@ -407,8 +405,7 @@ public final class SessionSummaryFile: Sendable {
                 // before the next block: a long session delays writing by that much at most.
                 func move(before cutoff: Int64, nextStart: Int64) throws(TallyError) {
                     held.move(endingBefore: cutoff, to: out)
-                    let heldStart = held.start.min() ?? .max
-                    let bound = min(nextStart, nextStart == .max ? heldStart : max(heldStart, nextStart - 4 * gap))
+                    let bound = min(nextStart, max(held.start.min() ?? .max, nextStart - 4 * gap))
                     out = try writer.add(site: site, out, startingBefore: bound)
                 }
                 for (k, (f, chunk)) in blocks.enumerated() {
@@ -498,8 +495,7 @@ public final class SessionSummaryFile: Sendable {
                 written = ready / perBlock * perBlock
                 if written == 0 { return b }
             }
-            let rest = SessionExecutor.Builder(attributes: b.attributes, conversionTypes: b.conversionTypes, zone: b.zone,
-                                               maxSessions: b.maxSessions, keepIDs: false, sharingValuesOf: b)
+            let rest = b.sharingSibling()
             for j in order[written...] { rest.append(j, of: b) }
             var from = 0
             while from < written {

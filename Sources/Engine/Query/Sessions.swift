@@ -22,11 +22,10 @@ public enum SessionExecutor {
     /// tracker and seed 000 rotate session ids after 30 minutes without events; an hour leaves
     /// room for clocks and queued events. Pieces of one session_id further apart than this
     /// (partial summaries, of different parts or written apart by a merge) may count as
-    /// separate sessions. Memory follows the sessions of
-    /// this long, not of a day: with a day, a merge under sustained ingest into one property
-    /// held ~2 days of its sessions and the 10-minute run at 50k events/s peaked at 512–554 MiB
-    /// (jemalloc heap profile: 315 MB in one merge's session combine; BENCHMARKS.md,
-    /// fifteenth session).
+    /// separate sessions. Memory follows the sessions of this long, not of a day: with a day, a
+    /// merge under sustained ingest into one property held ~2 days of its sessions and the
+    /// 10-minute run at 50k events/s peaked at 512–554 MiB (jemalloc heap profile: 315 MB in one
+    /// merge's session combine; BENCHMARKS.md, fifteenth session).
     public static let sessionGap: Int64 = 3_600_000
 
     /// Dimensions a session has (those of its first event), besides entry/exit page and time.
@@ -343,6 +342,16 @@ public enum SessionExecutor {
             return s.withUTF8 { ByteOrder.equal(bytes, UnsafeRawBufferPointer($0)) }
         }
 
+        /// An empty builder asking the same question, whose codes mean the same values as this
+        /// one's (it shares its value spaces): the window of summarized sessions, a merge's
+        /// sessions to write.
+        func sharingSibling() -> Builder {
+            let b = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone, maxSessions: maxSessions,
+                            keepIDs: false, sharingValuesOf: self)
+            b.needsVisitors = needsVisitors
+            return b
+        }
+
         /// An empty builder asking the same question (for another scan worker).
         func sibling() -> Builder {
             let b = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone, maxSessions: maxSessions,
@@ -392,8 +401,9 @@ public enum SessionExecutor {
         /// is combined with its rows here, if any, handed over and dropped — unless those rows
         /// end later, and could bridge it to a piece still to come: it stays until they ended
         /// before the cutoff too. A session whose pieces lie further apart may be handed over
-        /// once per piece (its rows go with the first, and hold it until they end). Holding every session of the range cost ~150 bytes each (817k sessions of a
-        /// 7-day question: 185 MB of its 229 MB peak; BENCHMARKS.md, fourteenth session).
+        /// once per piece (its rows go with the first, and hold it until they end). Holding
+        /// every session of the range cost ~150 bytes each (817k sessions of a 7-day question:
+        /// 185 MB of its 229 MB peak; BENCHMARKS.md, fourteenth session).
         ///
         /// `maxSessions` bounds the rows' sessions and the window's each.
         func forEachSession(site: String, from: Int64, to: Int64, snapshot: Snapshot, deadline: QueryExecutor.Deadline,
@@ -450,9 +460,7 @@ public enum SessionExecutor {
             }
 
             // The summary blocks, in order of their first start.
-            let window = Builder(attributes: attributes, conversionTypes: conversionTypes, zone: zone,
-                                 maxSessions: maxSessions, keepIDs: false, sharingValuesOf: self)
-            window.needsVisitors = needsVisitors
+            let window = sharingSibling()
             // All blocks of all parts, sorted by first start (a merged part's need not be in order).
             var blocks: [(SessionSummaryFile, SessionSummaryFile.Chunk)] = []
             for (summaries, chunks) in summarized.flatMap(\.state) {
@@ -491,9 +499,9 @@ public enum SessionExecutor {
         /// Hands every session that ended before `cutoff` to `body` — combined first with the
         /// same session in `rows` (the sessions read from rows, whose values this builder
         /// shares) unless an earlier piece of it took those (`combined`) — and drops it. With
-        /// `cutoff` .max that is every session (the builder is then dropped, not emptied). A session whose
-        /// rows end at or after `cutoff` stays: they can bridge it to a piece not read yet (a
-        /// summary ending at 10:00, buffered rows at 10:40, a summary from 11:20).
+        /// `cutoff` .max that is every session (the builder is then dropped, not emptied). A
+        /// session whose rows end at or after `cutoff` stays: they can bridge it to a piece not
+        /// read yet (a summary ending at 10:00, buffered rows at 10:40, a summary from 11:20).
         func evict(endingBefore cutoff: Int64, rows o: Builder, combined: inout [Bool],
                    _ body: (Builder, Int) throws(QueryError) -> Void) throws(QueryError) {
             let n = count
