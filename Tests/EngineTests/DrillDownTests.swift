@@ -165,6 +165,7 @@ struct DrillDownTests {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
+        options.summarizeAtFlush = false  // the session question reads the part's rows, not its summaries
         var store = try EventStore(options: options)
         _ = try await store.ingest(Self.batch(Self.events[0..<2000]))
         try store.flush()

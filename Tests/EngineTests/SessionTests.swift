@@ -43,10 +43,11 @@ struct SessionTests {
         return out.shuffled(using: &rng)
     }()
 
-    /// Where a store's sessions come from: parts' rows, their session summaries, or the
-    /// summaries of parts merged after ingest (the buffer's rows in every case).
+    /// Where a store's sessions come from: parts' rows, their session summaries built from the
+    /// parts, the summaries each flush wrote from the rows in memory, or the summaries of parts
+    /// merged after ingest (the buffer's rows in every case).
     enum Source: String, CaseIterable, Sendable {
-        case raw, summaries, merged
+        case raw, summaries, flushed, merged
     }
 
     static func withStore(_ source: Source = .raw, _ body: (EventStore) throws -> Void) async throws {
@@ -54,6 +55,7 @@ struct SessionTests {
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
         options.granuleRows = 128
+        options.summarizeAtFlush = source == .flushed
         let store = try EventStore(options: options)
         let batches = stride(from: 0, to: events.count, by: 700).map { events[$0..<min(events.count, $0 + 700)] }
         for (i, slice) in batches.enumerated() {
@@ -69,6 +71,7 @@ struct SessionTests {
         switch source {
         case .raw: break
         case .summaries: #expect(try store.buildSessionSummaries() == store.snapshot().parts.count)
+        case .flushed: #expect(try store.buildSessionSummaries() == 0)
         case .merged:
             _ = try store.mergeNow(force: true)
             try store.buildSessionSummaries()

@@ -9,7 +9,8 @@ import Synchronization
 /// combine them (`SessionExecutor.Builder.absorb`) exactly as they combine the sessions two
 /// scan workers assembled from raw rows, so both paths give the same sessions.
 ///
-/// The file is derived data: built from the part's rows after the part is written (by the
+/// The file is derived data: written by the flush from the rows in memory
+/// (`summarize(rows:…)`), or built from the part's rows after the part is written (by the
 /// store's background work, `EventStore.buildSessionSummaries()`), deleted with the part, and
 /// rebuilt when missing or unreadable. A part without one is read raw.
 public final class SessionSummaryFile: Sendable {
@@ -317,6 +318,133 @@ public final class SessionSummaryFile: Sendable {
             }
         }
         return bySite
+    }
+
+    /// The columns `summarize(rows:…)` codes through the part writer's dictionaries.
+    static let flushColumns: Set<EventColumn> = Set(attributes + [.pagePath, .eventType])
+
+    /// Each site's sessions of a part being flushed, assembled from the rows it was written from
+    /// (`rows`, in the part's order) on both cores: the same summaries as `summarize(part)`
+    /// reads from the part's blocks, without reading them back (decoding the flushed part's
+    /// codes and ids again was ~5 % of a bulk load's CPU; BENCHMARKS.md, sixteenth session).
+    /// Text columns with a part dictionary (`PartWriter.dictionary`) are coded once per
+    /// distinct value through it; `visitors` and `sessions` are the ids' TallyHash when the
+    /// caller has them (a flush's rollups hash them too), else they are hashed here.
+    static func summarize(rows b: EventBatch, typeNames: [String], dictionaries: [EventColumn: PartWriter.PartDictionary],
+                          visitors: [UInt64]?, sessions: [UInt64]?) throws(TallyError)
+        -> [(site: String, builder: SessionExecutor.Builder)]
+    {
+        let n = b.count
+        let keepTypes = typeNames.count <= maxTypes
+        // Rows come grouped by site (the sort key's first column): one run per site, each split
+        // in two halves (one per core) when big, combined after.
+        let siteColumn = b[string: .siteID]
+        var jobs: [(site: String, rows: Range<Int>)] = []
+        var s = 0
+        while s < n {
+            var e = s + 1
+            siteColumn.withValue(s) { first in
+                while e < n && siteColumn.withValue(e, { ByteOrder.equal($0, first) }) { e += 1 }
+            }
+            let site = siteColumn.string(at: s) ?? ""
+            if e - s >= 2 * PartFormat.defaultGranuleRows {
+                let mid = s + (e - s) / 2
+                jobs.append((site, s..<mid))
+                jobs.append((site, mid..<e))
+            } else {
+                jobs.append((site, s..<e))
+            }
+            s = e
+        }
+        let typeIndex = Dictionary(typeNames.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let typePageview = typeNames.map { QueryMetric.pageviewTypes.contains($0) } + [false]
+        let typeBits = typeNames.indices.map { keepTypes && $0 < 64 ? UInt64(1) << UInt64($0) : 0 } + [0]
+        let input = UnsafeSendable((b, dictionaries, visitors, sessions))
+        let ranges = jobs.map(\.rows)
+        let built = parallelMap(Array(jobs.indices)) { j -> UnsafeSendable<Result<SessionExecutor.Builder, QueryError>> in
+            let (b, dictionaries, visitors, sessions) = input.value
+            let range = ranges[j]
+            let builder = SessionExecutor.Builder(
+                attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
+                maxSessions: .max, keepIDs: false)
+            var rows = SessionExecutor.Builder.Rows(count: range.count)
+            rows.times = Array(b[int: .occurredAt].values[range])
+            func hashes(_ given: [UInt64]?, _ c: EventColumn) -> [UInt64] {
+                if let given { return Array(given[range]) }
+                let col = b[string: c]
+                return range.map { r in col.withValue(r) { $0.isEmpty ? 0 : TallyHash.hash($0) } }
+            }
+            rows.sessions = hashes(sessions, .sessionID)
+            rows.visitors = hashes(visitors, .visitorID)
+            // Each row's event type as an index into `typeNames` (its count: none of them).
+            let nullType = typeNames.count
+            let types = codes(b, .eventType, range, dictionaries[.eventType]) { value in
+                value.map { typeIndex[String(decoding: $0, as: UTF8.self)].map(UInt32.init) ?? UInt32(nullType) }
+                    ?? UInt32(nullType)
+            }
+            for k in 0..<range.count {
+                rows.pageview[k] = typePageview[Int(types[k])]
+                rows.conversions[k] = typeBits[Int(types[k])]
+            }
+            rows.pages = codes(b, .pagePath, range, dictionaries[.pagePath]) { value in
+                value.map { builder.pages.code(bytes: $0) } ?? builder.pages.code(.null)
+            }
+            rows.attributes = attributes.enumerated().map { i, c in
+                let space = builder.attributeSpaces[i]
+                return codes(b, c, range, dictionaries[c]) { value in value.map { space.code(bytes: $0) } ?? space.code(.null) }
+            }
+            do throws(QueryError) {
+                try builder.fold(rows, ids: nil)
+                return UnsafeSendable(.success(builder))
+            } catch {
+                return UnsafeSendable(.failure(error))
+            }
+        }
+        var bySite: [(site: String, builder: SessionExecutor.Builder)] = []
+        for (j, result) in built.enumerated() {
+            let builder: SessionExecutor.Builder
+            do throws(QueryError) { builder = try result.value.get() } catch { throw TallyError(.corruption, error.message) }
+            if let last = bySite.last, last.site == jobs[j].site {
+                do { try last.builder.absorb(builder) } catch { throw TallyError(.corruption, error.message) }
+            } else {
+                bySite.append((jobs[j].site, builder))
+            }
+        }
+        return bySite
+    }
+
+    /// Each row of `range` of text column `c` coded by `code` (given the value's bytes, nil for
+    /// a null): once per distinct value through the part dictionary `d` when there is one.
+    private static func codes(_ b: EventBatch, _ c: EventColumn, _ range: Range<Int>, _ d: PartWriter.PartDictionary?,
+                              _ code: (UnsafeRawBufferPointer?) -> UInt32) -> [UInt32]
+    {
+        let col = b[string: c]
+        let nulls = col.nulls
+        guard let d else {
+            return range.map { r in nulls?[r] == true ? code(nil) : col.withValue(r) { code($0) } }
+        }
+        let unset = UInt32.max
+        var nullCode: UInt32?
+        var map = [UInt32](repeating: unset, count: d.order.count)
+        return range.map { r in
+            if nulls?[r] == true {
+                if nullCode == nil { nullCode = code(nil) }
+                return nullCode!
+            }
+            let k = Int(d.codes[r])
+            if map[k] == unset { map[k] = d.values.withValue(Int(d.order[k])) { code($0) } }
+            return map[k]
+        }
+    }
+
+    /// Writes the summaries of a part just flushed from `rows` (`summarize(rows:…)`) beside it.
+    static func build(for part: Part, rows: EventBatch, dictionaries: [EventColumn: PartWriter.PartDictionary],
+                      visitors: [UInt64]?, sessions: [UInt64]?, fs: any FileSystem) throws(TallyError) -> SessionSummaryFile
+    {
+        let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
+        let sites = try summarize(rows: rows, typeNames: typeNames, dictionaries: dictionaries, visitors: visitors,
+                                  sessions: sessions)
+        return try write(sites, types: typeNames.count <= maxTypes ? typeNames : nil, forPart: part, fs: fs)
     }
 
     /// Problems of these summaries against the part's rows: unreadable blocks, blocks out of

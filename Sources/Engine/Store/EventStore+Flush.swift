@@ -1,3 +1,5 @@
+import Foundation
+
 extension EventStore {
     /// Writes everything buffered so far into new parts, one per month partition, then
     /// deletes WAL segments that parts now cover. Queries see the rows throughout: in the
@@ -43,12 +45,29 @@ extension EventStore {
                 // before it leaves parts that opening removes, rolling the raw parts up again.
                 var rollups: [String: [RollupPart]] = [:]
                 var advanced: [RollupDefinition] = []
+                var summaries: BackgroundJob<[SessionSummaryFile?]>?
                 do throws(TallyError) {
                     // Each month's values coded by its part's dictionaries (the part writer
                     // coded every text column already; coding them again was ~3 % of the
                     // ingest's CPU with merges off).
                     let prepared = options.rollups.isEmpty ? [] : parallelMap(Array(months.indices)) { k in
                         prepareRollups(months[k].rows, dictionaries: dictionaries[k])
+                    }
+                    // Session summaries from the same rows, written beside the rollups and
+                    // attached before the parts are published (`SessionSummaryFile.summarize(
+                    // rows:…)`). A part whose summaries fail here gets them from the background
+                    // work, which reads it back and reports what fails. (Written after the rollups
+                    // instead, the flush took longer and ingest waited for it: 1M events no faster.)
+                    if options.summarizeAtFlush {
+                        let fs = fs
+                        summaries = BackgroundJob { [months, dictionaries, parts] in
+                            parts.indices.map { k in
+                                try? SessionSummaryFile.build(
+                                    for: parts[k], rows: months[k].rows, dictionaries: dictionaries[k],
+                                    visitors: prepared.isEmpty ? nil : prepared[k].visitors,
+                                    sessions: prepared.isEmpty ? nil : prepared[k].sessions, fs: fs)
+                            }
+                        }
                     }
                     rollups = try writeRollups(prepared: prepared, coverage: coverage)
                     for def in options.rollups {
@@ -60,9 +79,13 @@ extension EventStore {
                     // failing too) would never be rolled up, and replay skips its rows.
                     let previous = state.withLock { $0.rolledThrough }
                     for def in advanced { try? RollupCoverage.write(previous[def.name] ?? 0, rollupDirectory(def.name), fs: fs) }
-                    for p in parts { try? fs.remove(p.path) }
+                    _ = summaries?.wait()
+                    for p in parts { try? Self.removePartFiles(p, fs: fs) }
                     for p in rollups.values.joined() { try? fs.remove(p.path) }
                     throw error
+                }
+                if let summaries {
+                    for (part, s) in zip(parts, summaries.wait()) { part.attach(s) }
                 }
                 state.withLock { st in
                     st.parts += parts
@@ -123,9 +146,9 @@ extension EventStore {
         -> (parts: [Part], dictionaries: [[EventColumn: PartWriter.PartDictionary]])
     {
         var parts: [Part] = []
-        // Only the columns rollups code (none without rollups) are kept past each part's write.
+        // Only the columns rollups and session summaries code are kept past each part's write.
         var dictionaries: [[EventColumn: PartWriter.PartDictionary]] = []
-        let rollupColumns = self.rollupColumns
+        let keptColumns = self.rollupColumns.union(SessionSummaryFile.flushColumns)
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         var paths: [String] = []
         do throws(TallyError) {
@@ -138,7 +161,7 @@ extension EventStore {
                 let path = partsDirectory + "/" + written.name
                 paths.append(path)
                 parts.append(try Part.open(path: path, name: written.name, number: number, fs: fs))
-                dictionaries.append(written.dictionaries.filter { rollupColumns.contains($0.key) })
+                dictionaries.append(written.dictionaries.filter { keptColumns.contains($0.key) })
             }
         } catch {
             // The rows go back to the buffer and a later flush writes them again: the months
@@ -198,5 +221,24 @@ extension EventStore {
     /// Call it first thing in `main`, before other threads allocate; opening a store calls it too.
     public static func configureAllocator() {
         MemoryPolicy.configured
+    }
+}
+
+/// Work started on another thread and waited for once (`wait`).
+final class BackgroundJob<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchGroup()
+    private var result: T?
+
+    init(_ work: @escaping @Sendable () -> T) {
+        done.enter()
+        DispatchQueue.global().async {
+            self.result = work()
+            self.done.leave()
+        }
+    }
+
+    func wait() -> T {
+        done.wait()
+        return result!
     }
 }

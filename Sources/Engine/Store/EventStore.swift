@@ -34,6 +34,10 @@ public struct StoreOptions: Sendable {
     /// Run the merger thread (only with `backgroundFlush`): merges parts per `mergePolicy`.
     public var backgroundMerge = true
     public var mergePolicy = MergePolicy()
+    /// Write a flushed part's session summaries as it is flushed, from the rows in memory
+    /// (`SessionSummaryFile.summarize(rows:…)`), instead of leaving them to the background
+    /// work, which reads the part back (off in tests that compare the two, or answers from rows).
+    public var summarizeAtFlush = true
     /// Daily rollups kept beside the raw parts (FORMAT.md, "Rollups").
     public var rollups: [RollupDefinition] = RollupDefinition.defaults
     /// Bytes of decoded rollup rows kept in memory between the queries and merges that read
