@@ -356,7 +356,7 @@ public final class SessionSummaryFile: Sendable {
             }
             s = e
         }
-        let typeIndex = Dictionary(typeNames.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let typeIndex = Dictionary(typeNames.enumerated().map { (Array($1.utf8), $0) }, uniquingKeysWith: { a, _ in a })
         let typePageview = typeNames.map { QueryMetric.pageviewTypes.contains($0) } + [false]
         let typeBits = typeNames.indices.map { keepTypes && $0 < 64 ? UInt64(1) << UInt64($0) : 0 } + [0]
         let input = UnsafeSendable((b, dictionaries, visitors, sessions))
@@ -376,11 +376,14 @@ public final class SessionSummaryFile: Sendable {
             }
             rows.sessions = hashes(sessions, .sessionID)
             rows.visitors = hashes(visitors, .visitorID)
-            // Each row's event type as an index into `typeNames` (its count: none of them).
-            let nullType = typeNames.count
-            let types = codes(b, .eventType, range, dictionaries[.eventType]) { value in
-                value.map { typeIndex[String(decoding: $0, as: UTF8.self)].map(UInt32.init) ?? UInt32(nullType) }
-                    ?? UInt32(nullType)
+            // Each row's event type as an index into `typeNames` (its count: none of them): the
+            // part dictionary's code is that index (the part lists its types in code order).
+            let nullType = UInt32(typeNames.count)
+            let typeColumn = b[string: .eventType]
+            let types: [UInt32] = range.map { r in
+                if typeColumn.isNull(r) { return nullType }
+                if let d = dictionaries[.eventType] { return d.codes[r] }
+                return typeColumn.withValue(r) { v in typeIndex[Array(v)].map(UInt32.init) ?? nullType }
             }
             for k in 0..<range.count {
                 rows.pageview[k] = typePageview[Int(types[k])]

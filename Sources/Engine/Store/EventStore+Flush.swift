@@ -1,5 +1,3 @@
-import Foundation
-
 extension EventStore {
     /// Writes everything buffered so far into new parts, one per month partition, then
     /// deletes WAL segments that parts now cover. Queries see the rows throughout: in the
@@ -45,7 +43,7 @@ extension EventStore {
                 // before it leaves parts that opening removes, rolling the raw parts up again.
                 var rollups: [String: [RollupPart]] = [:]
                 var advanced: [RollupDefinition] = []
-                var summaries: BackgroundJob<[SessionSummaryFile?]>?
+                var summaries: [SessionSummaryFile?] = []
                 do throws(TallyError) {
                     // Each month's values coded by its part's dictionaries (the part writer
                     // coded every text column already; coding them again was ~3 % of the
@@ -58,18 +56,22 @@ extension EventStore {
                     // rows:…)`). A part whose summaries fail here gets them from the background
                     // work, which reads it back and reports what fails. (Written after the rollups
                     // instead, the flush took longer and ingest waited for it: 1M events no faster.)
-                    if options.summarizeAtFlush {
-                        let fs = fs
-                        summaries = BackgroundJob { [months, dictionaries, parts] in
-                            parts.indices.map { k in
-                                try? SessionSummaryFile.build(
-                                    for: parts[k], rows: months[k].rows, dictionaries: dictionaries[k],
-                                    visitors: prepared.isEmpty ? nil : prepared[k].visitors,
-                                    sessions: prepared.isEmpty ? nil : prepared[k].sessions, fs: fs)
-                            }
+                    let fs = fs
+                    let summarize = options.summarizeAtFlush
+                    let sides = parallelMap([0, 1]) { side -> (Result<[String: [RollupPart]], TallyError>, [SessionSummaryFile?]) in
+                        if side == 0 {
+                            return (Result { () throws(TallyError) in try writeRollups(prepared: prepared, coverage: coverage) }, [])
                         }
+                        guard summarize else { return (.success([:]), []) }
+                        return (.success([:]), parts.indices.map { k in
+                            try? SessionSummaryFile.build(
+                                for: parts[k], rows: months[k].rows, dictionaries: dictionaries[k],
+                                visitors: prepared.isEmpty ? nil : prepared[k].visitors,
+                                sessions: prepared.isEmpty ? nil : prepared[k].sessions, fs: fs)
+                        })
                     }
-                    rollups = try writeRollups(prepared: prepared, coverage: coverage)
+                    summaries = sides[1].1
+                    rollups = try sides[0].0.get()
                     for def in options.rollups {
                         try RollupCoverage.write(coverage, rollupDirectory(def.name), fs: fs)
                         advanced.append(def)
@@ -79,14 +81,11 @@ extension EventStore {
                     // failing too) would never be rolled up, and replay skips its rows.
                     let previous = state.withLock { $0.rolledThrough }
                     for def in advanced { try? RollupCoverage.write(previous[def.name] ?? 0, rollupDirectory(def.name), fs: fs) }
-                    _ = summaries?.wait()
                     for p in parts { try? Self.removePartFiles(p, fs: fs) }
                     for p in rollups.values.joined() { try? fs.remove(p.path) }
                     throw error
                 }
-                if let summaries {
-                    for (part, s) in zip(parts, summaries.wait()) { part.attach(s) }
-                }
+                for (part, s) in zip(parts, summaries) { part.attach(s) }
                 state.withLock { st in
                     st.parts += parts
                     for (name, r) in rollups { st.rollupParts[name, default: []] += r }
@@ -148,7 +147,7 @@ extension EventStore {
         var parts: [Part] = []
         // Only the columns rollups and session summaries code are kept past each part's write.
         var dictionaries: [[EventColumn: PartWriter.PartDictionary]] = []
-        let keptColumns = self.rollupColumns.union(SessionSummaryFile.flushColumns)
+        let keptColumns = self.rollupColumns.union(options.summarizeAtFlush ? SessionSummaryFile.flushColumns : [])
         let writer = PartWriter(fs: fs, directory: partsDirectory, granuleRows: options.granuleRows)
         var paths: [String] = []
         do throws(TallyError) {
@@ -224,21 +223,3 @@ extension EventStore {
     }
 }
 
-/// Work started on another thread and waited for once (`wait`).
-final class BackgroundJob<T: Sendable>: @unchecked Sendable {
-    private let done = DispatchGroup()
-    private var result: T?
-
-    init(_ work: @escaping @Sendable () -> T) {
-        done.enter()
-        DispatchQueue.global().async {
-            self.result = work()
-            self.done.leave()
-        }
-    }
-
-    func wait() -> T {
-        done.wait()
-        return result!
-    }
-}
