@@ -87,17 +87,97 @@ struct FormatTests {
         #expect(Array(h[12..<16]) == withUnsafeBytes(of: crc.littleEndian) { Array($0) })
     }
 
-    @Test("a WAL segment starts with TLYWAL01 and version 1, then a framed record")
+    @Test("a WAL segment starts with TLYWAL01 and version 2, then a framed record")
     func walFraming() async throws {
         let dir = TemporaryDirectory()
         let (_, wal) = try await writeOnePart(dir)
-        #expect(Array(wal[0..<16]) == Array("TLYWAL01".utf8) + [1, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(wal[0..<16]) == Array("TLYWAL01".utf8) + [2, 0, 0, 0, 0, 0, 0, 0])
         let length = wal[16..<20].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         #expect(wal.count == 16 + 17 + length)
         #expect(wal[24] == 1)  // record type: event batch
         #expect(Array(wal[25..<33]) == [1, 0, 0, 0, 0, 0, 0, 0])  // LSN 1
         let crc = CRC32C.checksum(Array(wal[24...]))
         #expect(Array(wal[20..<24]) == withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+    }
+
+    /// A WAL segment as version 1 wrote it: string columns as end offsets, the payload stored
+    /// uncompressed (codec 0), one record per batch, LSNs from 1.
+    static func version1Segment(_ batches: [EventBatch], version: UInt32 = 1) -> [UInt8] {
+        var out = Array("TLYWAL01".utf8) + le(version) + le(UInt32(0))
+        for (k, b) in batches.enumerated() {
+            var raw: [UInt8] = []
+            for c in EventColumn.allCases {
+                if c.kind == .int64 {
+                    for v in b[int: c].values { raw += le(UInt64(bitPattern: v)) }
+                } else {
+                    for e in b[string: c].ends { raw += le(e) }
+                    raw += b[string: c].bytes
+                }
+                if c.isNullable {
+                    var bits = [UInt8](repeating: 0, count: (b.count + 7) / 8)
+                    for i in 0..<b.count where c.kind == .int64 ? b[int: c].isNull(i) : b[string: c].isNull(i) {
+                        bits[i / 8] |= 1 << UInt8(i % 8)
+                    }
+                    raw += bits
+                }
+            }
+            let payload = le(UInt32(b.count)) + [0] + le(UInt32(raw.count)) + raw
+            let tail = [1] + le(UInt64(k + 1)) + payload
+            out += le(UInt32(payload.count)) + le(CRC32C.checksum(tail)) + tail
+        }
+        return out
+    }
+
+    static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    @Test("a WAL of version 1 (end offsets) replays; new records go to a new segment of version 2")
+    func walVersion1() async throws {
+        let dir = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path + "/wal", withIntermediateDirectories: true)
+        var rows = (0..<5).map { i in EventRow(site: "x.com", at: Self.t0 + Int64(i) * 1000, id: "old\(i)", path: "/ä\(i)") }
+        rows[1].values[.pageTitle] = "Ünïcode title"
+        rows[2].values[.utmSource] = ""
+        let old = Self.version1Segment([EventBatch.of(Array(rows[0..<3])), EventBatch.of(Array(rows[3...]))])
+        try Data(old).write(to: URL(fileURLWithPath: dir.path + "/wal/00000000000000000001.wal"))
+        var o = StoreOptions(directory: dir.path)
+        o.backgroundFlush = false
+        o.clock = ManualClock(Self.t0)
+        var store = try EventStore(options: o)
+        #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 5)
+        var seen: [String] = []
+        _ = try store.snapshot().scan(ScanRequest(site: "x.com", columns: [.eventID, .pagePath, .pageTitle, .utmSource])) { b in
+            for i in 0..<b.count {
+                seen.append([b[string: .eventID].string(at: i), b[string: .pagePath].string(at: i),
+                             b[string: .pageTitle].string(at: i), b[string: .utmSource].string(at: i)].map { $0 ?? "nil" }.joined(separator: "|"))
+            }
+        }
+        #expect(seen.sorted() == ["old0|/ä0|nil|nil", "old1|/ä1|Ünïcode title|nil", "old2|/ä2|nil|", "old3|/ä3|nil|nil", "old4|/ä4|nil|nil"])
+        _ = try await store.ingest(.of([EventRow(site: "x.com", at: Self.t0 + 9000, id: "new")]))
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/wal").sorted()
+        #expect(segments == ["00000000000000000001.wal", "00000000000000000003.wal"])
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.path + "/wal/00000000000000000001.wal"))) == old)
+        let new = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.path + "/wal/00000000000000000003.wal")))
+        #expect(Array(new[8..<12]) == [2, 0, 0, 0])
+        // Killed here (no close): both segments replay.
+        try store.abandonForTesting()
+        store = try EventStore(options: o)
+        #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 6)
+        try store.close()
+    }
+
+    @Test("a WAL segment of a newer version is refused with a message naming it and both versions, and left as it is")
+    func walOtherVersion() throws {
+        let dir = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path + "/wal", withIntermediateDirectories: true)
+        let segment = Self.version1Segment([EventBatch.of([EventRow(at: Self.t0, id: "a")])], version: 3)
+        let path = dir.path + "/wal/00000000000000000001.wal"
+        try Data(segment).write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try EventStore(options: StoreOptions(directory: dir.path))
+        } throws: { error in
+            "\(error)" == "WAL segment \(path) has format version 3; this build reads versions 1–2"
+        }
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) == segment)
     }
 
     @Test("a part of another format version is refused with a message naming it and both versions")

@@ -2,7 +2,10 @@
 enum WALFormat {
     /// "TLYWAL01" at offset 0 of every segment.
     static let magic: [UInt8] = Array("TLYWAL01".utf8)
-    static let version: UInt32 = 1
+    /// The version of segments this build writes; it replays `versions`. Version 1 stored
+    /// each string value's end offset, version 2 its length (`WALBatchCodec`).
+    static let version: UInt32 = 2
+    static let versions: ClosedRange<UInt32> = 1...2
     /// magic (8) + version (4) + reserved (4).
     static let segmentHeaderSize = 16
     /// payload length (4) + CRC32C (4) + type (1) + LSN (8).
@@ -53,11 +56,14 @@ enum WALFormat {
 /// much it saves depends on the record's size: a record of 100 events (an HTTP request) came
 /// to 435 bytes per event, ~1.4x smaller (BENCHMARKS.md, seventh session), one of `tally
 /// ingest`'s 8,192 events to ~120, ~5x (user agents, URLs and titles repeat within it;
-/// twelfth session). The random ids and the end offsets do not compress.
+/// twelfth session). The random ids do not compress.
 ///
 /// u32 rows, u8 codec, u32 raw length, then the compressed bytes of: for every column in
-/// id order, int64 columns as rows × Int64 LE; string columns as rows × UInt32 LE end
-/// offsets then the bytes; nullable columns followed by a null bitmap of ceil(rows/8) bytes.
+/// id order, int64 columns as rows × Int64 LE; string columns as rows × UInt32 LE lengths
+/// (segment version 2; end offsets in version 1) then the bytes; nullable columns followed by
+/// a null bitmap of ceil(rows/8) bytes. Lengths repeat (ids, countries, types) where end
+/// offsets never do: lz4 stores 8,192 generated events in 112 instead of 171 bytes each, at
+/// the same speed (BENCHMARKS.md, sixteenth session).
 enum WALBatchCodec {
     static func encode(_ batch: EventBatch) -> [UInt8] {
         // Sized exactly (values, offsets and null bitmaps): growing a ~4 MB buffer by one
@@ -75,7 +81,7 @@ enum WALBatchCodec {
                 if c.isNullable { writeBitmap(col.nulls!, into: &raw) }
             } else {
                 let col = batch[string: c]
-                col.ends.withUnsafeBytes { raw.raw($0) }
+                writeLengths(col.ends, into: &raw)
                 raw.raw(col.bytes)
                 if c.isNullable { writeBitmap(col.nulls!, into: &raw) }
             }
@@ -90,12 +96,28 @@ enum WALBatchCodec {
         return out.bytes
     }
 
+    /// Each value's length (from the end offsets) as u32 LE.
+    private static func writeLengths(_ ends: [UInt32], into w: inout ByteWriter) {
+        let at = w.bytes.count
+        w.bytes.append(contentsOf: repeatElement(0, count: ends.count * 4))
+        w.bytes.withUnsafeMutableBytes { out in
+            ends.withUnsafeBufferPointer { e in
+                var previous: UInt32 = 0
+                for k in 0..<e.count {
+                    out.storeBytes(of: (e[k] &- previous).littleEndian, toByteOffset: at + 4 * k, as: UInt32.self)
+                    previous = e[k]
+                }
+            }
+        }
+    }
+
     private static func writeBitmap(_ nulls: NullBitmap, into w: inout ByteWriter) {
         let n = (nulls.count + 7) / 8
         nulls.words.withUnsafeBytes { w.raw(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
     }
 
-    static func decode(_ payload: UnsafeRawBufferPointer) throws -> EventBatch {
+    /// Decodes a payload of a segment of `version` (`WALFormat.versions`).
+    static func decode(_ payload: UnsafeRawBufferPointer, version: UInt32 = WALFormat.version) throws -> EventBatch {
         var r = ByteReader(payload)
         let rows = Int(try r.u32())
         guard let codec = Codec(rawValue: try r.u8()) else { throw GranuleCodec.Malformed(message: "unknown codec") }
@@ -113,11 +135,23 @@ enum WALBatchCodec {
                     if c.isNullable { batch[int: c].nulls = try readBitmap(&r, rows) }
                 } else {
                     let e = try r.raw(rows * 4)
-                    let ends = (0..<rows).map { UInt32(littleEndian: e.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+                    var ends = (0..<rows).map { UInt32(littleEndian: e.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
                     var prev: UInt32 = 0
-                    for x in ends {
-                        guard x >= prev else { throw GranuleCodec.Malformed(message: "\(c.name) offsets decrease") }
-                        prev = x
+                    if version == 1 {
+                        for x in ends {
+                            guard x >= prev else { throw GranuleCodec.Malformed(message: "\(c.name) offsets decrease") }
+                            prev = x
+                        }
+                    } else {
+                        // Lengths to end offsets; their sum is bounded by the raw length.
+                        for k in ends.indices {
+                            let (end, overflow) = prev.addingReportingOverflow(ends[k])
+                            guard !overflow, Int(end) <= rawLength else {
+                                throw GranuleCodec.Malformed(message: "\(c.name) lengths run past the record")
+                            }
+                            ends[k] = end
+                            prev = end
+                        }
                     }
                     batch[string: c].ends = ends
                     batch[string: c].bytes = Array(try r.raw(Int(prev)))

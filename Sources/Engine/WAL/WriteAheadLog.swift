@@ -35,6 +35,8 @@ final class WriteAheadLog: @unchecked Sendable {
     private var currentSize = 0
     /// First LSNs of all segments, oldest first.
     private var segments: [UInt64] = []
+    /// The format version of the last segment replayed.
+    private var lastSegmentVersion = WALFormat.version
     private var stopping = false
     /// Set by a flush: the next write starts a new segment, so the flushed one can be deleted.
     private var rotateRequested = false
@@ -66,6 +68,16 @@ final class WriteAheadLog: @unchecked Sendable {
             report.segments += 1
             var validEnd = 0
             var problem: String?
+            var version = WALFormat.version
+            if bytes.count >= WALFormat.segmentHeaderSize && Array(bytes[0..<8]) == WALFormat.magic {
+                version = bytes[8..<12].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+                // Written by a newer build: refused whole, never truncated as if torn.
+                guard WALFormat.versions.contains(version) else {
+                    throw TallyError(.unsupportedVersion, "WAL segment \(path) has format version \(version); this build reads "
+                                     + "versions \(WALFormat.versions.lowerBound)–\(WALFormat.versions.upperBound)")
+                }
+            }
+            if isLast { lastSegmentVersion = version }
             bytes.withUnsafeBytes { b in
                 guard b.count >= WALFormat.segmentHeaderSize else {
                     problem = "WAL segment \(path) is \(b.count) bytes, shorter than its header"
@@ -97,7 +109,7 @@ final class WriteAheadLog: @unchecked Sendable {
                     let lsn = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: offset + 9, as: UInt64.self))
                     let payload = UnsafeRawBufferPointer(rebasing: b[(offset + WALFormat.recordHeaderSize)..<end])
                     do {
-                        let batch = try WALBatchCodec.decode(payload)
+                        let batch = try WALBatchCodec.decode(payload, version: version)
                         try body(Record(lsn: lsn, batch: batch))
                         report.records += 1
                     } catch {
@@ -128,7 +140,9 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// Opens the segment for new records (`nextLSN` is the first) and starts the writer.
     func start(nextLSN: UInt64) throws(TallyError) {
-        if let last = segments.last {
+        // Records are appended to the last segment only if it has this build's version (a
+        // segment's records all have its layout); else a new segment starts.
+        if let last = segments.last, lastSegmentVersion == WALFormat.version {
             let path = directory + "/" + WALFormat.fileName(firstLSN: last)
             current = try fs.openForWriting(path, truncate: false)
             currentFirstLSN = last
