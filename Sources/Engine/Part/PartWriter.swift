@@ -240,7 +240,7 @@ func parallelMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable 
 }
 
 /// Slots written once each from `concurrentPerform` iterations (disjoint indices).
-private final class ResultSlots<R>: @unchecked Sendable {
+final class ResultSlots<R>: @unchecked Sendable {
     private let slots: UnsafeMutableBufferPointer<R?>
     init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: nil) }
     deinit {

@@ -55,23 +55,23 @@ extension EventStore {
                     // attached before the parts are published (`SessionSummaryFile.summarize(
                     // rows:…)`). A part whose summaries fail here gets them from the background
                     // work, which reads it back and reports what fails. (Written after the rollups
-                    // instead, the flush took longer and ingest waited for it: 1M events no faster.)
+                    // instead, the flush took longer and ingest waited for it: 1M events no faster;
+                    // as a parallelMap beside the rollups' the rollups ran on one thread.)
                     let fs = fs
-                    let summarize = options.summarizeAtFlush
-                    let sides = parallelMap([0, 1]) { side -> (Result<[String: [RollupPart]], TallyError>, [SessionSummaryFile?]) in
-                        if side == 0 {
-                            return (Result { () throws(TallyError) in try writeRollups(prepared: prepared, coverage: coverage) }, [])
+                    let built = ResultSlots<[SessionSummaryFile?]>(count: 1)
+                    let summarize: @Sendable () -> Void = {
+                        var files: [SessionSummaryFile?] = []
+                        for k in parts.indices {
+                            let visitors: [UInt64]? = prepared.isEmpty ? nil : prepared[k].visitors
+                            let sessions: [UInt64]? = prepared.isEmpty ? nil : prepared[k].sessions
+                            files.append(try? SessionSummaryFile.build(for: parts[k], rows: months[k].rows, dictionaries: dictionaries[k],
+                                                                       visitors: visitors, sessions: sessions, fs: fs))
                         }
-                        guard summarize else { return (.success([:]), []) }
-                        return (.success([:]), parts.indices.map { k in
-                            try? SessionSummaryFile.build(
-                                for: parts[k], rows: months[k].rows, dictionaries: dictionaries[k],
-                                visitors: prepared.isEmpty ? nil : prepared[k].visitors,
-                                sessions: prepared.isEmpty ? nil : prepared[k].sessions, fs: fs)
-                        })
+                        built.set(0, files)
                     }
-                    summaries = sides[1].1
-                    rollups = try sides[0].0.get()
+                    rollups = try writeRollups(prepared: prepared, coverage: coverage,
+                                               alongside: options.summarizeAtFlush ? summarize : nil)
+                    summaries = options.summarizeAtFlush ? built.values[0] : []
                     for def in options.rollups {
                         try RollupCoverage.write(coverage, rollupDirectory(def.name), fs: fs)
                         advanced.append(def)

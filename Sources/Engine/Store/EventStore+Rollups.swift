@@ -279,10 +279,16 @@ extension EventStore {
     var rollupColumns: Set<EventColumn> { Set(options.rollups.flatMap(\.columns)) }
 
     /// The rollup rows of prepared batches (`prepareRollups`), written as `writeRollups` does.
-    func writeRollups(prepared: [RollupBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil)
+    /// `alongside` runs as one more job of the same `parallelMap`, first (a flush's session
+    /// summaries: a parallelMap nested in another runs on one thread).
+    func writeRollups(prepared: [RollupBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil,
+                      alongside: (@Sendable () -> Void)? = nil)
         throws(TallyError) -> [String: [RollupPart]]
     {
-        guard !options.rollups.isEmpty, prepared.contains(where: { $0.count > 0 }) else { return [:] }
+        guard !options.rollups.isEmpty, prepared.contains(where: { $0.count > 0 }) else {
+            alongside?()
+            return [:]
+        }
         // Each rollup built and written by one task, its aggregate freed once its parts are
         // written: at most two aggregates in memory at once (all seven alive until the writes
         // were a third of a flush's transient memory). When one fails, those written are removed.
@@ -290,8 +296,13 @@ extension EventStore {
         provenance.coverage = coverage
         let p = provenance
         let fs = fs
-        let written = parallelMap(options.rollups) { def -> Result<[RollupPart], TallyError> in
-            Result { () throws(TallyError) -> [RollupPart] in
+        let jobs: [RollupDefinition?] = (alongside == nil ? [] : [nil]) + options.rollups
+        let written = parallelMap(jobs) { job -> Result<[RollupPart], TallyError> in
+            guard let def = job else {
+                alongside?()
+                return .success([])
+            }
+            return Result { () throws(TallyError) -> [RollupPart] in
                 var a = RollupAggregate(def)
                 for b in prepared { a.add(b, sign: sign) }
                 var parts: [RollupPart] = []
@@ -313,7 +324,7 @@ extension EventStore {
             }
         }
         var out: [String: [RollupPart]] = [:]
-        for (def, result) in zip(options.rollups, written) {
+        for (def, result) in zip(options.rollups, written.suffix(options.rollups.count)) {
             switch result {
             case .success(let parts): if !parts.isEmpty { out[def.name] = parts }
             case .failure(let error):
