@@ -165,6 +165,38 @@ struct FormatTests {
         try store.close()
     }
 
+    @Test("a WAL's damaged last segment is cut, never fatal: lengths past the record, a header of version 0, a version 1 segment with no records")
+    func walDamagedHeaders() async throws {
+        let rows = (0..<3).map { i in EventRow(site: "x.com", at: Self.t0 + Int64(i) * 1000, id: "r\(i)", path: "/ä\(i)") }
+        // Version 2 framing around version 1 bytes: the end offsets read as lengths run past
+        // the record; version 0: a header no build writes; version 1 with no record at all.
+        let cases: [(String, [UInt8])] = [
+            ("lengths", Self.version1Segment([EventBatch.of(rows)], version: 2)),
+            ("version 0", Self.version1Segment([EventBatch.of(rows)], version: 0)),
+            ("empty version 1", Self.version1Segment([], version: 1)),
+        ]
+        for (name, segment) in cases {
+            let dir = TemporaryDirectory()
+            try FileManager.default.createDirectory(atPath: dir.path + "/wal", withIntermediateDirectories: true)
+            try Data(segment).write(to: URL(fileURLWithPath: dir.path + "/wal/00000000000000000001.wal"))
+            var o = StoreOptions(directory: dir.path)
+            o.backgroundFlush = false
+            o.clock = ManualClock(Self.t0)
+            var store = try EventStore(options: o)
+            #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 0, "\(name)")
+            _ = try await store.ingest(.of([EventRow(site: "x.com", at: Self.t0, id: "new")]))
+            let segments = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/wal").sorted()
+            #expect(segments == ["00000000000000000001.wal"], "\(name)")
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.path + "/wal/" + segments[0])))
+            #expect(Array(bytes[8..<12]) == [2, 0, 0, 0], "\(name)")
+            try store.abandonForTesting()
+            store = try EventStore(options: o)
+            #expect(try store.snapshot().count(ScanRequest(site: "x.com")).count == 1, "\(name)")
+            try store.close()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/wal").isEmpty, "\(name)")
+        }
+    }
+
     @Test("a WAL segment of a newer version is refused with a message naming it and both versions, and left as it is")
     func walOtherVersion() throws {
         let dir = TemporaryDirectory()

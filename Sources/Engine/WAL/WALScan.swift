@@ -59,6 +59,12 @@ public enum WALScan {
                 s.problemOffset = 0
                 return
             }
+            let version = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            guard WALFormat.versions.contains(version) else {
+                s.problem = "format version \(version); this build reads versions \(WALFormat.versions.lowerBound)–\(WALFormat.versions.upperBound)"
+                s.problemOffset = 8
+                return
+            }
             var offset = WALFormat.segmentHeaderSize
             while offset < b.count {
                 guard b.count - offset >= WALFormat.recordHeaderSize else {

@@ -71,8 +71,11 @@ final class WriteAheadLog: @unchecked Sendable {
             var version = WALFormat.version
             if bytes.count >= WALFormat.segmentHeaderSize && Array(bytes[0..<8]) == WALFormat.magic {
                 version = bytes[8..<12].reversed().reduce(0) { $0 << 8 | UInt32($1) }
-                // Written by a newer build: refused whole, never truncated as if torn.
-                guard WALFormat.versions.contains(version) else {
+                // Written by a newer build: refused whole, never truncated as if torn. (An older
+                // build reads no version: it would take version 2's lengths for end offsets and
+                // truncate the segment; go back to one only after a clean close, which leaves no
+                // segments.)
+                guard version <= WALFormat.version else {
                     throw TallyError(.unsupportedVersion, "WAL segment \(path) has format version \(version); this build reads "
                                      + "versions \(WALFormat.versions.lowerBound)–\(WALFormat.versions.upperBound)")
                 }
@@ -85,6 +88,10 @@ final class WriteAheadLog: @unchecked Sendable {
                 }
                 guard Array(b[0..<8]) == WALFormat.magic else {
                     problem = "WAL segment \(path) does not start with the WAL magic"
+                    return
+                }
+                guard WALFormat.versions.contains(version) else {
+                    problem = "WAL segment \(path) has format version \(version) in its header, which no build wrote (damaged)"
                     return
                 }
                 var offset = WALFormat.segmentHeaderSize
@@ -128,6 +135,7 @@ final class WriteAheadLog: @unchecked Sendable {
                     if validEnd < WALFormat.segmentHeaderSize {
                         try w.truncate(to: 0)
                         try w.append(WALFormat.segmentHeader())
+                        lastSegmentVersion = WALFormat.version
                     }
                     try w.sync()
                     w.close()
@@ -167,7 +175,8 @@ final class WriteAheadLog: @unchecked Sendable {
         currentFirstLSN = firstLSN
         currentSize = WALFormat.segmentHeaderSize
         condition.lock()
-        segments.append(firstLSN)
+        // An empty last segment of an older version has this name: it was just replaced.
+        if segments.last != firstLSN { segments.append(firstLSN) }
         condition.unlock()
     }
 
