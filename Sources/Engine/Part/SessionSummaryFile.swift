@@ -267,10 +267,33 @@ public final class SessionSummaryFile: Sendable {
         return try write(try summarize(part), types: typeNames.count <= maxTypes ? typeNames : nil, forPart: part, fs: fs)
     }
 
+    /// An empty builder of a summary file's sessions: its attributes, and conversions by event
+    /// type when the part has at most `maxTypes` of them.
+    static func builder(typeNames: [String]) -> SessionExecutor.Builder {
+        SessionExecutor.Builder(attributes: attributes.map { .column($0) },
+                                conversionTypes: typeNames.count <= maxTypes ? typeNames : [], zone: .utc, maxSessions: .max,
+                                keepIDs: false)
+    }
+
+    /// Builders of jobs in site order (a site's halves adjacent) joined into one per site.
+    private static func joinSites(_ sites: [String], _ built: [Result<SessionExecutor.Builder, TallyError>]) throws(TallyError)
+        -> [(site: String, builder: SessionExecutor.Builder)]
+    {
+        var bySite: [(site: String, builder: SessionExecutor.Builder)] = []
+        for (site, result) in zip(sites, built) {
+            let builder = try result.get()
+            if let last = bySite.last, last.site == site {
+                do { try last.builder.absorb(builder) } catch { throw TallyError(.corruption, error.message) }
+            } else {
+                bySite.append((site, builder))
+            }
+        }
+        return bySite
+    }
+
     /// Each site's sessions of `part`, assembled from its rows on both cores.
     static func summarize(_ part: Part) throws(TallyError) -> [(site: String, builder: SessionExecutor.Builder)] {
         let typeNames = (0..<part.eventTypes.count).map { part.eventTypes.string(at: $0) ?? "" }
-        let keepTypes = typeNames.count <= maxTypes
         var jobs: [(site: UInt32, granules: [Int])] = []
         for s in 0..<UInt32(part.sites.count) {
             let granules = part.footer.granules.indices.filter {
@@ -294,9 +317,7 @@ public final class SessionSummaryFile: Sendable {
         let built = parallelMap(Array(jobs.indices)) { j -> UnsafeSendable<Result<SessionExecutor.Builder, TallyError>> in
             let (site, granules) = jobBox.value[j]
             let part = partBox.value
-            let builder = SessionExecutor.Builder(
-                attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
-                maxSessions: .max, keepIDs: false)
+            let builder = builder(typeNames: typeNames)
             do {
                 try builder.add(part: part, granules: granules, site: part.sites.string(at: Int(site)) ?? "",
                                 from: .min, to: .max, deadline: .unlimited, dictionaries: shared.value)
@@ -307,17 +328,7 @@ public final class SessionSummaryFile: Sendable {
                 return UnsafeSendable(.failure(TallyError(.corruption, "part \(part.name): \(error)")))
             }
         }
-        var bySite: [(site: String, builder: SessionExecutor.Builder)] = []
-        for (j, result) in built.enumerated() {
-            let builder = try result.value.get()
-            let site = part.sites.string(at: Int(jobs[j].site)) ?? ""
-            if let last = bySite.last, last.site == site {
-                do { try last.builder.absorb(builder) } catch { throw TallyError(.corruption, error.message) }
-            } else {
-                bySite.append((site, builder))
-            }
-        }
-        return bySite
+        return try joinSites(jobs.map { part.sites.string(at: Int($0.site)) ?? "" }, built.map(\.value))
     }
 
     /// The columns `summarize(rows:…)` codes through the part writer's dictionaries.
@@ -358,15 +369,13 @@ public final class SessionSummaryFile: Sendable {
         }
         let typeIndex = Dictionary(typeNames.enumerated().map { (Array($1.utf8), $0) }, uniquingKeysWith: { a, _ in a })
         let typePageview = typeNames.map { QueryMetric.pageviewTypes.contains($0) } + [false]
-        let typeBits = typeNames.indices.map { keepTypes && $0 < 64 ? UInt64(1) << UInt64($0) : 0 } + [0]
+        let typeBits = typeNames.indices.map { keepTypes ? UInt64(1) << UInt64($0) : 0 } + [0]
         let input = UnsafeSendable((b, dictionaries, visitors, sessions))
         let ranges = jobs.map(\.rows)
-        let built = parallelMap(Array(jobs.indices)) { j -> UnsafeSendable<Result<SessionExecutor.Builder, QueryError>> in
+        let built = parallelMap(Array(jobs.indices)) { j -> UnsafeSendable<Result<SessionExecutor.Builder, TallyError>> in
             let (b, dictionaries, visitors, sessions) = input.value
             let range = ranges[j]
-            let builder = SessionExecutor.Builder(
-                attributes: attributes.map { .column($0) }, conversionTypes: keepTypes ? typeNames : [], zone: .utc,
-                maxSessions: .max, keepIDs: false)
+            let builder = builder(typeNames: typeNames)
             var rows = SessionExecutor.Builder.Rows(count: range.count)
             rows.times = Array(b[int: .occurredAt].values[range])
             func hashes(_ given: [UInt64]?, _ c: EventColumn) -> [UInt64] {
@@ -380,9 +389,10 @@ public final class SessionSummaryFile: Sendable {
             // part dictionary's code is that index (the part lists its types in code order).
             let nullType = UInt32(typeNames.count)
             let typeColumn = b[string: .eventType]
+            let typeCodes = dictionaries[.eventType]?.codes
             let types: [UInt32] = range.map { r in
                 if typeColumn.isNull(r) { return nullType }
-                if let d = dictionaries[.eventType] { return d.codes[r] }
+                if let typeCodes { return typeCodes[r] }
                 return typeColumn.withValue(r) { v in typeIndex[Array(v)].map(UInt32.init) ?? nullType }
             }
             for k in 0..<range.count {
@@ -400,20 +410,10 @@ public final class SessionSummaryFile: Sendable {
                 try builder.fold(rows, ids: nil)
                 return UnsafeSendable(.success(builder))
             } catch {
-                return UnsafeSendable(.failure(error))
+                return UnsafeSendable(.failure(TallyError(.corruption, error.message)))
             }
         }
-        var bySite: [(site: String, builder: SessionExecutor.Builder)] = []
-        for (j, result) in built.enumerated() {
-            let builder: SessionExecutor.Builder
-            do throws(QueryError) { builder = try result.value.get() } catch { throw TallyError(.corruption, error.message) }
-            if let last = bySite.last, last.site == jobs[j].site {
-                do { try last.builder.absorb(builder) } catch { throw TallyError(.corruption, error.message) }
-            } else {
-                bySite.append((jobs[j].site, builder))
-            }
-        }
-        return bySite
+        return try joinSites(jobs.map(\.site), built.map(\.value))
     }
 
     /// Each row of `range` of text column `c` coded by `code` (given the value's bytes, nil for
@@ -524,9 +524,7 @@ public final class SessionSummaryFile: Sendable {
         let gap = SessionExecutor.sessionGap
         return try Writer.write(forPart: merged, types: keepTypes ? typeNames : nil, fs: fs) { (writer) throws(TallyError) in
             for site in bySite.keys.sorted() {
-                let held = SessionExecutor.Builder(attributes: attributes.map { .column($0) },
-                                                   conversionTypes: keepTypes ? typeNames : [], zone: .utc, maxSessions: .max,
-                                                   keepIDs: false)
+                let held = builder(typeNames: keepTypes ? typeNames : [])
                 var out = held.sharingSibling()
                 var moveAt = window
                 let blocks = bySite[site]!.sorted { $0.chunk.minStart < $1.chunk.minStart }

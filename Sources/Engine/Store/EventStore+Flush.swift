@@ -222,4 +222,3 @@ extension EventStore {
         MemoryPolicy.configured
     }
 }
-

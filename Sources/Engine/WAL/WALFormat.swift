@@ -30,6 +30,14 @@ enum WALFormat {
         return UInt64(name.dropLast(fileExtension.count))
     }
 
+    /// The version in a segment's header; nil when the bytes are shorter than a header or do
+    /// not start with the magic.
+    static func headerVersion(_ b: UnsafeRawBufferPointer) -> UInt32? {
+        guard b.count >= segmentHeaderSize, magic.withUnsafeBytes({ ByteOrder.equal(UnsafeRawBufferPointer(rebasing: b[0..<8]), $0) })
+        else { return nil }
+        return UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+    }
+
     static func segmentHeader() -> [UInt8] {
         var w = ByteWriter(capacity: segmentHeaderSize)
         w.raw(magic)

@@ -59,7 +59,7 @@ public enum WALScan {
                 s.problemOffset = 0
                 return
             }
-            let version = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            let version = WALFormat.headerVersion(b)!
             guard WALFormat.versions.contains(version) else {
                 s.problem = "format version \(version); this build reads versions \(WALFormat.versions.lowerBound)–\(WALFormat.versions.upperBound)"
                 s.problemOffset = 8

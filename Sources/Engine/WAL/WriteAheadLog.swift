@@ -68,9 +68,9 @@ final class WriteAheadLog: @unchecked Sendable {
             report.segments += 1
             var validEnd = 0
             var problem: String?
-            var version = WALFormat.version
-            if bytes.count >= WALFormat.segmentHeaderSize && Array(bytes[0..<8]) == WALFormat.magic {
-                version = bytes[8..<12].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+            let header = bytes.withUnsafeBytes { WALFormat.headerVersion($0) }
+            let version = header ?? WALFormat.version
+            if header != nil {
                 // Written by a newer build: refused whole, never truncated as if torn. (An older
                 // build reads no version: it would take version 2's lengths for end offsets and
                 // truncate the segment; go back to one only after a clean close, which leaves no
