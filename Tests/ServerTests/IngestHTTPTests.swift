@@ -296,6 +296,37 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("an event's own user agent, device, browser, OS and country are kept; only rows without them are filled in")
+    func enrichmentFillsOnlyMissing() async throws {
+        try await withServer({ $0.countryHeader = "CF-IPCountry" }) { client, store in
+            let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                + "Version/26.0 Mobile/15E148 Safari/604.1"
+            let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+            // Row 0 carries everything, row 1 nothing (the request's user agent and country fill it),
+            // row 2 its own user agent and country but no device, browser or OS, row 3 everything
+            // again, after rows that needed filling.
+            let own = #""user_agent":"custom-agent/1.0 (Windows NT 10.0)","device_type":"tablet","browser":"Edge","os":"Windows","country_code":"FR""#
+            let body = #"{"events":["#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z","event_id":"r0",\#(own)},"#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:01Z","event_id":"r1"},"#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:02Z","event_id":"r2","user_agent":"\#(firefox)","country_code":"JP"},"#
+                + #"{"event_type":"page_view","occurred_at":"2026-08-01T10:00:03Z","event_id":"r3",\#(own)}]}"#
+            let response = try await Self.post(client, body, headers: [.userAgent: iphone, HTTPField.Name("CF-IPCountry")!: "de"])
+            #expect(try Self.json(response)["accepted"] as? Int == 4)
+            var seen: [String] = []
+            let columns: [EventColumn] = [.eventID, .userAgent, .deviceType, .browser, .os, .countryCode]
+            try store.snapshot().scan(ScanRequest(site: "site-a", columns: columns)) { b in
+                for i in 0..<b.count { seen.append(columns.map { b[string: $0].string(at: i) ?? "" }.joined(separator: "|")) }
+            }
+            #expect(seen.sorted() == [
+                "r0|custom-agent/1.0 (Windows NT 10.0)|tablet|Edge|Windows|FR",
+                "r1|\(iphone)|mobile|Safari|iOS|DE",
+                "r2|\(firefox)|desktop|Firefox|Linux|JP",
+                "r3|custom-agent/1.0 (Windows NT 10.0)|tablet|Edge|Windows|FR",
+            ])
+        }
+    }
+
     @Test("page_url keeps only utm_* parameters, which fill the utm columns the event left empty")
     func utmFromURL() async throws {
         try await withServer { client, store in
