@@ -31,6 +31,8 @@ public struct TallySettings: Sendable {
         Spec(key: "max_events", kind: .integer, defaultValue: "10000", help: "Most events per request (413 above)."),
         Spec(key: "retry_after_seconds", kind: .integer, defaultValue: "1",
              help: "Retry-After sent with 503 when ingest is over its buffer bound."),
+        Spec(key: "overload_wait_ms", kind: .integer, defaultValue: "1000",
+             help: "How long a request waits while the buffer is over 1.25 x flush_bytes (the flush is behind) before it goes on, or gets the 503 if the buffer is still over its bound; 0 = no wait."),
         Spec(key: "rate_limit_per_ip", kind: .integer, defaultValue: "1000",
              help: "Requests a minute per client address (429 above); 0 = no limit."),
         Spec(key: "rate_limit_per_key", kind: .integer, defaultValue: "0",
@@ -165,6 +167,7 @@ public struct TallySettings: Sendable {
         c.maxBodyBytes = integer("max_body_bytes")
         c.maxEventsPerRequest = integer("max_events")
         c.retryAfterSeconds = integer("retry_after_seconds")
+        c.overloadWaitMilliseconds = integer("overload_wait_ms")
         c.requestsPerMinutePerIP = integer("rate_limit_per_ip")
         c.requestsPerMinutePerKey = integer("rate_limit_per_key")
         let header = string("country_header")
@@ -185,6 +188,7 @@ public struct TallySettings: Sendable {
         for (key, value, minimum) in [("port", c.port, 0), ("max_body_bytes", c.maxBodyBytes, 1),
                                       ("max_events", c.maxEventsPerRequest, 1),
                                       ("retry_after_seconds", c.retryAfterSeconds, 0),
+                                      ("overload_wait_ms", c.overloadWaitMilliseconds, 0),
                                       ("rate_limit_per_ip", c.requestsPerMinutePerIP, 0),
                                       ("rate_limit_per_key", c.requestsPerMinutePerKey, 0),
                                       ("query_timeout_ms", c.queryTimeoutMilliseconds, 1),

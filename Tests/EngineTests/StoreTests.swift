@@ -95,6 +95,50 @@ struct StoreTests {
         try store.close()
     }
 
+    @Test("a buffer over 1¼ flushes is behind: waitForRoom waits until a flush takes it, or gives up at its limit")
+    func waitForRoom() async throws {
+        let dir = TemporaryDirectory()
+        var o = StoreOptions(directory: dir.path)
+        o.backgroundFlush = false
+        o.flushBytes = 1  // one buffered event is over 1¼ of it
+        let store = try EventStore(options: o)
+        #expect(!store.isBehind)
+        #expect(await store.waitForRoom(upTo: .zero))
+        _ = try await store.ingest(.of([EventRow(at: Self.t0, id: "a")]))
+        #expect(store.isBehind && store.isOverloaded)
+        // Nothing flushes: it gives up.
+        #expect(!(await store.waitForRoom(upTo: .milliseconds(20))))
+        #expect(store.waitingForRoom == 0)
+        // A flush while it waits: it returns true.
+        let waiter = Task { await store.waitForRoom(upTo: .seconds(600)) }
+        while store.waitingForRoom == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try store.flush()
+        #expect(await waiter.value)
+        #expect(!store.isBehind && store.waitingForRoom == 0)
+        try store.close()
+    }
+
+    @Test("background workers: results in order from many callers at once, with calls nested in calls")
+    func backgroundWorkers() async throws {
+        let results = await withTaskGroup(of: [Int].self) { group in
+            for caller in 0..<6 {
+                group.addTask {
+                    parallelMapForTesting(Array(0..<200)) { i in
+                        // Nested: each item maps a small range itself.
+                        parallelMapForTesting(Array(0..<(i % 5))) { $0 + 1 }.reduce(caller * 1_000_000 + i * 10, +)
+                    }
+                }
+            }
+            var all: [[Int]] = []
+            for await r in group { all.append(r) }
+            return all.sorted { $0[0] < $1[0] }
+        }
+        #expect(results.count == 6)
+        for (caller, r) in results.enumerated() {
+            #expect(r == (0..<200).map { i in caller * 1_000_000 + i * 10 + (0..<(i % 5)).reduce(0) { $0 + $1 + 1 } })
+        }
+    }
+
     @Test("a retried event is refused as a duplicate, also after a restart")
     func dedupe() async throws {
         let dir = TemporaryDirectory()

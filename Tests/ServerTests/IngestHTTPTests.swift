@@ -251,6 +251,35 @@ struct IngestHTTPTests {
         }
     }
 
+    @Test("a request that finds the buffer behind waits for the flush, then is accepted")
+    func waitsForRoom() async throws {
+        let dir = TemporaryDirectory()
+        var options = StoreOptions(directory: dir.path)
+        options.backgroundFlush = false
+        options.flushBytes = 1  // any buffered event puts the store over its bound
+        let store = try EventStore(options: options)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.overloadWaitMilliseconds = 600_000
+        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
+        try await app.test(.live) { client in
+            let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
+            #expect(try await Self.post(client, event).status == .ok)
+            async let second = Self.post(client, event)
+            // (The test client has one connection: the metrics are read once the post is answered.)
+            while store.waitingForRoom == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(store.isOverloaded)
+            try store.flush()
+            let answer = try await second
+            #expect(answer.status == .ok)
+            #expect(try Self.json(answer)["accepted"] as? Int == 1)
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(String(buffer: metrics.body).contains("tally_ingest_waiting_for_room 0"))
+            #expect(store.status.bufferedRows == 1)
+        }
+        try store.close()
+    }
+
     @Test("over its buffer bound the server answers 503 with Retry-After instead of queueing")
     func backpressure() async throws {
         let dir = TemporaryDirectory()
@@ -260,6 +289,7 @@ struct IngestHTTPTests {
         let store = try EventStore(options: options)
         var configuration = ServerConfiguration()
         configuration.port = 0
+        configuration.overloadWaitMilliseconds = 0
         let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
         try await app.test(.live) { client in
             let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#

@@ -231,15 +231,21 @@ struct PartWriter {
     }
 }
 
-/// `transform` applied to every element on the machine's cores (Dispatch's concurrentPerform),
-/// results in order. For CPU-bound pieces of a flush or merge; never for I/O.
-func parallelMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+/// `transform` applied to every element on the machine's cores (the calling thread and
+/// `BackgroundWorkers`), results in order. For CPU-bound pieces of a flush or merge; never for
+/// I/O, nor for queries (they run at the priority of requests, on Dispatch's threads).
+func parallelMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
     let results = ResultSlots<R>(count: items.count)
-    DispatchQueue.concurrentPerform(iterations: items.count) { i in results.set(i, transform(items[i])) }
+    BackgroundWorkers.shared.perform(items.count) { i in results.set(i, transform(items[i])) }
     return results.values
 }
 
-/// Slots written once each from `concurrentPerform` iterations (disjoint indices).
+/// `parallelMap`, for tests of `BackgroundWorkers`.
+@_spi(Testing) public func parallelMapForTesting<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
+    parallelMap(items, transform)
+}
+
+/// Slots written once each from `parallelMap`'s calls (disjoint indices).
 final class ResultSlots<R>: @unchecked Sendable {
     private let slots: UnsafeMutableBufferPointer<R?>
     init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: nil) }

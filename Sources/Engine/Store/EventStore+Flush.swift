@@ -48,7 +48,7 @@ extension EventStore {
                     // Each month's values coded by its part's dictionaries (the part writer
                     // coded every text column already; coding them again was ~3 % of the
                     // ingest's CPU with merges off).
-                    let prepared = options.rollups.isEmpty ? [] : parallelMap(Array(months.indices)) { k in
+                    let prepared = options.rollups.isEmpty ? [] : parallelMap(Array(months.indices)) { [self] k in
                         prepareRollups(months[k].rows, dictionaries: dictionaries[k])
                     }
                     // Session summaries from the same rows, written beside the rollups and

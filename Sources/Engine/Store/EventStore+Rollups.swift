@@ -264,7 +264,7 @@ extension EventStore {
     {
         guard !options.rollups.isEmpty, batches.contains(where: { $0.count > 0 }) else { return [:] }
         // Each batch's values coded once for every rollup, then the rollups on both cores.
-        return try writeRollups(prepared: parallelMap(batches) { prepareRollups($0) }, coverage: coverage, sign: sign,
+        return try writeRollups(prepared: parallelMap(batches) { [self] in prepareRollups($0) }, coverage: coverage, sign: sign,
                                 provenance: base)
     }
 
@@ -297,7 +297,7 @@ extension EventStore {
         let p = provenance
         let fs = fs
         let jobs: [RollupDefinition?] = (alongside == nil ? [] : [nil]) + options.rollups
-        let written = parallelMap(jobs) { job -> Result<[RollupPart], TallyError> in
+        let written = parallelMap(jobs) { [self] job -> Result<[RollupPart], TallyError> in
             guard let def = job else {
                 alongside?()
                 return .success([])

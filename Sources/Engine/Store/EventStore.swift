@@ -122,6 +122,7 @@ public final class EventStore: Sendable {
     /// Per merger thread (MergePolicy.Lane), set under `mergeWake` by `wakeMerger`.
     nonisolated(unsafe) private var mergeWakePending = [false, false, false]
     private let wake = NSCondition()
+    private let waiting = Atomic<Int>(0)
     /// Set (under `wake`) by `wakeFlusher`, so a wake-up sent while the flusher is busy is not lost.
     nonisolated(unsafe) private var wakePending = false
     /// What opening found: WAL records replayed, bytes of a torn tail cut, problems.
@@ -427,6 +428,33 @@ public final class EventStore: Sendable {
         state.withLock { st in st.activeBytes >= 2 * options.flushBytes || st.closed }
     }
 
+    /// Callers in `waitForRoom(upTo:)` now.
+    public var waitingForRoom: Int { waiting.load(ordering: .relaxed) }
+
+    /// True while the buffer holds more than 1¼ flushes' worth (`flushBytes`): the flusher, at
+    /// background priority, is behind. A server holds new requests back then
+    /// (`waitForRoom(upTo:)`).
+    public var isBehind: Bool {
+        state.withLock { st in st.activeBytes >= options.flushBytes + options.flushBytes / 4 && !st.closed }
+    }
+
+    /// Waits up to `limit` while the buffer is behind (`isBehind`), checking every 5 ms; true
+    /// if it caught up. Background work runs at a lower priority than requests
+    /// (`lowerBackgroundPriority`): a saturating client kept the cores from the flush, and its
+    /// buffer sat at the bound (server RSS 266–283 MiB against 215–251). While requests wait
+    /// here the flush gets the cores. A waiting request holds its connection, not its body.
+    public func waitForRoom(upTo limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        waiting.add(1, ordering: .relaxed)
+        defer { waiting.subtract(1, ordering: .relaxed) }
+        while isBehind {
+            if state.withLock({ $0.closed }) || ContinuousClock.now >= deadline { return false }
+            wakeFlusher()
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
     /// Backpressure: while the buffer holds twice the flush threshold (a flush is running and
     /// ingest outpaces it), new ingests wait for the flush to finish instead of growing memory.
     private func waitForBufferSpace() async {
@@ -539,6 +567,7 @@ public final class EventStore: Sendable {
     private func startFlusher() {
         let exited = flusherExited
         let t = Thread { [weak self] in
+            lowerBackgroundPriority()
             while let s = self, s.flusherStep() {}
             exited.signal()
         }
@@ -610,6 +639,7 @@ public final class EventStore: Sendable {
         let exited = mergerExited
         for lane in MergePolicy.Lane.allCases {
             let t = Thread { [weak self] in
+                lowerBackgroundPriority()
                 while let s = self, s.mergerStep(lane) {}
                 exited.signal()
             }

@@ -81,6 +81,9 @@ struct IngestHandler: Sendable {
                                   headers: cors + [.retryAfter: String(wait)])
         }
         // 2. Room to take it.
+        // A buffer that is behind holds the request back a while (the flush gets the cores
+        // meanwhile); one still over its bound after that gets the 503.
+        if store.isBehind { _ = await store.waitForRoom(upTo: .milliseconds(configuration.overloadWaitMilliseconds)) }
         if store.isOverloaded {
             return JSONBody.error(.serviceUnavailable, "ingest is over its buffer bound; retry shortly",
                                   headers: [.retryAfter: String(configuration.retryAfterSeconds)])

@@ -8,6 +8,11 @@ public struct ServerConfiguration: Sendable {
     public var maxEventsPerRequest = 10_000
     /// How long a client is told to wait (Retry-After, seconds) when ingest is over its bounds.
     public var retryAfterSeconds = 1
+    /// How long a request that finds the buffer behind (`EventStore.isBehind`: over 1¼ of
+    /// `flush_bytes`) waits for room (`EventStore.waitForRoom`) before it goes on, or gets the
+    /// 503 if the buffer is still over its bound; 0 = no wait. A flush of the default 16 MiB
+    /// takes ~0.1–0.3 s here.
+    public var overloadWaitMilliseconds = 1000
     /// Requests a minute per client address (429 above; 0 = no limit). Seed 000's
     /// rateLimitPerMinute: a browser sends a batch every 5 s, so 1,000 leaves room for a NAT.
     public var requestsPerMinutePerIP = 1000

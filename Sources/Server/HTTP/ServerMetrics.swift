@@ -39,6 +39,7 @@ struct ServerMetrics: Sendable {
         let status = store.status
         Gauge(label: "tally_buffered_rows", factory: factory).record(status.bufferedRows)
         Gauge(label: "tally_buffered_bytes", factory: factory).record(status.bufferedBytes)
+        Gauge(label: "tally_ingest_waiting_for_room", factory: factory).record(store.waitingForRoom)
         Gauge(label: "tally_parts", factory: factory).record(status.parts)
         Gauge(label: "tally_parts_max_per_partition", factory: factory).record(status.maxPartsPerPartition)
         Gauge(label: "tally_merges_completed", factory: factory).record(status.merges.completed)
