@@ -40,6 +40,7 @@ struct IngestCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        BackgroundPriority.keepForeground()
         var options = StoreOptions.forCommand(data)
         options.backgroundFlush = true
         if let flushRows { options.flushRows = flushRows }

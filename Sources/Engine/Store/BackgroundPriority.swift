@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -8,15 +10,27 @@
 /// a nice value needs no privilege; lowering it back would, so it is set once.)
 ///
 /// At the priority of the threads that answer requests, a flush or merge took the cores from
-/// them for tens of milliseconds at a time: at 100k events/s offered, ack p90 97–237 ms and
-/// p99 169–342 ms against 11–25 and 35–81 with background work niced (BENCHMARKS.md,
-/// seventeenth session). Background work now gets what requests leave. When it falls behind,
-/// the buffer reaches its bound and requests wait for room (`EventStore.waitForRoom`), which
-/// hands it the cores.
+/// them for tens of milliseconds at a time: at 70k events/s offered, ack p99 55–187 ms against
+/// 12–19 with background work niced (BENCHMARKS.md, seventeenth session). Background work now
+/// gets what requests leave. When it falls behind, requests wait for room
+/// (`EventStore.waitForRoom`), which hands it the cores.
 func lowerBackgroundPriority() {
     #if canImport(Glibc)
+        guard BackgroundPriority.lowered.load(ordering: .relaxed) else { return }
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, backgroundNice)
     #endif
+}
+
+public enum BackgroundPriority {
+    static let lowered = Atomic<Bool>(true)
+
+    /// Keeps background threads started from now on at the caller's priority. For a process
+    /// that answers no requests, where niced flushes only fall behind its own ingest: `tally
+    /// ingest` of 1M events took 341k–347k events/s at 218–245 MB peak RSS with them niced,
+    /// against 348k–355k at 213–221 (3 alternated runs). Call before opening a store.
+    public static func keepForeground() {
+        lowered.store(false, ordering: .relaxed)
+    }
 }
 
 /// The nice value of background threads (requests run at 0).

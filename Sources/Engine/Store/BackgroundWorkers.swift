@@ -7,9 +7,10 @@ import Foundation
 /// worker threads, the same ones Swift concurrency runs tasks on: while a flush's or merge's
 /// pieces (a column's gather or encoding, a rollup, tens of milliseconds each) held them, the
 /// tasks of HTTP requests waited, an ingest's acknowledgement among them. At 100k events/s
-/// offered, 700 of 15,000 requests waited over 30 ms between their WAL write's durable
-/// callback and their answer, while the fsyncs themselves took at most 15 ms (BENCHMARKS.md,
-/// seventeenth session).
+/// offered, 700 of 15,000 requests spent over 30 ms between handing their record to the WAL
+/// and being answered, while no fsync took over 16 ms (BENCHMARKS.md, seventeenth session).
+///
+/// Workers take the oldest job's next item: a flush's items can wait behind a merge's.
 final class BackgroundWorkers: @unchecked Sendable {
     /// One thread fewer than the machine has cores: the caller of `perform` works too.
     static let shared = BackgroundWorkers(threads: max(QueryCores.available - 1, 1))

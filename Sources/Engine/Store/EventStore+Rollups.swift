@@ -280,7 +280,8 @@ extension EventStore {
 
     /// The rollup rows of prepared batches (`prepareRollups`), written as `writeRollups` does.
     /// `alongside` runs as one more job of the same `parallelMap`, first (a flush's session
-    /// summaries: a parallelMap nested in another runs on one thread).
+    /// summaries; with Dispatch's concurrentPerform behind `parallelMap`, a second one beside
+    /// it left the rollups on one thread: BENCHMARKS.md, sixteenth session).
     func writeRollups(prepared: [RollupBatch], coverage: Int, sign: Int64 = 1, provenance base: RollupProvenance? = nil,
                       alongside: (@Sendable () -> Void)? = nil)
         throws(TallyError) -> [String: [RollupPart]]

@@ -97,7 +97,6 @@ public final class EventStore: Sendable {
         /// Months dropped by hand: the highest WAL LSN their dropped parts held (`DIR/DROPPED`).
         var dropped: [Partition: UInt64] = [:]
         /// Ingests waiting for the buffer to drain (backpressure).
-        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public let options: StoreOptions
@@ -439,49 +438,38 @@ public final class EventStore: Sendable {
     }
 
     /// Waits up to `limit` while the buffer is behind (`isBehind`), checking every 5 ms; true
-    /// if it caught up. Background work runs at a lower priority than requests
+    /// if it caught up, false at the limit, once the store closes or if the task is cancelled.
+    /// (With `backgroundFlush` off nothing flushes meanwhile: the wait runs to its limit.) Background work runs at a lower priority than requests
     /// (`lowerBackgroundPriority`): a saturating client kept the cores from the flush, and its
-    /// buffer sat at the bound (server RSS 266–283 MiB against 215–251). While requests wait
+    /// buffer sat at its bound (server peak RSS 262–283 MiB against 203–236). While requests wait
     /// here the flush gets the cores. A waiting request holds its connection, not its body.
     public func waitForRoom(upTo limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         waiting.add(1, ordering: .relaxed)
         defer { waiting.subtract(1, ordering: .relaxed) }
-        while isBehind {
-            if state.withLock({ $0.closed }) || ContinuousClock.now >= deadline { return false }
+        while true {
+            let (behind, closed) = state.withLock { st in
+                (st.activeBytes >= options.flushBytes + options.flushBytes / 4, st.closed)
+            }
+            if closed { return false }
+            if !behind { return true }
+            if ContinuousClock.now >= deadline { return false }
             wakeFlusher()
-            try? await Task.sleep(for: .milliseconds(5))
+            do { try await Task.sleep(for: .milliseconds(5)) } catch { return false }
         }
-        return true
     }
 
     /// Backpressure: while the buffer holds twice the flush threshold (a flush is running and
     /// ingest outpaces it), new ingests wait for the flush to finish instead of growing memory.
+    /// Polled every 2 ms rather than resumed by the flush: a continuation resumed from the
+    /// flusher's thread (nice 10) can make Dispatch start a pool thread there, and a thread
+    /// inherits its creator's nice value, so requests would then run niced too.
     private func waitForBufferSpace() async {
         guard options.backgroundFlush else { return }
-        while true {
-            let full = state.withLock { st in st.activeBytes >= 2 * options.flushBytes && !st.closed }
-            if !full { return }
+        while state.withLock({ st in st.activeBytes >= 2 * options.flushBytes && !st.closed }) {
             wakeFlusher()
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let wait = state.withLock { st in
-                    if st.activeBytes >= 2 * options.flushBytes && !st.closed {
-                        st.waiters.append(c)
-                        return true
-                    }
-                    return false
-                }
-                if !wait { c.resume() }
-            }
+            do { try await Task.sleep(for: .milliseconds(2)) } catch { return }
         }
-    }
-
-    func resumeWaiters() {
-        let waiters = state.withLock { st in
-            defer { st.waiters = [] }
-            return st.waiters
-        }
-        for w in waiters { w.resume() }
     }
 
     private func assignMissingIDs(_ batch: EventBatch) -> EventBatch {
@@ -709,7 +697,6 @@ public final class EventStore: Sendable {
             lock.release()
             return
         }
-        resumeWaiters()
         wakeFlusher()
         wakeMerger()
         if options.backgroundFlush { flusherExited.wait() }

@@ -111,7 +111,11 @@ struct Enrichment: Sendable {
                 return
             }
             if !isBuilt {
-                built.reserve(rows: own.count, bytes: own.bytes.count + (own.count - row) * derived.count)
+                // Exactly: the event's own values, and the derived one for each row from here
+                // on that has none.
+                var missing = 0
+                for r in row..<own.count where Int(own.ends[r]) == own.start(r) { missing += 1 }
+                built.reserve(rows: own.count, bytes: own.bytes.count + missing * derived.count)
                 built.bytes.append(contentsOf: own.bytes[0..<start])
                 built.ends.append(contentsOf: own.ends[0..<row])
                 isBuilt = true
