@@ -24,11 +24,13 @@ struct IngestHTTPTests {
     static let keys = StaticKeys(writeKeys: ["wk_a": "site-a", "wk_b": "site-b", "wk_c": "site-c"])
 
     func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in }, clock: (any TallyClock)? = nil,
+                    flushBytes: Int? = nil,
                     _ body: @escaping @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
         let dir = TemporaryDirectory()
         var options = StoreOptions(directory: dir.path)
         options.backgroundFlush = false
         if let clock { options.clock = clock }
+        if let flushBytes { options.flushBytes = flushBytes }
         let store = try EventStore(options: options)
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -253,16 +255,8 @@ struct IngestHTTPTests {
 
     @Test("a request that finds the buffer behind waits for the flush, then is accepted")
     func waitsForRoom() async throws {
-        let dir = TemporaryDirectory()
-        var options = StoreOptions(directory: dir.path)
-        options.backgroundFlush = false
-        options.flushBytes = 1  // any buffered event puts the store over its bound
-        let store = try EventStore(options: options)
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.overloadWaitMilliseconds = 600_000
-        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
-        try await app.test(.live) { client in
+        // flushBytes 1: any buffered event puts the store over its bound (and behind).
+        try await withServer({ $0.overloadWaitMilliseconds = 600_000 }, flushBytes: 1) { client, store in
             let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
             #expect(try await Self.post(client, event).status == .ok)
             async let second = Self.post(client, event)
@@ -277,21 +271,12 @@ struct IngestHTTPTests {
             #expect(String(buffer: metrics.body).contains("tally_ingest_waiting_for_room 0"))
             #expect(store.status.bufferedRows == 1)
         }
-        try store.close()
     }
 
     @Test("over its buffer bound the server answers 503 with Retry-After instead of queueing")
     func backpressure() async throws {
-        let dir = TemporaryDirectory()
-        var options = StoreOptions(directory: dir.path)
-        options.backgroundFlush = false
-        options.flushBytes = 1  // any buffered event puts the store over its bound
-        let store = try EventStore(options: options)
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.overloadWaitMilliseconds = 0
-        let app = TallyServer.application(store: store, keys: Self.keys, configuration: configuration)
-        try await app.test(.live) { client in
+        // flushBytes 1: any buffered event puts the store over its bound.
+        try await withServer({ $0.overloadWaitMilliseconds = 0 }, flushBytes: 1) { client, store in
             let event = #"{"events":[{"event_type":"page_view","occurred_at":"2026-08-01T10:00:00Z"}]}"#
             #expect(try await Self.post(client, event).status == .ok)
             let busy = try await Self.post(client, event)
@@ -300,7 +285,6 @@ struct IngestHTTPTests {
             try store.flush()
             #expect(try await Self.post(client, event).status == .ok)
         }
-        try store.close()
     }
 
     @Test("device, browser and OS come from the User-Agent, country from the proxy header; bots are filtered")

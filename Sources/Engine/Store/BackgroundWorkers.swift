@@ -1,7 +1,7 @@
 import Foundation
 
 /// Threads of their own for the CPU-bound pieces of flushes and merges (`parallelMap`), at
-/// background priority (`lowerBackgroundPriority`).
+/// background priority (`BackgroundPriority`).
 ///
 /// `parallelMap` used Dispatch's `concurrentPerform`, whose helpers are the global queue's
 /// worker threads, the same ones Swift concurrency runs tasks on: while a flush's or merge's
@@ -35,7 +35,7 @@ final class BackgroundWorkers: @unchecked Sendable {
     private init(threads: Int) {
         for i in 0..<threads {
             let t = Thread { [unowned self] in
-                lowerBackgroundPriority()
+                BackgroundPriority.lowerCallingThread()
                 self.work()
             }
             t.name = "tally-worker-\(i)"
@@ -43,20 +43,20 @@ final class BackgroundWorkers: @unchecked Sendable {
         }
     }
 
-    /// Takes the next index of the oldest job (under `condition`).
-    private func take() -> (Job, Int) {
-        let job = jobs[0]
+    /// Takes `job`'s next index; the last one takes the job off `jobs` (under `condition`).
+    private func take(_ job: Job) -> Int {
         let i = job.next
         job.next += 1
-        if job.next == job.count { jobs.removeFirst() }
-        return (job, i)
+        if job.next == job.count { jobs.removeAll { $0 === job } }
+        return i
     }
 
     private func work() {
         condition.lock()
         while true {
             while jobs.isEmpty { condition.wait() }
-            let (job, i) = take()
+            let job = jobs[0]
+            let i = take(job)
             condition.unlock()
             job.body(i)
             condition.lock()
@@ -79,9 +79,7 @@ final class BackgroundWorkers: @unchecked Sendable {
         condition.broadcast()
         while job.next < job.count {
             // Its own job's indices, even if older jobs wait: they have callers of their own.
-            let i = job.next
-            job.next += 1
-            if job.next == job.count { jobs.removeAll { $0 === job } }
+            let i = take(job)
             condition.unlock()
             body(i)
             condition.lock()

@@ -434,23 +434,24 @@ public final class EventStore: Sendable {
     /// background priority, is behind. A server holds new requests back then
     /// (`waitForRoom(upTo:)`).
     public var isBehind: Bool {
-        state.withLock { st in st.activeBytes >= options.flushBytes + options.flushBytes / 4 && !st.closed }
+        state.withLock { st in st.activeBytes >= behindBytes && !st.closed }
     }
 
+    private var behindBytes: Int { options.flushBytes + options.flushBytes / 4 }
+
     /// Waits up to `limit` while the buffer is behind (`isBehind`), checking every 5 ms; true
-    /// if it caught up, false at the limit, once the store closes or if the task is cancelled.
-    /// (With `backgroundFlush` off nothing flushes meanwhile: the wait runs to its limit.) Background work runs at a lower priority than requests
-    /// (`lowerBackgroundPriority`): a saturating client kept the cores from the flush, and its
-    /// buffer sat at its bound (server peak RSS 262–283 MiB against 203–236). While requests wait
-    /// here the flush gets the cores. A waiting request holds its connection, not its body.
+    /// if it caught up, false at the limit, once the store closes or if the task is cancelled
+    /// (with `backgroundFlush` off nothing flushes meanwhile: the wait runs to its limit).
+    /// Background work runs at a lower priority than requests (`BackgroundPriority`): a
+    /// saturating client kept the cores from the flush, and its buffer sat at its bound
+    /// (server peak RSS 262–283 MiB against 203–236). While requests wait here the flush gets
+    /// the cores. A waiting request holds its connection, not its body.
     public func waitForRoom(upTo limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         waiting.add(1, ordering: .relaxed)
         defer { waiting.subtract(1, ordering: .relaxed) }
         while true {
-            let (behind, closed) = state.withLock { st in
-                (st.activeBytes >= options.flushBytes + options.flushBytes / 4, st.closed)
-            }
+            let (behind, closed) = state.withLock { st in (st.activeBytes >= behindBytes, st.closed) }
             if closed { return false }
             if !behind { return true }
             if ContinuousClock.now >= deadline { return false }
@@ -555,7 +556,7 @@ public final class EventStore: Sendable {
     private func startFlusher() {
         let exited = flusherExited
         let t = Thread { [weak self] in
-            lowerBackgroundPriority()
+            BackgroundPriority.lowerCallingThread()
             while let s = self, s.flusherStep() {}
             exited.signal()
         }
@@ -627,7 +628,7 @@ public final class EventStore: Sendable {
         let exited = mergerExited
         for lane in MergePolicy.Lane.allCases {
             let t = Thread { [weak self] in
-                lowerBackgroundPriority()
+                BackgroundPriority.lowerCallingThread()
                 while let s = self, s.mergerStep(lane) {}
                 exited.signal()
             }
